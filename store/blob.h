@@ -1,0 +1,71 @@
+/* blob — the PBS DataBlob container (spec §2): chunks and *.blob files.
+ *
+ * Four magics (plain, zstd, encrypted, encrypted+zstd), a CRC-32 over the
+ * payload, zstd level 1 kept only when it helps, AES-256-GCM via crypt.h.
+ * Decoding is bounded: the caller says how large the plaintext may get, and
+ * zstd output is never allowed past it.
+ *
+ * Not for: where blobs live (chunkstore.h) or digests of chunks (the caller
+ * checks those; see ds_crypt_digest).
+ * Thread-safety: all functions are thread-safe (zstd contexts are per thread).
+ */
+#ifndef DSFS_STORE_BLOB_H
+#define DSFS_STORE_BLOB_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct ds_crypt;
+
+#define DS_BLOB_MAGIC_LEN 8
+#define DS_BLOB_HEADER_LEN 12
+#define DS_BLOB_ENC_HEADER_LEN 44
+
+enum ds_blob_type {
+	DS_BLOB_PLAIN = 0,         /* 42ab3807be8370a1 */
+	DS_BLOB_ZSTD = 1,          /* 31b958426fb6a37f */
+	DS_BLOB_ENCRYPTED = 2,     /* 7b6785be222d4cf0 */
+	DS_BLOB_ENCRYPTED_ZSTD = 3 /* e6591bbf0bbfd80b */
+};
+
+/* The blob type of raw (len bytes), checking magic and minimum header size.
+ * Returns the type (>= 0) or -EBADMSG (unknown magic, too short). */
+int ds_blob_type(const uint8_t *raw, size_t len);
+
+static inline bool ds_blob_type_encrypted(int type)
+{
+	return type == DS_BLOB_ENCRYPTED || type == DS_BLOB_ENCRYPTED_ZSTD;
+}
+
+/* Checks magic and CRC only (what a server can check of an encrypted chunk).
+ * Returns 0 or -EBADMSG. */
+int ds_blob_verify_crc(const uint8_t *raw, size_t len);
+
+/* Decodes raw into out (capacity out_cap bytes): CRC, then GCM decrypt with c
+ * for encrypted types, then bounded zstd decompression. The plaintext may not
+ * exceed out_cap. On success *ret_len is the plaintext length.
+ * Errors: -EBADMSG bad magic/CRC/zstd stream/GCM tag (logged at debug level;
+ * the caller names the object); -ENOKEY encrypted and c == NULL;
+ * -EFBIG plaintext larger than out_cap; -ENOMEM. */
+int ds_blob_decode_into(const uint8_t *raw, size_t len, const struct ds_crypt *c,
+			uint8_t *out, size_t out_cap, size_t *ret_len);
+
+/* Like _into, but allocates: *ret_data is malloc'ed (caller frees), at most
+ * max_len bytes (use DS_MAX_BLOB_SIZE or DS_MAX_CHUNK_SIZE). */
+int ds_blob_decode(const uint8_t *raw, size_t len, const struct ds_crypt *c,
+		   size_t max_len, uint8_t **ret_data, size_t *ret_len);
+
+/* Encodes data as PBS's DataBlob::encode does: if compress, zstd level 1 into
+ * a buffer of len bytes and keep it when the result is <= len; if c, encrypt
+ * with a random IV. *ret_raw is malloc'ed (caller frees).
+ * Errors: -EFBIG len > DS_MAX_BLOB_SIZE; -ENOMEM; -EIO (OpenSSL failure). */
+int ds_blob_encode(const uint8_t *data, size_t len, const struct ds_crypt *c,
+		   bool compress, uint8_t **ret_raw, size_t *ret_len);
+
+/* Test hook: encode with a caller-chosen IV (spec §2.9's all-zero IV vector). */
+int ds_blob_encode_iv(const uint8_t *data, size_t len, const struct ds_crypt *c,
+		      bool compress, const uint8_t iv[16], uint8_t **ret_raw,
+		      size_t *ret_len);
+
+#endif

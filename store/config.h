@@ -1,0 +1,104 @@
+/* config — datastore.cfg, PBS's section-config file (spec §6.3).
+ *
+ * Parses the file into a list of datastore sections with all DataStoreConfig
+ * keys, the property strings of maintenance-mode, tuning and backend decoded
+ * (double-quoted values with \" \\ \n escapes, default keys), and writes it
+ * back as PBS does (sections in order, one blank line between, TAB-indented
+ * properties in alphabetical order, message always quoted).
+ *
+ * Errors are reported with the line number through ds_log and as -EINVAL; a
+ * bad file is never half-applied (the caller keeps its last good config).
+ *
+ * Not for: caching or change detection (cache/config_cache.h) or locking
+ * (ds_config_lock below is the only lock primitive here).
+ * Thread-safety: a parsed struct ds_config is immutable unless the caller
+ * modifies it; concurrent readers are fine.
+ */
+#ifndef DSFS_STORE_CONFIG_H
+#define DSFS_STORE_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define DS_CONFIG_DEFAULT_PATH "/etc/proxmox-backup/datastore.cfg"
+#define DS_CONFIG_LOCK_PATH "/etc/proxmox-backup/.datastore.lck"
+
+enum ds_maintenance {
+	DS_MAINT_NONE = 0,
+	DS_MAINT_READ_ONLY,
+	DS_MAINT_OFFLINE,
+	DS_MAINT_DELETE,
+	DS_MAINT_UNMOUNT,
+	DS_MAINT_S3_REFRESH,
+};
+
+/* "read-only", "offline", … → enum (or -EINVAL); enum → name ("" for NONE). */
+int ds_maintenance_parse(const char *s);
+const char *ds_maintenance_name(enum ds_maintenance m);
+
+/* A key=value pair of a section, as text, for keys this module does not
+ * interpret (kept so a rewrite loses nothing). */
+struct ds_config_prop {
+	char *key;
+	char *value;
+};
+
+/* One "datastore: NAME" section. All strings malloc'ed and owned by the
+ * config; NULL when absent. */
+struct ds_datastore_cfg {
+	char *name;
+	char *path;            /* required */
+	char *comment;
+	char *backing_device;  /* filesystem UUID; set ⇒ removable */
+	enum ds_maintenance maintenance;
+	char *maintenance_message; /* decoded (unquoted, unescaped), or NULL */
+	/* tuning: */
+	char *sync_level;      /* "none" | "file" | "filesystem" (NULL = default) */
+	/* Every property line as read (key, raw value) in file order, including
+	 * the ones above. The writer emits these, sorted by key, after applying
+	 * the maintenance fields. */
+	struct ds_config_prop *props;
+	size_t n_props;
+};
+
+struct ds_config {
+	struct ds_datastore_cfg *stores;
+	size_t n_stores;
+};
+
+/* Parses text (len bytes). origin names the file in error messages.
+ * Errors: -EINVAL (syntax, unknown key, duplicate key, missing path, bad
+ * property string, bad name; logged as "origin:LINE: reason"), -ENOMEM. */
+int ds_config_parse(const char *text, size_t len, const char *origin, struct ds_config **ret);
+/* Reads and parses a file. Also -errno of open/read. */
+int ds_config_load(const char *path, struct ds_config **ret);
+void ds_config_free(struct ds_config *cfg); /* accepts NULL */
+
+/* The section for name, or NULL. Borrowed from cfg. */
+const struct ds_datastore_cfg *ds_config_find(const struct ds_config *cfg, const char *name);
+
+/* The effective base directory: path, or for a removable store
+ * "/mnt/datastore/<name>" (spec §6.7). Writes into out. 0 or -ENAMETOOLONG. */
+int ds_datastore_base(const struct ds_datastore_cfg *ds, char *out, size_t outlen);
+
+/* Sets or clears (mode NONE) the maintenance mode of store name in cfg.
+ * Refuses a change away from "delete" (-EPERM) and bad messages (-EINVAL);
+ * -ENOENT when the store is not in cfg. */
+int ds_config_set_maintenance(struct ds_config *cfg, const char *name, enum ds_maintenance mode,
+			      const char *message);
+
+/* Serialises cfg as PBS writes it. *ret_text malloc'ed (caller frees). */
+int ds_config_format(const struct ds_config *cfg, char **ret_text, size_t *ret_len);
+
+/* Parses a property string ("type=offline,message=\"a, b\"" or "offline")
+ * into pairs. default_key names the key of a bare value (may be NULL: bare
+ * values are then an error). *ret_props is malloc'ed; free with
+ * ds_config_props_free. Errors -EINVAL (with *ret_errmsg set to a static
+ * string, if ret_errmsg is not NULL), -ENOMEM. */
+int ds_property_string_parse(const char *s, const char *default_key,
+			     struct ds_config_prop **ret_props, size_t *ret_n,
+			     const char **ret_errmsg);
+void ds_config_props_free(struct ds_config_prop *props, size_t n);
+
+#endif

@@ -1,0 +1,438 @@
+#include "store/util.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/random.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <openssl/evp.h>
+#include <zlib.h>
+
+void ds_hex_encode(const void *in, size_t n, char *out)
+{
+	static const char digits[] = "0123456789abcdef";
+	const uint8_t *b = in;
+
+	for (size_t i = 0; i < n; i++) {
+		out[2 * i] = digits[b[i] >> 4];
+		out[2 * i + 1] = digits[b[i] & 15];
+	}
+	out[2 * n] = '\0';
+}
+
+static int hexval(char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
+}
+
+int ds_hex_decode(const char *hex, void *out, size_t n)
+{
+	uint8_t *b = out;
+
+	for (size_t i = 0; i < n; i++) {
+		int hi, lo;
+
+		if (!hex[2 * i] || !hex[2 * i + 1])
+			return -EINVAL;
+		hi = hexval(hex[2 * i]);
+		lo = hexval(hex[2 * i + 1]);
+		if (hi < 0 || lo < 0)
+			return -EINVAL;
+		b[i] = (uint8_t)(hi << 4 | lo);
+	}
+	return hex[2 * n] == '\0' ? 0 : -EINVAL;
+}
+
+void ds_digest_to_hex(const struct ds_digest *d, char out[DS_DIGEST_HEX_LEN + 1])
+{
+	ds_hex_encode(d->b, DS_DIGEST_LEN, out);
+}
+
+int ds_digest_from_hex(const char *hex, struct ds_digest *ret)
+{
+	struct ds_digest d;
+	int r = ds_hex_decode(hex, d.b, DS_DIGEST_LEN);
+
+	if (r < 0)
+		return r;
+	*ret = d;
+	return 0;
+}
+
+void ds_sha256(const void *data, size_t len, struct ds_digest *ret)
+{
+	unsigned int outlen = DS_DIGEST_LEN;
+
+	/* EVP_Digest with the built-in SHA-256 cannot fail short of ENOMEM in
+	 * OpenSSL's internals; abort rather than hand out an unset digest. */
+	if (!EVP_Digest(data, len, ret->b, &outlen, EVP_sha256(), NULL))
+		abort();
+}
+
+struct ds_sha256 {
+	EVP_MD_CTX *ctx;
+};
+
+struct ds_sha256 *ds_sha256_new(void)
+{
+	struct ds_sha256 *h = calloc(1, sizeof(*h));
+
+	if (!h)
+		return NULL;
+	h->ctx = EVP_MD_CTX_new();
+	if (!h->ctx || !EVP_DigestInit_ex(h->ctx, EVP_sha256(), NULL)) {
+		ds_sha256_free(h);
+		return NULL;
+	}
+	return h;
+}
+
+void ds_sha256_update(struct ds_sha256 *h, const void *data, size_t len)
+{
+	if (!EVP_DigestUpdate(h->ctx, data, len))
+		abort();
+}
+
+void ds_sha256_final(struct ds_sha256 *h, struct ds_digest *ret)
+{
+	unsigned int outlen = DS_DIGEST_LEN;
+
+	if (!EVP_DigestFinal_ex(h->ctx, ret->b, &outlen) ||
+	    !EVP_DigestInit_ex(h->ctx, EVP_sha256(), NULL))
+		abort();
+}
+
+void ds_sha256_free(struct ds_sha256 *h)
+{
+	if (!h)
+		return;
+	EVP_MD_CTX_free(h->ctx);
+	free(h);
+}
+
+uint32_t ds_crc32(const void *data, size_t len)
+{
+	const uint8_t *p = data;
+	uLong crc = crc32(0L, Z_NULL, 0);
+
+	/* zlib takes uInt lengths; feed large buffers in pieces. */
+	while (len > 0) {
+		uInt n = len > (1u << 30) ? (1u << 30) : (uInt)len;
+
+		crc = crc32(crc, p, n);
+		p += n;
+		len -= n;
+	}
+	return (uint32_t)crc;
+}
+
+int ds_read_file_at(int dirfd, const char *path, size_t max, uint8_t **ret_buf,
+		    size_t *ret_len)
+{
+	struct stat st;
+	uint8_t *buf = NULL;
+	size_t len = 0, cap;
+	int fd, r;
+
+	fd = openat(dirfd, path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+	if (fd < 0)
+		return -errno;
+	if (fstat(fd, &st) < 0) {
+		r = -errno;
+		goto out_close;
+	}
+	if (!S_ISREG(st.st_mode)) {
+		r = S_ISDIR(st.st_mode) ? -EISDIR : -EINVAL;
+		goto out_close;
+	}
+	if ((uint64_t)st.st_size > max) {
+		r = -EFBIG;
+		goto out_close;
+	}
+	cap = (size_t)st.st_size + 1;
+	buf = malloc(cap);
+	if (!buf) {
+		r = -ENOMEM;
+		goto out_close;
+	}
+	for (;;) {
+		ssize_t n;
+
+		if (len + 1 == cap) {
+			/* The file grew since fstat: allow up to max. */
+			uint8_t *nb;
+
+			if (len >= max) {
+				r = -EFBIG;
+				goto out_free;
+			}
+			cap = cap * 2 > max + 1 ? max + 1 : cap * 2;
+			nb = realloc(buf, cap);
+			if (!nb) {
+				r = -ENOMEM;
+				goto out_free;
+			}
+			buf = nb;
+		}
+		n = read(fd, buf + len, cap - 1 - len);
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			r = -errno;
+			goto out_free;
+		}
+		if (n == 0)
+			break;
+		len += (size_t)n;
+	}
+	buf[len] = 0;
+	close(fd);
+	*ret_buf = buf;
+	*ret_len = len;
+	return 0;
+
+out_free:
+	free(buf);
+out_close:
+	close(fd);
+	return r;
+}
+
+int ds_write_all(int fd, const void *buf, size_t len)
+{
+	const uint8_t *p = buf;
+
+	while (len > 0) {
+		ssize_t n = write(fd, p, len);
+
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			return -errno;
+		}
+		p += n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
+int ds_pwrite_all(int fd, const void *buf, size_t len, off_t off)
+{
+	const uint8_t *p = buf;
+
+	while (len > 0) {
+		ssize_t n = pwrite(fd, p, len, off);
+
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			return -errno;
+		}
+		p += n;
+		off += n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
+int ds_tmp_name(const char *name, const char *suffix, char *out, size_t outlen)
+{
+	const char *dot = strrchr(name, '.');
+	int n;
+
+	if (dot && dot != name)
+		n = snprintf(out, outlen, "%.*s.%s", (int)(dot - name), name, suffix);
+	else
+		n = snprintf(out, outlen, "%s.%s", name, suffix);
+	if (n < 0 || (size_t)n >= outlen)
+		return -ENAMETOOLONG;
+	return 0;
+}
+
+/* Opens a fresh temp file for name: last extension replaced by
+ * "tmp_XXXXXX" with 6 random characters, created O_EXCL (mkostemp semantics,
+ * but relative to dirfd). Writes the chosen name to tmp. */
+static int open_tmp_at(int dirfd, const char *name, char *tmp, size_t tmplen)
+{
+	static const char chars[] =
+		"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+	int r;
+
+	r = ds_tmp_name(name, "tmp_XXXXXX", tmp, tmplen);
+	if (r < 0)
+		return r;
+	for (int attempt = 0; attempt < 100; attempt++) {
+		uint8_t rnd[6];
+		char *x = tmp + strlen(tmp) - 6;
+		int fd;
+
+		if (getrandom(rnd, sizeof(rnd), 0) != (ssize_t)sizeof(rnd))
+			return -EIO;
+		for (int i = 0; i < 6; i++)
+			x[i] = chars[rnd[i] % (sizeof(chars) - 1)];
+		fd = openat(dirfd, tmp, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+		if (fd >= 0)
+			return fd;
+		if (errno != EEXIST)
+			return -errno;
+	}
+	return -EEXIST;
+}
+
+int ds_fsync_parent_at(int dirfd, const char *name)
+{
+	const char *slash = strrchr(name, '/');
+	char dir[4096];
+	int dfd, r;
+
+	if (slash) {
+		r = ds_path_fmt(dir, sizeof(dir), "%.*s", (int)(slash - name), name);
+		if (r < 0)
+			return r;
+		dfd = openat(dirfd, slash == name ? "/" : dir,
+			     O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	} else {
+		dfd = openat(dirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	}
+	if (dfd < 0)
+		return -errno;
+	r = fsync(dfd) < 0 ? -errno : 0;
+	close(dfd);
+	return r;
+}
+
+int ds_replace_file_at(int dirfd, const char *name, const void *buf, size_t len,
+		       mode_t mode, bool do_fsync)
+{
+	char tmp[4096];
+	int fd, r;
+
+	fd = open_tmp_at(dirfd, name, tmp, sizeof(tmp));
+	if (fd < 0)
+		return fd;
+	if (fchmod(fd, mode) < 0) {
+		r = -errno;
+		goto fail;
+	}
+	r = ds_write_all(fd, buf, len);
+	if (r < 0)
+		goto fail;
+	if (do_fsync && fsync(fd) < 0) {
+		r = -errno;
+		goto fail;
+	}
+	r = close(fd);
+	fd = -1;
+	if (r < 0) {
+		r = -errno;
+		goto fail;
+	}
+	if (renameat(dirfd, tmp, dirfd, name) < 0) {
+		r = -errno;
+		goto fail;
+	}
+	return do_fsync ? ds_fsync_parent_at(dirfd, name) : 0;
+
+fail:
+	if (fd >= 0)
+		close(fd);
+	unlinkat(dirfd, tmp, 0);
+	return r;
+}
+
+int ds_time_format(int64_t epoch, char out[DS_TIME_LEN + 1])
+{
+	struct tm tm;
+	time_t t = (time_t)epoch;
+
+	/* Years 0..9999 only (proxmox-time's limit). */
+	if (epoch < INT64_C(-62167219200) || epoch > INT64_C(253402300799))
+		return -EINVAL;
+	if (!gmtime_r(&t, &tm))
+		return -EINVAL;
+	if (strftime(out, DS_TIME_LEN + 1, "%Y-%m-%dT%H:%M:%SZ", &tm) != DS_TIME_LEN)
+		return -EINVAL;
+	return 0;
+}
+
+static int digits(const char *s, int n)
+{
+	int v = 0;
+
+	for (int i = 0; i < n; i++) {
+		if (s[i] < '0' || s[i] > '9')
+			return -1;
+		v = v * 10 + (s[i] - '0');
+	}
+	return v;
+}
+
+int ds_time_parse(const char *s, int64_t *ret_epoch)
+{
+	static const int mdays[] = { 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31 };
+	int y, mo, d, h, mi, sec, dim;
+	int64_t days, yy;
+
+	if (strlen(s) != DS_TIME_LEN || s[4] != '-' || s[7] != '-' || s[10] != 'T' ||
+	    s[13] != ':' || s[16] != ':' || s[19] != 'Z')
+		return -EINVAL;
+	y = digits(s, 4);
+	mo = digits(s + 5, 2);
+	d = digits(s + 8, 2);
+	h = digits(s + 11, 2);
+	mi = digits(s + 14, 2);
+	sec = digits(s + 17, 2);
+	if (y < 0 || mo < 1 || mo > 12 || d < 1 || h < 0 || h > 23 || mi < 0 || mi > 59 ||
+	    sec < 0 || sec > 59)
+		return -EINVAL;
+	dim = mdays[mo - 1];
+	if (mo == 2 && ((y % 4 == 0 && y % 100 != 0) || y % 400 == 0))
+		dim = 29;
+	if (d > dim)
+		return -EINVAL;
+	/* Days from civil (Howard Hinnant's algorithm), proleptic Gregorian. */
+	yy = y - (mo <= 2);
+	{
+		int64_t era = (yy >= 0 ? yy : yy - 399) / 400;
+		int64_t yoe = yy - era * 400;
+		int64_t mp = (mo + 9) % 12;
+		int64_t doy = (153 * mp + 2) / 5 + d - 1;
+		int64_t doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+
+		days = era * 146097 + doe - 719468;
+	}
+	*ret_epoch = days * 86400 + h * 3600 + mi * 60 + sec;
+	return 0;
+}
+
+int ds_path_fmt(char *out, size_t outlen, const char *fmt, ...)
+{
+	va_list ap;
+	int n;
+
+	va_start(ap, fmt);
+	n = vsnprintf(out, outlen, fmt, ap);
+	va_end(ap);
+	if (n < 0 || (size_t)n >= outlen)
+		return -ENAMETOOLONG;
+	return 0;
+}
+
+uint64_t ds_now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}

@@ -1,0 +1,130 @@
+/* util — small shared helpers of store/: digests as values, hex, little-endian
+ * access, SHA-256 and CRC-32 wrappers, whole-file reads, the PBS atomic-replace
+ * protocol, and RFC 3339 snapshot times.
+ *
+ * Not for: anything that knows a PBS format (blobs, indexes, manifests live in
+ * their own modules). Every function here is thread-safe unless it says not.
+ */
+#ifndef DSFS_STORE_UTIL_H
+#define DSFS_STORE_UTIL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+#include <sys/types.h>
+
+#define DS_DIGEST_LEN 32
+#define DS_DIGEST_HEX_LEN 64
+
+/* A chunk digest or any other SHA-256 value. Plain value type. */
+struct ds_digest {
+	uint8_t b[DS_DIGEST_LEN];
+};
+
+#define DS_KIB (UINT64_C(1) << 10)
+#define DS_MIB (UINT64_C(1) << 20)
+/* Limits from spec §2.7: decoded chunk and blob payload sizes. */
+#define DS_MAX_CHUNK_SIZE (16 * DS_MIB)
+#define DS_MAX_BLOB_SIZE (128 * DS_MIB)
+
+#define DS_ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
+
+static inline uint64_t ds_le64(const void *p)
+{
+	const uint8_t *b = p;
+	return (uint64_t)b[0] | (uint64_t)b[1] << 8 | (uint64_t)b[2] << 16 |
+	       (uint64_t)b[3] << 24 | (uint64_t)b[4] << 32 | (uint64_t)b[5] << 40 |
+	       (uint64_t)b[6] << 48 | (uint64_t)b[7] << 56;
+}
+
+static inline uint32_t ds_le32(const void *p)
+{
+	const uint8_t *b = p;
+	return (uint32_t)b[0] | (uint32_t)b[1] << 8 | (uint32_t)b[2] << 16 |
+	       (uint32_t)b[3] << 24;
+}
+
+static inline void ds_put_le64(void *p, uint64_t v)
+{
+	uint8_t *b = p;
+	for (int i = 0; i < 8; i++)
+		b[i] = (uint8_t)(v >> (8 * i));
+}
+
+static inline void ds_put_le32(void *p, uint32_t v)
+{
+	uint8_t *b = p;
+	for (int i = 0; i < 4; i++)
+		b[i] = (uint8_t)(v >> (8 * i));
+}
+
+static inline bool ds_digest_eq(const struct ds_digest *a, const struct ds_digest *b)
+{
+	return memcmp(a->b, b->b, DS_DIGEST_LEN) == 0;
+}
+
+/* Writes 2*n lowercase hex characters and a NUL to out (2*n+1 bytes). */
+void ds_hex_encode(const void *in, size_t n, char *out);
+
+/* Parses exactly 2*n hex characters (either case) from hex into out; hex must
+ * be NUL-terminated right after them. Returns 0 or -EINVAL. */
+int ds_hex_decode(const char *hex, void *out, size_t n);
+
+/* Digest <-> 64-character lowercase hex. out must hold 65 bytes. */
+void ds_digest_to_hex(const struct ds_digest *d, char out[DS_DIGEST_HEX_LEN + 1]);
+int ds_digest_from_hex(const char *hex, struct ds_digest *ret);
+
+/* SHA-256 of one buffer (OpenSSL). Never fails for valid arguments. */
+void ds_sha256(const void *data, size_t len, struct ds_digest *ret);
+
+/* Incremental SHA-256 for streams. _new returns NULL on ENOMEM. */
+struct ds_sha256;
+struct ds_sha256 *ds_sha256_new(void);
+void ds_sha256_update(struct ds_sha256 *h, const void *data, size_t len);
+void ds_sha256_final(struct ds_sha256 *h, struct ds_digest *ret); /* then reusable */
+void ds_sha256_free(struct ds_sha256 *h);                         /* accepts NULL */
+
+/* zlib CRC-32 (reflected 0xEDB88320, init/xorout 0xFFFFFFFF). */
+uint32_t ds_crc32(const void *data, size_t len);
+
+/* Reads a whole file, refusing files larger than max bytes (-EFBIG).
+ * dirfd may be AT_FDCWD. On success *ret_buf is malloc'ed (caller frees) and
+ * NUL-terminated one byte past *ret_len. Returns 0 or -errno. */
+int ds_read_file_at(int dirfd, const char *path, size_t max, uint8_t **ret_buf,
+		    size_t *ret_len);
+
+/* write(2) / pwrite(2) until done, retrying EINTR. Returns 0 or -errno. */
+int ds_write_all(int fd, const void *buf, size_t len);
+int ds_pwrite_all(int fd, const void *buf, size_t len, off_t off);
+
+/* PBS's replace_file (spec §1.8): writes buf to "<name with last extension
+ * replaced by tmp_XXXXXX>" in dirfd (O_EXCL via mkostemp), fchmod mode, fsync
+ * if do_fsync, rename over name, then fsync dirfd if do_fsync. On failure the
+ * temp file is unlinked and the target is untouched. Returns 0 or -errno. */
+int ds_replace_file_at(int dirfd, const char *name, const void *buf, size_t len,
+		       mode_t mode, bool do_fsync);
+
+/* fsync the directory that holds name (relative to dirfd). 0 or -errno. */
+int ds_fsync_parent_at(int dirfd, const char *name);
+
+/* The temp name PBS uses for name: last extension replaced by suffix
+ * ("index.json.blob" + "tmp_fidx" → "index.json.tmp_fidx"; no extension →
+ * "name.suffix"). Writes at most outlen bytes. Returns 0 or -ENAMETOOLONG. */
+int ds_tmp_name(const char *name, const char *suffix, char *out, size_t outlen);
+
+/* Snapshot times: "YYYY-MM-DDTHH:MM:SSZ" (exactly 20 chars) <-> epoch seconds.
+ * format returns -EINVAL for epochs outside years 0..9999; parse accepts only
+ * the strict 20-character Z form and returns -EINVAL otherwise. */
+#define DS_TIME_LEN 20
+int ds_time_format(int64_t epoch, char out[DS_TIME_LEN + 1]);
+int ds_time_parse(const char *s, int64_t *ret_epoch);
+
+/* snprintf into a fixed buffer; -ENAMETOOLONG when truncated. */
+int ds_path_fmt(char *out, size_t outlen, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+/* Monotonic clock in nanoseconds. */
+uint64_t ds_now_ns(void);
+
+#endif
