@@ -46,8 +46,11 @@ int ds_blob_verify_crc(const uint8_t *raw, size_t len);
  * for encrypted types, then bounded zstd decompression. The plaintext may not
  * exceed out_cap. On success *ret_len is the plaintext length.
  * Errors: -EBADMSG bad magic/CRC/zstd stream/GCM tag (logged at debug level;
- * the caller names the object); -ENOKEY encrypted and c == NULL;
- * -EFBIG plaintext larger than out_cap; -ENOMEM. */
+ * the caller names the object); -ENOKEY encrypted and c == NULL (checked
+ * after the CRC); -EFBIG plaintext larger than out_cap; -ENOMEM; -EIO
+ * (OpenSSL failure). On error out's contents are unspecified. A zstd payload
+ * may hold several frames (decoded as their concatenation), with or without
+ * a content-size field. */
 int ds_blob_decode_into(const uint8_t *raw, size_t len, const struct ds_crypt *c,
 			uint8_t *out, size_t out_cap, size_t *ret_len);
 

@@ -22,8 +22,8 @@ struct ds_chunker {
 	uint8_t window[64];
 };
 
-/* avg must be a power of two >= 64 (PBS offers 64 KiB .. 4 MiB).
- * Returns 0 or -EINVAL. */
+/* avg must be a power of two >= 64 and <= 2 GiB, so that the mask fits the
+ * u32 hash (PBS offers 64 KiB .. 4 MiB). Returns 0 or -EINVAL. */
 int ds_chunker_init(struct ds_chunker *c, size_t avg);
 
 /* Scans data[0..len). Returns the number of bytes consumed up to and

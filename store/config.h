@@ -71,7 +71,8 @@ struct ds_config {
  * Errors: -EINVAL (syntax, unknown key, duplicate key, missing path, bad
  * property string, bad name; logged as "origin:LINE: reason"), -ENOMEM. */
 int ds_config_parse(const char *text, size_t len, const char *origin, struct ds_config **ret);
-/* Reads and parses a file. Also -errno of open/read. */
+/* Reads and parses a file (origin = path). Also -errno of open/read
+ * (not logged), -EFBIG above 16 MiB. */
 int ds_config_load(const char *path, struct ds_config **ret);
 void ds_config_free(struct ds_config *cfg); /* accepts NULL */
 
@@ -80,22 +81,42 @@ const struct ds_datastore_cfg *ds_config_find(const struct ds_config *cfg, const
 
 /* The effective base directory: path, or for a removable store
  * "/mnt/datastore/<name>" (spec §6.7). Writes into out. 0 or -ENAMETOOLONG. */
-int ds_datastore_base(const struct ds_datastore_cfg *ds, char *out, size_t outlen);
+int ds_datastore_cfg_base(const struct ds_datastore_cfg *ds, char *out, size_t outlen);
 
-/* Sets or clears (mode NONE) the maintenance mode of store name in cfg.
- * Refuses a change away from "delete" (-EPERM) and bad messages (-EINVAL);
- * -ENOENT when the store is not in cfg. */
+/* Sets or clears (mode NONE) the maintenance mode of store name in cfg:
+ * the maintenance fields and the "maintenance-mode" entry of props, so
+ * ds_config_format writes the change. message may be NULL; "" is no
+ * message. Refuses a change away from "delete" (-EPERM, spec §6.2), a bad
+ * message or a message with mode NONE (-EINVAL), both logged; -ENOENT when
+ * the store is not in cfg; -ENOMEM. On failure cfg is unchanged. */
 int ds_config_set_maintenance(struct ds_config *cfg, const char *name, enum ds_maintenance mode,
 			      const char *message);
 
-/* Serialises cfg as PBS writes it. *ret_text malloc'ed (caller frees). */
+/* Serialises cfg as PBS writes it: maintenance-mode is generated from the
+ * maintenance fields, every other property is the raw value from props.
+ * *ret_text malloc'ed and NUL-terminated (caller frees); *ret_len (may be
+ * NULL) its length. -EINVAL (logged) for a control character in a value
+ * (PBS's writer refuses those too) or an invalid store name; -ENOMEM. */
 int ds_config_format(const struct ds_config *cfg, char **ret_text, size_t *ret_len);
 
+/* Checks one property of a datastore section against the PBS 4.x
+ * DataStoreConfig schema (booleans, keep-* >= 1, backing-device UUID, the
+ * maintenance-mode/tuning/backend/notify property strings, …) and records
+ * the fields this module interprets (path, comment, backing_device,
+ * maintenance, maintenance_message, sync_level) in ds, replacing earlier
+ * values. Does not touch ds->props. Returns 0, -ENOENT (unknown key),
+ * -EINVAL (bad value; the reason is written to why, whylen bytes, if why is
+ * not NULL) or -ENOMEM. Not thread-safe for the same ds. */
+int ds_config_check_property(struct ds_datastore_cfg *ds, const char *key, const char *value,
+			     char *why, size_t whylen);
+
 /* Parses a property string ("type=offline,message=\"a, b\"" or "offline")
- * into pairs. default_key names the key of a bare value (may be NULL: bare
- * values are then an error). *ret_props is malloc'ed; free with
- * ds_config_props_free. Errors -EINVAL (with *ret_errmsg set to a static
- * string, if ret_errmsg is not NULL), -ENOMEM. */
+ * into pairs in order. default_key names the key of a bare value (may be
+ * NULL: bare values are then an error); at most one bare value, anywhere.
+ * Values are not trimmed; empty items ("a=1,,b=2"), a trailing comma and
+ * duplicate keys are errors. "" gives zero pairs. *ret_props is malloc'ed;
+ * free with ds_config_props_free. Errors -EINVAL (with *ret_errmsg set to a
+ * static string, if ret_errmsg is not NULL), -ENOMEM. */
 int ds_property_string_parse(const char *s, const char *default_key,
 			     struct ds_config_prop **ret_props, size_t *ret_n,
 			     const char **ret_errmsg);

@@ -32,6 +32,8 @@ void ds_crypt_free(struct ds_crypt *c); /* accepts NULL; wipes the keys */
 
 /* Parses a PBS key file (JSON text of len bytes) and unwraps the key.
  * passphrase is required when kdf is not null (may be NULL otherwise).
+ * "kdf", "created", "modified" and "data" must be present (as for PBS's
+ * serde); unknown fields such as "hint" are ignored, duplicates refused.
  * Checks a stored fingerprint against the key. Errors:
  *  -EINVAL malformed JSON / fields / base64, unknown kdf;
  *  -ENOKEY kdf set but passphrase NULL;
@@ -41,8 +43,9 @@ int ds_keyfile_parse(const char *json, size_t len, const char *passphrase,
 		     struct ds_crypt **ret);
 
 /* Reads and parses a key file. Refuses (-EPERM, with a log line) a file whose
- * mode gives any access to group or others. Other errors as above and -errno
- * of open/read. */
+ * mode gives any access to group or others, and (-EINVAL) anything but a
+ * regular file of at most 64 KiB. Other errors as above and -errno of
+ * open/read. */
 int ds_keyfile_load(const char *path, const char *passphrase, struct ds_crypt **ret);
 
 enum ds_kdf {
@@ -55,7 +58,8 @@ enum ds_kdf {
  * order kdf, created, modified, data, fingerprint), wrapping the key with a
  * passphrase-derived key for SCRYPT/PBKDF2. created/modified are now in local
  * time with offset. *ret_json is malloc'ed, NUL-terminated; caller frees.
- * Returns 0, -EINVAL (no passphrase for a kdf) or -ENOMEM/-EIO. */
+ * Returns 0, -EINVAL (for a kdf: no passphrase, or one shorter than the 5
+ * bytes _parse requires) or -ENOMEM/-EIO. */
 int ds_keyfile_format(const struct ds_crypt *c, enum ds_kdf kdf, const char *passphrase,
 		      char **ret_json);
 

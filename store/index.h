@@ -68,7 +68,12 @@ int ds_index_chunk(const struct ds_index *idx, size_t i, struct ds_index_chunk *
  * off >= size. */
 ssize_t ds_index_find(const struct ds_index *idx, uint64_t off);
 
-/* --- writers --- */
+/* --- writers ---
+ * A writer keeps its own duplicate of dirfd (the caller may close theirs).
+ * A failed _set leaves that position unset; a didx writer whose write failed
+ * reports that error from then on. A fidx _commit refused for a missing
+ * chunk or a wrong size may be retried; after any other failed _commit only
+ * _free is useful (it removes the temp file). */
 
 struct ds_fidx_writer;
 
@@ -92,11 +97,19 @@ void ds_fidx_writer_free(struct ds_fidx_writer *w);
 
 struct ds_didx_writer;
 
+/* Creates "<dirfd>/<name with last ext replaced by tmp_didx>" like
+ * ds_fidx_writer_new. Errors -EINVAL (empty name), -errno. */
 int ds_didx_writer_new(int dirfd, const char *name, struct ds_didx_writer **ret);
-/* Appends a chunk ending at archive offset end (must be > previous end). */
+/* Appends a chunk ending at archive offset end (must be > previous end, so
+ * the first end must be > 0; -EINVAL otherwise). Entries are buffered. */
 int ds_didx_writer_append(struct ds_didx_writer *w, uint64_t end, const struct ds_digest *d);
+/* Flushes, writes index_csum (SHA-256 of the raw entries), fsyncs if
+ * do_fsync, renames into place. Zero entries are allowed (size 0). Returns
+ * 0 or -errno; on success *ret_csum / *ret_size (either may be NULL) hold
+ * what the manifest records. A second commit is -EINVAL. */
 int ds_didx_writer_commit(struct ds_didx_writer *w, bool do_fsync, struct ds_digest *ret_csum,
 			  uint64_t *ret_size);
+/* Frees; if not committed, removes the temp file. Accepts NULL. */
 void ds_didx_writer_free(struct ds_didx_writer *w);
 
 #endif

@@ -33,7 +33,7 @@ enum ds_crypt_mode {
 	DS_CRYPT_SIGN_ONLY = 2,
 };
 
-const char *ds_crypt_mode_name(enum ds_crypt_mode m); /* "none", "encrypt", "sign-only" */
+const char *ds_crypt_mode_name(enum ds_crypt_mode m); /* "none", "encrypt", "sign-only"; NULL else */
 
 struct ds_manifest_file {
 	const char *filename; /* borrowed from the manifest */
@@ -43,12 +43,17 @@ struct ds_manifest_file {
 };
 
 /* A new, empty manifest for type ("vm"/"ct"/"host"), id and time.
- * Returns 0, -EINVAL or -ENOMEM. */
+ * Returns 0, -EINVAL (other type, empty id, id not UTF-8) or -ENOMEM. */
 int ds_manifest_new(const char *type, const char *id, int64_t time, struct ds_manifest **ret);
 
-/* Parses manifest JSON text. Missing "crypt-mode" means none; missing
- * "unprotected" means {}. Errors: -EBADMSG malformed JSON or field types
- * (logged with the reason), -ENOMEM. */
+/* Parses manifest JSON text. Missing "crypt-mode" means none; missing (or
+ * null) "unprotected" means {}. Unknown top-level and FileInfo keys are
+ * dropped, as PBS's structs drop them; csum may be either case and is written
+ * lowercase. Limits of the JSON layer (jansson): integers beyond int64 are
+ * refused, so a size > INT64_MAX cannot be read or set; reals (never in PBS
+ * manifests) are rewritten in ryu's shortest form like serde_json.
+ * Errors: -EBADMSG malformed JSON, field types or a backup-type other than
+ * vm/ct/host (one ds_err line with the reason), -ENOMEM. */
 int ds_manifest_parse(const char *json, size_t len, struct ds_manifest **ret);
 
 void ds_manifest_free(struct ds_manifest *m); /* accepts NULL */
@@ -62,13 +67,16 @@ int ds_manifest_file(const struct ds_manifest *m, size_t i, struct ds_manifest_f
 /* Looks a file up by its full name ("drive-scsi0.img.fidx"). 0 or -ENOENT. */
 int ds_manifest_find(const struct ds_manifest *m, const char *filename,
 		     struct ds_manifest_file *ret);
-/* Adds or replaces the entry for filename. 0, -EINVAL or -ENOMEM. */
+/* Adds or replaces (in place) the entry for filename. Leaves the signature
+ * alone: re-sign after changing files. 0, -EINVAL (empty or non-UTF-8 name,
+ * size > INT64_MAX, unknown mode) or -ENOMEM. */
 int ds_manifest_set_file(struct ds_manifest *m, const char *filename, uint64_t size,
 			 const struct ds_digest *csum, enum ds_crypt_mode mode);
 
 /* unprotected.notes, or NULL. Borrowed until the next change of m. */
 const char *ds_manifest_notes(const struct ds_manifest *m);
-/* Sets (or with NULL removes) unprotected.notes. 0 or -ENOMEM. */
+/* Sets (or with NULL removes) unprotected.notes. 0, -EINVAL (not UTF-8) or
+ * -ENOMEM. */
 int ds_manifest_set_notes(struct ds_manifest *m, const char *notes);
 /* unprotected."key-fingerprint" and the "signature" string, or NULL. */
 const char *ds_manifest_fingerprint(const struct ds_manifest *m);
@@ -79,7 +87,8 @@ const char *ds_manifest_signature(const struct ds_manifest *m);
 char *ds_manifest_unprotected_json(const struct ds_manifest *m);
 
 /* Canonical JSON of the signed part (spec §4.3). *ret_text malloc'ed.
- * Returns 0, -EINVAL (a null inside the signed part) or -ENOMEM. */
+ * Returns 0, -EINVAL (a null inside the signed part; cannot happen while the
+ * signed fields are typed) or -ENOMEM. */
 int ds_manifest_canonical(const struct ds_manifest *m, char **ret_text, size_t *ret_len);
 
 /* Signs with c: sets "signature" and unprotected."key-fingerprint". */

@@ -29,6 +29,7 @@ int ds_name_datastore(const char *s);
 int ds_name_namespace(const char *s, int *ret_depth);
 /* "vm", "ct", "host" → enum. Returns the type (>= 0) or -EINVAL. */
 int ds_name_backup_type(const char *s);
+/* enum → "vm"/"ct"/"host" (static); NULL for a value outside the enum. */
 const char *ds_backup_type_name(enum ds_backup_type t);
 /* Backup id: [A-Za-z0-9_][A-Za-z0-9._-]*. */
 int ds_name_backup_id(const char *s);
@@ -41,8 +42,15 @@ int ds_name_archive(const char *s);
 int ds_name_authid(const char *s);
 /* Filesystem UUID of a backing device: 8-4-4-4-12 lowercase hex. */
 int ds_name_fs_uuid(const char *s);
-/* Maintenance message: no control characters, at most 64 bytes. */
+/* Maintenance message: valid UTF-8 without ASCII control characters
+ * ([[:^cntrl:]] is ASCII-only in Rust's regex), at most 64 characters
+ * (code points, as proxmox-schema counts them). */
 int ds_name_maintenance_message(const char *s);
+
+/* Checks that s[0..len) is UTF-8 as Rust's String accepts it (no overlong
+ * forms, surrogates or code points above U+10FFFF). On success stores the
+ * number of code points in *ret_count (may be NULL). Returns 0 or -EINVAL. */
+int ds_utf8_count(const char *s, size_t len, size_t *ret_count);
 
 enum ds_archive_kind {
 	DS_ARCHIVE_BLOB = 1,

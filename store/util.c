@@ -248,10 +248,14 @@ int ds_pwrite_all(int fd, const void *buf, size_t len, off_t off)
 
 int ds_tmp_name(const char *name, const char *suffix, char *out, size_t outlen)
 {
-	const char *dot = strrchr(name, '.');
+	const char *leaf = strrchr(name, '/');
+	const char *dot;
 	int n;
 
-	if (dot && dot != name)
+	/* Only the last path component's extension is replaced. */
+	leaf = leaf ? leaf + 1 : name;
+	dot = strrchr(leaf, '.');
+	if (dot && dot != leaf)
 		n = snprintf(out, outlen, "%.*s.%s", (int)(dot - name), name, suffix);
 	else
 		n = snprintf(out, outlen, "%s.%s", name, suffix);

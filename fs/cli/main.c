@@ -1,2 +1,144 @@
+/* dsfs — command-line tool for PBS datastores (see dsfs(1)). */
+#include <errno.h>
+#include <getopt.h>
 #include <stdio.h>
-int main(void) { puts("dsfs " DSFS_VERSION); return 0; }
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "fs/cli/cli.h"
+#include "store/crypt.h"
+#include "store/datastore.h"
+#include "store/log.h"
+#include "store/util.h"
+
+static void usage(FILE *f)
+{
+	fputs("Usage: dsfs COMMAND [OPTIONS] ARGS...\n"
+	      "\n"
+	      "Commands:\n"
+	      "  init DIR                       create an empty datastore as PBS does\n"
+	      "  ls DATASTORE [PATH]            list namespaces, groups, snapshots, archives\n"
+	      "  cat DATASTORE SNAPSHOT ARCHIVE write an archive's decoded content to stdout\n"
+	      "  verify DATASTORE [PATH]        check every chunk, index and manifest\n"
+	      "  backup DATASTORE TYPE/ID NAME=FILE...\n"
+	      "                                 write a new snapshot\n"
+	      "  key create FILE [--kdf none|scrypt|pbkdf2]\n"
+	      "                                 create an encryption key file\n"
+	      "\n"
+	      "DATASTORE is a directory holding .chunks/, or a datastore name looked up in\n"
+	      "/etc/proxmox-backup/datastore.cfg (--config FILE to use another file).\n"
+	      "PATH and SNAPSHOT are relative to the datastore: [ns/NS/]TYPE/ID[/TIME].\n"
+	      "Run 'dsfs COMMAND --help' for a command's options.\n"
+	      "\n"
+	      "Exit status: 0 success, 1 failure, 2 usage error, 3 verify found damage.\n",
+	      f);
+}
+
+int cli_store_open(const char *arg, const char *config_path, struct cli_store *ret)
+{
+	struct cli_store s = { 0 };
+	char base[4096], path[4096];
+	const struct ds_datastore_cfg *dc;
+	struct stat st;
+	int r;
+
+	if (strchr(arg, '/') || (stat(arg, &st) == 0 && S_ISDIR(st.st_mode))) {
+		const char *name;
+		char *slash;
+
+		if (!realpath(arg, base)) {
+			r = -errno;
+			fprintf(stderr, "dsfs: %s: %s\n", arg, strerror(errno));
+			return r;
+		}
+		if (ds_path_fmt(path, sizeof(path), "%s/.chunks", base) < 0 ||
+		    stat(path, &st) < 0 || !S_ISDIR(st.st_mode)) {
+			fprintf(stderr, "dsfs: %s: not a datastore (no .chunks directory)\n", arg);
+			return -ENOENT;
+		}
+		slash = strrchr(base, '/');
+		name = slash && slash[1] ? slash + 1 : base;
+		r = ds_datastore_new(name, base, &s.ds);
+		if (r < 0)
+			return r;
+		*ret = s;
+		return 0;
+	}
+	if (!config_path)
+		config_path = DS_CONFIG_DEFAULT_PATH;
+	r = ds_config_load(config_path, &s.cfg);
+	if (r < 0) {
+		fprintf(stderr, "dsfs: %s: cannot load: %s\n", config_path, strerror(-r));
+		return r;
+	}
+	dc = ds_config_find(s.cfg, arg);
+	if (!dc) {
+		fprintf(stderr, "dsfs: datastore '%s' not found in %s\n", arg, config_path);
+		ds_config_free(s.cfg);
+		return -ENOENT;
+	}
+	r = ds_datastore_cfg_base(dc, base, sizeof(base));
+	if (r == 0)
+		r = ds_datastore_new(dc->name, base, &s.ds);
+	if (r < 0) {
+		ds_config_free(s.cfg);
+		return r;
+	}
+	ds_datastore_configure(s.ds, dc);
+	*ret = s;
+	return 0;
+}
+
+void cli_store_close(struct cli_store *s)
+{
+	ds_datastore_free(s->ds);
+	ds_config_free(s->cfg);
+	s->ds = NULL;
+	s->cfg = NULL;
+}
+
+int cli_load_key(const char *path, struct ds_crypt **ret)
+{
+	int r = ds_keyfile_load(path, getenv("DSFS_KEY_PASSWORD"), ret);
+
+	if (r == -ENOKEY)
+		fprintf(stderr, "dsfs: %s: key is password-protected; set DSFS_KEY_PASSWORD\n", path);
+	else if (r == -EKEYREJECTED)
+		fprintf(stderr, "dsfs: %s: wrong password\n", path);
+	else if (r < 0 && r != -EPERM)
+		fprintf(stderr, "dsfs: %s: cannot load key: %s\n", path, strerror(-r));
+	return r;
+}
+
+static const struct {
+	const char *name;
+	int (*fn)(int argc, char **argv);
+} commands[] = {
+	{ "init", cmd_init },     { "ls", cmd_ls },         { "cat", cmd_cat },
+	{ "verify", cmd_verify }, { "backup", cmd_backup }, { "key", cmd_key },
+};
+
+int main(int argc, char **argv)
+{
+	ds_log_set_ident("dsfs");
+	if (argc < 2) {
+		usage(stderr);
+		return DS_EXIT_USAGE;
+	}
+	if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 ||
+	    strcmp(argv[1], "help") == 0) {
+		usage(stdout);
+		return DS_EXIT_OK;
+	}
+	if (strcmp(argv[1], "--version") == 0 || strcmp(argv[1], "-V") == 0) {
+		printf("dsfs %s\n", DSFS_VERSION);
+		return DS_EXIT_OK;
+	}
+	for (size_t i = 0; i < DS_ARRAY_SIZE(commands); i++)
+		if (strcmp(argv[1], commands[i].name) == 0)
+			return commands[i].fn(argc - 1, argv + 1);
+	fprintf(stderr, "dsfs: unknown command '%s'\n", argv[1]);
+	usage(stderr);
+	return DS_EXIT_USAGE;
+}

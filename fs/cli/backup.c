@@ -1,0 +1,341 @@
+/* dsfs init, dsfs backup, dsfs key create. */
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "fs/cli/cli.h"
+#include "store/backup.h"
+#include "store/chunkstore.h"
+#include "store/crypt.h"
+#include "store/datastore.h"
+#include "store/hierarchy.h"
+#include "store/index.h"
+#include "store/names.h"
+#include "store/util.h"
+
+static void init_progress(int pct, void *ud)
+{
+	(void)ud;
+	if (pct % 10 == 0)
+		fprintf(stderr, "\rcreating chunk directories: %3d%%%s", pct, pct == 100 ? "\n" : "");
+}
+
+int cmd_init(int argc, char **argv)
+{
+	int r;
+
+	if (argc != 2 || argv[1][0] == '-') {
+		if (argc == 2 && strcmp(argv[1], "--help") == 0) {
+			puts("Usage: dsfs init DIR\nCreates an empty datastore in DIR as PBS does.");
+			return DS_EXIT_OK;
+		}
+		fputs("Usage: dsfs init DIR\n", stderr);
+		return DS_EXIT_USAGE;
+	}
+	r = ds_chunkstore_create(argv[1], isatty(STDERR_FILENO) ? init_progress : NULL, NULL);
+	if (r < 0) {
+		fprintf(stderr, "dsfs: %s: cannot create datastore: %s\n", argv[1], strerror(-r));
+		return DS_EXIT_FAIL;
+	}
+	return DS_EXIT_OK;
+}
+
+/* Streams fd into a new archive. */
+static int stream_archive(struct ds_backup *b, const char *name, int fd, uint64_t size,
+			  size_t avg)
+{
+	struct ds_archive_writer *aw;
+	size_t bufsz = 4 * DS_MIB;
+	uint8_t *buf;
+	int r;
+
+	if (ds_archive_kind(name) == DS_ARCHIVE_FIDX)
+		r = ds_backup_fixed_begin(b, name, size, DS_FIDX_DEFAULT_CHUNK_SIZE, &aw);
+	else
+		r = ds_backup_dynamic_begin(b, name, avg, &aw);
+	if (r < 0)
+		return r;
+	buf = malloc(bufsz);
+	if (!buf) {
+		ds_archive_abort(aw);
+		return -ENOMEM;
+	}
+	for (;;) {
+		ssize_t n = read(fd, buf, bufsz);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			r = -errno;
+			break;
+		}
+		if (n == 0)
+			break;
+		r = ds_archive_write(aw, buf, (size_t)n);
+		if (r < 0)
+			break;
+	}
+	free(buf);
+	if (r < 0) {
+		ds_archive_abort(aw);
+		return r;
+	}
+	return ds_archive_finish(aw, 0);
+}
+
+/* NAME=FILE → server archive name and kind. Names without a known
+ * extension become blobs (small files) — anything else must say .didx. */
+static int archive_name(const char *name, uint64_t size, char *out, size_t outlen)
+{
+	int r;
+
+	if (ds_archive_kind(name) > 0)
+		r = ds_path_fmt(out, outlen, "%s", name);
+	else if (ds_archive_server_name(name, out, outlen) < 0)
+		r = ds_path_fmt(out, outlen, "%s.blob", name);
+	else
+		r = 0;
+	if (r < 0 || ds_name_archive(out) < 0 || strcmp(out, "index.json.blob") == 0 ||
+	    strcmp(out, "client.log.blob") == 0)
+		return -EINVAL;
+	if (ds_archive_kind(out) == DS_ARCHIVE_BLOB && size > DS_MAX_BLOB_SIZE)
+		return -EFBIG;
+	return 0;
+}
+
+static void usage_backup(FILE *f)
+{
+	fputs("Usage: dsfs backup [OPTIONS] DATASTORE TYPE/ID NAME=FILE...\n"
+	      "  --ns NS               namespace (a/b/c)\n"
+	      "  --time RFC3339        backup time, YYYY-MM-DDTHH:MM:SSZ (default: now)\n"
+	      "  --owner AUTHID        owner of a new group (default root@pam)\n"
+	      "  --keyfile KEY         encrypt archives and sign the manifest\n"
+	      "  --chunk-size BYTES    average chunk size of dynamic indexes (default 4 MiB)\n"
+	      "  --config FILE         datastore.cfg to look DATASTORE up in\n"
+	      "NAME: *.img → fixed index (4 MiB chunks); *.pxar, *.pcat1, *.didx → dynamic\n"
+	      "index (PBS chunker); *.conf, *.json, *.log, *.blob and other names → blob.\n",
+	      f);
+}
+
+int cmd_backup(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "ns", required_argument, NULL, 'n' },
+		{ "time", required_argument, NULL, 't' },
+		{ "owner", required_argument, NULL, 'o' },
+		{ "keyfile", required_argument, NULL, 'k' },
+		{ "chunk-size", required_argument, NULL, 's' },
+		{ "config", required_argument, NULL, 'c' },
+		{ "help", no_argument, NULL, 'h' },
+		{ 0 },
+	};
+	const char *ns = "", *owner = NULL, *keyfile = NULL, *config = NULL;
+	char type[8], id[256], pathns[257], timestr[DS_TIME_LEN + 1];
+	int64_t when = (int64_t)time(NULL);
+	size_t avg = DS_DYNAMIC_DEFAULT_AVG;
+	struct ds_crypt *crypt = NULL;
+	struct ds_writer *w = NULL;
+	struct ds_backup *b = NULL;
+	struct ds_backup_stats st;
+	struct cli_store s = { 0 };
+	int c, r;
+
+	while ((c = getopt_long(argc, argv, "n:t:o:k:s:c:h", opts, NULL)) != -1) {
+		switch (c) {
+		case 'n':
+			ns = optarg;
+			break;
+		case 't':
+			if (ds_time_parse(optarg, &when) < 0) {
+				fprintf(stderr, "dsfs: --time %s: want YYYY-MM-DDTHH:MM:SSZ\n", optarg);
+				return DS_EXIT_USAGE;
+			}
+			break;
+		case 'o':
+			owner = optarg;
+			break;
+		case 'k':
+			keyfile = optarg;
+			break;
+		case 's':
+			avg = (size_t)strtoull(optarg, NULL, 0);
+			break;
+		case 'c':
+			config = optarg;
+			break;
+		case 'h':
+			usage_backup(stdout);
+			return DS_EXIT_OK;
+		default:
+			usage_backup(stderr);
+			return DS_EXIT_USAGE;
+		}
+	}
+	if (argc - optind < 3) {
+		usage_backup(stderr);
+		return DS_EXIT_USAGE;
+	}
+	if (ds_parse_snapshot_path(argv[optind + 1], false, pathns, type, id, NULL) < 0 ||
+	    *pathns) {
+		fprintf(stderr, "dsfs: %s: want TYPE/ID (vm|ct|host)/ID; use --ns for namespaces\n",
+			argv[optind + 1]);
+		return DS_EXIT_USAGE;
+	}
+	if (ds_name_namespace(ns, NULL) < 0 || (owner && ds_name_authid(owner) < 0)) {
+		fprintf(stderr, "dsfs: invalid %s\n", ds_name_namespace(ns, NULL) < 0 ? "namespace" : "owner");
+		return DS_EXIT_USAGE;
+	}
+	if (avg < 64 * DS_KIB || avg > 4 * DS_MIB || (avg & (avg - 1))) {
+		fputs("dsfs: --chunk-size must be a power of two from 64 KiB to 4 MiB\n", stderr);
+		return DS_EXIT_USAGE;
+	}
+	if (keyfile && cli_load_key(keyfile, &crypt) < 0)
+		return DS_EXIT_FAIL;
+	r = cli_store_open(argv[optind], config, &s);
+	if (r < 0)
+		goto out;
+	r = ds_writer_acquire(s.ds, &w);
+	if (r < 0) {
+		fprintf(stderr, "dsfs: %s: cannot write: %s\n", argv[optind], strerror(-r));
+		goto out;
+	}
+	r = ds_backup_begin(w, ns, type, id, when, owner, crypt, &b);
+	if (r < 0) {
+		ds_time_format(when, timestr);
+		fprintf(stderr, "dsfs: cannot start snapshot %s/%s/%s: %s\n", type, id, timestr,
+			strerror(-r));
+		goto out;
+	}
+	for (int i = optind + 2; i < argc; i++) {
+		char *eq = strchr(argv[i], '=');
+		char name[300];
+		struct stat sb;
+		int fd;
+
+		if (!eq || eq == argv[i]) {
+			fprintf(stderr, "dsfs: %s: want NAME=FILE\n", argv[i]);
+			r = -EINVAL;
+			goto out;
+		}
+		*eq = '\0';
+		fd = open(eq + 1, O_RDONLY | O_CLOEXEC);
+		if (fd < 0 || fstat(fd, &sb) < 0) {
+			r = -errno;
+			fprintf(stderr, "dsfs: %s: %s\n", eq + 1, strerror(errno));
+			if (fd >= 0)
+				close(fd);
+			goto out;
+		}
+		r = archive_name(argv[i], (uint64_t)sb.st_size, name, sizeof(name));
+		if (r < 0) {
+			fprintf(stderr, "dsfs: %s: %s\n", argv[i],
+				r == -EFBIG ? "too large for a blob; name it NAME.didx or NAME.img"
+					    : "not a valid archive name");
+			close(fd);
+			goto out;
+		}
+		if (ds_archive_kind(name) == DS_ARCHIVE_BLOB) {
+			uint8_t *data;
+			size_t len;
+
+			char p[64];
+
+			/* Read through the descriptor already checked above. */
+			snprintf(p, sizeof(p), "/proc/self/fd/%d", fd);
+			r = ds_read_file_at(AT_FDCWD, p, DS_MAX_BLOB_SIZE, &data, &len);
+			if (r == 0) {
+				r = ds_backup_add_blob(b, name, data, len);
+				free(data);
+			}
+		} else {
+			r = stream_archive(b, name, fd, S_ISREG(sb.st_mode) ? (uint64_t)sb.st_size : 0,
+					   avg);
+		}
+		close(fd);
+		if (r < 0) {
+			fprintf(stderr, "dsfs: %s: %s\n", name, strerror(-r));
+			goto out;
+		}
+	}
+	r = ds_backup_finish(b);
+	if (r < 0) {
+		fprintf(stderr, "dsfs: cannot write manifest: %s\n", strerror(-r));
+		goto out;
+	}
+	ds_backup_stats(b, &st);
+	{
+		char rel[2048];
+
+		ds_time_format(when, timestr);
+		ds_snapshot_relpath(ns, type, id, timestr, rel, sizeof(rel));
+		printf("%s: %llu chunks, %llu new, %.1f MiB\n", rel, (unsigned long long)st.chunks,
+		       (unsigned long long)st.new_chunks, (double)st.bytes / DS_MIB);
+	}
+out:
+	ds_backup_free(b); /* removes an unfinished snapshot */
+	ds_writer_release(w);
+	cli_store_close(&s);
+	ds_crypt_free(crypt);
+	return r < 0 ? (r == -EINVAL ? DS_EXIT_USAGE : DS_EXIT_FAIL) : DS_EXIT_OK;
+}
+
+int cmd_key(int argc, char **argv)
+{
+	enum ds_kdf kdf = DS_KDF_SCRYPT;
+	uint8_t key[DS_CRYPT_KEY_LEN];
+	struct ds_crypt *c = NULL;
+	char *json = NULL;
+	const char *pw = getenv("DSFS_KEY_PASSWORD");
+	int fd, r;
+
+	if (argc < 3 || strcmp(argv[1], "create") != 0) {
+		fputs("Usage: dsfs key create FILE [--kdf none|scrypt|pbkdf2]\n"
+		      "The passphrase is read from $DSFS_KEY_PASSWORD (kdf scrypt/pbkdf2).\n",
+		      argc >= 2 && strcmp(argv[1], "--help") == 0 ? stdout : stderr);
+		return argc >= 2 && strcmp(argv[1], "--help") == 0 ? DS_EXIT_OK : DS_EXIT_USAGE;
+	}
+	if (argc == 5 && strcmp(argv[3], "--kdf") == 0) {
+		if (strcmp(argv[4], "none") == 0)
+			kdf = DS_KDF_NONE;
+		else if (strcmp(argv[4], "pbkdf2") == 0)
+			kdf = DS_KDF_PBKDF2;
+		else if (strcmp(argv[4], "scrypt") != 0)
+			return DS_EXIT_USAGE;
+	} else if (argc != 3) {
+		return DS_EXIT_USAGE;
+	}
+	if (kdf != DS_KDF_NONE && (!pw || strlen(pw) < 5)) {
+		fputs("dsfs: set DSFS_KEY_PASSWORD (at least 5 characters), or use --kdf none\n",
+		      stderr);
+		return DS_EXIT_USAGE;
+	}
+	r = ds_crypt_random_key(key);
+	if (r == 0)
+		r = ds_crypt_new(key, &c);
+	if (r == 0)
+		r = ds_keyfile_format(c, kdf, pw, &json);
+	if (r < 0)
+		goto out;
+	fd = open(argv[2], O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	if (fd < 0) {
+		r = -errno;
+		goto out;
+	}
+	r = ds_write_all(fd, json, strlen(json));
+	if (r == 0 && fsync(fd) < 0)
+		r = -errno;
+	close(fd);
+out:
+	if (r < 0)
+		fprintf(stderr, "dsfs: %s: %s\n", argv[2], strerror(-r));
+	memset(key, 0, sizeof(key));
+	free(json);
+	ds_crypt_free(c);
+	return r < 0 ? DS_EXIT_FAIL : DS_EXIT_OK;
+}

@@ -1,0 +1,50 @@
+/* cli — the `dsfs` command: admin and scripting over store/.
+ *
+ * Each subcommand is a function taking argc/argv (argv[0] = subcommand name)
+ * and returning the process exit status (see DS_EXIT_*). Errors are printed
+ * to stderr naming the object and the reason; store/ logs its own reasons
+ * through ds_log.
+ */
+#ifndef DSFS_CLI_H
+#define DSFS_CLI_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "store/config.h"
+
+struct ds_crypt;
+struct ds_datastore;
+
+enum {
+	DS_EXIT_OK = 0,
+	DS_EXIT_FAIL = 1,    /* an operation failed (I/O, refused, corrupt input) */
+	DS_EXIT_USAGE = 2,   /* bad command line */
+	DS_EXIT_DAMAGED = 3, /* verify found damaged or missing data */
+};
+
+/* A datastore named on the command line: a directory holding .chunks/
+ * (name = its basename) or a datastore name looked up in config_path
+ * (default /etc/proxmox-backup/datastore.cfg). The maintenance mode and
+ * backing device of a configured store are applied. */
+struct cli_store {
+	struct ds_datastore *ds;
+	struct ds_config *cfg; /* NULL for a store given by directory */
+};
+
+int cli_store_open(const char *arg, const char *config_path, struct cli_store *ret);
+void cli_store_close(struct cli_store *s);
+
+/* Loads a key file (passphrase from $DSFS_KEY_PASSWORD when the key has a
+ * kdf). Prints the reason on failure. */
+int cli_load_key(const char *path, struct ds_crypt **ret);
+
+/* getopt_long wrapper state is per command; these print usage to stderr. */
+int cmd_init(int argc, char **argv);
+int cmd_ls(int argc, char **argv);
+int cmd_cat(int argc, char **argv);
+int cmd_verify(int argc, char **argv);
+int cmd_backup(int argc, char **argv);
+int cmd_key(int argc, char **argv);
+
+#endif

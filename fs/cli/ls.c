@@ -1,0 +1,249 @@
+/* dsfs ls: namespaces, groups, snapshots and archives. */
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "fs/cli/cli.h"
+#include "store/blob.h"
+#include "store/datastore.h"
+#include "store/hierarchy.h"
+#include "store/index.h"
+#include "store/manifest.h"
+#include "store/names.h"
+
+static void print_ns_prefix(const char *ns)
+{
+	char rel[1024];
+
+	if (*ns && ds_ns_relpath(ns, rel, sizeof(rel)) == 0)
+		printf("%s/", rel);
+}
+
+/* Namespaces (recursively) and groups below ns. */
+static int list_namespace(const struct ds_lookup *lk, const char *ns, bool recursive)
+{
+	struct ds_group *groups = NULL;
+	struct ds_strv children = { 0 };
+	size_t n = 0;
+	int r;
+
+	r = ds_list_groups(lk, ns, &groups, &n);
+	if (r < 0)
+		return r;
+	for (size_t i = 0; i < n; i++) {
+		const char *type = ds_backup_type_name(groups[i].type);
+		struct ds_snapshot *snaps = NULL;
+		size_t ns_n = 0, finished = 0;
+		char *owner = NULL;
+
+		if (ds_list_snapshots(lk, ns, type, groups[i].id, &snaps, &ns_n) == 0)
+			for (size_t j = 0; j < ns_n; j++)
+				finished += snaps[j].finished;
+		ds_read_owner(lk, ns, type, groups[i].id, &owner);
+		print_ns_prefix(ns);
+		printf("%s/%s\tgroup\t%zu snapshots\towner %s\n", type, groups[i].id, finished,
+		       owner ? owner : "-");
+		free(owner);
+		free(snaps);
+	}
+	ds_groups_free(groups, n);
+	r = ds_list_namespaces(lk, ns, &children);
+	if (r < 0)
+		return r;
+	for (size_t i = 0; i < children.n && r == 0; i++) {
+		char sub[300];
+
+		snprintf(sub, sizeof(sub), "%s%s%s", ns, *ns ? "/" : "", children.v[i]);
+		print_ns_prefix(sub);
+		printf("\tnamespace\n");
+		if (recursive)
+			r = list_namespace(lk, sub, true);
+	}
+	ds_strv_free(&children);
+	return r;
+}
+
+static int list_group(const struct ds_lookup *lk, const char *ns, const char *type, const char *id)
+{
+	struct ds_snapshot *snaps = NULL;
+	size_t n = 0;
+	int r;
+
+	r = ds_list_snapshots(lk, ns, type, id, &snaps, &n);
+	if (r < 0)
+		return r;
+	for (size_t i = 0; i < n; i++) {
+		print_ns_prefix(ns);
+		printf("%s/%s/%s\tsnapshot\t%s%s\n", type, id, snaps[i].time,
+		       snaps[i].finished ? "finished" : "unfinished",
+		       snaps[i].protected ? "\tprotected" : "");
+	}
+	free(snaps);
+	return 0;
+}
+
+/* Logical size of an archive: the manifest's size for indexes, the decoded
+ * size for a blob (when it can be decoded). */
+static void print_archive(int snapfd, const char *name, const struct ds_manifest_file *mf)
+{
+	int kind = ds_archive_kind(name);
+	const char *mode = mf ? ds_crypt_mode_name(mf->crypt_mode) : "-";
+
+	if (kind == DS_ARCHIVE_BLOB) {
+		uint8_t *raw = NULL, *data = NULL;
+		size_t raw_len = 0, len = 0;
+		int type = -1;
+
+		if (ds_read_file_at(snapfd, name, DS_MAX_BLOB_SIZE + 64, &raw, &raw_len) == 0)
+			type = ds_blob_type(raw, raw_len);
+		if (type >= 0 && ds_blob_type_encrypted(type)) {
+			printf("%s\tblob\t%zu\tencrypt\n", name, raw_len);
+			if (!mf)
+				mode = "encrypt";
+		} else if (type >= 0 &&
+			   ds_blob_decode(raw, raw_len, NULL, DS_MAX_BLOB_SIZE, &data, &len) == 0) {
+			printf("%s\tblob\t%zu\t%s\n", name, len, mode);
+		} else {
+			printf("%s\tblob\t?\tdamaged\n", name);
+		}
+		free(raw);
+		free(data);
+		return;
+	}
+	if (mf) {
+		printf("%s\t%s\t%llu\t%s\n", name, kind == DS_ARCHIVE_FIDX ? "fidx" : "didx",
+		       (unsigned long long)mf->size, mode);
+	} else {
+		struct ds_index *idx;
+
+		if (ds_index_open(snapfd, name, &idx) == 0) {
+			printf("%s\t%s\t%llu\tunlisted\n", name, kind == DS_ARCHIVE_FIDX ? "fidx" : "didx",
+			       (unsigned long long)ds_index_size(idx));
+			ds_index_free(idx);
+		} else {
+			printf("%s\tindex\t?\tdamaged\n", name);
+		}
+	}
+}
+
+static int list_snapshot(const struct ds_lookup *lk, const char *snaprel)
+{
+	struct ds_manifest *m = NULL;
+	struct ds_strv files = { 0 };
+	bool prot = false;
+	int fd, r;
+
+	r = ds_list_snapshot_files(lk, snaprel, &files, &prot);
+	if (r < 0)
+		return r;
+	fd = ds_open_snapshot(lk, snaprel);
+	if (fd < 0) {
+		ds_strv_free(&files);
+		return fd;
+	}
+	r = ds_manifest_load(fd, &m);
+	if (r < 0 && r != -ENOENT)
+		fprintf(stderr, "dsfs: %s: manifest unreadable: %s\n", snaprel, strerror(-r));
+	for (size_t i = 0; i < files.n; i++) {
+		struct ds_manifest_file mf;
+		bool listed = m && ds_manifest_find(m, files.v[i], &mf) == 0;
+
+		print_archive(fd, files.v[i], listed ? &mf : NULL);
+	}
+	if (prot)
+		printf(".protected\tmarker\n");
+	if (m && ds_manifest_notes(m)) {
+		const char *notes = ds_manifest_notes(m);
+		const char *nl = strchr(notes, '\n');
+
+		printf("notes\t%.*s\n", nl ? (int)(nl - notes) : (int)strlen(notes), notes);
+	}
+	if (!m)
+		printf("(unfinished: no manifest)\n");
+	ds_manifest_free(m);
+	ds_strv_free(&files);
+	close(fd);
+	return 0;
+}
+
+int cmd_ls(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "config", required_argument, NULL, 'c' },
+		{ "help", no_argument, NULL, 'h' },
+		{ 0 },
+	};
+	const char *config = NULL, *path;
+	struct cli_store s;
+	struct ds_lookup *lk = NULL;
+	char ns[257], type[8], id[256], time[21], rel[2048];
+	int c, r;
+
+	while ((c = getopt_long(argc, argv, "c:h", opts, NULL)) != -1) {
+		switch (c) {
+		case 'c':
+			config = optarg;
+			break;
+		case 'h':
+			puts("Usage: dsfs ls [--config FILE] DATASTORE [PATH]\n"
+			     "PATH: ns/NS[/ns/NS...] | [ns/NS/]TYPE/ID | [ns/NS/]TYPE/ID/TIME");
+			return DS_EXIT_OK;
+		default:
+			return DS_EXIT_USAGE;
+		}
+	}
+	if (optind >= argc || argc - optind > 2) {
+		fputs("Usage: dsfs ls [--config FILE] DATASTORE [PATH]\n", stderr);
+		return DS_EXIT_USAGE;
+	}
+	path = argc - optind == 2 ? argv[optind + 1] : "";
+	if (cli_store_open(argv[optind], config, &s) < 0)
+		return DS_EXIT_FAIL;
+	r = ds_lookup_acquire(s.ds, &lk);
+	if (r < 0)
+		goto out;
+	while (*path == '/')
+		path++;
+	if (!*path) {
+		r = list_namespace(lk, "", true);
+	} else if (ds_parse_snapshot_path(path, true, ns, type, id, time) == 0) {
+		r = ds_snapshot_relpath(ns, type, id, time, rel, sizeof(rel));
+		if (r == 0)
+			r = list_snapshot(lk, rel);
+	} else if (ds_parse_snapshot_path(path, false, ns, type, id, NULL) == 0) {
+		r = list_group(lk, ns, type, id);
+	} else {
+		/* A namespace path "ns/a/ns/b". */
+		char logical[257] = "";
+		char buf[1024], *save = NULL, *tok;
+		bool expect_ns = true;
+
+		snprintf(buf, sizeof(buf), "%s", path);
+		r = 0;
+		for (tok = strtok_r(buf, "/", &save); tok && r == 0; tok = strtok_r(NULL, "/", &save)) {
+			if (expect_ns && strcmp(tok, "ns") != 0)
+				r = -EINVAL;
+			else if (!expect_ns && strlen(logical) + strlen(tok) + 2 < sizeof(logical))
+				snprintf(logical + strlen(logical), sizeof(logical) - strlen(logical),
+					 "%s%s", *logical ? "/" : "", tok);
+			expect_ns = !expect_ns;
+		}
+		if (r == 0 && (expect_ns == false || ds_name_namespace(logical, NULL) < 0))
+			r = -EINVAL;
+		if (r == 0)
+			r = list_namespace(lk, logical, false);
+		else
+			fprintf(stderr, "dsfs: %s: not a namespace, group or snapshot path\n", path);
+	}
+out:
+	if (r < 0 && r != -EINVAL)
+		fprintf(stderr, "dsfs: %s%s%s: %s\n", argv[optind], *path ? "/" : "", path,
+			strerror(-r));
+	ds_lookup_release(lk);
+	cli_store_close(&s);
+	return r < 0 ? (r == -EINVAL ? DS_EXIT_USAGE : DS_EXIT_FAIL) : DS_EXIT_OK;
+}

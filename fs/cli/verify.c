@@ -1,0 +1,408 @@
+/* dsfs verify: every manifest, index and chunk, as PBS's verify does. */
+#include <errno.h>
+#include <getopt.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "fs/cli/cli.h"
+#include "store/blob.h"
+#include "store/crypt.h"
+#include "store/datastore.h"
+#include "store/hierarchy.h"
+#include "store/index.h"
+#include "store/manifest.h"
+#include "store/names.h"
+#include "store/util.h"
+
+/* Digests already checked in this run, good or bad: each chunk is read once
+ * however many snapshots share it (PBS verify keeps the same two sets). */
+struct digest_set {
+	struct ds_digest *slots;
+	uint8_t *state; /* 0 empty, 1 good, 2 bad */
+	size_t cap, n;
+};
+
+static size_t slot_of(const struct digest_set *s, const struct ds_digest *d)
+{
+	uint64_t h;
+
+	memcpy(&h, d->b, sizeof(h)); /* digests are uniformly distributed */
+	for (size_t i = h & (s->cap - 1);; i = (i + 1) & (s->cap - 1))
+		if (!s->state[i] || ds_digest_eq(&s->slots[i], d))
+			return i;
+}
+
+static int set_get(const struct digest_set *s, const struct ds_digest *d)
+{
+	return s->cap ? s->state[slot_of(s, d)] : 0;
+}
+
+static int set_put(struct digest_set *s, const struct ds_digest *d, uint8_t state)
+{
+	if ((s->n + 1) * 2 > s->cap) {
+		struct digest_set g = { .cap = s->cap ? s->cap * 2 : 1024 };
+
+		g.slots = malloc(g.cap * sizeof(*g.slots));
+		g.state = calloc(g.cap, 1);
+		if (!g.slots || !g.state) {
+			free(g.slots);
+			free(g.state);
+			return -ENOMEM;
+		}
+		for (size_t i = 0; i < s->cap; i++)
+			if (s->state[i]) {
+				size_t j = slot_of(&g, &s->slots[i]);
+
+				g.slots[j] = s->slots[i];
+				g.state[j] = s->state[i];
+				g.n++;
+			}
+		free(s->slots);
+		free(s->state);
+		*s = g;
+	}
+	size_t i = slot_of(s, d);
+
+	if (!s->state[i])
+		s->n++;
+	s->slots[i] = *d;
+	s->state[i] = state;
+	return 0;
+}
+
+struct verify {
+	const struct ds_reader *rd;
+	const struct ds_crypt *crypt;
+	struct digest_set chunks;
+	uint8_t *buf;
+	bool progress;
+	size_t snap_i, snap_n;
+	uint64_t n_snapshots, n_archives, n_chunks, chunk_bytes, errors, skipped;
+};
+
+static void problem(struct verify *v, const char *snap, const char *what, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+
+static void problem(struct verify *v, const char *snap, const char *what, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (v->progress)
+		fputs("\r\033[K", stderr);
+	fprintf(stderr, "dsfs: verify: %s/%s: ", snap, what);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+	v->errors++;
+}
+
+static void show_progress(struct verify *v)
+{
+	if (v->progress)
+		fprintf(stderr, "\r\033[Ksnapshot %zu/%zu, %llu chunks checked", v->snap_i, v->snap_n,
+			(unsigned long long)v->n_chunks);
+}
+
+/* Checks one chunk against the index's crypt mode. 0 good, <0 bad. */
+static int check_chunk(struct verify *v, const struct ds_index_chunk *ch, bool encrypted,
+		       const char **ret_why)
+{
+	struct ds_digest got;
+	uint8_t *raw;
+	size_t raw_len, len;
+	int type, r;
+
+	r = ds_reader_read_raw_chunk(v->rd, &ch->digest, &raw, &raw_len);
+	if (r < 0) {
+		*ret_why = r == -ENOENT ? "missing" : "unreadable";
+		return r;
+	}
+	type = ds_blob_type(raw, raw_len);
+	if (type < 0 || ds_blob_verify_crc(raw, raw_len) < 0) {
+		*ret_why = "corrupt (bad magic or CRC)";
+		r = -EBADMSG;
+	} else if (ds_blob_type_encrypted(type) != encrypted) {
+		*ret_why = "crypt mode does not match the index";
+		r = -EBADMSG;
+	} else if (encrypted && !v->crypt) {
+		r = 0; /* without the key, the CRC is all that can be checked */
+	} else if (ds_blob_decode_into(raw, raw_len, v->crypt, v->buf, DS_MAX_CHUNK_SIZE, &len) < 0) {
+		*ret_why = "cannot be decoded";
+		r = -EBADMSG;
+	} else {
+		ds_crypt_digest(encrypted ? v->crypt : NULL, v->buf, len, &got);
+		if (!ds_digest_eq(&got, &ch->digest)) {
+			*ret_why = "digest mismatch";
+			r = -EBADMSG;
+		} else if (len != ch->end - ch->start) {
+			*ret_why = "length does not match the index";
+			r = -EBADMSG;
+		}
+	}
+	free(raw);
+	v->chunk_bytes += raw_len;
+	return r;
+}
+
+static void verify_index(struct verify *v, int snapfd, const char *snap,
+			 const struct ds_manifest_file *mf)
+{
+	char hex[65];
+	struct ds_index *idx;
+	struct ds_digest csum;
+	bool encrypted = mf->crypt_mode == DS_CRYPT_ENCRYPT;
+	int r;
+
+	r = ds_index_open(snapfd, mf->filename, &idx);
+	if (r < 0) {
+		problem(v, snap, mf->filename, "cannot open index: %s", strerror(-r));
+		return;
+	}
+	ds_index_compute_csum(idx, &csum);
+	if (!ds_digest_eq(&csum, &mf->csum))
+		problem(v, snap, mf->filename, "index checksum does not match the manifest");
+	if (ds_index_size(idx) != mf->size)
+		problem(v, snap, mf->filename, "size %llu, manifest says %llu",
+			(unsigned long long)ds_index_size(idx), (unsigned long long)mf->size);
+	for (size_t i = 0; i < ds_index_count(idx); i++) {
+		struct ds_index_chunk ch;
+		const char *why = "marked bad earlier in this run";
+		int state;
+
+		ds_index_chunk(idx, i, &ch);
+		state = set_get(&v->chunks, &ch.digest);
+		if (state == 0) {
+			state = check_chunk(v, &ch, encrypted, &why) < 0 ? 2 : 1;
+			if (set_put(&v->chunks, &ch.digest, (uint8_t)state) < 0)
+				state = 2;
+			v->n_chunks++;
+			if ((v->n_chunks & 63) == 0)
+				show_progress(v);
+		}
+		if (state == 2) {
+			ds_digest_to_hex(&ch.digest, hex);
+			problem(v, snap, mf->filename, "chunk %zu (%s, bytes %llu..%llu): %s", i, hex,
+				(unsigned long long)ch.start, (unsigned long long)ch.end, why);
+		}
+	}
+	ds_index_free(idx);
+}
+
+static void verify_blob(struct verify *v, int snapfd, const char *snap,
+			const struct ds_manifest_file *mf)
+{
+	struct ds_digest csum;
+	uint8_t *raw;
+	size_t len;
+	int r;
+
+	r = ds_read_file_at(snapfd, mf->filename, DS_MAX_BLOB_SIZE + DS_BLOB_ENC_HEADER_LEN, &raw,
+			    &len);
+	if (r < 0) {
+		problem(v, snap, mf->filename, "cannot read: %s", strerror(-r));
+		return;
+	}
+	ds_sha256(raw, len, &csum);
+	if (len != mf->size || !ds_digest_eq(&csum, &mf->csum))
+		problem(v, snap, mf->filename, "size or checksum does not match the manifest");
+	else if (ds_blob_verify_crc(raw, len) < 0)
+		problem(v, snap, mf->filename, "corrupt blob (bad magic or CRC)");
+	free(raw);
+}
+
+static void verify_snapshot(struct verify *v, const char *snaprel)
+{
+	const struct ds_lookup *lk = ds_reader_lookup(v->rd);
+	struct ds_manifest *m = NULL;
+	int fd, r;
+
+	v->snap_i++;
+	show_progress(v);
+	fd = ds_open_snapshot(lk, snaprel);
+	if (fd < 0) {
+		problem(v, snaprel, "", "cannot open: %s", strerror(-fd));
+		return;
+	}
+	r = ds_manifest_load(fd, &m);
+	if (r < 0) {
+		problem(v, snaprel, DS_MANIFEST_NAME, "cannot load manifest: %s", strerror(-r));
+		close(fd);
+		return;
+	}
+	v->n_snapshots++;
+	if (v->crypt && ds_manifest_signature(m) && ds_manifest_verify(m, v->crypt) < 0)
+		problem(v, snaprel, DS_MANIFEST_NAME, "signature or key fingerprint mismatch");
+	for (size_t i = 0; i < ds_manifest_file_count(m); i++) {
+		struct ds_manifest_file mf;
+
+		ds_manifest_file(m, i, &mf);
+		v->n_archives++;
+		if (ds_archive_kind(mf.filename) == DS_ARCHIVE_BLOB)
+			verify_blob(v, fd, snaprel, &mf);
+		else if (ds_archive_kind(mf.filename) > 0)
+			verify_index(v, fd, snaprel, &mf);
+		else
+			problem(v, snaprel, mf.filename, "not an archive name");
+	}
+	ds_manifest_free(m);
+	close(fd);
+}
+
+/* Collects the finished snapshots under a namespace/group path. */
+static int collect(const struct ds_lookup *lk, const char *ns, const char *type, const char *id,
+		   struct ds_strv *out, uint64_t *unfinished)
+{
+	struct ds_snapshot *snaps = NULL;
+	size_t n = 0;
+	int r;
+
+	if (!type) {
+		struct ds_group *groups = NULL;
+		struct ds_strv children = { 0 };
+		size_t gn = 0;
+
+		r = ds_list_groups(lk, ns, &groups, &gn);
+		for (size_t i = 0; r == 0 && i < gn; i++)
+			r = collect(lk, ns, ds_backup_type_name(groups[i].type), groups[i].id, out,
+				    unfinished);
+		ds_groups_free(groups, gn);
+		if (r == 0)
+			r = ds_list_namespaces(lk, ns, &children);
+		for (size_t i = 0; r == 0 && i < children.n; i++) {
+			char sub[300];
+
+			snprintf(sub, sizeof(sub), "%s%s%s", ns, *ns ? "/" : "", children.v[i]);
+			r = collect(lk, sub, NULL, NULL, out, unfinished);
+		}
+		ds_strv_free(&children);
+		return r;
+	}
+	r = ds_list_snapshots(lk, ns, type, id, &snaps, &n);
+	for (size_t i = 0; r == 0 && i < n; i++) {
+		char rel[2048];
+		char **nv;
+
+		if (!snaps[i].finished) {
+			(*unfinished)++;
+			continue;
+		}
+		r = ds_snapshot_relpath(ns, type, id, snaps[i].time, rel, sizeof(rel));
+		if (r < 0)
+			break;
+		nv = realloc(out->v, (out->n + 1) * sizeof(*nv));
+		if (!nv || !(nv[out->n] = strdup(rel))) {
+			if (nv)
+				out->v = nv;
+			r = -ENOMEM;
+			break;
+		}
+		out->v = nv;
+		out->n++;
+	}
+	free(snaps);
+	return r;
+}
+
+int cmd_verify(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "config", required_argument, NULL, 'c' },
+		{ "keyfile", required_argument, NULL, 'k' },
+		{ "help", no_argument, NULL, 'h' },
+		{ 0 },
+	};
+	const char *config = NULL, *keyfile = NULL, *path = "";
+	char ns[257] = "", type[8], id[256], time[21], rel[2048];
+	struct verify v = { 0 };
+	struct ds_crypt *crypt = NULL;
+	struct ds_reader *rd = NULL;
+	struct cli_store s = { 0 };
+	struct ds_strv snaps = { 0 };
+	uint64_t unfinished = 0;
+	int c, r;
+
+	while ((c = getopt_long(argc, argv, "c:k:h", opts, NULL)) != -1) {
+		switch (c) {
+		case 'c':
+			config = optarg;
+			break;
+		case 'k':
+			keyfile = optarg;
+			break;
+		case 'h':
+			puts("Usage: dsfs verify [--config FILE] [--keyfile KEY] DATASTORE [PATH]\n"
+			     "Exit status 3 when any chunk, index, blob or manifest is damaged.");
+			return DS_EXIT_OK;
+		default:
+			return DS_EXIT_USAGE;
+		}
+	}
+	if (optind >= argc || argc - optind > 2) {
+		fputs("Usage: dsfs verify [--keyfile KEY] DATASTORE [PATH]\n", stderr);
+		return DS_EXIT_USAGE;
+	}
+	if (argc - optind == 2)
+		path = argv[optind + 1];
+	if (keyfile && cli_load_key(keyfile, &crypt) < 0)
+		return DS_EXIT_FAIL;
+	r = cli_store_open(argv[optind], config, &s);
+	if (r < 0)
+		goto out;
+	r = ds_reader_acquire(s.ds, &rd);
+	if (r < 0) {
+		fprintf(stderr, "dsfs: %s: %s\n", argv[optind], strerror(-r));
+		goto out;
+	}
+	v.rd = rd;
+	v.crypt = crypt;
+	v.progress = isatty(STDERR_FILENO);
+	v.buf = malloc(DS_MAX_CHUNK_SIZE);
+	if (!v.buf) {
+		r = -ENOMEM;
+		goto out;
+	}
+	if (!*path) {
+		r = collect(ds_reader_lookup(rd), "", NULL, NULL, &snaps, &unfinished);
+	} else if (ds_parse_snapshot_path(path, true, ns, type, id, time) == 0) {
+		r = ds_snapshot_relpath(ns, type, id, time, rel, sizeof(rel));
+		if (r == 0) {
+			snaps.v = malloc(sizeof(char *));
+			snaps.v[0] = strdup(rel);
+			snaps.n = 1;
+		}
+	} else if (ds_parse_snapshot_path(path, false, ns, type, id, NULL) == 0) {
+		r = collect(ds_reader_lookup(rd), ns, type, id, &snaps, &unfinished);
+	} else {
+		fprintf(stderr, "dsfs: %s: not a group or snapshot path\n", path);
+		r = -EINVAL;
+	}
+	if (r < 0) {
+		if (r != -EINVAL)
+			fprintf(stderr, "dsfs: %s: %s\n", path, strerror(-r));
+		goto out;
+	}
+	v.snap_n = snaps.n;
+	for (size_t i = 0; i < snaps.n; i++)
+		verify_snapshot(&v, snaps.v[i]);
+	if (v.progress)
+		fputs("\r\033[K", stderr);
+	printf("verified %llu snapshots, %llu archives, %llu chunks (%.1f MiB)%s: %llu errors\n",
+	       (unsigned long long)v.n_snapshots, (unsigned long long)v.n_archives,
+	       (unsigned long long)v.n_chunks, (double)v.chunk_bytes / DS_MIB,
+	       unfinished ? " (unfinished snapshots skipped)" : "", (unsigned long long)v.errors);
+out:
+	free(v.buf);
+	free(v.chunks.slots);
+	free(v.chunks.state);
+	ds_strv_free(&snaps);
+	ds_reader_release(rd);
+	cli_store_close(&s);
+	ds_crypt_free(crypt);
+	if (r < 0)
+		return r == -EINVAL ? DS_EXIT_USAGE : DS_EXIT_FAIL;
+	return v.errors ? DS_EXIT_DAMAGED : DS_EXIT_OK;
+}

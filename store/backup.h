@@ -1,0 +1,93 @@
+/* backup — writing a new snapshot into a datastore (spec §9 writer checklist).
+ *
+ * ds_backup_begin creates the namespace/type/group directories as needed
+ * (a new group gets its `owner` file, O_EXCL), creates the snapshot directory
+ * and locks it exclusively. Archives are added as blobs or streamed through
+ * archive writers (fixed index: cut every chunk_size bytes; dynamic index:
+ * the PBS chunker), each index written to its temp name and renamed into
+ * place when finished. ds_backup_finish writes index.json.blob last (signed
+ * when a key is used); until then the snapshot counts as unfinished. A backup
+ * freed without finishing removes its snapshot directory, so nothing partial
+ * stays visible.
+ *
+ * Not for: deciding whether writing is allowed (the struct ds_writer handle
+ * given to _begin was granted by datastore.h) or modifying finished
+ * snapshots (only notes and protection change after finish; see
+ * ds_snapshot_set_notes / ds_snapshot_set_protected).
+ * Thread-safety: one struct ds_backup and its archive writers belong to one
+ * thread at a time.
+ */
+#ifndef DSFS_STORE_BACKUP_H
+#define DSFS_STORE_BACKUP_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "store/util.h"
+
+struct ds_crypt;
+struct ds_lookup;
+struct ds_writer;
+struct ds_backup;
+struct ds_archive_writer;
+
+#define DS_DEFAULT_OWNER "root@pam"
+#define DS_DYNAMIC_DEFAULT_AVG (4 * DS_MIB)
+
+struct ds_backup_stats {
+	uint64_t chunks;       /* chunks referenced by the archives written */
+	uint64_t new_chunks;   /* of which newly written to .chunks */
+	uint64_t bytes;        /* plaintext bytes */
+	uint64_t new_bytes;    /* encoded bytes newly written */
+};
+
+/* Starts snapshot ns/type/id/time. owner (NULL: root@pam) is written when the
+ * group is new. crypt (may be NULL) encrypts every archive and signs the
+ * manifest; it is borrowed until _free. The writer is borrowed too.
+ * Errors: -EINVAL bad names or owner; -EEXIST the snapshot exists; -errno. */
+int ds_backup_begin(const struct ds_writer *w, const char *ns, const char *type, const char *id,
+		    int64_t time, const char *owner, const struct ds_crypt *crypt,
+		    struct ds_backup **ret);
+
+/* Adds a blob archive (name must end in .blob) with data as content.
+ * Errors: -EINVAL bad name or a name already added, -EFBIG > 128 MiB, -errno. */
+int ds_backup_add_blob(struct ds_backup *b, const char *name, const uint8_t *data, size_t len);
+
+/* Starts a fixed-index archive (name ends in .fidx). size may be 0 if not
+ * known in advance. chunk_size a power of two (DS_FIDX_DEFAULT_CHUNK_SIZE). */
+int ds_backup_fixed_begin(struct ds_backup *b, const char *name, uint64_t size,
+			  uint64_t chunk_size, struct ds_archive_writer **ret);
+/* Starts a dynamic-index archive (name ends in .didx) cut with average
+ * chunk size avg (power of two, 64 KiB .. 4 MiB). */
+int ds_backup_dynamic_begin(struct ds_backup *b, const char *name, size_t avg,
+			    struct ds_archive_writer **ret);
+/* Appends data to the archive stream. Returns 0 or -errno. */
+int ds_archive_write(struct ds_archive_writer *aw, const void *data, size_t len);
+/* Fixed archives only: sets chunk i (len = chunk_size, or less for the last
+ * one) directly, for writers that fill an image out of order. */
+int ds_archive_put_fixed_chunk(struct ds_archive_writer *aw, size_t i, const uint8_t *data,
+			       size_t len);
+/* Flushes the last chunk, commits the index and records it for the manifest.
+ * For fixed archives with out-of-order chunks, final_size gives the image
+ * size (0 = bytes written). Frees aw in all cases. Returns 0 or -errno. */
+int ds_archive_finish(struct ds_archive_writer *aw, uint64_t final_size);
+/* Abandons an archive: its temp index is removed. Accepts NULL. */
+void ds_archive_abort(struct ds_archive_writer *aw);
+
+/* Writes the manifest (the snapshot is finished from here on) and syncs.
+ * Returns 0 or -errno; the snapshot stays in place either way only if the
+ * manifest was written. */
+int ds_backup_finish(struct ds_backup *b);
+/* The chunk counts so far. */
+void ds_backup_stats(const struct ds_backup *b, struct ds_backup_stats *ret);
+/* Frees; an unfinished backup's snapshot directory is removed. NULL ok. */
+void ds_backup_free(struct ds_backup *b);
+
+/* Snapshot metadata changes after finish (spec §1.5, §4.2): the manifest's
+ * unprotected notes (re-written atomically, signature untouched), and the
+ * .protected marker. Writers only. */
+int ds_snapshot_set_notes(const struct ds_writer *w, const char *snaprel, const char *notes);
+int ds_snapshot_set_protected(const struct ds_writer *w, const char *snaprel, bool protect);
+
+#endif

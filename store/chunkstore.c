@@ -1,0 +1,468 @@
+#include "store/chunkstore.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "store/blob.h"
+#include "store/crypt.h"
+#include "store/log.h"
+
+struct ds_chunkstore {
+	int basefd;
+	int chunksfd;
+	int lockfd; /* -1 until lock_shared; never closed before _free (POSIX
+		     * record locks die with any close of the file) */
+	char *base;
+};
+
+void ds_chunk_relpath(const struct ds_digest *d, char out[DS_CHUNK_RELPATH_LEN])
+{
+	char hex[DS_DIGEST_HEX_LEN + 1];
+
+	ds_digest_to_hex(d, hex);
+	memcpy(out, hex, 4);
+	out[4] = '/';
+	memcpy(out + 5, hex, DS_DIGEST_HEX_LEN + 1);
+}
+
+static bool dir_is_empty_for_store(int dfd)
+{
+	int fd = dup(dfd);
+	DIR *d;
+	struct dirent *de;
+	bool ok = true;
+
+	if (fd < 0)
+		return false;
+	d = fdopendir(fd);
+	if (!d) {
+		close(fd);
+		return false;
+	}
+	while ((de = readdir(d))) {
+		/* PBS accepts dot-files and lost+found in a new store's directory. */
+		if (de->d_name[0] == '.' || strcmp(de->d_name, "lost+found") == 0)
+			continue;
+		ok = false;
+		break;
+	}
+	closedir(d);
+	return ok;
+}
+
+int ds_chunkstore_create(const char *base, void (*progress)(int percent, void *ud), void *ud)
+{
+	int basefd = -1, chunksfd = -1, fd, r;
+	int last = -1;
+
+	if (mkdir(base, 0755) < 0 && errno != EEXIST)
+		return -errno;
+	basefd = open(base, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (basefd < 0)
+		return -errno;
+	if (!dir_is_empty_for_store(basefd)) {
+		ds_err("%s: directory is not empty, refusing to create a datastore in it", base);
+		r = -ENOTEMPTY;
+		goto out;
+	}
+	if (fchmod(basefd, 0755) < 0 || mkdirat(basefd, ".chunks", 0750) < 0) {
+		r = -errno;
+		goto out;
+	}
+	chunksfd = openat(basefd, ".chunks", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (chunksfd < 0) {
+		r = -errno;
+		goto out;
+	}
+	for (unsigned i = 0; i < 65536; i++) {
+		char name[5];
+		int pct = (int)(i * 100 / 65536);
+
+		snprintf(name, sizeof(name), "%04x", i);
+		if (mkdirat(chunksfd, name, 0750) < 0 && errno != EEXIST) {
+			r = -errno;
+			goto out;
+		}
+		if (progress && pct != last)
+			progress(pct, ud);
+		last = pct;
+	}
+	fd = openat(basefd, ".lock", O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+	if (fd < 0) {
+		r = -errno;
+		goto out;
+	}
+	close(fd);
+	/* Umask may have narrowed the modes PBS's verify_chunkstore expects. */
+	if (fchmod(chunksfd, 0750) < 0 || fchmodat(basefd, ".lock", 0644, 0) < 0) {
+		r = -errno;
+		goto out;
+	}
+	if (progress)
+		progress(100, ud);
+	r = fsync(chunksfd) < 0 || fsync(basefd) < 0 ? -errno : 0;
+out:
+	if (chunksfd >= 0)
+		close(chunksfd);
+	close(basefd);
+	return r;
+}
+
+int ds_chunkstore_open(const char *base, struct ds_chunkstore **ret)
+{
+	struct ds_chunkstore *cs;
+	int r;
+
+	cs = calloc(1, sizeof(*cs));
+	if (!cs)
+		return -ENOMEM;
+	cs->basefd = cs->chunksfd = cs->lockfd = -1;
+	cs->base = strdup(base);
+	if (!cs->base) {
+		r = -ENOMEM;
+		goto fail;
+	}
+	cs->basefd = open(base, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (cs->basefd < 0) {
+		r = -errno;
+		goto fail;
+	}
+	cs->chunksfd = openat(cs->basefd, ".chunks", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (cs->chunksfd < 0) {
+		r = -errno;
+		if (r == -ENOENT)
+			ds_err("%s: no .chunks directory, not a datastore", base);
+		goto fail;
+	}
+	*ret = cs;
+	return 0;
+fail:
+	ds_chunkstore_free(cs);
+	return r;
+}
+
+void ds_chunkstore_free(struct ds_chunkstore *cs)
+{
+	if (!cs)
+		return;
+	if (cs->lockfd >= 0)
+		close(cs->lockfd);
+	if (cs->chunksfd >= 0)
+		close(cs->chunksfd);
+	if (cs->basefd >= 0)
+		close(cs->basefd);
+	free(cs->base);
+	free(cs);
+}
+
+int ds_chunkstore_lock_shared(struct ds_chunkstore *cs)
+{
+	struct flock fl = { .l_type = F_RDLCK, .l_whence = SEEK_SET };
+
+	if (cs->lockfd >= 0)
+		return 0;
+	/* O_RDONLY suffices for F_RDLCK; the store may be read-only mounted. */
+	cs->lockfd = openat(cs->basefd, ".lock", O_RDONLY | O_CLOEXEC);
+	if (cs->lockfd < 0) {
+		int r = -errno;
+
+		ds_err("%s/.lock: cannot open: %s", cs->base, strerror(-r));
+		return r;
+	}
+	if (fcntl(cs->lockfd, F_SETLK, &fl) < 0) {
+		int r = -errno;
+
+		close(cs->lockfd);
+		cs->lockfd = -1;
+		if (r == -EAGAIN || r == -EACCES) {
+			ds_err("%s: garbage collection holds the chunk store lock", cs->base);
+			return -EBUSY;
+		}
+		return r;
+	}
+	return 0;
+}
+
+void ds_chunkstore_unlock(struct ds_chunkstore *cs)
+{
+	/* Closing the only descriptor on .lock releases our record lock. */
+	if (cs->lockfd >= 0)
+		close(cs->lockfd);
+	cs->lockfd = -1;
+}
+
+int ds_chunkstore_basefd(const struct ds_chunkstore *cs)
+{
+	return cs->basefd;
+}
+
+int ds_chunkstore_read_raw(struct ds_chunkstore *cs, const struct ds_digest *d,
+			   uint8_t **ret_raw, size_t *ret_len)
+{
+	char rel[DS_CHUNK_RELPATH_LEN];
+	uint8_t *raw;
+	size_t len;
+	int r;
+
+	ds_chunk_relpath(d, rel);
+	r = ds_read_file_at(cs->chunksfd, rel, DS_MAX_CHUNK_SIZE + DS_BLOB_ENC_HEADER_LEN, &raw,
+			    &len);
+	if (r == -EFBIG) {
+		ds_err("chunk %s: file larger than the 16 MiB chunk limit", rel + 5);
+		return -EBADMSG;
+	}
+	if (r < 0) {
+		if (r == -ENOENT)
+			ds_err("chunk %s: missing", rel + 5);
+		else
+			ds_err("chunk %s: %s", rel + 5, strerror(-r));
+		return r;
+	}
+	if (len == 0) {
+		free(raw);
+		ds_err("chunk %s: empty file", rel + 5);
+		return -EBADMSG;
+	}
+	*ret_raw = raw;
+	*ret_len = len;
+	return 0;
+}
+
+int ds_chunkstore_load(struct ds_chunkstore *cs, const struct ds_digest *d,
+		       const struct ds_crypt *c, size_t expect_len, uint8_t *out, size_t cap,
+		       size_t *ret_len)
+{
+	char hex[DS_DIGEST_HEX_LEN + 1];
+	struct ds_digest got;
+	uint8_t *raw;
+	size_t raw_len, len;
+	int type, r;
+
+	r = ds_chunkstore_read_raw(cs, d, &raw, &raw_len);
+	if (r < 0)
+		return r;
+	ds_digest_to_hex(d, hex);
+	type = ds_blob_type(raw, raw_len);
+	r = ds_blob_decode_into(raw, raw_len, c, out, cap, &len);
+	if (r < 0) {
+		if (r == -ENOKEY)
+			ds_err("chunk %s: encrypted, no key given", hex);
+		else if (r == -EFBIG)
+			ds_err("chunk %s: decodes to more than %zu bytes", hex, cap);
+		else
+			ds_err("chunk %s: corrupt (%s)", hex,
+			       ds_blob_verify_crc(raw, raw_len) < 0 ? "CRC mismatch"
+								    : "cannot decode");
+		if (r == -EFBIG)
+			r = -EBADMSG;
+		goto out;
+	}
+	/* Unencrypted chunks are named by the plain SHA-256 even when a key is
+	 * in use for the rest of the snapshot. */
+	ds_crypt_digest(ds_blob_type_encrypted(type) ? c : NULL, out, len, &got);
+	if (!ds_digest_eq(&got, d)) {
+		ds_err("chunk %s: digest mismatch", hex);
+		r = -EBADMSG;
+		goto out;
+	}
+	if (expect_len && len != expect_len) {
+		ds_err("chunk %s: length %zu, index says %zu", hex, len, expect_len);
+		r = -EBADMSG;
+		goto out;
+	}
+	*ret_len = len;
+	r = 0;
+out:
+	free(raw);
+	return r;
+}
+
+static int touch_atime(int dirfd, const char *rel)
+{
+	const struct timespec ts[2] = {
+		{ .tv_nsec = UTIME_NOW },
+		{ .tv_nsec = UTIME_OMIT },
+	};
+
+	return utimensat(dirfd, rel, ts, AT_SYMLINK_NOFOLLOW) < 0 ? -errno : 0;
+}
+
+/* PBS's size rules for an existing chunk file (spec §1.2). Returns 1 to keep
+ * the existing file (and touch it), 0 to write the new one, -EEXIST when the
+ * two cannot be the same chunk. */
+static int existing_policy(struct ds_chunkstore *cs, const char *rel, const struct stat *st,
+			   const uint8_t *raw, size_t len)
+{
+	int new_type = ds_blob_type(raw, len);
+	uint8_t magic[DS_BLOB_MAGIC_LEN + 4];
+	int fd, old_type;
+	ssize_t n;
+
+	if ((uint64_t)st->st_size == len)
+		return 1;
+	if (st->st_size == 0) {
+		ds_warn("chunk %s: replacing empty chunk file", rel + 5);
+		return 0;
+	}
+	if (!ds_blob_type_encrypted(new_type))
+		return (uint64_t)st->st_size < len ? 1 : 0;
+	fd = openat(cs->chunksfd, rel, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	n = read(fd, magic, sizeof(magic));
+	close(fd);
+	old_type = n == (ssize_t)sizeof(magic) ? ds_blob_type(magic, sizeof(magic)) : -EBADMSG;
+	if (old_type < 0 || !ds_blob_type_encrypted(old_type) ||
+	    (old_type == DS_BLOB_ENCRYPTED && new_type == DS_BLOB_ENCRYPTED)) {
+		ds_err("chunk %s: an existing chunk of another kind has this digest", rel + 5);
+		return -EEXIST;
+	}
+	return 1;
+}
+
+int ds_chunkstore_insert(struct ds_chunkstore *cs, const struct ds_digest *d,
+			 const uint8_t *raw, size_t len, bool do_fsync, bool *ret_existed)
+{
+	char rel[DS_CHUNK_RELPATH_LEN];
+	struct stat st;
+	int r;
+
+	ds_chunk_relpath(d, rel);
+	if (fstatat(cs->chunksfd, rel, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISREG(st.st_mode)) {
+		r = existing_policy(cs, rel, &st, raw, len);
+		if (r < 0)
+			return r;
+		if (r == 1) {
+			/* Garbage collection relies on the atime of every chunk a
+			 * new index references being fresh. */
+			r = touch_atime(cs->chunksfd, rel);
+			if (r == 0 && ret_existed)
+				*ret_existed = true;
+			return r;
+		}
+	}
+	r = ds_replace_file_at(cs->chunksfd, rel, raw, len, 0644, do_fsync);
+	if (r == -ENOENT) {
+		/* Prefix directory missing (stores copied without empty dirs). */
+		char prefix[5];
+
+		memcpy(prefix, rel, 4);
+		prefix[4] = '\0';
+		if (mkdirat(cs->chunksfd, prefix, 0750) < 0 && errno != EEXIST)
+			return -errno;
+		r = ds_replace_file_at(cs->chunksfd, rel, raw, len, 0644, do_fsync);
+	}
+	if (r < 0) {
+		ds_err("chunk %s: cannot write: %s", rel + 5, strerror(-r));
+		return r;
+	}
+	if (ret_existed)
+		*ret_existed = false;
+	return 0;
+}
+
+int ds_chunkstore_stat(struct ds_chunkstore *cs, const struct ds_digest *d, struct stat *ret)
+{
+	char rel[DS_CHUNK_RELPATH_LEN];
+
+	ds_chunk_relpath(d, rel);
+	return fstatat(cs->chunksfd, rel, ret, AT_SYMLINK_NOFOLLOW) < 0 ? -errno : 0;
+}
+
+static bool is_hex64(const char *s)
+{
+	for (int i = 0; i < 64; i++)
+		if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f')))
+			return false;
+	return true;
+}
+
+/* Calls fn for every entry of every prefix directory. */
+static int foreach_entry(struct ds_chunkstore *cs,
+			 int (*fn)(int prefixfd, const char *name, void *ud), void *ud)
+{
+	for (unsigned i = 0; i < 65536; i++) {
+		char name[5];
+		int fd, r = 0;
+		DIR *d;
+		struct dirent *de;
+
+		snprintf(name, sizeof(name), "%04x", i);
+		fd = openat(cs->chunksfd, name, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		if (fd < 0) {
+			if (errno == ENOENT)
+				continue; /* PBS tolerates missing prefix dirs too */
+			return -errno;
+		}
+		d = fdopendir(fd);
+		if (!d) {
+			close(fd);
+			return -errno;
+		}
+		while (r == 0 && (de = readdir(d)))
+			if (de->d_name[0] != '.')
+				r = fn(dirfd(d), de->d_name, ud);
+		closedir(d);
+		if (r < 0)
+			return r;
+	}
+	return 0;
+}
+
+struct count_state {
+	uint64_t files, bytes;
+};
+
+static int count_fn(int prefixfd, const char *name, void *ud)
+{
+	struct count_state *s = ud;
+	struct stat st;
+
+	if (strlen(name) != 64 || !is_hex64(name))
+		return 0;
+	if (fstatat(prefixfd, name, &st, AT_SYMLINK_NOFOLLOW) < 0 || !S_ISREG(st.st_mode))
+		return 0;
+	s->files++;
+	s->bytes += (uint64_t)st.st_size;
+	return 0;
+}
+
+int ds_chunkstore_count(struct ds_chunkstore *cs, uint64_t *ret_files, uint64_t *ret_bytes)
+{
+	struct count_state s = { 0 };
+	int r = foreach_entry(cs, count_fn, &s);
+
+	if (r < 0)
+		return r;
+	if (ret_files)
+		*ret_files = s.files;
+	if (ret_bytes)
+		*ret_bytes = s.bytes;
+	return 0;
+}
+
+static int cleanup_fn(int prefixfd, const char *name, void *ud)
+{
+	unsigned *n = ud;
+
+	if (strlen(name) > 64 + 5 && is_hex64(name) && strncmp(name + 64, ".tmp_", 5) == 0) {
+		if (unlinkat(prefixfd, name, 0) < 0)
+			return -errno;
+		(*n)++;
+	}
+	return 0;
+}
+
+int ds_chunkstore_cleanup_tmp(struct ds_chunkstore *cs)
+{
+	unsigned n = 0;
+	int r = foreach_entry(cs, cleanup_fn, &n);
+
+	return r < 0 ? r : (int)n;
+}

@@ -1,0 +1,95 @@
+/* chunkstore — the `.chunks/XXXX/<digest>` store of one datastore (spec §1.2,
+ * §1.7.1, §7.1).
+ *
+ * Reads chunks with full verification (CRC, decode, digest, length), inserts
+ * them crash-safely (temp file + fsync + rename + directory fsync) and
+ * deduplicating (an existing chunk is only touched, as PBS's insert_chunk
+ * does, so garbage collection keeps it), and holds the shared process lock on
+ * `<base>/.lock` that PBS backup writers hold.
+ *
+ * Not for front ends: fs/ and the CLI reach chunks only through the typed
+ * handles of datastore.h (a struct ds_chunkstore is owned by a reader
+ * handle). That is what makes "no chunk data through a lookup handle" a
+ * compile-time property.
+ * Thread-safety: reads and inserts may run concurrently from any number of
+ * threads on one struct ds_chunkstore; _free and _lock_shared must not race
+ * with anything else on it.
+ */
+#ifndef DSFS_STORE_CHUNKSTORE_H
+#define DSFS_STORE_CHUNKSTORE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/stat.h>
+
+#include "store/util.h"
+
+struct ds_crypt;
+struct ds_chunkstore;
+
+/* Creates an empty datastore at base as PBS does: base (0755), .chunks
+ * (0750), all 65536 prefix directories 0000..ffff (0750), an empty .lock
+ * (0644). base may exist but must be empty except for dot-files and
+ * lost+found (-ENOTEMPTY otherwise). progress, if not NULL, is called with
+ * 0..100 as prefix directories are made. Returns 0 or -errno. */
+int ds_chunkstore_create(const char *base, void (*progress)(int percent, void *ud), void *ud);
+
+/* Opens the chunk store of the datastore at base (needs base/.chunks).
+ * Holds a descriptor on base/.chunks until _free. -errno on failure
+ * (-ENOENT: not a datastore). */
+int ds_chunkstore_open(const char *base, struct ds_chunkstore **ret);
+
+/* Releases the lock (if taken) and closes every descriptor. Accepts NULL. */
+void ds_chunkstore_free(struct ds_chunkstore *cs);
+
+/* Takes the shared F_RDLCK on base/.lock (opened once, kept until _free).
+ * -EBUSY when garbage collection holds the exclusive lock; -errno otherwise.
+ * Idempotent. */
+int ds_chunkstore_lock_shared(struct ds_chunkstore *cs);
+
+/* Drops the shared lock (closes the .lock descriptor). Idempotent. */
+void ds_chunkstore_unlock(struct ds_chunkstore *cs);
+
+/* The datastore base directory descriptor (borrowed until _free). */
+int ds_chunkstore_basefd(const struct ds_chunkstore *cs);
+
+/* "XXXX/<64 hex>" relative to .chunks; out must hold 70 bytes. */
+#define DS_CHUNK_RELPATH_LEN 70
+void ds_chunk_relpath(const struct ds_digest *d, char out[DS_CHUNK_RELPATH_LEN]);
+
+/* Reads the raw (encoded) chunk file. *ret_raw malloc'ed, caller frees.
+ * -ENOENT missing; -EBADMSG empty or larger than 16 MiB + header. */
+int ds_chunkstore_read_raw(struct ds_chunkstore *cs, const struct ds_digest *d,
+			   uint8_t **ret_raw, size_t *ret_len);
+
+/* Reads, decodes and verifies chunk d into out (capacity cap): CRC, GCM,
+ * bounded zstd, then the digest (keyed with c for encrypted chunks) and, when
+ * expect_len is not 0, the plaintext length. Every failure is logged once
+ * with the digest. Errors: -ENOENT missing; -EBADMSG corrupt or digest/length
+ * mismatch; -ENOKEY encrypted chunk and c == NULL; -EFBIG larger than cap. */
+int ds_chunkstore_load(struct ds_chunkstore *cs, const struct ds_digest *d,
+		       const struct ds_crypt *c, size_t expect_len, uint8_t *out, size_t cap,
+		       size_t *ret_len);
+
+/* Inserts an encoded chunk under digest d, following PBS's insert rules
+ * (spec §1.2): an existing file of the same size is only touched (atime =
+ * now), a zero-size one is replaced, a smaller existing unencrypted one is
+ * kept, a larger one replaced; encrypted vs unencrypted clashes are refused
+ * with -EEXIST. New files are written atomically (temp + rename) and, when
+ * do_fsync, fsync'ed with their directory. *ret_existed (may be NULL) tells
+ * whether nothing new was written. Returns 0 or -errno. */
+int ds_chunkstore_insert(struct ds_chunkstore *cs, const struct ds_digest *d,
+			 const uint8_t *raw, size_t len, bool do_fsync, bool *ret_existed);
+
+/* stat of the chunk file (-ENOENT if missing). */
+int ds_chunkstore_stat(struct ds_chunkstore *cs, const struct ds_digest *d, struct stat *ret);
+
+/* Counts chunk files (names of exactly 64 hex characters) under .chunks. */
+int ds_chunkstore_count(struct ds_chunkstore *cs, uint64_t *ret_files, uint64_t *ret_bytes);
+
+/* Removes "<digest>.tmp_*" files left by interrupted inserts. Returns the
+ * number removed or -errno. Only safe while no other writer runs. */
+int ds_chunkstore_cleanup_tmp(struct ds_chunkstore *cs);
+
+#endif

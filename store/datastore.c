@@ -1,0 +1,497 @@
+#include "store/datastore.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "store/activeops.h"
+#include "store/blob.h"
+#include "store/chunkstore.h"
+#include "store/crypt.h"
+#include "store/log.h"
+
+struct ds_datastore {
+	char *name;
+	char *base;
+	pthread_mutex_t lock;
+	/* All below protected by lock. */
+	enum ds_maintenance maintenance;
+	char *maintenance_message;
+	char *backing_device;
+	bool sync_each;
+	bool read_only;
+	bool track_ops;
+	char *ops_dir;
+	unsigned readers; /* live reader handles (writers not included) */
+	unsigned writers;
+	/* Opened with the first reader/writer; closed when the last one goes
+	 * while the store refuses new handles. Shared by all handles. */
+	struct ds_chunkstore *cs;
+	bool cs_locked; /* shared .lock held for our writers */
+};
+
+struct ds_lookup {
+	struct ds_datastore *ds;
+	int io_err; /* 0, or the read refusal this lookup was granted under */
+};
+
+struct ds_reader {
+	struct ds_lookup lk;
+	struct ds_chunkstore *cs; /* borrowed from ds, kept open while held */
+};
+
+struct ds_writer {
+	struct ds_reader rd;
+};
+
+int ds_datastore_new(const char *name, const char *base, struct ds_datastore **ret)
+{
+	struct ds_datastore *ds;
+
+	if (!name || !base || base[0] != '/')
+		return -EINVAL;
+	ds = calloc(1, sizeof(*ds));
+	if (!ds)
+		return -ENOMEM;
+	pthread_mutex_init(&ds->lock, NULL);
+	ds->name = strdup(name);
+	ds->base = strdup(base);
+	ds->ops_dir = strdup(DS_ACTIVEOPS_DIR);
+	if (!ds->name || !ds->base || !ds->ops_dir) {
+		ds_datastore_free(ds);
+		return -ENOMEM;
+	}
+	*ret = ds;
+	return 0;
+}
+
+void ds_datastore_free(struct ds_datastore *ds)
+{
+	if (!ds)
+		return;
+	ds_chunkstore_free(ds->cs);
+	free(ds->name);
+	free(ds->base);
+	free(ds->maintenance_message);
+	free(ds->backing_device);
+	free(ds->ops_dir);
+	pthread_mutex_destroy(&ds->lock);
+	free(ds);
+}
+
+const char *ds_datastore_name(const struct ds_datastore *ds)
+{
+	return ds->name;
+}
+
+const char *ds_datastore_base(const struct ds_datastore *ds)
+{
+	return ds->base;
+}
+
+enum ds_maintenance ds_datastore_maintenance(const struct ds_datastore *ds)
+{
+	return ds->maintenance;
+}
+
+bool ds_backing_device_mounted(const char *name, const char *uuid, const char *mountpoint)
+{
+	char devpath[256], mp[4096], line[8192];
+	struct stat dev, src;
+	bool mounted = false;
+	FILE *f;
+
+	if (ds_path_fmt(devpath, sizeof(devpath), "/dev/disk/by-uuid/%s", uuid) < 0 ||
+	    stat(devpath, &dev) < 0 || !S_ISBLK(dev.st_mode))
+		return false;
+	if (mountpoint)
+		snprintf(mp, sizeof(mp), "%s", mountpoint);
+	else if (ds_path_fmt(mp, sizeof(mp), "/mnt/datastore/%s", name) < 0)
+		return false;
+	f = fopen("/proc/self/mountinfo", "re");
+	if (!f)
+		return false;
+	/* Fields: id parent maj:min root mountpoint opts [optional...] - fstype
+	 * source superopts. A datastore name is a SAFE_ID, so its mount point
+	 * needs no unescaping. */
+	while (!mounted && fgets(line, sizeof(line), f)) {
+		char point[4096], source[4096];
+		char *sep = strstr(line, " - ");
+
+		if (!sep || sscanf(line, "%*s %*s %*s %*s %4095s", point) != 1 ||
+		    sscanf(sep + 3, "%*s %4095s", source) != 1)
+			continue;
+		if (strcmp(point, mp) != 0 || source[0] != '/')
+			continue;
+		if (stat(source, &src) == 0 && S_ISBLK(src.st_mode) && src.st_rdev == dev.st_rdev)
+			mounted = true;
+	}
+	fclose(f);
+	return mounted;
+}
+
+/* The errno a reader gets in the current state. Lock held. */
+static int read_refusal_locked(struct ds_datastore *ds)
+{
+	switch (ds->maintenance) {
+	case DS_MAINT_DELETE:
+		return -ENOENT;
+	case DS_MAINT_OFFLINE:
+	case DS_MAINT_S3_REFRESH:
+		return -ENXIO;
+	case DS_MAINT_UNMOUNT:
+		return -EBUSY;
+	case DS_MAINT_NONE:
+	case DS_MAINT_READ_ONLY:
+		break;
+	}
+	if (ds->backing_device && !ds_backing_device_mounted(ds->name, ds->backing_device, NULL))
+		return -ENOMEDIUM;
+	return 0;
+}
+
+static int write_refusal_locked(struct ds_datastore *ds)
+{
+	int r = read_refusal_locked(ds);
+
+	if (r < 0)
+		return r;
+	if (ds->maintenance == DS_MAINT_READ_ONLY || ds->read_only)
+		return -EROFS;
+	return 0;
+}
+
+static const char *refusal_reason(struct ds_datastore *ds, int err)
+{
+	if (err == -ENOMEDIUM)
+		return "backing device not mounted";
+	if (err == -EROFS && ds->maintenance != DS_MAINT_READ_ONLY)
+		return "mounted read-only";
+	return ds_maintenance_name(ds->maintenance);
+}
+
+int ds_datastore_read_refusal(struct ds_datastore *ds)
+{
+	int r;
+
+	pthread_mutex_lock(&ds->lock);
+	r = read_refusal_locked(ds);
+	pthread_mutex_unlock(&ds->lock);
+	return r;
+}
+
+int ds_datastore_write_refusal(struct ds_datastore *ds)
+{
+	int r;
+
+	pthread_mutex_lock(&ds->lock);
+	r = write_refusal_locked(ds);
+	pthread_mutex_unlock(&ds->lock);
+	return r;
+}
+
+void ds_datastore_counts(struct ds_datastore *ds, unsigned *ret_readers, unsigned *ret_writers)
+{
+	pthread_mutex_lock(&ds->lock);
+	*ret_readers = ds->readers;
+	*ret_writers = ds->writers;
+	pthread_mutex_unlock(&ds->lock);
+}
+
+/* Closes the chunk store when no handle needs it and the store refuses new
+ * ones (PBS's clear_from_cache after the last task), so that nothing of
+ * ours keeps the backing disk busy. Lock held. */
+static void maybe_close_locked(struct ds_datastore *ds)
+{
+	int refusal;
+
+	if (ds->readers + ds->writers > 0 || !ds->cs)
+		return;
+	refusal = read_refusal_locked(ds);
+	if (refusal == 0)
+		return;
+	ds_chunkstore_free(ds->cs);
+	ds->cs = NULL;
+	ds->cs_locked = false;
+	ds_info("datastore %s: closed (%s)", ds->name, refusal_reason(ds, refusal));
+}
+
+static int replace_str(const char *s, char **dst)
+{
+	char *copy = NULL;
+
+	if (s && !(copy = strdup(s)))
+		return -ENOMEM;
+	free(*dst);
+	*dst = copy;
+	return 0;
+}
+
+bool ds_datastore_configure(struct ds_datastore *ds, const struct ds_datastore_cfg *cfg)
+{
+	int before_r, before_w, after_r, after_w;
+
+	pthread_mutex_lock(&ds->lock);
+	before_r = read_refusal_locked(ds);
+	before_w = write_refusal_locked(ds);
+	ds->maintenance = cfg ? cfg->maintenance : DS_MAINT_NONE;
+	if (replace_str(cfg ? cfg->maintenance_message : NULL, &ds->maintenance_message) < 0 ||
+	    replace_str(cfg ? cfg->backing_device : NULL, &ds->backing_device) < 0)
+		ds_err("datastore %s: out of memory applying config", ds->name);
+	ds->sync_each = cfg && cfg->sync_level && strcmp(cfg->sync_level, "file") == 0;
+	after_r = read_refusal_locked(ds);
+	after_w = write_refusal_locked(ds);
+	maybe_close_locked(ds);
+	pthread_mutex_unlock(&ds->lock);
+	return before_r != after_r || before_w != after_w;
+}
+
+void ds_datastore_set_read_only(struct ds_datastore *ds, bool ro)
+{
+	pthread_mutex_lock(&ds->lock);
+	ds->read_only = ro;
+	pthread_mutex_unlock(&ds->lock);
+}
+
+void ds_datastore_track_operations(struct ds_datastore *ds, bool on, const char *dir)
+{
+	pthread_mutex_lock(&ds->lock);
+	ds->track_ops = on;
+	if (dir && replace_str(dir, &ds->ops_dir) < 0)
+		ds->track_ops = false;
+	pthread_mutex_unlock(&ds->lock);
+}
+
+static void track_locked(struct ds_datastore *ds, enum ds_operation op, int delta)
+{
+	int r;
+
+	if (!ds->track_ops)
+		return;
+	r = ds_activeops_update(ds->ops_dir, ds->name, op, delta);
+	if (r < 0)
+		ds_warn("datastore %s: cannot update active operations: %s", ds->name,
+			strerror(-r));
+}
+
+int ds_lookup_acquire(struct ds_datastore *ds, struct ds_lookup **ret)
+{
+	struct ds_lookup *lk;
+	int r;
+
+	r = ds_datastore_read_refusal(ds);
+	if (r == -ENOENT)
+		return r; /* "delete" refuses lookups too */
+	lk = calloc(1, sizeof(*lk));
+	if (!lk)
+		return -ENOMEM;
+	lk->ds = ds;
+	lk->io_err = r;
+	*ret = lk;
+	return 0;
+}
+
+void ds_lookup_release(struct ds_lookup *lk)
+{
+	free(lk);
+}
+
+/* Shared part of reader and writer acquisition. Lock held. */
+static int open_store_locked(struct ds_datastore *ds, int refusal, const char *what)
+{
+	if (refusal < 0) {
+		ds_err("datastore %s: %s refused: %s%s%s", ds->name, what,
+		       refusal_reason(ds, refusal), ds->maintenance_message ? ": " : "",
+		       ds->maintenance_message ? ds->maintenance_message : "");
+		return refusal;
+	}
+	if (!ds->cs)
+		return ds_chunkstore_open(ds->base, &ds->cs);
+	return 0;
+}
+
+int ds_reader_acquire(struct ds_datastore *ds, struct ds_reader **ret)
+{
+	struct ds_reader *rd;
+	int r;
+
+	rd = calloc(1, sizeof(*rd));
+	if (!rd)
+		return -ENOMEM;
+	pthread_mutex_lock(&ds->lock);
+	r = open_store_locked(ds, read_refusal_locked(ds), "read");
+	if (r < 0) {
+		pthread_mutex_unlock(&ds->lock);
+		free(rd);
+		return r;
+	}
+	ds->readers++;
+	track_locked(ds, DS_OP_READ, 1);
+	rd->lk.ds = ds;
+	rd->cs = ds->cs;
+	pthread_mutex_unlock(&ds->lock);
+	*ret = rd;
+	return 0;
+}
+
+void ds_reader_release(struct ds_reader *rd)
+{
+	struct ds_datastore *ds;
+
+	if (!rd)
+		return;
+	ds = rd->lk.ds;
+	pthread_mutex_lock(&ds->lock);
+	ds->readers--;
+	track_locked(ds, DS_OP_READ, -1);
+	maybe_close_locked(ds);
+	pthread_mutex_unlock(&ds->lock);
+	free(rd);
+}
+
+int ds_writer_acquire(struct ds_datastore *ds, struct ds_writer **ret)
+{
+	struct ds_writer *w;
+	int r;
+
+	w = calloc(1, sizeof(*w));
+	if (!w)
+		return -ENOMEM;
+	pthread_mutex_lock(&ds->lock);
+	r = open_store_locked(ds, write_refusal_locked(ds), "write");
+	if (r < 0)
+		goto fail;
+	if (!ds->cs_locked) {
+		r = ds_chunkstore_lock_shared(ds->cs);
+		if (r < 0)
+			goto fail;
+		ds->cs_locked = true;
+	}
+	ds->writers++;
+	track_locked(ds, DS_OP_WRITE, 1);
+	w->rd.lk.ds = ds;
+	w->rd.cs = ds->cs;
+	pthread_mutex_unlock(&ds->lock);
+	*ret = w;
+	return 0;
+fail:
+	maybe_close_locked(ds);
+	pthread_mutex_unlock(&ds->lock);
+	free(w);
+	return r;
+}
+
+void ds_writer_release(struct ds_writer *w)
+{
+	struct ds_datastore *ds;
+
+	if (!w)
+		return;
+	ds = w->rd.lk.ds;
+	pthread_mutex_lock(&ds->lock);
+	ds->writers--;
+	track_locked(ds, DS_OP_WRITE, -1);
+	if (ds->writers == 0 && ds->cs_locked) {
+		/* GC may run again once no writer of ours is active: the shared
+		 * lock lives exactly as long as our writers. */
+		ds_chunkstore_unlock(ds->cs);
+		ds->cs_locked = false;
+	}
+	maybe_close_locked(ds);
+	pthread_mutex_unlock(&ds->lock);
+	free(w);
+}
+
+const struct ds_reader *ds_writer_reader(const struct ds_writer *w)
+{
+	return &w->rd;
+}
+
+const struct ds_lookup *ds_reader_lookup(const struct ds_reader *r)
+{
+	return &r->lk;
+}
+
+const struct ds_lookup *ds_writer_lookup(const struct ds_writer *w)
+{
+	return &w->rd.lk;
+}
+
+struct ds_datastore *ds_lookup_datastore(const struct ds_lookup *lk)
+{
+	return lk->ds;
+}
+
+int ds_lookup_check_io(const struct ds_lookup *lk)
+{
+	return lk->io_err;
+}
+
+int ds_lookup_open_dir(const struct ds_lookup *lk, const char *relpath)
+{
+	char path[4096];
+	int fd, r;
+
+	if (lk->io_err < 0)
+		return lk->io_err;
+	r = ds_path_fmt(path, sizeof(path), "%s%s%s", lk->ds->base, *relpath ? "/" : "", relpath);
+	if (r < 0)
+		return r;
+	fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	return fd < 0 ? -errno : fd;
+}
+
+int ds_reader_load_chunk(const struct ds_reader *r, const struct ds_digest *d,
+			 const struct ds_crypt *c, size_t expect_len, uint8_t *out, size_t cap,
+			 size_t *ret_len)
+{
+	return ds_chunkstore_load(r->cs, d, c, expect_len, out, cap, ret_len);
+}
+
+int ds_reader_read_raw_chunk(const struct ds_reader *r, const struct ds_digest *d,
+			     uint8_t **ret_raw, size_t *ret_len)
+{
+	return ds_chunkstore_read_raw(r->cs, d, ret_raw, ret_len);
+}
+
+int ds_reader_count_chunks(const struct ds_reader *r, uint64_t *ret_files, uint64_t *ret_bytes)
+{
+	return ds_chunkstore_count(r->cs, ret_files, ret_bytes);
+}
+
+int ds_writer_put_chunk(const struct ds_writer *w, const uint8_t *data, size_t len,
+			const struct ds_crypt *c, struct ds_digest *ret_digest, bool *ret_existed)
+{
+	struct ds_digest d;
+	uint8_t *raw;
+	size_t raw_len;
+	int r;
+
+	if (len == 0 || len > DS_MAX_CHUNK_SIZE)
+		return -EINVAL;
+	ds_crypt_digest(c, data, len, &d);
+	r = ds_blob_encode(data, len, c, true, &raw, &raw_len);
+	if (r < 0)
+		return r;
+	r = ds_chunkstore_insert(w->rd.cs, &d, raw, raw_len, w->rd.lk.ds->sync_each, ret_existed);
+	free(raw);
+	if (r < 0)
+		return r;
+	*ret_digest = d;
+	return 0;
+}
+
+bool ds_writer_sync_each(const struct ds_writer *w)
+{
+	return w->rd.lk.ds->sync_each;
+}
+
+int ds_writer_basefd(const struct ds_writer *w)
+{
+	return ds_chunkstore_basefd(w->rd.cs);
+}

@@ -1,0 +1,134 @@
+/* datastore — one datastore and its typed access handles (DESIGN.md,
+ * spec §6.1–§6.5, §6.7).
+ *
+ * Every access goes through a handle of one of three C types:
+ *   struct ds_lookup — names, stat, manifests, index headers; holds no
+ *                      descriptor on the datastore between calls;
+ *   struct ds_reader — a lookup that may also read chunk data;
+ *   struct ds_writer — a reader that may also insert chunks and write
+ *                      indexes, blobs and manifests.
+ * Reading chunk data takes a `const struct ds_reader *`; inserting takes a
+ * `const struct ds_writer *`. There is no conversion from lookup to reader,
+ * so passing a lookup handle to a read function does not compile
+ * (tests/compile-fail proves it). Conversions go only downwards: writer →
+ * reader → lookup.
+ *
+ * Acquisition applies the refusals of DESIGN.md from the datastore's current
+ * state (maintenance mode from datastore.cfg, backing-device mount status):
+ *   lookup: -ENOENT under "delete"; otherwise granted. A lookup granted while
+ *           the store is offline/unmount/unmounted answers from the config
+ *           only: ds_lookup_check_io() then returns the read errno, and every
+ *           hierarchy function refuses with it before touching the disk.
+ *   reader: -ENOENT delete, -ENXIO offline and s3-refresh, -EBUSY unmount,
+ *           -ENOMEDIUM removable store whose disk is not mounted.
+ *   writer: as reader, plus -EROFS read-only (maintenance or ds_datastore's
+ *           read_only flag); -EBUSY when GC holds the chunk store lock.
+ * Handles already granted keep working until released. When the last reader
+ * or writer is released while the store is in a refusing state, the chunk
+ * store's descriptors are closed, so the backing disk can be unmounted.
+ *
+ * Thread-safety: a struct ds_datastore may be used from any number of
+ * threads; acquire/release and _configure are serialised by its lock.
+ * Handles may be used from any thread, and concurrently for reads.
+ */
+#ifndef DSFS_STORE_DATASTORE_H
+#define DSFS_STORE_DATASTORE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "store/config.h"
+#include "store/util.h"
+
+struct ds_crypt;
+struct ds_datastore;
+struct ds_lookup;
+struct ds_reader;
+struct ds_writer;
+
+/* A datastore named name (used for logs and the active-operations file) at
+ * base. No I/O happens here. Returns 0, -EINVAL or -ENOMEM. */
+int ds_datastore_new(const char *name, const char *base, struct ds_datastore **ret);
+/* Frees; every handle must have been released. Accepts NULL. */
+void ds_datastore_free(struct ds_datastore *ds);
+
+/* Applies a (re-)read config section: maintenance mode and message, the
+ * backing device (NULL: not removable), sync level. cfg may be NULL (a store
+ * given by directory: no maintenance). If the store enters a refusing state
+ * and no handle is open, its descriptors are closed at once.
+ * Returns true when the refusal state changed (callers invalidate caches). */
+bool ds_datastore_configure(struct ds_datastore *ds, const struct ds_datastore_cfg *cfg);
+/* Refuse writers with -EROFS regardless of maintenance (mount -o ro). */
+void ds_datastore_set_read_only(struct ds_datastore *ds, bool ro);
+/* Record handles in /run/proxmox-backup/active-operations/<name> as PBS does
+ * (spec §6.5). Off by default; dir overrides the directory (tests). */
+void ds_datastore_track_operations(struct ds_datastore *ds, bool on, const char *dir);
+
+const char *ds_datastore_name(const struct ds_datastore *ds);
+/* The effective base directory (borrowed). */
+const char *ds_datastore_base(const struct ds_datastore *ds);
+enum ds_maintenance ds_datastore_maintenance(const struct ds_datastore *ds);
+
+/* The errno a new reader would get now (0 when it would be granted), with
+ * no side effects: for deciding what to show without acquiring. */
+int ds_datastore_read_refusal(struct ds_datastore *ds);
+/* The same for a writer. */
+int ds_datastore_write_refusal(struct ds_datastore *ds);
+/* Live reader and writer handles of this process. */
+void ds_datastore_counts(struct ds_datastore *ds, unsigned *ret_readers, unsigned *ret_writers);
+
+/* Removable stores (spec §6.7): whether the filesystem with UUID uuid is
+ * mounted exactly at /mnt/datastore/<name> (or at mountpoint if not NULL). */
+bool ds_backing_device_mounted(const char *name, const char *uuid, const char *mountpoint);
+
+/* --- acquisition and release --- */
+
+int ds_lookup_acquire(struct ds_datastore *ds, struct ds_lookup **ret);
+int ds_reader_acquire(struct ds_datastore *ds, struct ds_reader **ret);
+int ds_writer_acquire(struct ds_datastore *ds, struct ds_writer **ret);
+void ds_lookup_release(struct ds_lookup *lk); /* all accept NULL */
+void ds_reader_release(struct ds_reader *r);
+void ds_writer_release(struct ds_writer *w);
+
+/* Downward conversions (borrowed, valid while the handle is held). */
+const struct ds_reader *ds_writer_reader(const struct ds_writer *w);
+const struct ds_lookup *ds_reader_lookup(const struct ds_reader *r);
+const struct ds_lookup *ds_writer_lookup(const struct ds_writer *w);
+
+struct ds_datastore *ds_lookup_datastore(const struct ds_lookup *lk);
+/* 0 when this lookup may touch the datastore's directory, else the read
+ * refusal errno it was granted under (-ENXIO, -EBUSY, -ENOMEDIUM). */
+int ds_lookup_check_io(const struct ds_lookup *lk);
+/* Opens base/relpath (relpath "" = base) as a directory (O_RDONLY|O_DIRECTORY)
+ * after ds_lookup_check_io. The caller closes the descriptor before the call
+ * that uses the lookup returns: lookups hold no descriptor. */
+int ds_lookup_open_dir(const struct ds_lookup *lk, const char *relpath);
+
+/* --- chunk data: readers only --- */
+
+/* Reads, decodes and verifies one chunk (see ds_chunkstore_load). */
+int ds_reader_load_chunk(const struct ds_reader *r, const struct ds_digest *d,
+			 const struct ds_crypt *c, size_t expect_len, uint8_t *out, size_t cap,
+			 size_t *ret_len);
+/* The raw encoded chunk file (for CRC-only checks of encrypted chunks
+ * without a key). *ret_raw malloc'ed. */
+int ds_reader_read_raw_chunk(const struct ds_reader *r, const struct ds_digest *d,
+			     uint8_t **ret_raw, size_t *ret_len);
+/* Counts chunk files in the store. */
+int ds_reader_count_chunks(const struct ds_reader *r, uint64_t *ret_files, uint64_t *ret_bytes);
+
+/* --- writing: writers only --- */
+
+/* Encodes plaintext chunk data (compressed, encrypted with c if not NULL)
+ * and inserts it deduplicated; *ret_digest gets its digest, *ret_existed
+ * (may be NULL) whether it was already there. Holds the shared .lock while
+ * the writer lives. Returns 0 or -errno. */
+int ds_writer_put_chunk(const struct ds_writer *w, const uint8_t *data, size_t len,
+			const struct ds_crypt *c, struct ds_digest *ret_digest, bool *ret_existed);
+/* True when sync-level=file: fsync every chunk and index. */
+bool ds_writer_sync_each(const struct ds_writer *w);
+/* Base directory descriptor for writing (borrowed, valid while w is held). */
+int ds_writer_basefd(const struct ds_writer *w);
+
+#endif

@@ -1,0 +1,41 @@
+# Shared by the CLI and mount test scripts: fixtures, temp dirs, assertions.
+# Sourced, not run. $DSFS is the dsfs binary (set by ctest).
+set -euo pipefail
+
+: "${DSFS:?DSFS must point to the dsfs binary}"
+FIX=${DSFS_FIXTURES:-}
+T=$(mktemp -d /tmp/dsfs-cli.XXXXXX)
+cleanup_hooks=()
+cleanup() {
+	local h
+	for h in "${cleanup_hooks[@]}"; do eval "$h" || true; done
+	rm -rf "$T"
+}
+trap cleanup EXIT
+
+need_fixtures() {
+	if [ -z "$FIX" ] || [ ! -f "$FIX/pbs-store-a.expect.json" ]; then
+		echo "SKIP: PBS fixtures not found (DSFS_FIXTURES=$FIX); put shared/ beside the checkout" >&2
+		exit 77
+	fi
+}
+
+fail() {
+	echo "FAIL: $*" >&2
+	exit 1
+}
+
+# expect_status WANT CMD...: runs CMD, fails unless it exits WANT.
+expect_status() {
+	local want=$1 got=0
+	shift
+	"$@" >"$T/out" 2>"$T/err" || got=$?
+	[ "$got" = "$want" ] || { cat "$T/err" >&2; fail "'$*' exited $got, want $want"; }
+}
+
+# A private key copy with mode 0600 (fixtures are world-readable, which
+# dsfs refuses for key files).
+fixture_key() {
+	install -m 0600 "$FIX/pbs-store-a.enc-key.json" "$T/key.json"
+	echo "$T/key.json"
+}
