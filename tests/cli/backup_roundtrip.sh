@@ -1,7 +1,7 @@
 # dsfs init + backup: what it writes reads back exactly, passes verify,
 # follows the spec's writer checklist byte by byte (checked here with Python's
 # hashlib and the zstd tool, not with dsfs), and deduplicates on a re-run.
-. "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/../testlib.bash"
 S=$T/store
 "$DSFS" init "$S"
 [ "$(find "$S/.chunks" -mindepth 1 -maxdepth 1 -type d | wc -l)" = 65536 ] || fail "prefix dirs"

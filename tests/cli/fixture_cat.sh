@@ -1,6 +1,6 @@
 # Every archive of every fixture snapshot read with `dsfs cat` has exactly the
 # size and SHA-256 that pbs-store-a.expect.json gives (written by PBS's code).
-. "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/../testlib.bash"
 need_fixtures
 key=$(fixture_key)
 python3 - "$FIX" "$DSFS" "$key" <<'PY'

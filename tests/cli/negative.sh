@@ -1,6 +1,6 @@
 # Bad input gives the documented exit status and a message, never a crash or
 # wrong bytes: usage errors (2), refused names (2), missing or damaged data (1/3).
-. "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/../testlib.bash"
 need_fixtures
 store=$FIX/pbs-store-a
 expect_status 2 "$DSFS"

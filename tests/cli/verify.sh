@@ -1,6 +1,6 @@
 # dsfs verify: clean on the fixture store (with and without the key), and on
 # the corrupted copy it names the damaged chunk once per snapshot and exits 3.
-. "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/../testlib.bash"
 need_fixtures
 key=$(fixture_key)
 store=$FIX/pbs-store-a
