@@ -23,6 +23,7 @@ struct ds_datastore {
 	enum ds_maintenance maintenance;
 	char *maintenance_message;
 	char *backing_device;
+	bool device_mounted; /* cached ds_backing_device_mounted() result */
 	bool sync_each;
 	bool read_only;
 	bool track_ops;
@@ -150,7 +151,7 @@ static int read_refusal_locked(struct ds_datastore *ds)
 	case DS_MAINT_READ_ONLY:
 		break;
 	}
-	if (ds->backing_device && !ds_backing_device_mounted(ds->name, ds->backing_device, NULL))
+	if (ds->backing_device && !ds->device_mounted)
 		return -ENOMEDIUM;
 	return 0;
 }
@@ -244,11 +245,34 @@ bool ds_datastore_configure(struct ds_datastore *ds, const struct ds_datastore_c
 	    replace_str(cfg ? cfg->backing_device : NULL, &ds->backing_device) < 0)
 		ds_err("datastore %s: out of memory applying config", ds->name);
 	ds->sync_each = cfg && cfg->sync_level && strcmp(cfg->sync_level, "file") == 0;
+	ds->device_mounted = ds->backing_device &&
+			     ds_backing_device_mounted(ds->name, ds->backing_device, NULL);
 	after_r = read_refusal_locked(ds);
 	after_w = write_refusal_locked(ds);
 	maybe_close_locked(ds);
 	pthread_mutex_unlock(&ds->lock);
 	return before_r != after_r || before_w != after_w;
+}
+
+bool ds_datastore_refresh_mount(struct ds_datastore *ds)
+{
+	bool mounted, changed;
+
+	pthread_mutex_lock(&ds->lock);
+	if (!ds->backing_device) {
+		pthread_mutex_unlock(&ds->lock);
+		return false;
+	}
+	/* Checked outside the hot path: only here and in _configure. */
+	mounted = ds_backing_device_mounted(ds->name, ds->backing_device, NULL);
+	changed = mounted != ds->device_mounted;
+	ds->device_mounted = mounted;
+	if (changed)
+		ds_info("datastore %s: backing device %s %s", ds->name, ds->backing_device,
+			mounted ? "mounted" : "not mounted");
+	maybe_close_locked(ds);
+	pthread_mutex_unlock(&ds->lock);
+	return changed;
 }
 
 void ds_datastore_set_read_only(struct ds_datastore *ds, bool ro)
@@ -478,7 +502,7 @@ int ds_writer_put_chunk(const struct ds_writer *w, const uint8_t *data, size_t l
 	r = ds_blob_encode(data, len, c, true, &raw, &raw_len);
 	if (r < 0)
 		return r;
-	r = ds_chunkstore_insert(w->rd.cs, &d, raw, raw_len, w->rd.lk.ds->sync_each, ret_existed);
+	r = ds_chunkstore_insert(w->rd.cs, &d, raw, raw_len, ds_writer_sync_each(w), ret_existed);
 	free(raw);
 	if (r < 0)
 		return r;
@@ -488,7 +512,14 @@ int ds_writer_put_chunk(const struct ds_writer *w, const uint8_t *data, size_t l
 
 bool ds_writer_sync_each(const struct ds_writer *w)
 {
-	return w->rd.lk.ds->sync_each;
+	struct ds_datastore *ds = w->rd.lk.ds;
+	bool sync_each;
+
+	/* _configure may change it from another thread. */
+	pthread_mutex_lock(&ds->lock);
+	sync_each = ds->sync_each;
+	pthread_mutex_unlock(&ds->lock);
+	return sync_each;
 }
 
 int ds_writer_basefd(const struct ds_writer *w)

@@ -59,6 +59,10 @@ void ds_datastore_free(struct ds_datastore *ds);
  * and no handle is open, its descriptors are closed at once.
  * Returns true when the refusal state changed (callers invalidate caches). */
 bool ds_datastore_configure(struct ds_datastore *ds, const struct ds_datastore_cfg *cfg);
+/* Re-checks whether a removable store's backing device is mounted (the
+ * result is cached: acquisition never parses mountinfo). Call when
+ * /proc/self/mountinfo changes. Returns true when the state changed. */
+bool ds_datastore_refresh_mount(struct ds_datastore *ds);
 /* Refuse writers with -EROFS regardless of maintenance (mount -o ro). */
 void ds_datastore_set_read_only(struct ds_datastore *ds, bool ro);
 /* Record handles in /run/proxmox-backup/active-operations/<name> as PBS does

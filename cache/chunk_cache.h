@@ -1,0 +1,72 @@
+/* chunk_cache — decoded chunks shared by every open file of every snapshot.
+ *
+ * Keyed by digest (so snapshots that share chunks share cache entries),
+ * bounded in bytes of decoded data, least-recently-used eviction, and
+ * single-flight on misses: when several threads want the same missing chunk,
+ * one loads it and the others wait for that result. A failed load is not
+ * cached (the next request retries) but every waiter of that flight gets its
+ * errno.
+ *
+ * Entries are reference-counted: a struct ds_chunk_ref pins its data until
+ * ds_chunk_cache_put, so eviction never frees bytes a reader is copying out.
+ * Pinned entries still count against the budget; the budget may be exceeded
+ * by at most the pinned entries.
+ *
+ * Not for: knowing how to load a chunk — the caller passes a loader (the fs
+ * layer's loader reads through its struct ds_reader handle, so the cache
+ * itself needs no handle and cannot bypass the handle rules).
+ * Thread-safety: all functions are thread-safe.
+ */
+#ifndef DSFS_CACHE_CHUNK_CACHE_H
+#define DSFS_CACHE_CHUNK_CACHE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "store/util.h"
+
+struct ds_chunk_cache;
+
+/* A pinned cache entry: data[0..len) is valid until ds_chunk_cache_put. */
+struct ds_chunk_ref {
+	const uint8_t *data;
+	size_t len;
+	void *priv; /* the entry; do not touch */
+};
+
+/* Loads the chunk named by d into buf (capacity cap, DS_MAX_CHUNK_SIZE)
+ * and sets *ret_len. Returns 0 or -errno. Called without any cache lock. */
+typedef int (*ds_chunk_loader)(void *ctx, const struct ds_digest *d, size_t expect_len,
+			       uint8_t *buf, size_t cap, size_t *ret_len);
+
+/* A cache holding at most budget bytes of decoded chunk data (plus pinned
+ * entries). Returns 0, -EINVAL (budget 0) or -ENOMEM. */
+int ds_chunk_cache_new(size_t budget, struct ds_chunk_cache **ret);
+/* Frees the cache; no entry may be pinned. Accepts NULL. */
+void ds_chunk_cache_free(struct ds_chunk_cache *c);
+
+/* Returns the chunk d, loading it with loader(ctx, …) on a miss (single
+ * flight). expect_len is passed to the loader. On success *ret pins the
+ * entry. Returns 0 or the loader's -errno (-ENOMEM on allocation failure). */
+int ds_chunk_cache_get(struct ds_chunk_cache *c, const struct ds_digest *d, size_t expect_len,
+		       ds_chunk_loader loader, void *ctx, struct ds_chunk_ref *ret);
+/* Unpins. */
+void ds_chunk_cache_put(struct ds_chunk_cache *c, struct ds_chunk_ref *ref);
+
+/* Starts loading d in the background on one of the cache's worker threads
+ * (prefetch), unless it is cached or being loaded. ctx must stay valid until
+ * the load finishes: the cache calls done(ctx) afterwards (if not NULL).
+ * Returns 0 when queued, 1 when nothing was needed, -errno. */
+int ds_chunk_cache_prefetch(struct ds_chunk_cache *c, const struct ds_digest *d,
+			    size_t expect_len, ds_chunk_loader loader, void *ctx,
+			    void (*done)(void *ctx));
+/* Waits until every queued prefetch has finished. */
+void ds_chunk_cache_drain(struct ds_chunk_cache *c);
+
+struct ds_chunk_cache_stats {
+	uint64_t hits, misses, waits, evictions, load_errors;
+	size_t bytes, entries;
+};
+void ds_chunk_cache_stats(struct ds_chunk_cache *c, struct ds_chunk_cache_stats *ret);
+
+#endif

@@ -1,0 +1,378 @@
+/* mount.dsfs — mounts PBS datastores (see mount.dsfs(8)).
+ *
+ *   mount.dsfs SOURCE DIR [-o OPTIONS] [-f] [-d]
+ *
+ * Works as a mount(8) helper: mount -t dsfs SOURCE DIR -o … runs
+ * /sbin/mount.dsfs SOURCE DIR -o … (plus -n/-s/-v, accepted and ignored). */
+#include "fs/mount/mount.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/stat.h>
+#include <syslog.h>
+#include <unistd.h>
+
+#include "fs/mount/vfs.h"
+#include "store/config.h"
+#include "store/crypt.h"
+#include "store/log.h"
+#include "store/names.h"
+#include "store/util.h"
+
+#define DEFAULT_CACHE_SIZE (256 * DS_MIB)
+
+struct options {
+	const char *source, *mountpoint;
+	char *config, *keyfile;
+	size_t cache_size;
+	bool foreground, debug, read_only;
+	char fuse_opts[4096]; /* passed to libfuse as one -o */
+};
+
+static void usage(FILE *f)
+{
+	fputs("Usage: mount.dsfs SOURCE DIR [-o OPTION[,OPTION...]] [-f] [-d]\n"
+	      "\n"
+	      "SOURCE is one of:\n"
+	      "  a datastore.cfg file       the root shows one directory per datastore\n"
+	      "  a datastore directory      (holding .chunks/) the root is that datastore\n"
+	      "  a datastore name           looked up in /etc/proxmox-backup/datastore.cfg\n"
+	      "                             (or -o config=FILE)\n"
+	      "\n"
+	      "dsfs options:\n"
+	      "  config=FILE        datastore.cfg for a datastore given by name\n"
+	      "  keyfile=FILE       PBS encryption key (password from $DSFS_KEY_PASSWORD);\n"
+	      "                     without it encrypted archives are listed, open gives ENOKEY\n"
+	      "  cache_size=SIZE    decoded-chunk cache (default 256M; suffixes K, M, G)\n"
+	      "  ro                 refuse every write (EROFS)\n"
+	      "  rw                 the default\n"
+	      "FUSE and mount options passed through: allow_other, default_permissions,\n"
+	      "  fsname=, subtype=, max_read=, nosuid, nodev, noexec, noatime, …\n"
+	      "fstab-only options ignored: defaults, auto, noauto, nofail, _netdev, user, users,\n"
+	      "  nouser, x-*, comment=*\n"
+	      "\n"
+	      "  -f                 stay in the foreground (log to stderr)\n"
+	      "  -d                 foreground with FUSE debug output\n"
+	      "  -h, --help         this text\n"
+	      "  -V, --version      version\n",
+	      f);
+}
+
+static int parse_size(const char *s, size_t *ret)
+{
+	char *end;
+	unsigned long long v = strtoull(s, &end, 10);
+
+	switch (*end) {
+	case 'k':
+	case 'K':
+		v <<= 10;
+		end++;
+		break;
+	case 'm':
+	case 'M':
+		v <<= 20;
+		end++;
+		break;
+	case 'g':
+	case 'G':
+		v <<= 30;
+		end++;
+		break;
+	default:
+		break;
+	}
+	if (*end || v < (16ULL << 20)) {
+		fprintf(stderr, "mount.dsfs: cache_size=%s: want at least 16M\n", s);
+		return -EINVAL;
+	}
+	*ret = (size_t)v;
+	return 0;
+}
+
+static int add_fuse_opt(struct options *o, const char *opt)
+{
+	size_t len = strlen(o->fuse_opts);
+
+	if (len + strlen(opt) + 2 > sizeof(o->fuse_opts))
+		return -E2BIG;
+	snprintf(o->fuse_opts + len, sizeof(o->fuse_opts) - len, "%s%s", len ? "," : "", opt);
+	return 0;
+}
+
+static bool ignored_opt(const char *opt)
+{
+	static const char *const ignored[] = { "defaults", "auto", "noauto", "nofail",
+					       "_netdev", "user", "users", "nouser", "rw" };
+
+	for (size_t i = 0; i < DS_ARRAY_SIZE(ignored); i++)
+		if (strcmp(opt, ignored[i]) == 0)
+			return true;
+	return strncmp(opt, "x-", 2) == 0 || strncmp(opt, "comment=", 8) == 0;
+}
+
+static int parse_opts(struct options *o, char *list)
+{
+	char *save = NULL;
+
+	for (char *opt = strtok_r(list, ",", &save); opt; opt = strtok_r(NULL, ",", &save)) {
+		int r = 0;
+
+		if (strncmp(opt, "config=", 7) == 0) {
+			free(o->config);
+			o->config = strdup(opt + 7);
+		} else if (strncmp(opt, "keyfile=", 8) == 0) {
+			free(o->keyfile);
+			o->keyfile = strdup(opt + 8);
+		} else if (strncmp(opt, "cache_size=", 11) == 0) {
+			r = parse_size(opt + 11, &o->cache_size);
+		} else if (strcmp(opt, "ro") == 0) {
+			o->read_only = true;
+			r = add_fuse_opt(o, "ro");
+		} else if (ignored_opt(opt)) {
+			continue;
+		} else {
+			r = add_fuse_opt(o, opt);
+		}
+		if (r < 0)
+			return r;
+	}
+	return 0;
+}
+
+/* Returns 0 to go on, 1 for "exit 0" (help/version), -1 for a usage error. */
+static int parse_args(struct options *o, int argc, char **argv)
+{
+	int positional = 0;
+
+	for (int i = 1; i < argc; i++) {
+		const char *a = argv[i];
+
+		if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
+			usage(stdout);
+			return 1;
+		} else if (strcmp(a, "-V") == 0 || strcmp(a, "--version") == 0) {
+			printf("mount.dsfs %s (libfuse %s)\n", DSFS_VERSION, fuse_pkgversion());
+			return 1;
+		} else if (strcmp(a, "-o") == 0 && i + 1 < argc) {
+			if (parse_opts(o, argv[++i]) < 0)
+				return -1;
+		} else if (strncmp(a, "-o", 2) == 0 && a[2]) {
+			char *copy = strdup(a + 2);
+			int r = copy ? parse_opts(o, copy) : -1;
+
+			free(copy);
+			if (r < 0)
+				return -1;
+		} else if (strcmp(a, "-f") == 0) {
+			o->foreground = true;
+		} else if (strcmp(a, "-d") == 0) {
+			o->foreground = o->debug = true;
+		} else if (strcmp(a, "-n") == 0 || strcmp(a, "-s") == 0 || strcmp(a, "-v") == 0) {
+			/* mount(8): no mtab, sloppy, verbose */
+		} else if (a[0] == '-') {
+			fprintf(stderr, "mount.dsfs: unknown option %s\n", a);
+			return -1;
+		} else if (positional == 0) {
+			o->source = a;
+			positional++;
+		} else if (positional == 1) {
+			o->mountpoint = a;
+			positional++;
+		} else {
+			fprintf(stderr, "mount.dsfs: too many arguments\n");
+			return -1;
+		}
+	}
+	if (positional != 2) {
+		usage(stderr);
+		return -1;
+	}
+	return 0;
+}
+
+/* Decides what SOURCE names (see usage). */
+static int classify_source(const struct options *o, struct vfs_options *vo, char *dirbuf,
+			   size_t dirlen)
+{
+	struct stat st;
+
+	if (stat(o->source, &st) == 0 && S_ISDIR(st.st_mode)) {
+		char probe[4200];
+
+		if (!realpath(o->source, dirbuf))
+			return -errno;
+		snprintf(probe, sizeof(probe), "%s/.chunks", dirbuf);
+		if (stat(probe, &st) < 0 || !S_ISDIR(st.st_mode)) {
+			fprintf(stderr, "mount.dsfs: %s: not a datastore (no .chunks)\n", o->source);
+			return -ENOENT;
+		}
+		vo->store_dir = dirbuf;
+		(void)dirlen;
+		return 0;
+	}
+	if (stat(o->source, &st) == 0 && S_ISREG(st.st_mode)) {
+		vo->config_path = o->source;
+		return 0;
+	}
+	if (ds_name_datastore(o->source) == 0) {
+		vo->store_name = o->source;
+		vo->config_path = o->config ? o->config : DS_CONFIG_DEFAULT_PATH;
+		return 0;
+	}
+	fprintf(stderr, "mount.dsfs: %s: no such datastore, directory or config file\n",
+		o->source);
+	return -ENOENT;
+}
+
+struct watcher {
+	struct vfs *v;
+	struct fuse_session *se;
+	int stopfd;
+	pthread_t thread;
+};
+
+static void inval(void *ctx, uint64_t ino, uint64_t parent, const char *name)
+{
+	struct fuse_session *se = ctx;
+
+	/* -ENOENT only means the kernel does not know the inode. */
+	if (ino)
+		fuse_lowlevel_notify_inval_inode(se, ino, 0, 0);
+	if (parent && name)
+		fuse_lowlevel_notify_inval_entry(se, parent, name, strlen(name));
+}
+
+/* Follows datastore.cfg (inotify, ConfigVersionCache generation) and the
+ * mount table (backing disks), re-applying refusals and invalidating what
+ * the kernel cached for a datastore whose access changed. */
+static void *watch(void *arg)
+{
+	struct watcher *w = arg;
+	int mfd = open("/proc/self/mountinfo", O_RDONLY | O_CLOEXEC);
+
+	for (;;) {
+		struct pollfd p[3] = {
+			{ .fd = w->stopfd, .events = POLLIN },
+			{ .fd = vfs_config_fd(w->v), .events = POLLIN },
+			{ .fd = mfd, .events = POLLPRI },
+		};
+		int n = poll(p, 3, 1000);
+
+		if (n > 0 && (p[0].revents & POLLIN))
+			break;
+		if (n > 0 && (p[2].revents & (POLLPRI | POLLERR))) {
+			/* mountinfo changed: re-arm by reading it through. */
+			char buf[4096];
+
+			lseek(mfd, 0, SEEK_SET);
+			while (read(mfd, buf, sizeof(buf)) > 0)
+				;
+		}
+		/* Every second too, for generation bumps in shared memory,
+		 * which inotify cannot see. */
+		vfs_refresh(w->v, inval, w->se);
+	}
+	if (mfd >= 0)
+		close(mfd);
+	return NULL;
+}
+
+static void syslog_sink(enum ds_log_level level, const char *msg, void *ud)
+{
+	(void)ud;
+	syslog((int)level, "%s", msg);
+}
+
+int main(int argc, char **argv)
+{
+	struct options o = { .cache_size = DEFAULT_CACHE_SIZE };
+	struct vfs_options vo = { 0 };
+	struct fuse_args args = FUSE_ARGS_INIT(0, NULL);
+	struct fuse_loop_config *lc = NULL;
+	struct fuse_session *se = NULL;
+	struct ds_crypt *crypt = NULL;
+	struct watcher w = { .stopfd = -1 };
+	struct vfs *v = NULL;
+	char dirbuf[4096], fsname[4200];
+	int r, ret = 1;
+
+	ds_log_set_ident("mount.dsfs");
+	r = parse_args(&o, argc, argv);
+	if (r != 0)
+		return r > 0 ? 0 : 2;
+	if (o.keyfile && ds_keyfile_load(o.keyfile, getenv("DSFS_KEY_PASSWORD"), &crypt) < 0) {
+		fprintf(stderr, "mount.dsfs: %s: cannot load key\n", o.keyfile);
+		goto out;
+	}
+	if (classify_source(&o, &vo, dirbuf, sizeof(dirbuf)) < 0)
+		goto out;
+	vo.source = o.source;
+	vo.crypt = crypt;
+	vo.read_only = o.read_only;
+	vo.track_operations = true;
+	vo.cache_size = o.cache_size;
+	if (vfs_new(&vo, &v) < 0)
+		goto out;
+
+	/* 1 MiB reads: a quarter chunk per request instead of 128 KiB. */
+	snprintf(fsname, sizeof(fsname), "fsname=%s,subtype=dsfs,max_read=1048576", o.source);
+	if (fuse_opt_add_arg(&args, argv[0]) < 0 || fuse_opt_add_arg(&args, "-o") < 0 ||
+	    fuse_opt_add_arg(&args, fsname) < 0 ||
+	    (o.fuse_opts[0] && (fuse_opt_add_arg(&args, "-o") < 0 ||
+				fuse_opt_add_arg(&args, o.fuse_opts) < 0)) ||
+	    (o.debug && fuse_opt_add_arg(&args, "-d") < 0))
+		goto out;
+	se = fuse_session_new(&args, &dsfs_ops, sizeof(dsfs_ops), v);
+	if (!se)
+		goto out;
+	if (fuse_set_signal_handlers(se) < 0)
+		goto out;
+	if (fuse_session_mount(se, o.mountpoint) < 0)
+		goto out_handlers;
+	/* The parent exits only now, with the mount in place. */
+	if (fuse_daemonize(o.foreground) < 0)
+		goto out_unmount;
+	if (!o.foreground) {
+		openlog("mount.dsfs", LOG_PID, LOG_DAEMON);
+		ds_log_set_sink(syslog_sink, NULL);
+	}
+	ds_info("mounted %s on %s", o.source, o.mountpoint);
+	w.v = v;
+	w.se = se;
+	w.stopfd = eventfd(0, EFD_CLOEXEC);
+	if (w.stopfd < 0 || pthread_create(&w.thread, NULL, watch, &w) != 0) {
+		ds_err("cannot start the config watcher");
+		goto out_unmount;
+	}
+	lc = fuse_loop_cfg_create();
+	fuse_loop_cfg_set_max_threads(lc, 16);
+	r = fuse_session_loop_mt(se, lc);
+	ret = r == 0 ? 0 : 1;
+	eventfd_write(w.stopfd, 1);
+	pthread_join(w.thread, NULL);
+	ds_info("unmounted %s", o.mountpoint);
+out_unmount:
+	fuse_session_unmount(se);
+out_handlers:
+	fuse_remove_signal_handlers(se);
+out:
+	if (w.stopfd >= 0)
+		close(w.stopfd);
+	fuse_loop_cfg_destroy(lc);
+	if (se)
+		fuse_session_destroy(se);
+	vfs_free(v);
+	ds_crypt_free(crypt);
+	fuse_opt_free_args(&args);
+	free(o.config);
+	free(o.keyfile);
+	return ret;
+}

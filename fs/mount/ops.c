@@ -1,0 +1,320 @@
+/* FUSE low-level operations: each unpacks its request, calls the FUSE-free
+ * view (vfs.h) and replies exactly once. */
+#define FUSE_USE_VERSION 312
+#include <fuse_lowlevel.h>
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "fs/mount/mount.h"
+#include "fs/mount/vfs.h"
+#include "store/log.h"
+
+static struct vfs *vfs_of(fuse_req_t req)
+{
+	return fuse_req_userdata(req);
+}
+
+static void op_init(void *userdata, struct fuse_conn_info *conn)
+{
+	(void)userdata;
+	/* Directory operations run in parallel: the view has no per-directory
+	 * state to protect. Symlinks (latest) may be cached by the kernel. */
+	if (conn->capable & FUSE_CAP_PARALLEL_DIROPS)
+		conn->want |= FUSE_CAP_PARALLEL_DIROPS;
+	if (conn->capable & FUSE_CAP_CACHE_SYMLINKS)
+		conn->want |= FUSE_CAP_CACHE_SYMLINKS;
+	if (conn->capable & FUSE_CAP_SPLICE_WRITE)
+		conn->want |= FUSE_CAP_SPLICE_WRITE;
+	/* A chunk is 4 MiB: let the kernel read ahead in large steps. */
+	conn->max_readahead = 4 << 20;
+	conn->max_read = 1 << 20; /* must equal -o max_read (main.c) */
+}
+
+static void reply_entry(fuse_req_t req, const struct vfs_entry *e)
+{
+	struct fuse_entry_param p;
+
+	memset(&p, 0, sizeof(p));
+	p.ino = e->ino;
+	p.attr = e->st;
+	p.attr_timeout = e->attr_timeout;
+	p.entry_timeout = e->entry_timeout;
+	fuse_reply_entry(req, &p);
+}
+
+static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+	struct vfs_entry e;
+	int r = vfs_lookup(vfs_of(req), parent, name, &e);
+
+	if (r == -ENOENT) {
+		/* Negative entry, cached briefly: snapshots may appear. */
+		struct fuse_entry_param p = { .entry_timeout = 1.0 };
+
+		fuse_reply_entry(req, &p);
+	} else if (r < 0) {
+		fuse_reply_err(req, -r);
+	} else {
+		reply_entry(req, &e);
+	}
+}
+
+static void op_forget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup)
+{
+	vfs_forget(vfs_of(req), ino, nlookup);
+	fuse_reply_none(req);
+}
+
+static void op_forget_multi(fuse_req_t req, size_t count, struct fuse_forget_data *forgets)
+{
+	for (size_t i = 0; i < count; i++)
+		vfs_forget(vfs_of(req), forgets[i].ino, forgets[i].nlookup);
+	fuse_reply_none(req);
+}
+
+static void op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	struct vfs_entry e;
+	int r = vfs_getattr(vfs_of(req), ino, &e);
+
+	(void)fi;
+	if (r < 0)
+		fuse_reply_err(req, -r);
+	else
+		fuse_reply_attr(req, &e.st, e.attr_timeout);
+}
+
+static void op_readlink(fuse_req_t req, fuse_ino_t ino)
+{
+	char buf[256];
+	int r = vfs_readlink(vfs_of(req), ino, buf, sizeof(buf));
+
+	if (r < 0)
+		fuse_reply_err(req, -r);
+	else
+		fuse_reply_readlink(req, buf);
+}
+
+static void op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	struct vfs_dir *d;
+	int r = vfs_opendir(vfs_of(req), ino, &d);
+
+	if (r < 0) {
+		fuse_reply_err(req, -r);
+		return;
+	}
+	fi->fh = (uintptr_t)d;
+	fi->cache_readdir = d->cacheable;
+	fi->keep_cache = d->cacheable;
+	if (fuse_reply_open(req, fi) == -ENOENT)
+		vfs_releasedir(d); /* the opener was interrupted */
+}
+
+static void op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+		       struct fuse_file_info *fi)
+{
+	struct vfs_dir *d = (struct vfs_dir *)(uintptr_t)fi->fh;
+	char *buf = malloc(size);
+	size_t used = 0;
+
+	if (!buf) {
+		fuse_reply_err(req, ENOMEM);
+		return;
+	}
+	/* Offsets: 0 ".", 1 "..", then entry i at i + 2. */
+	for (size_t i = (size_t)off; i < d->n + 2; i++) {
+		struct stat st = { 0 };
+		const char *name;
+		size_t need;
+
+		if (i < 2) {
+			name = i == 0 ? "." : "..";
+			st.st_ino = ino;
+			st.st_mode = S_IFDIR;
+		} else {
+			name = d->ents[i - 2].name;
+			st.st_ino = d->ents[i - 2].ino;
+			st.st_mode = d->ents[i - 2].type;
+		}
+		need = fuse_add_direntry(req, buf + used, size - used, name, &st, (off_t)i + 1);
+		if (need > size - used)
+			break;
+		used += need;
+	}
+	fuse_reply_buf(req, buf, used);
+	free(buf);
+}
+
+static void op_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	(void)ino;
+	vfs_releasedir((struct vfs_dir *)(uintptr_t)fi->fh);
+	fuse_reply_err(req, 0);
+}
+
+static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	struct vfile *f;
+	bool keep;
+	int r = vfs_open(vfs_of(req), ino, fi->flags, &f, &keep);
+
+	if (r < 0) {
+		fuse_reply_err(req, -r);
+		return;
+	}
+	fi->fh = (uintptr_t)f;
+	fi->keep_cache = keep;
+	if (fuse_reply_open(req, fi) == -ENOENT)
+		vfs_release(f);
+}
+
+static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+		    struct fuse_file_info *fi)
+{
+	struct vfile *f = (struct vfile *)(uintptr_t)fi->fh;
+	struct vfs_read rd;
+	ssize_t n;
+
+	(void)ino;
+	n = vfs_read(f, (uint64_t)off, size, &rd);
+	if (n < 0)
+		fuse_reply_err(req, (int)-n);
+	else
+		/* Zero copy: the iovecs point into pinned cache entries,
+		 * released once the reply has been written to the kernel. */
+		fuse_reply_iov(req, rd.iov, (int)rd.n_iov);
+	vfs_read_done(f, &rd);
+}
+
+static void op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	(void)ino;
+	vfs_release((struct vfile *)(uintptr_t)fi->fh);
+	fuse_reply_err(req, 0);
+}
+
+static void op_lseek(fuse_req_t req, fuse_ino_t ino, off_t off, int whence,
+		     struct fuse_file_info *fi)
+{
+	int64_t r;
+
+	(void)ino;
+	r = vfs_lseek((struct vfile *)(uintptr_t)fi->fh, off, whence);
+	if (r < 0)
+		fuse_reply_err(req, (int)-r);
+	else
+		fuse_reply_lseek(req, r);
+}
+
+static void op_statfs(fuse_req_t req, fuse_ino_t ino)
+{
+	struct statvfs st = { .f_bsize = 4096, .f_frsize = 4096, .f_namemax = 255 };
+
+	(void)ino;
+	fuse_reply_statfs(req, &st);
+}
+
+static void op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t size)
+{
+	(void)ino;
+	(void)name;
+	(void)size;
+	fuse_reply_err(req, ENODATA);
+}
+
+static void op_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
+{
+	(void)ino;
+	if (size == 0)
+		fuse_reply_xattr(req, 0);
+	else
+		fuse_reply_buf(req, NULL, 0);
+}
+
+/* Operations that would change the tree take a write handle first, so the
+ * refusal a user sees is the datastore's (EROFS, ENXIO, …). */
+static void refuse_write(fuse_req_t req, fuse_ino_t ino)
+{
+	fuse_reply_err(req, -vfs_write_refusal(vfs_of(req), ino));
+}
+
+static void op_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode)
+{
+	(void)name;
+	(void)mode;
+	refuse_write(req, parent);
+}
+
+static void op_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+	(void)name;
+	refuse_write(req, parent);
+}
+
+static void op_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_ino_t newparent,
+		      const char *newname, unsigned int flags)
+{
+	(void)name;
+	(void)newparent;
+	(void)newname;
+	(void)flags;
+	refuse_write(req, parent);
+}
+
+static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
+		      struct fuse_file_info *fi)
+{
+	(void)name;
+	(void)mode;
+	(void)fi;
+	refuse_write(req, parent);
+}
+
+static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set,
+		       struct fuse_file_info *fi)
+{
+	(void)attr;
+	(void)to_set;
+	(void)fi;
+	refuse_write(req, ino);
+}
+
+static void op_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name, const char *value,
+			size_t size, int flags)
+{
+	(void)name;
+	(void)value;
+	(void)size;
+	(void)flags;
+	refuse_write(req, ino);
+}
+
+const struct fuse_lowlevel_ops dsfs_ops = {
+	.init = op_init,
+	.lookup = op_lookup,
+	.forget = op_forget,
+	.forget_multi = op_forget_multi,
+	.getattr = op_getattr,
+	.readlink = op_readlink,
+	.opendir = op_opendir,
+	.readdir = op_readdir,
+	.releasedir = op_releasedir,
+	.open = op_open,
+	.read = op_read,
+	.release = op_release,
+	.lseek = op_lseek,
+	.statfs = op_statfs,
+	.getxattr = op_getxattr,
+	.listxattr = op_listxattr,
+	.mkdir = op_mkdir,
+	.rmdir = op_unlink,
+	.unlink = op_unlink,
+	.rename = op_rename,
+	.create = op_create,
+	.setattr = op_setattr,
+	.setxattr = op_setxattr,
+	.removexattr = op_unlink,
+};

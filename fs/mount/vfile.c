@@ -1,0 +1,354 @@
+/* Open files of the view: images and streams read chunk by chunk through
+ * the shared chunk cache, small files held in memory. */
+#include "fs/mount/vfs_internal.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cache/chunk_cache.h"
+#include "store/blob.h"
+#include "store/datastore.h"
+#include "store/hierarchy.h"
+#include "store/index.h"
+#include "store/log.h"
+
+/* Chunks read ahead of a sequential reader. */
+#define PREFETCH_DEPTH 2
+
+struct vfile {
+	atomic_uint refs; /* the open file + queued prefetches */
+	struct vfs *v;
+	struct ds_reader *rd;
+	const struct ds_crypt *crypt; /* for encrypted archives */
+	struct ds_index *idx;         /* images and streams */
+	uint8_t *data;                /* small files, in memory */
+	size_t len;
+	bool image;
+	struct ds_digest zero; /* image: digest of a full zero chunk */
+	char name[300];        /* for log lines */
+	_Atomic uint64_t next_off; /* where a sequential reader goes next */
+};
+
+static void vfile_unref(struct vfile *f)
+{
+	if (atomic_fetch_sub(&f->refs, 1) != 1)
+		return;
+	ds_index_free(f->idx);
+	free(f->data);
+	ds_reader_release(f->rd);
+	free(f);
+}
+
+static int load_chunk(void *ctx, const struct ds_digest *d, size_t expect_len, uint8_t *buf,
+		      size_t cap, size_t *ret_len)
+{
+	struct vfile *f = ctx;
+
+	return ds_reader_load_chunk(f->rd, d, f->crypt, expect_len, buf, cap, ret_len);
+}
+
+/* Small files: owner, notes, decoded blobs. */
+static int open_small(struct vfs *v, const struct vnode *n, const struct ds_lookup *lk,
+		      struct vfile *f)
+{
+	char rel[2048];
+	uint8_t *raw;
+	size_t raw_len;
+	int fd, r;
+
+	if (n->kind == VK_PROTECTED)
+		return 0;
+	if (n->kind == VK_OWNER || n->kind == VK_GNOTES)
+		r = ds_group_relpath(n->ns, ds_backup_type_name(n->type), n->id, rel, sizeof(rel));
+	else
+		r = vfs_node_snaprel(n, rel, sizeof(rel));
+	if (r < 0)
+		return r;
+	fd = ds_lookup_open_dir(lk, rel);
+	if (fd < 0)
+		return fd;
+	if (n->kind == VK_OWNER || n->kind == VK_GNOTES) {
+		r = ds_read_file_at(fd, n->name, 1 << 20, &f->data, &f->len);
+	} else if (n->kind == VK_SNOTES) {
+		struct ds_manifest *m;
+
+		r = ds_manifest_load(fd, &m);
+		if (r == 0) {
+			const char *notes = ds_manifest_notes(m);
+
+			f->data = (uint8_t *)strdup(notes ? notes : "");
+			f->len = notes ? strlen(notes) : 0;
+			r = f->data ? 0 : -ENOMEM;
+			ds_manifest_free(m);
+		}
+	} else {
+		r = ds_read_file_at(fd, n->file, DS_MAX_BLOB_SIZE + DS_BLOB_ENC_HEADER_LEN, &raw,
+				    &raw_len);
+		if (r == 0) {
+			int type = ds_blob_type(raw, raw_len);
+
+			r = ds_blob_decode(raw, raw_len,
+					   type >= 0 && ds_blob_type_encrypted(type) ? v->opt.crypt
+										       : NULL,
+					   DS_MAX_BLOB_SIZE, &f->data, &f->len);
+			free(raw);
+			if (r == -EBADMSG || r == -EFBIG) {
+				ds_err("%s/%s: damaged blob", rel, n->file);
+				r = -EIO;
+			}
+		}
+	}
+	close(fd);
+	return r;
+}
+
+static int open_index(struct vfs *v, const struct vnode *n, const struct ds_lookup *lk,
+		      struct vfile *f)
+{
+	char rel[2048];
+	int fd, r;
+
+	r = vfs_node_snaprel(n, rel, sizeof(rel));
+	if (r < 0)
+		return r;
+	fd = ds_lookup_open_dir(lk, rel);
+	if (fd < 0)
+		return fd;
+	r = ds_index_open(fd, n->file, &f->idx);
+	close(fd);
+	if (r == -EBADMSG)
+		return -EIO;
+	if (r < 0)
+		return r;
+	f->image = n->kind == VK_IMAGE;
+	if (f->image) {
+		uint64_t cs = ds_index_chunk_size(f->idx);
+
+		if (cs == DS_FIDX_DEFAULT_CHUNK_SIZE && !f->crypt)
+			f->zero = v->zero4m;
+		else
+			vfs_zero_digest(f->crypt, cs, &f->zero);
+	}
+	return 0;
+}
+
+int vfs_open(struct vfs *v, uint64_t ino, int flags, struct vfile **ret, bool *ret_keep_cache)
+{
+	struct vnode *n = vfs_node_get(v, ino);
+	struct vfile *f;
+	int r;
+
+	if (!n)
+		return -ESTALE;
+	if (n->kind == VK_ROOT || n->kind == VK_NSROOT || n->kind == VK_NSLIST ||
+	    n->kind == VK_TYPE || n->kind == VK_GROUP || n->kind == VK_SNAPSHOT)
+		return -EISDIR;
+	if ((flags & O_ACCMODE) != O_RDONLY || (flags & O_TRUNC)) {
+		/* Any open for writing takes a write handle: its refusals
+		 * (maintenance, -o ro) come first; past them, what exists in a
+		 * snapshot is immutable. */
+		struct ds_writer *w;
+
+		r = ds_writer_acquire(n->st->ds, &w);
+		if (r < 0)
+			return r;
+		ds_writer_release(w);
+		return -EROFS;
+	}
+	f = calloc(1, sizeof(*f));
+	if (!f)
+		return -ENOMEM;
+	atomic_init(&f->refs, 1);
+	f->v = v;
+	snprintf(f->name, sizeof(f->name), "%s", n->path);
+	r = ds_reader_acquire(n->st->ds, &f->rd);
+	if (r < 0) {
+		free(f);
+		return r;
+	}
+	if (n->crypt_mode == DS_CRYPT_ENCRYPT) {
+		if (!v->opt.crypt) {
+			ds_err("%s: encrypted, mount with -o keyfile= to read it", n->path);
+			r = -ENOKEY;
+			goto fail;
+		}
+		f->crypt = v->opt.crypt;
+	}
+	if (n->kind == VK_IMAGE || n->kind == VK_STREAM)
+		r = open_index(v, n, ds_reader_lookup(f->rd), f);
+	else
+		r = open_small(v, n, ds_reader_lookup(f->rd), f);
+	if (r < 0)
+		goto fail;
+	*ret = f;
+	*ret_keep_cache = n->kind == VK_IMAGE || n->kind == VK_STREAM || n->kind == VK_BLOB;
+	return 0;
+fail:
+	vfile_unref(f);
+	return r;
+}
+
+void vfs_release(struct vfile *f)
+{
+	if (f)
+		vfile_unref(f);
+}
+
+struct read_pins {
+	struct ds_chunk_ref *refs;
+	size_t n;
+};
+
+static void prefetch_done(void *ctx)
+{
+	vfile_unref(ctx);
+}
+
+static void prefetch_after(struct vfile *f, size_t i)
+{
+	for (size_t k = i + 1; k <= i + PREFETCH_DEPTH && k < ds_index_count(f->idx); k++) {
+		struct ds_index_chunk ch;
+
+		ds_index_chunk(f->idx, k, &ch);
+		atomic_fetch_add(&f->refs, 1);
+		if (ds_chunk_cache_prefetch(f->v->cache, &ch.digest, ch.end - ch.start, load_chunk, f,
+					    prefetch_done) != 0)
+			atomic_fetch_sub(&f->refs, 1); /* cached, loading, or queue full */
+	}
+}
+
+static void release_pins(struct vfile *f, struct vfs_read *r)
+{
+	struct read_pins *pins = r->priv;
+
+	if (pins) {
+		for (size_t i = 0; i < pins->n; i++)
+			ds_chunk_cache_put(f->v->cache, &pins->refs[i]);
+		free(pins->refs);
+		free(pins);
+	}
+	free(r->iov);
+	memset(r, 0, sizeof(*r));
+}
+
+ssize_t vfs_read(struct vfile *f, uint64_t off, size_t size, struct vfs_read *ret)
+{
+	struct read_pins *pins;
+	uint64_t fsize, end, pos;
+	size_t count = 0, last_chunk = 0;
+	ssize_t i;
+	int r = 0;
+
+	memset(ret, 0, sizeof(*ret));
+	/* The reply is written after we return, and the kernel may release the
+	 * file meanwhile: the read keeps the file alive until vfs_read_done. */
+	atomic_fetch_add(&f->refs, 1);
+	if (!f->idx) {
+		if (off >= f->len)
+			return 0;
+		ret->iov = malloc(sizeof(*ret->iov));
+		if (!ret->iov)
+			return -ENOMEM;
+		ret->iov[0].iov_base = f->data + off;
+		ret->iov[0].iov_len = size < f->len - off ? size : f->len - off;
+		ret->n_iov = 1;
+		return (ssize_t)ret->iov[0].iov_len;
+	}
+	fsize = ds_index_size(f->idx);
+	if (off >= fsize)
+		return 0;
+	end = size < fsize - off ? off + size : fsize;
+	pins = calloc(1, sizeof(*pins));
+	i = ds_index_find(f->idx, off);
+	if (!pins || i < 0) {
+		free(pins);
+		return i < 0 ? -EIO : -ENOMEM;
+	}
+	ret->priv = pins;
+	for (pos = off; pos < end; i++) {
+		struct ds_index_chunk ch;
+		struct ds_chunk_ref ref;
+		void *grow;
+
+		ds_index_chunk(f->idx, (size_t)i, &ch);
+		r = ds_chunk_cache_get(f->v->cache, &ch.digest, ch.end - ch.start, load_chunk, f, &ref);
+		if (r < 0)
+			break;
+		grow = realloc(pins->refs, (pins->n + 1) * sizeof(*pins->refs));
+		if (grow)
+			pins->refs = grow;
+		grow = grow ? realloc(ret->iov, (ret->n_iov + 1) * sizeof(*ret->iov)) : NULL;
+		if (!grow) {
+			ds_chunk_cache_put(f->v->cache, &ref);
+			r = -ENOMEM;
+			break;
+		}
+		ret->iov = grow;
+		pins->refs[pins->n++] = ref;
+		{
+			uint64_t in = pos - ch.start;
+			uint64_t n = (end < ch.end ? end : ch.end) - pos;
+
+			ret->iov[ret->n_iov].iov_base = (uint8_t *)ref.data + in;
+			ret->iov[ret->n_iov].iov_len = n;
+			ret->n_iov++;
+			pos += n;
+			count += n;
+		}
+		last_chunk = (size_t)i;
+	}
+	if (r < 0 && count == 0) {
+		release_pins(f, ret);
+		if (r == -ENOKEY)
+			return r;
+		/* A damaged or missing chunk fails its own range only; the
+		 * reason (digest and cause) was logged by the chunk store. */
+		ds_err("%s: read at %llu: %s", f->name, (unsigned long long)off, strerror(-r));
+		return -EIO;
+	}
+	/* Sequential reader: decode the next chunks on the cache's workers
+	 * while the kernel copies this one out. */
+	if (off == atomic_load(&f->next_off) || off == 0)
+		prefetch_after(f, last_chunk);
+	atomic_store(&f->next_off, off + count);
+	return (ssize_t)count;
+}
+
+void vfs_read_done(struct vfile *f, struct vfs_read *r)
+{
+	release_pins(f, r);
+	vfile_unref(f);
+}
+
+int64_t vfs_lseek(struct vfile *f, int64_t off, int whence)
+{
+	uint64_t size;
+	ssize_t i;
+
+	if (whence != SEEK_DATA && whence != SEEK_HOLE)
+		return -EINVAL;
+	size = f->idx ? ds_index_size(f->idx) : f->len;
+	if (off < 0 || (uint64_t)off >= size)
+		return -ENXIO;
+	if (!f->image)
+		return whence == SEEK_DATA ? off : (int64_t)size;
+	for (i = ds_index_find(f->idx, (uint64_t)off); i >= 0 && (size_t)i < ds_index_count(f->idx);
+	     i++) {
+		struct ds_index_chunk ch;
+		bool zero;
+
+		ds_index_chunk(f->idx, (size_t)i, &ch);
+		/* Only full-size zero chunks are holes: a short last chunk has
+		 * another digest, and data there is reported as data. */
+		zero = ds_digest_eq(&ch.digest, &f->zero);
+		if (zero == (whence == SEEK_HOLE))
+			return (uint64_t)off > ch.start ? off : (int64_t)ch.start;
+	}
+	/* No more data: ENXIO; no more holes: the implicit hole at EOF. */
+	return whence == SEEK_DATA ? -ENXIO : (int64_t)size;
+}

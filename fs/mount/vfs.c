@@ -1,0 +1,931 @@
+#include "fs/mount/vfs_internal.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cache/chunk_cache.h"
+#include "cache/config_cache.h"
+#include "store/blob.h"
+#include "store/config.h"
+#include "store/crypt.h"
+#include "store/datastore.h"
+#include "store/hierarchy.h"
+#include "store/index.h"
+#include "store/log.h"
+
+/* Inside a snapshot nothing changes, so the kernel may cache for long;
+ * above it, snapshots come and go (and maintenance may refuse at any time,
+ * which vfs_refresh invalidates explicitly). */
+#define TIMEOUT_IMMUTABLE 3600.0
+#define TIMEOUT_LIVE 1.0
+
+/* --- node table --- */
+
+static uint64_t path_ino(const char *store, const char *path)
+{
+	struct ds_sha256 *h = ds_sha256_new();
+	struct ds_digest d;
+	uint64_t ino;
+
+	if (!h)
+		abort();
+	ds_sha256_update(h, store ? store : "", store ? strlen(store) + 1 : 0);
+	ds_sha256_update(h, path, strlen(path));
+	ds_sha256_final(h, &d);
+	ds_sha256_free(h);
+	memcpy(&ino, d.b, sizeof(ino));
+	ino &= UINT64_C(0x7fffffffffffffff);
+	return ino < 2 ? ino + 2 : ino;
+}
+
+static void node_free(struct vnode *n)
+{
+	if (!n)
+		return;
+	free(n->name);
+	free(n->path);
+	free(n->ns);
+	free(n->id);
+	free(n->file);
+	free(n->target);
+	free(n);
+}
+
+/* Lock held. */
+static struct vnode *table_find(struct vfs *v, uint64_t ino)
+{
+	for (struct vnode *n = v->table[ino % v->table_size]; n; n = n->hnext)
+		if (n->ino == ino)
+			return n;
+	return NULL;
+}
+
+/* Lock held. Grows the table when it gets full. */
+static void table_insert(struct vfs *v, struct vnode *n)
+{
+	if (v->n_nodes + 1 > v->table_size) {
+		size_t nsize = v->table_size * 2;
+		struct vnode **nt = calloc(nsize, sizeof(*nt));
+
+		if (nt) {
+			for (size_t i = 0; i < v->table_size; i++)
+				for (struct vnode *m = v->table[i], *next; m; m = next) {
+					next = m->hnext;
+					m->hnext = nt[m->ino % nsize];
+					nt[m->ino % nsize] = m;
+				}
+			free(v->table);
+			v->table = nt;
+			v->table_size = nsize;
+		}
+	}
+	n->hnext = v->table[n->ino % v->table_size];
+	v->table[n->ino % v->table_size] = n;
+	v->n_nodes++;
+}
+
+static void table_remove(struct vfs *v, struct vnode *n)
+{
+	struct vnode **pp = &v->table[n->ino % v->table_size];
+
+	for (; *pp; pp = &(*pp)->hnext)
+		if (*pp == n) {
+			*pp = n->hnext;
+			v->n_nodes--;
+			return;
+		}
+}
+
+struct vnode *vfs_node_get(struct vfs *v, uint64_t ino)
+{
+	struct vnode *n;
+
+	pthread_mutex_lock(&v->lock);
+	n = ino == VFS_ROOT_INO ? v->root : table_find(v, ino);
+	pthread_mutex_unlock(&v->lock);
+	return n;
+}
+
+/* --- datastores --- */
+
+static struct vstore *store_get(struct vfs *v, const char *name, const struct ds_datastore_cfg *dc,
+				const char *dir)
+{
+	struct vstore *s;
+	char base[4096];
+
+	pthread_mutex_lock(&v->lock);
+	for (s = v->stores; s; s = s->next)
+		if (strcmp(s->name, name) == 0)
+			break;
+	pthread_mutex_unlock(&v->lock);
+	if (s)
+		return s;
+	if (dir)
+		snprintf(base, sizeof(base), "%s", dir);
+	else if (ds_datastore_cfg_base(dc, base, sizeof(base)) < 0)
+		return NULL;
+	s = calloc(1, sizeof(*s));
+	if (!s || !(s->name = strdup(name)) || ds_datastore_new(name, base, &s->ds) < 0) {
+		if (s)
+			free(s->name);
+		free(s);
+		return NULL;
+	}
+	ds_datastore_configure(s->ds, dc);
+	ds_datastore_set_read_only(s->ds, v->opt.read_only);
+	if (v->opt.track_operations)
+		ds_datastore_track_operations(s->ds, true, NULL);
+	pthread_mutex_lock(&v->lock);
+	/* Another thread may have raced us; keep the first. */
+	for (struct vstore *o = v->stores; o; o = o->next)
+		if (strcmp(o->name, name) == 0) {
+			pthread_mutex_unlock(&v->lock);
+			ds_datastore_free(s->ds);
+			free(s->name);
+			free(s);
+			return o;
+		}
+	s->next = v->stores;
+	v->stores = s;
+	pthread_mutex_unlock(&v->lock);
+	return s;
+}
+
+/* The config section of a store in the current config (copied out under the
+ * config snapshot by the caller's callback). */
+static bool config_has_store(struct vfs *v, const char *name, bool *ret_deleted)
+{
+	struct ds_config_snap snap;
+	const struct ds_datastore_cfg *dc;
+	bool found;
+
+	ds_config_cache_get(v->cc, &snap);
+	dc = ds_config_find(snap.cfg, name);
+	found = dc != NULL;
+	if (ret_deleted)
+		*ret_deleted = dc && dc->maintenance == DS_MAINT_DELETE;
+	ds_config_cache_put(v->cc, &snap);
+	return found;
+}
+
+static struct vstore *store_from_config(struct vfs *v, const char *name)
+{
+	struct ds_config_snap snap;
+	const struct ds_datastore_cfg *dc;
+	struct vstore *s = NULL;
+
+	ds_config_cache_get(v->cc, &snap);
+	dc = ds_config_find(snap.cfg, name);
+	if (dc)
+		s = store_get(v, name, dc, NULL);
+	ds_config_cache_put(v->cc, &snap);
+	return s;
+}
+
+/* --- creation and teardown --- */
+
+void vfs_zero_digest(const struct ds_crypt *c, size_t len, struct ds_digest *ret)
+{
+	static const uint8_t zeros[64 * 1024];
+	struct ds_sha256 *h = ds_sha256_new();
+
+	if (!h)
+		abort();
+	while (len > 0) {
+		size_t n = len < sizeof(zeros) ? len : sizeof(zeros);
+
+		ds_sha256_update(h, zeros, n);
+		len -= n;
+	}
+	/* Keyed digests append the id key (spec §2.6). */
+	if (c)
+		ds_sha256_update(h, ds_crypt_id_key(c), DS_CRYPT_KEY_LEN);
+	ds_sha256_final(h, ret);
+	ds_sha256_free(h);
+}
+
+static struct vnode *node_new(enum vkind kind, struct vstore *st, uint64_t parent,
+			      const char *name, const char *path)
+{
+	struct vnode *n = calloc(1, sizeof(*n));
+
+	if (!n)
+		return NULL;
+	n->kind = kind;
+	n->st = st;
+	n->parent = parent;
+	n->name = strdup(name);
+	n->path = strdup(path);
+	n->ns = strdup("");
+	if (!n->name || !n->path || !n->ns) {
+		node_free(n);
+		return NULL;
+	}
+	n->ino = path_ino(st ? st->name : NULL, path);
+	return n;
+}
+
+int vfs_new(const struct vfs_options *opt, struct vfs **ret)
+{
+	struct vfs *v;
+	int r;
+
+	v = calloc(1, sizeof(*v));
+	if (!v)
+		return -ENOMEM;
+	v->opt = *opt;
+	pthread_mutex_init(&v->lock, NULL);
+	v->table_size = 1024;
+	v->table = calloc(v->table_size, sizeof(*v->table));
+	v->mount_time = (int64_t)time(NULL);
+	if (!v->table) {
+		r = -ENOMEM;
+		goto fail;
+	}
+	vfs_zero_digest(NULL, DS_FIDX_DEFAULT_CHUNK_SIZE, &v->zero4m);
+	r = ds_chunk_cache_new(opt->cache_size, &v->cache);
+	if (r < 0)
+		goto fail;
+	if (opt->config_path) {
+		r = ds_config_cache_new(opt->config_path, NULL, &v->cc);
+		if (r < 0) {
+			ds_err("%s: cannot load datastore config: %s", opt->config_path,
+			       strerror(-r));
+			goto fail;
+		}
+	}
+	if (opt->store_dir) {
+		const char *slash = strrchr(opt->store_dir, '/');
+		struct vstore *s = store_get(v, slash && slash[1] ? slash + 1 : opt->store_dir, NULL,
+					     opt->store_dir);
+
+		if (!s) {
+			r = -ENOMEM;
+			goto fail;
+		}
+		v->root = node_new(VK_NSROOT, s, VFS_ROOT_INO, "", "");
+	} else if (opt->store_name) {
+		struct vstore *s;
+
+		if (!config_has_store(v, opt->store_name, NULL)) {
+			ds_err("datastore '%s' is not in %s", opt->store_name, opt->config_path);
+			r = -ENOENT;
+			goto fail;
+		}
+		s = store_from_config(v, opt->store_name);
+		if (!s) {
+			r = -ENOMEM;
+			goto fail;
+		}
+		v->root = node_new(VK_NSROOT, s, VFS_ROOT_INO, "", "");
+	} else {
+		v->multi = true;
+		v->root = node_new(VK_ROOT, NULL, VFS_ROOT_INO, "", "");
+	}
+	if (!v->root) {
+		r = -ENOMEM;
+		goto fail;
+	}
+	v->root->ino = VFS_ROOT_INO;
+	v->root->mtime = v->mount_time;
+	*ret = v;
+	return 0;
+fail:
+	vfs_free(v);
+	return r;
+}
+
+void vfs_free(struct vfs *v)
+{
+	if (!v)
+		return;
+	for (size_t i = 0; v->table && i < v->table_size; i++)
+		for (struct vnode *n = v->table[i], *next; n; n = next) {
+			next = n->hnext;
+			node_free(n);
+		}
+	free(v->table);
+	node_free(v->root);
+	if (v->cache)
+		ds_chunk_cache_drain(v->cache);
+	for (struct vstore *s = v->stores, *next; s; s = next) {
+		next = s->next;
+		ds_datastore_free(s->ds);
+		free(s->name);
+		free(s);
+	}
+	ds_chunk_cache_free(v->cache);
+	ds_config_cache_free(v->cc);
+	pthread_mutex_destroy(&v->lock);
+	free(v);
+}
+
+/* --- attributes --- */
+
+static bool is_dir_kind(enum vkind k)
+{
+	return k == VK_ROOT || k == VK_NSROOT || k == VK_NSLIST || k == VK_TYPE || k == VK_GROUP ||
+	       k == VK_SNAPSHOT;
+}
+
+static bool is_immutable(enum vkind k)
+{
+	return k == VK_IMAGE || k == VK_STREAM || k == VK_BLOB;
+}
+
+static void fill_entry(const struct vnode *n, struct vfs_entry *e)
+{
+	memset(e, 0, sizeof(*e));
+	e->ino = n->ino;
+	e->st.st_ino = n->ino;
+	if (is_dir_kind(n->kind)) {
+		e->st.st_mode = S_IFDIR | 0555;
+		e->st.st_nlink = 2;
+	} else if (n->kind == VK_LATEST) {
+		e->st.st_mode = S_IFLNK | 0777;
+		e->st.st_nlink = 1;
+		e->st.st_size = (off_t)strlen(n->target);
+	} else {
+		e->st.st_mode = S_IFREG | 0444;
+		e->st.st_nlink = 1;
+		e->st.st_size = (off_t)n->size;
+	}
+	e->st.st_blocks = (blkcnt_t)(n->blocks ? n->blocks : (n->size + 511) / 512);
+	e->st.st_blksize = 1 << 20; /* cp and cat size their buffers by it */
+	e->st.st_mtim.tv_sec = n->mtime;
+	e->st.st_atim = e->st.st_ctim = e->st.st_mtim;
+	e->entry_timeout = e->attr_timeout =
+		is_immutable(n->kind) ? TIMEOUT_IMMUTABLE : TIMEOUT_LIVE;
+}
+
+/* mtime of a directory relative to the datastore, or 0. */
+static int64_t dir_mtime(const struct ds_lookup *lk, const char *rel)
+{
+	struct stat st;
+	int fd = ds_lookup_open_dir(lk, rel);
+	int64_t t = 0;
+
+	if (fd >= 0) {
+		if (fstat(fd, &st) == 0)
+			t = st.st_mtim.tv_sec;
+		close(fd);
+	}
+	return t;
+}
+
+int vfs_node_snaprel(const struct vnode *n, char *out, size_t outlen)
+{
+	return ds_snapshot_relpath(n->ns, ds_backup_type_name(n->type), n->id, n->time, out, outlen);
+}
+
+static int node_rel(const struct vnode *n, char *out, size_t outlen)
+{
+	char nsdir[1024];
+	int r;
+
+	switch (n->kind) {
+	case VK_NSROOT:
+		return ds_ns_relpath(n->ns, out, outlen);
+	case VK_NSLIST:
+		r = ds_ns_relpath(n->ns, nsdir, sizeof(nsdir));
+		return r < 0 ? r : ds_path_fmt(out, outlen, "%s%sns", nsdir, *nsdir ? "/" : "");
+	case VK_TYPE:
+		r = ds_ns_relpath(n->ns, nsdir, sizeof(nsdir));
+		return r < 0 ? r
+			     : ds_path_fmt(out, outlen, "%s%s%s", nsdir, *nsdir ? "/" : "",
+					   ds_backup_type_name(n->type));
+	case VK_GROUP:
+		return ds_group_relpath(n->ns, ds_backup_type_name(n->type), n->id, out, outlen);
+	default:
+		return vfs_node_snaprel(n, out, outlen);
+	}
+}
+
+/* --- lookup --- */
+
+/* A child node template from parent p; fills kind-specific fields. */
+static struct vnode *child_new(const struct vnode *p, enum vkind kind, const char *name)
+{
+	char path[4096];
+
+	if (ds_path_fmt(path, sizeof(path), "%s%s%s", p->path, *p->path ? "/" : "", name) < 0)
+		return NULL;
+	struct vnode *n = node_new(kind, p->st, p->ino, name, path);
+
+	if (!n)
+		return NULL;
+	free(n->ns);
+	n->ns = strdup(p->ns);
+	n->type = p->type;
+	n->id = p->id ? strdup(p->id) : NULL;
+	memcpy(n->time, p->time, sizeof(n->time));
+	if (!n->ns || (p->id && !n->id)) {
+		node_free(n);
+		return NULL;
+	}
+	return n;
+}
+
+static bool dir_exists(const struct ds_lookup *lk, const char *rel, int *ret_err)
+{
+	int fd = ds_lookup_open_dir(lk, rel);
+
+	if (fd < 0) {
+		*ret_err = fd == -ENOTDIR ? -ENOENT : fd;
+		return false;
+	}
+	close(fd);
+	return true;
+}
+
+static int lookup_nsroot(const struct ds_lookup *lk, const struct vnode *p, const char *name,
+			 struct vnode **ret)
+{
+	char rel[1100], sub[1200];
+	enum vkind kind;
+	struct vnode *n;
+	int type = -1, r = 0;
+
+	if (strcmp(name, "ns") == 0) {
+		kind = VK_NSLIST;
+	} else if ((type = ds_name_backup_type(name)) >= 0) {
+		kind = VK_TYPE;
+	} else {
+		/* Not a name that can exist here; still refuse like the disk would. */
+		r = ds_lookup_check_io(lk);
+		return r < 0 ? r : -ENOENT;
+	}
+	if ((r = node_rel(p, rel, sizeof(rel))) < 0 ||
+	    (r = ds_path_fmt(sub, sizeof(sub), "%s%s%s", rel, *rel ? "/" : "", name)) < 0)
+		return r;
+	if (!dir_exists(lk, sub, &r))
+		return r;
+	n = child_new(p, kind, name);
+	if (!n)
+		return -ENOMEM;
+	if (type >= 0)
+		n->type = (enum ds_backup_type)type;
+	n->mtime = dir_mtime(lk, sub);
+	*ret = n;
+	return 0;
+}
+
+static int lookup_nslist(const struct ds_lookup *lk, const struct vnode *p, const char *name,
+			 struct vnode **ret)
+{
+	char ns[300], rel[1100];
+	struct vnode *n;
+	int r;
+
+	if (ds_path_fmt(ns, sizeof(ns), "%s%s%s", p->ns, *p->ns ? "/" : "", name) < 0 ||
+	    ds_name_safe_id(name) < 0 || ds_name_namespace(ns, NULL) < 0) {
+		r = ds_lookup_check_io(lk);
+		return r < 0 ? r : -ENOENT;
+	}
+	if ((r = ds_ns_relpath(ns, rel, sizeof(rel))) < 0)
+		return r;
+	if (!dir_exists(lk, rel, &r))
+		return r;
+	n = child_new(p, VK_NSROOT, name);
+	if (!n)
+		return -ENOMEM;
+	free(n->ns);
+	n->ns = strdup(ns);
+	if (!n->ns) {
+		node_free(n);
+		return -ENOMEM;
+	}
+	n->mtime = dir_mtime(lk, rel);
+	*ret = n;
+	return 0;
+}
+
+static int lookup_type(const struct ds_lookup *lk, const struct vnode *p, const char *name,
+		       struct vnode **ret)
+{
+	char rel[2048];
+	struct vnode *n;
+	int r;
+
+	if (ds_group_relpath(p->ns, ds_backup_type_name(p->type), name, rel, sizeof(rel)) < 0) {
+		r = ds_lookup_check_io(lk);
+		return r < 0 ? r : -ENOENT;
+	}
+	if (!dir_exists(lk, rel, &r))
+		return r;
+	n = child_new(p, VK_GROUP, name);
+	if (!n)
+		return -ENOMEM;
+	free(n->id);
+	n->id = strdup(name);
+	if (!n->id) {
+		node_free(n);
+		return -ENOMEM;
+	}
+	n->mtime = dir_mtime(lk, rel);
+	*ret = n;
+	return 0;
+}
+
+/* Reads a small file of a group (owner, notes). */
+static int read_group_file(const struct ds_lookup *lk, const struct vnode *g, const char *file,
+			   uint8_t **ret, size_t *ret_len, int64_t *ret_mtime)
+{
+	char rel[2048];
+	struct stat st;
+	int fd, r;
+
+	r = ds_group_relpath(g->ns, ds_backup_type_name(g->type), g->id, rel, sizeof(rel));
+	if (r < 0)
+		return r;
+	fd = ds_lookup_open_dir(lk, rel);
+	if (fd < 0)
+		return fd;
+	r = ds_read_file_at(fd, file, 1 << 20, ret, ret_len);
+	if (r == 0 && ret_mtime && fstatat(fd, file, &st, 0) == 0)
+		*ret_mtime = st.st_mtim.tv_sec;
+	close(fd);
+	return r;
+}
+
+static int lookup_group(const struct ds_lookup *lk, const struct vnode *p, const char *name,
+			struct vnode **ret)
+{
+	const char *type = ds_backup_type_name(p->type);
+	struct vnode *n;
+	int r;
+
+	if (strcmp(name, "latest") == 0) {
+		struct ds_snapshot *snaps = NULL;
+		size_t count = 0;
+		ssize_t newest = -1;
+
+		r = ds_list_snapshots(lk, p->ns, type, p->id, &snaps, &count);
+		if (r < 0)
+			return r;
+		for (size_t i = 0; i < count; i++)
+			if (snaps[i].finished)
+				newest = (ssize_t)i;
+		if (newest < 0) {
+			free(snaps);
+			return -ENOENT;
+		}
+		n = child_new(p, VK_LATEST, name);
+		if (n && !(n->target = strdup(snaps[newest].time))) {
+			node_free(n);
+			n = NULL;
+		}
+		if (n)
+			n->mtime = snaps[newest].epoch;
+		free(snaps);
+	} else if (strcmp(name, "owner") == 0 || strcmp(name, "notes") == 0) {
+		uint8_t *buf;
+		size_t len;
+		int64_t mtime = 0;
+
+		r = read_group_file(lk, p, name, &buf, &len, &mtime);
+		if (r < 0)
+			return r == -ENOTDIR ? -ENOENT : r;
+		free(buf);
+		n = child_new(p, name[0] == 'o' ? VK_OWNER : VK_GNOTES, name);
+		if (n) {
+			n->size = len;
+			n->mtime = mtime;
+		}
+	} else {
+		char rel[2048];
+		int64_t epoch;
+
+		if (ds_snapshot_relpath(p->ns, type, p->id, name, rel, sizeof(rel)) < 0) {
+			r = ds_lookup_check_io(lk);
+			return r < 0 ? r : -ENOENT;
+		}
+		if (!dir_exists(lk, rel, &r))
+			return r;
+		n = child_new(p, VK_SNAPSHOT, name);
+		if (n) {
+			snprintf(n->time, sizeof(n->time), "%s", name);
+			ds_time_parse(name, &epoch);
+			n->mtime = epoch;
+		}
+	}
+	if (!n)
+		return -ENOMEM;
+	*ret = n;
+	return 0;
+}
+
+/* Attributes of an archive file: logical size, blocks, crypt mode. */
+static int archive_attrs(struct vfs *v, int snapfd, struct vnode *n, const struct ds_manifest *m)
+{
+	struct ds_manifest_file mf;
+	int r;
+
+	n->crypt_mode = m && ds_manifest_find(m, n->file, &mf) == 0 ? mf.crypt_mode : DS_CRYPT_NONE;
+	if (n->kind == VK_BLOB) {
+		uint8_t *raw, *data;
+		size_t raw_len, len;
+		int type;
+
+		r = ds_read_file_at(snapfd, n->file, DS_MAX_BLOB_SIZE + DS_BLOB_ENC_HEADER_LEN, &raw,
+				    &raw_len);
+		if (r < 0)
+			return r;
+		type = ds_blob_type(raw, raw_len);
+		if (type >= 0 && ds_blob_type_encrypted(type)) {
+			n->crypt_mode = DS_CRYPT_ENCRYPT;
+			/* Without the key the plaintext size is unknown; the
+			 * payload size is exact for uncompressed ones. */
+			n->size = raw_len - DS_BLOB_ENC_HEADER_LEN;
+		}
+		if (type >= 0 && (!ds_blob_type_encrypted(type) || v->opt.crypt) &&
+		    ds_blob_decode(raw, raw_len, v->opt.crypt, DS_MAX_BLOB_SIZE, &data, &len) == 0) {
+			n->size = len;
+			free(data);
+		} else if (type < 0 || !ds_blob_type_encrypted(type)) {
+			n->size = 0; /* damaged: open will say EIO */
+		}
+		free(raw);
+		return 0;
+	}
+	{
+		struct ds_index *idx;
+
+		r = ds_index_open(snapfd, n->file, &idx);
+		if (r < 0)
+			return r;
+		n->size = ds_index_size(idx);
+		if (n->kind == VK_IMAGE) {
+			/* Holes: blocks count only chunks that are not all zero. */
+			struct ds_digest zero;
+			uint64_t cs = ds_index_chunk_size(idx), used = 0;
+			const struct ds_crypt *c =
+				n->crypt_mode == DS_CRYPT_ENCRYPT ? v->opt.crypt : NULL;
+
+			if (cs == DS_FIDX_DEFAULT_CHUNK_SIZE && !c)
+				zero = v->zero4m;
+			else
+				vfs_zero_digest(c, cs, &zero);
+			for (size_t i = 0; i < ds_index_count(idx); i++) {
+				struct ds_index_chunk ch;
+
+				ds_index_chunk(idx, i, &ch);
+				if (!ds_digest_eq(&ch.digest, &zero) || ch.end - ch.start != cs)
+					used += ch.end - ch.start;
+			}
+			n->blocks = (used + 511) / 512;
+			if (n->blocks == 0 && n->size)
+				n->blocks = 0;
+		}
+		ds_index_free(idx);
+	}
+	return 0;
+}
+
+static int lookup_snapshot(struct vfs *v, const struct ds_lookup *lk, const struct vnode *p,
+			   const char *name, struct vnode **ret)
+{
+	static const struct {
+		const char *ext;
+		enum vkind kind;
+	} exts[] = { { ".fidx", VK_IMAGE }, { ".didx", VK_STREAM }, { ".blob", VK_BLOB } };
+	struct ds_manifest *m = NULL;
+	char rel[2048], file[300];
+	struct vnode *n = NULL;
+	struct stat st;
+	int fd, r;
+
+	r = vfs_node_snaprel(p, rel, sizeof(rel));
+	if (r < 0)
+		return r;
+	fd = ds_open_snapshot(lk, rel);
+	if (fd < 0)
+		return fd;
+	r = ds_manifest_load(fd, &m);
+	if (r < 0)
+		m = NULL; /* unfinished: archives may still be there */
+	r = -ENOENT;
+	for (size_t i = 0; i < DS_ARRAY_SIZE(exts) && r == -ENOENT; i++) {
+		if (ds_path_fmt(file, sizeof(file), "%s%s", name, exts[i].ext) < 0 ||
+		    ds_name_archive(file) < 0 || strcmp(file, DS_MANIFEST_NAME) == 0)
+			continue;
+		if (fstatat(fd, file, &st, 0) < 0 || !S_ISREG(st.st_mode))
+			continue;
+		n = child_new(p, exts[i].kind, name);
+		if (!n || !(n->file = strdup(file))) {
+			r = -ENOMEM;
+			break;
+		}
+		n->mtime = p->mtime;
+		r = archive_attrs(v, fd, n, m);
+	}
+	if (r == -ENOENT && strcmp(name, "index.json") == 0) {
+		/* The manifest itself, decoded. */
+		n = child_new(p, VK_BLOB, name);
+		if (!n || !(n->file = strdup(DS_MANIFEST_NAME)))
+			r = -ENOMEM;
+		else {
+			n->mtime = p->mtime;
+			r = archive_attrs(v, fd, n, NULL);
+		}
+	}
+	if (r == -ENOENT && strcmp(name, "notes") == 0 && m && ds_manifest_notes(m)) {
+		n = child_new(p, VK_SNOTES, name);
+		r = n ? 0 : -ENOMEM;
+		if (n) {
+			n->size = strlen(ds_manifest_notes(m));
+			n->mtime = p->mtime;
+		}
+	}
+	if (r == -ENOENT && strcmp(name, ".protected") == 0 && fstatat(fd, name, &st, 0) == 0) {
+		n = child_new(p, VK_PROTECTED, name);
+		r = n ? 0 : -ENOMEM;
+		if (n)
+			n->mtime = st.st_mtim.tv_sec;
+	}
+	ds_manifest_free(m);
+	close(fd);
+	if (r < 0) {
+		node_free(n);
+		return r;
+	}
+	*ret = n;
+	return 0;
+}
+
+/* Finds or builds the child; lookup handle acquired for the call. */
+static int resolve(struct vfs *v, struct vnode *p, const char *name, struct vnode **ret)
+{
+	struct ds_lookup *lk = NULL;
+	struct vnode *n = NULL;
+	int r;
+
+	if (strlen(name) > 255)
+		return -ENAMETOOLONG;
+	if (p->kind == VK_ROOT) {
+		struct vstore *s;
+		bool deleted;
+
+		if (!config_has_store(v, name, &deleted) || deleted)
+			return -ENOENT;
+		s = store_from_config(v, name);
+		if (!s)
+			return -ENOMEM;
+		/* From the config only: no datastore I/O to show the store. */
+		n = node_new(VK_NSROOT, s, VFS_ROOT_INO, name, name);
+		if (!n)
+			return -ENOMEM;
+		n->mtime = v->mount_time;
+		*ret = n;
+		return 0;
+	}
+	r = ds_lookup_acquire(p->st->ds, &lk);
+	if (r < 0)
+		return r;
+	switch (p->kind) {
+	case VK_NSROOT:
+		r = lookup_nsroot(lk, p, name, &n);
+		break;
+	case VK_NSLIST:
+		r = lookup_nslist(lk, p, name, &n);
+		break;
+	case VK_TYPE:
+		r = lookup_type(lk, p, name, &n);
+		break;
+	case VK_GROUP:
+		r = lookup_group(lk, p, name, &n);
+		break;
+	case VK_SNAPSHOT:
+		r = lookup_snapshot(v, lk, p, name, &n);
+		break;
+	default:
+		r = -ENOTDIR;
+	}
+	ds_lookup_release(lk);
+	if (r == 0)
+		*ret = n;
+	return r;
+}
+
+int vfs_lookup(struct vfs *v, uint64_t parent, const char *name, struct vfs_entry *ret)
+{
+	struct vnode *p = vfs_node_get(v, parent), *n = NULL, *old;
+	int r;
+
+	if (!p)
+		return -ESTALE;
+	if (strcmp(name, ".") == 0 || strcmp(name, "..") == 0)
+		return -ENOENT; /* the kernel resolves these itself */
+	r = resolve(v, p, name, &n);
+	if (r < 0)
+		return r;
+	pthread_mutex_lock(&v->lock);
+	old = table_find(v, n->ino);
+	if (old && strcmp(old->path, n->path) == 0) {
+		/* Refresh the attributes of the node the kernel knows. */
+		old->size = n->size;
+		old->blocks = n->blocks;
+		old->mtime = n->mtime;
+		if (n->target) {
+			free(old->target);
+			old->target = n->target;
+			n->target = NULL;
+		}
+		node_free(n);
+		n = old;
+	} else {
+		if (old) {
+			/* A 63-bit hash collision: probe for a free number. */
+			while (table_find(v, n->ino) || n->ino < 2)
+				n->ino++;
+		}
+		table_insert(v, n);
+	}
+	n->nlookup++;
+	fill_entry(n, ret);
+	pthread_mutex_unlock(&v->lock);
+	return 0;
+}
+
+void vfs_forget(struct vfs *v, uint64_t ino, uint64_t count)
+{
+	struct vnode *n;
+
+	if (ino == VFS_ROOT_INO)
+		return;
+	pthread_mutex_lock(&v->lock);
+	n = table_find(v, ino);
+	if (n) {
+		n->nlookup = n->nlookup > count ? n->nlookup - count : 0;
+		if (n->nlookup == 0) {
+			table_remove(v, n);
+			node_free(n);
+		}
+	}
+	pthread_mutex_unlock(&v->lock);
+}
+
+int vfs_getattr(struct vfs *v, uint64_t ino, struct vfs_entry *ret)
+{
+	struct vnode *n = vfs_node_get(v, ino);
+
+	if (!n)
+		return -ESTALE;
+	if (n->st && n->kind != VK_ROOT) {
+		/* A datastore under "delete" is gone for lookups too. */
+		struct ds_lookup *lk;
+		int r = ds_lookup_acquire(n->st->ds, &lk);
+
+		if (r < 0)
+			return r;
+		ds_lookup_release(lk);
+	}
+	pthread_mutex_lock(&v->lock);
+	fill_entry(n, ret);
+	pthread_mutex_unlock(&v->lock);
+	return 0;
+}
+
+int vfs_readlink(struct vfs *v, uint64_t ino, char *buf, size_t len)
+{
+	struct vnode *n = vfs_node_get(v, ino);
+	int r = 0;
+
+	if (!n)
+		return -ESTALE;
+	if (n->kind != VK_LATEST)
+		return -EINVAL;
+	pthread_mutex_lock(&v->lock);
+	if (ds_path_fmt(buf, len, "%s", n->target) < 0)
+		r = -ENAMETOOLONG;
+	pthread_mutex_unlock(&v->lock);
+	return r;
+}
+
+int vfs_config_fd(struct vfs *v)
+{
+	return v->cc ? ds_config_cache_fd(v->cc) : -1;
+}
+
+int vfs_write_refusal(struct vfs *v, uint64_t ino)
+{
+	struct vnode *n = vfs_node_get(v, ino);
+	struct ds_writer *w;
+	int r;
+
+	if (!n)
+		return -ESTALE;
+	if (!n->st)
+		return -EROFS;
+	r = ds_writer_acquire(n->st->ds, &w);
+	if (r < 0)
+		return r;
+	ds_writer_release(w);
+	return -EROFS;
+}

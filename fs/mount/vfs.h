@@ -1,0 +1,117 @@
+/* vfs — what mount.dsfs shows, without FUSE (DESIGN.md "What a user sees").
+ *
+ * The tree: the root (one directory per datastore of a datastore.cfg, or one
+ * datastore itself), then the datastore's on-disk hierarchy (ns/, vm/, ct/,
+ * host/, groups, snapshots), each group with `latest`, `owner` and `notes`,
+ * and in each snapshot its archives without the server extension (images,
+ * decoded streams, decoded blobs), `notes` and `.protected`.
+ *
+ * Every operation returns 0 (or a count) or a negative errno and is meant to
+ * be answered exactly once by the FUSE layer (ops.c). Lookups, getattr,
+ * readdir and readlink acquire a lookup handle; open for reading acquires a
+ * read handle (kept in the open file until release); open for writing
+ * acquires a write handle. Refusals come from those acquisitions.
+ *
+ * Inode numbers are a hash of (datastore name, path in the mount), so they
+ * are stable across mounts. Nodes live while the kernel holds a lookup
+ * reference (vfs_forget) — the root lives forever.
+ *
+ * Thread-safety: all functions are thread-safe.
+ */
+#ifndef DSFS_FS_VFS_H
+#define DSFS_FS_VFS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/stat.h>
+#include <sys/uio.h>
+
+struct ds_crypt;
+struct ds_chunk_cache;
+struct vfs;
+struct vfile;
+
+#define VFS_ROOT_INO 1
+
+struct vfs_options {
+	const char *source;      /* as given on the command line */
+	const char *config_path; /* config file: multi-store or by-name mode */
+	const char *store_name;  /* by-name mode: the datastore */
+	const char *store_dir;   /* directory mode: the datastore's directory */
+	const struct ds_crypt *crypt; /* -o keyfile=, or NULL */
+	bool read_only;
+	bool track_operations;   /* PBS active-operations file */
+	size_t cache_size;       /* bytes of decoded chunks */
+};
+
+/* Builds the view. Loads the config (when there is one) and checks that a
+ * datastore given by name exists. Returns 0 or -errno (logged). */
+int vfs_new(const struct vfs_options *opt, struct vfs **ret);
+void vfs_free(struct vfs *v);
+
+struct vfs_entry {
+	uint64_t ino;
+	struct stat st;
+	double entry_timeout, attr_timeout;
+};
+
+/* Looks name up in directory parent; on success the node's lookup count is
+ * incremented (the kernel's reference) and *ret filled. */
+int vfs_lookup(struct vfs *v, uint64_t parent, const char *name, struct vfs_entry *ret);
+/* Drops n kernel references. */
+void vfs_forget(struct vfs *v, uint64_t ino, uint64_t n);
+int vfs_getattr(struct vfs *v, uint64_t ino, struct vfs_entry *ret);
+int vfs_readlink(struct vfs *v, uint64_t ino, char *buf, size_t len);
+
+/* Directory listing: a snapshot of the entries, taken at opendir. */
+struct vfs_dirent {
+	char *name;
+	uint64_t ino;
+	mode_t type; /* S_IFDIR, S_IFREG, S_IFLNK */
+};
+struct vfs_dir {
+	struct vfs_dirent *ents;
+	size_t n;
+	bool cacheable; /* immutable listing (inside a snapshot) */
+};
+int vfs_opendir(struct vfs *v, uint64_t ino, struct vfs_dir **ret);
+void vfs_releasedir(struct vfs_dir *d);
+
+/* Opens a file. flags are open(2)'s. Inside snapshots files are immutable:
+ * any write access is refused (-EROFS, after the write handle's own
+ * refusals). *ret_keep_cache tells whether kernel page cache may be kept. */
+int vfs_open(struct vfs *v, uint64_t ino, int flags, struct vfile **ret, bool *ret_keep_cache);
+void vfs_release(struct vfile *f);
+
+/* Reads up to size bytes at off. The data is returned as iovecs pointing
+ * into pinned cache entries (zero copy); call vfs_read_done after the reply
+ * has been sent — after every call, also a failed one (the read holds a
+ * reference on f until then). Returns the number of bytes (0 at EOF) or -errno; bytes
+ * before a damaged chunk are returned, the damaged range itself gives -EIO. */
+struct vfs_read {
+	struct iovec *iov;
+	size_t n_iov;
+	void *priv;
+};
+ssize_t vfs_read(struct vfile *f, uint64_t off, size_t size, struct vfs_read *ret);
+void vfs_read_done(struct vfile *f, struct vfs_read *r);
+
+/* SEEK_DATA / SEEK_HOLE over an image's zero chunks; other whence values
+ * and other files: -EINVAL (the kernel handles SEEK_SET/CUR/END). */
+int64_t vfs_lseek(struct vfile *f, int64_t off, int whence);
+
+/* The errno an operation that changes the tree gets: the write handle's
+ * refusal, else -EROFS (what exists is immutable). */
+int vfs_write_refusal(struct vfs *v, uint64_t ino);
+
+/* --- change handling, called from the watcher thread --- */
+
+/* Re-reads what changed (config, mount status). For every node whose
+ * kernel caches must be dropped, calls inval(ctx, ino, parent, name). */
+typedef void (*vfs_inval_fn)(void *ctx, uint64_t ino, uint64_t parent, const char *name);
+void vfs_refresh(struct vfs *v, vfs_inval_fn inval, void *ctx);
+/* Descriptors the watcher polls: the config's inotify fd (or -1). */
+int vfs_config_fd(struct vfs *v);
+
+#endif

@@ -1,0 +1,345 @@
+/* Directory listings and change handling of the view. */
+#include "fs/mount/vfs_internal.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cache/config_cache.h"
+#include "store/config.h"
+#include "store/datastore.h"
+#include "store/hierarchy.h"
+#include "store/log.h"
+
+static uint64_t child_ino(const struct vnode *p, const char *name)
+{
+	/* Must equal what vfs_lookup assigns (hash of store and path). */
+	char path[4096];
+	struct ds_sha256 *h = ds_sha256_new();
+	const char *store = p->kind == VK_ROOT ? name : p->st->name;
+	struct ds_digest d;
+	uint64_t ino;
+
+	snprintf(path, sizeof(path), "%s%s%s", p->path, *p->path ? "/" : "", name);
+	if (!h)
+		abort();
+	ds_sha256_update(h, store, strlen(store) + 1);
+	ds_sha256_update(h, path, strlen(path));
+	ds_sha256_final(h, &d);
+	ds_sha256_free(h);
+	memcpy(&ino, d.b, sizeof(ino));
+	ino &= UINT64_C(0x7fffffffffffffff);
+	return ino < 2 ? ino + 2 : ino;
+}
+
+static int add(struct vfs_dir *d, const struct vnode *p, const char *name, mode_t type)
+{
+	struct vfs_dirent *ne = realloc(d->ents, (d->n + 1) * sizeof(*ne));
+
+	if (!ne)
+		return -ENOMEM;
+	d->ents = ne;
+	ne[d->n].name = strdup(name);
+	if (!ne[d->n].name)
+		return -ENOMEM;
+	ne[d->n].ino = child_ino(p, name);
+	ne[d->n].type = type;
+	d->n++;
+	return 0;
+}
+
+static int list_root(struct vfs *v, const struct vnode *p, struct vfs_dir *d)
+{
+	struct ds_config_snap snap;
+	int r = 0;
+
+	ds_config_cache_get(v->cc, &snap);
+	for (size_t i = 0; i < snap.cfg->n_stores && r == 0; i++)
+		if (snap.cfg->stores[i].maintenance != DS_MAINT_DELETE)
+			r = add(d, p, snap.cfg->stores[i].name, S_IFDIR);
+	ds_config_cache_put(v->cc, &snap);
+	return r;
+}
+
+static int list_nsroot(const struct ds_lookup *lk, const struct vnode *p, struct vfs_dir *d)
+{
+	static const char *const subs[] = { "ct", "host", "ns", "vm" };
+	char rel[1100], sub[1200];
+	int r;
+
+	r = ds_ns_relpath(p->ns, rel, sizeof(rel));
+	if (r < 0)
+		return r;
+	r = ds_lookup_open_dir(lk, rel); /* refusals and a vanished namespace */
+	if (r < 0)
+		return r;
+	close(r);
+	for (size_t i = 0; i < DS_ARRAY_SIZE(subs); i++) {
+		int fd;
+
+		if (ds_path_fmt(sub, sizeof(sub), "%s%s%s", rel, *rel ? "/" : "", subs[i]) < 0)
+			continue;
+		fd = ds_lookup_open_dir(lk, sub);
+		if (fd < 0)
+			continue;
+		close(fd);
+		r = add(d, p, subs[i], S_IFDIR);
+		if (r < 0)
+			return r;
+	}
+	return 0;
+}
+
+static int list_nslist(const struct ds_lookup *lk, const struct vnode *p, struct vfs_dir *d)
+{
+	struct ds_strv sv = { 0 };
+	int depth = 0, r;
+
+	ds_name_namespace(p->ns, &depth);
+	r = ds_list_namespaces(lk, p->ns, &sv);
+	for (size_t i = 0; r == 0 && i < sv.n; i++)
+		if (depth < DS_MAX_NAMESPACE_DEPTH)
+			r = add(d, p, sv.v[i], S_IFDIR);
+	ds_strv_free(&sv);
+	return r;
+}
+
+static int list_type(const struct ds_lookup *lk, const struct vnode *p, struct vfs_dir *d)
+{
+	struct ds_group *g = NULL;
+	size_t n = 0;
+	int r;
+
+	r = ds_list_groups(lk, p->ns, &g, &n);
+	for (size_t i = 0; r == 0 && i < n; i++)
+		if (g[i].type == p->type)
+			r = add(d, p, g[i].id, S_IFDIR);
+	ds_groups_free(g, n);
+	return r;
+}
+
+static int list_group(const struct ds_lookup *lk, const struct vnode *p, struct vfs_dir *d)
+{
+	struct ds_snapshot *s = NULL;
+	size_t n = 0;
+	bool finished = false;
+	char *owner = NULL;
+	int r;
+
+	r = ds_list_snapshots(lk, p->ns, ds_backup_type_name(p->type), p->id, &s, &n);
+	for (size_t i = 0; r == 0 && i < n; i++) {
+		finished |= s[i].finished;
+		r = add(d, p, s[i].time, S_IFDIR);
+	}
+	free(s);
+	if (r == 0 && finished)
+		r = add(d, p, "latest", S_IFLNK);
+	if (r == 0 && ds_read_owner(lk, p->ns, ds_backup_type_name(p->type), p->id, &owner) == 0)
+		r = add(d, p, "owner", S_IFREG);
+	free(owner);
+	if (r == 0) {
+		char rel[2048];
+		struct stat st;
+		int fd;
+
+		if (ds_group_relpath(p->ns, ds_backup_type_name(p->type), p->id, rel, sizeof(rel)) == 0 &&
+		    (fd = ds_lookup_open_dir(lk, rel)) >= 0) {
+			if (fstatat(fd, "notes", &st, 0) == 0 && S_ISREG(st.st_mode))
+				r = add(d, p, "notes", S_IFREG);
+			close(fd);
+		}
+	}
+	return r;
+}
+
+static int list_snapshot(const struct ds_lookup *lk, const struct vnode *p, struct vfs_dir *d)
+{
+	struct ds_manifest *m = NULL;
+	struct ds_strv files = { 0 };
+	bool prot = false;
+	char rel[2048];
+	int fd, r;
+
+	r = vfs_node_snaprel(p, rel, sizeof(rel));
+	if (r < 0)
+		return r;
+	r = ds_list_snapshot_files(lk, rel, &files, &prot);
+	if (r < 0)
+		return r;
+	for (size_t i = 0; r == 0 && i < files.n; i++) {
+		char *dot = strrchr(files.v[i], '.');
+
+		/* Server extension dropped: drive-scsi0.img.fidx → drive-scsi0.img,
+		 * index.json.blob → index.json, client.log.blob → client.log. */
+		*dot = '\0';
+		r = add(d, p, files.v[i], S_IFREG);
+	}
+	fd = ds_open_snapshot(lk, rel);
+	if (fd >= 0) {
+		if (ds_manifest_load(fd, &m) == 0 && ds_manifest_notes(m) && r == 0)
+			r = add(d, p, "notes", S_IFREG);
+		ds_manifest_free(m);
+		close(fd);
+	}
+	if (r == 0 && prot)
+		r = add(d, p, ".protected", S_IFREG);
+	ds_strv_free(&files);
+	d->cacheable = false; /* notes and .protected may change */
+	return r;
+}
+
+int vfs_opendir(struct vfs *v, uint64_t ino, struct vfs_dir **ret)
+{
+	struct vnode *p = vfs_node_get(v, ino);
+	struct ds_lookup *lk = NULL;
+	struct vfs_dir *d;
+	int r;
+
+	if (!p)
+		return -ESTALE;
+	d = calloc(1, sizeof(*d));
+	if (!d)
+		return -ENOMEM;
+	if (p->kind == VK_ROOT) {
+		r = list_root(v, p, d);
+		goto out;
+	}
+	r = ds_lookup_acquire(p->st->ds, &lk);
+	if (r < 0)
+		goto out;
+	switch (p->kind) {
+	case VK_NSROOT:
+		r = list_nsroot(lk, p, d);
+		break;
+	case VK_NSLIST:
+		r = list_nslist(lk, p, d);
+		break;
+	case VK_TYPE:
+		r = list_type(lk, p, d);
+		break;
+	case VK_GROUP:
+		r = list_group(lk, p, d);
+		break;
+	case VK_SNAPSHOT:
+		r = list_snapshot(lk, p, d);
+		break;
+	default:
+		r = -ENOTDIR;
+	}
+	ds_lookup_release(lk);
+out:
+	if (r < 0) {
+		vfs_releasedir(d);
+		return r;
+	}
+	*ret = d;
+	return 0;
+}
+
+void vfs_releasedir(struct vfs_dir *d)
+{
+	if (!d)
+		return;
+	for (size_t i = 0; i < d->n; i++)
+		free(d->ents[i].name);
+	free(d->ents);
+	free(d);
+}
+
+struct inval_item {
+	uint64_t ino, parent;
+	char *name;
+};
+
+/* Collects every node of store s (under the lock) so that the kernel's
+ * caches can be dropped afterwards without holding it: a notification may
+ * wait for the kernel, which may call back into lookup. */
+static void invalidate_store(struct vfs *v, struct vstore *s, vfs_inval_fn inval, void *ctx)
+{
+	struct inval_item *items = NULL;
+	size_t n = 0, cap = 0;
+
+	pthread_mutex_lock(&v->lock);
+	for (size_t i = 0; i < v->table_size; i++)
+		for (struct vnode *m = v->table[i]; m; m = m->hnext) {
+			if (m->st != s)
+				continue;
+			if (n == cap) {
+				struct inval_item *ni = realloc(items, (cap = cap ? 2 * cap : 64) *
+									       sizeof(*ni));
+				if (!ni)
+					goto unlock;
+				items = ni;
+			}
+			items[n].ino = m->ino;
+			items[n].parent = m->parent;
+			items[n].name = strdup(m->name);
+			n++;
+		}
+	if (v->root->st == s) {
+		struct inval_item *ni = realloc(items, (n + 1) * sizeof(*ni));
+
+		if (ni) {
+			items = ni;
+			items[n].ino = VFS_ROOT_INO;
+			items[n].parent = 0;
+			items[n].name = NULL;
+			n++;
+		}
+	}
+unlock:
+	pthread_mutex_unlock(&v->lock);
+	for (size_t i = 0; i < n; i++) {
+		inval(ctx, items[i].ino, items[i].parent, items[i].name);
+		free(items[i].name);
+	}
+	free(items);
+}
+
+void vfs_refresh(struct vfs *v, vfs_inval_fn inval, void *ctx)
+{
+	struct ds_config_snap snap = { 0 };
+	struct vstore *stores;
+	bool have_cfg = false;
+
+	if (v->cc) {
+		ds_config_cache_drain_events(v->cc);
+		ds_config_cache_refresh(v->cc);
+		ds_config_cache_get(v->cc, &snap);
+		have_cfg = true;
+	}
+	pthread_mutex_lock(&v->lock);
+	stores = v->stores;
+	pthread_mutex_unlock(&v->lock);
+	/* Stores are only ever prepended, so this walk sees a stable list. */
+	for (struct vstore *s = stores; s; s = s->next) {
+		bool changed = false;
+
+		if (have_cfg) {
+			const struct ds_datastore_cfg *dc = ds_config_find(snap.cfg, s->name);
+			struct ds_datastore_cfg gone = { .name = s->name,
+							 .maintenance = DS_MAINT_DELETE };
+
+			/* A store removed from the config is gone like "delete". */
+			changed = ds_datastore_configure(s->ds, dc ? dc : &gone);
+		}
+		changed |= ds_datastore_refresh_mount(s->ds);
+		if (changed) {
+			ds_info("datastore %s: access changed (maintenance %s, read %s)", s->name,
+				ds_maintenance_name(ds_datastore_maintenance(s->ds)),
+				ds_datastore_read_refusal(s->ds) ? "refused" : "allowed");
+			invalidate_store(v, s, inval, ctx);
+			if (v->multi)
+				inval(ctx, 0, VFS_ROOT_INO, s->name);
+		}
+	}
+	if (have_cfg) {
+		/* The root listing of a multi-store mount follows the config. */
+		if (v->multi && snap.version != v->cfg_version)
+			inval(ctx, VFS_ROOT_INO, 0, NULL);
+		v->cfg_version = snap.version;
+		ds_config_cache_put(v->cc, &snap);
+	}
+}

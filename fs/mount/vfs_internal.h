@@ -1,0 +1,86 @@
+/* Shared between vfs.c (tree) and vfile.c (open files). Not a public API. */
+#ifndef DSFS_FS_VFS_INTERNAL_H
+#define DSFS_FS_VFS_INTERNAL_H
+
+#include <pthread.h>
+
+#include "fs/mount/vfs.h"
+#include "store/manifest.h"
+#include "store/names.h"
+#include "store/util.h"
+
+struct ds_config_cache;
+struct ds_datastore;
+
+enum vkind {
+	VK_ROOT,      /* multi-store root: one directory per datastore */
+	VK_NSROOT,    /* a datastore's root or a namespace directory */
+	VK_NSLIST,    /* the "ns" directory holding child namespaces */
+	VK_TYPE,      /* vm/, ct/, host/ */
+	VK_GROUP,
+	VK_SNAPSHOT,
+	VK_LATEST,    /* symlink in a group */
+	VK_OWNER,     /* group owner file */
+	VK_GNOTES,    /* group notes file */
+	VK_IMAGE,     /* .fidx */
+	VK_STREAM,    /* .didx */
+	VK_BLOB,      /* .blob */
+	VK_SNOTES,    /* snapshot notes (manifest) */
+	VK_PROTECTED, /* .protected marker */
+};
+
+struct vstore {
+	char *name;
+	struct ds_datastore *ds;
+	struct vstore *next;
+};
+
+struct vnode {
+	uint64_t ino;
+	uint64_t parent;
+	enum vkind kind;
+	struct vstore *st; /* NULL only for VK_ROOT */
+	char *name;        /* display name in the parent */
+	char *path;        /* display path from the mount root (hashed into ino) */
+	/* Logical position (as much as the kind needs). */
+	char *ns;
+	enum ds_backup_type type;
+	char *id;
+	char time[21];
+	char *file;        /* server file name of archives */
+	char *target;      /* symlink target */
+	/* Attributes fixed at lookup. */
+	uint64_t size;
+	uint64_t blocks;
+	int64_t mtime;
+	enum ds_crypt_mode crypt_mode;
+	uint64_t nlookup; /* protected by vfs->lock */
+	struct vnode *hnext;
+};
+
+struct vfs {
+	struct vfs_options opt;
+	char *config_path;
+	bool multi;               /* root lists the datastores of a config */
+	struct ds_config_cache *cc; /* NULL in directory mode */
+	struct ds_chunk_cache *cache;
+	pthread_mutex_t lock;
+	/* protected by lock: */
+	struct vnode **table;
+	size_t table_size, n_nodes;
+	struct vstore *stores;
+	struct vnode *root;
+	/* Digest of an all-zero 4 MiB chunk (plain), for holes. */
+	struct ds_digest zero4m;
+	int64_t mount_time;
+	uint64_t cfg_version; /* watcher thread only */
+};
+
+/* Node helpers used by vfile.c. */
+struct vnode *vfs_node_get(struct vfs *v, uint64_t ino); /* NULL if unknown */
+/* "<ns dir>/<type>/<id>/<time>" of a snapshot-level node. */
+int vfs_node_snaprel(const struct vnode *n, char *out, size_t outlen);
+/* Digest of len zero bytes, keyed with c when not NULL. */
+void vfs_zero_digest(const struct ds_crypt *c, size_t len, struct ds_digest *ret);
+
+#endif

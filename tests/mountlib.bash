@@ -1,0 +1,38 @@
+# Mount-test helpers, sourced after testlib.bash. $MOUNT_DSFS is the real
+# mount.dsfs binary (set by ctest).
+: "${MOUNT_DSFS:?MOUNT_DSFS must point to mount.dsfs}"
+
+need_fuse() {
+	if [ ! -e /dev/fuse ] || ! command -v fusermount3 >/dev/null; then
+		echo "SKIP: FUSE unavailable (/dev/fuse or fusermount3 missing)" >&2
+		exit 77
+	fi
+}
+
+# mount_dsfs SOURCE DIR [ARGS...]: runs mount.dsfs in the foreground (log in
+# $T/mount.log), waits up to 10 s for the mount to appear, and registers the
+# unmount for cleanup. Sets MOUNT_PID.
+mount_dsfs() {
+	local src=$1 dir=$2
+	shift 2
+	mkdir -p "$dir"
+	"$MOUNT_DSFS" "$src" "$dir" -f "$@" >>"$T/mount.log" 2>&1 &
+	MOUNT_PID=$!
+	cleanup_hooks+=("fusermount3 -u '$dir' 2>/dev/null; kill $MOUNT_PID 2>/dev/null; wait $MOUNT_PID 2>/dev/null")
+	local i
+	for i in $(seq 100); do
+		if mountpoint -q "$dir"; then return 0; fi
+		kill -0 "$MOUNT_PID" 2>/dev/null || { cat "$T/mount.log" >&2; fail "mount.dsfs exited"; }
+		sleep 0.1
+	done
+	cat "$T/mount.log" >&2
+	fail "mount of $src on $dir not ready after 10 s"
+}
+
+# unmount_dsfs DIR: unmounts and waits for the daemon to exit cleanly.
+unmount_dsfs() {
+	fusermount3 -u "$1" || fail "fusermount3 -u $1"
+	local rc=0
+	wait "$MOUNT_PID" || rc=$?
+	[ "$rc" = 0 ] || { cat "$T/mount.log" >&2; fail "mount.dsfs exited $rc"; }
+}
