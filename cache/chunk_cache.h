@@ -40,29 +40,49 @@ typedef int (*ds_chunk_loader)(void *ctx, const struct ds_digest *d, size_t expe
 			       uint8_t *buf, size_t cap, size_t *ret_len);
 
 /* A cache holding at most budget bytes of decoded chunk data (plus pinned
- * entries). Returns 0, -EINVAL (budget 0) or -ENOMEM. */
+ * entries). Returns 0, -EINVAL (budget 0) or -ENOMEM. The budget counts the
+ * memory entries hold: a chunk of 1 MiB or more is charged its length
+ * rounded up to a transparent huge page (2 MiB) when THP is enabled, to a
+ * page otherwise. Beyond it: one 16 MiB buffer per load in flight and up to
+ * 4 free buffers kept for reuse. Prefetch threads (one per online CPU, at
+ * most 8) start on the first prefetch. */
 int ds_chunk_cache_new(size_t budget, struct ds_chunk_cache **ret);
-/* Frees the cache; no entry may be pinned. Accepts NULL. */
+/* Frees the cache after draining the prefetch queue (every pending done()
+ * runs); no entry may be pinned and no other call may be running. Accepts
+ * NULL. */
 void ds_chunk_cache_free(struct ds_chunk_cache *c);
 
 /* Returns the chunk d, loading it with loader(ctx, …) on a miss (single
  * flight). expect_len is passed to the loader. On success *ret pins the
- * entry. Returns 0 or the loader's -errno (-ENOMEM on allocation failure). */
+ * entry. Returns 0 or the loader's -errno (-ENOMEM on allocation failure);
+ * -EBADMSG when expect_len is not 0 and the chunk, cached or loaded for
+ * another caller, has another length (the entry stays cached). */
 int ds_chunk_cache_get(struct ds_chunk_cache *c, const struct ds_digest *d, size_t expect_len,
 		       ds_chunk_loader loader, void *ctx, struct ds_chunk_ref *ret);
-/* Unpins. */
+/* Unpins and clears *ref. Accepts a cleared ref. */
 void ds_chunk_cache_put(struct ds_chunk_cache *c, struct ds_chunk_ref *ref);
 
 /* Starts loading d in the background on one of the cache's worker threads
  * (prefetch), unless it is cached or being loaded. ctx must stay valid until
  * the load finishes: the cache calls done(ctx) afterwards (if not NULL).
- * Returns 0 when queued, 1 when nothing was needed, -errno. */
+ * Returns 0 when queued, 1 when nothing was needed (cached, being loaded
+ * or already queued; a cached entry is moved to the hot end), -EAGAIN when
+ * the queue (32 requests) is full — it never blocks — or -errno of
+ * pthread_create. done(ctx) is called exactly once, on a worker thread, iff
+ * 0 was returned, whether or not the load succeeded (a failure only counts
+ * in load_errors; a later get retries). done must not call _drain or _free. */
 int ds_chunk_cache_prefetch(struct ds_chunk_cache *c, const struct ds_digest *d,
 			    size_t expect_len, ds_chunk_loader loader, void *ctx,
 			    void (*done)(void *ctx));
 /* Waits until every queued prefetch has finished. */
 void ds_chunk_cache_drain(struct ds_chunk_cache *c);
 
+/* hits: gets served from a cached entry; misses: gets that ran the loader
+ * themselves; waits: gets that joined a load in flight (a get's or a
+ * prefetch's), so hits + misses + waits counts every get. Prefetch loads
+ * count in none of these. evictions: entries dropped for the budget;
+ * load_errors: failed loads (flights, not waiters). bytes, entries: cached
+ * entries, pinned or not, not counting loads in flight. */
 struct ds_chunk_cache_stats {
 	uint64_t hits, misses, waits, evictions, load_errors;
 	size_t bytes, entries;

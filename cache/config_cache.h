@@ -44,7 +44,8 @@ void ds_config_cache_put(struct ds_config_cache *cc, struct ds_config_snap *snap
 /* Checks for a change and re-parses if needed. Returns 1 when a new config
  * was installed, 0 when nothing changed, -errno when the file is unreadable
  * or invalid (the last good config stays; the reason is logged once per
- * distinct failure). */
+ * distinct failure, and an invalid file keeps returning its error, unlogged,
+ * until it changes). */
 int ds_config_cache_refresh(struct ds_config_cache *cc);
 
 /* An inotify descriptor watching the config file's directory, for a poll
@@ -64,8 +65,10 @@ uint64_t ds_config_cache_parses(struct ds_config_cache *cc);
  * -EBADMSG wrong magic or size. */
 int ds_config_generation_read(const char *shm_path, uint64_t *ret);
 /* Atomically increments the datastore generation, creating the file as PBS
- * does (O_TMPFILE + linkat, 4096 bytes, magic) if it does not exist and
- * create is true. Returns 0 or -errno. */
+ * does (O_TMPFILE + linkat, 4096 bytes, magic; missing directories 0770,
+ * file 0660, owned by the caller) if it does not exist and create is true.
+ * PBS insists that directory is on tmpfs; this does not check. Returns 0,
+ * -ENOENT (absent and !create), -EBADMSG (wrong magic or size) or -errno. */
 int ds_config_generation_bump(const char *shm_path, bool create);
 
 #endif

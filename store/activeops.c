@@ -81,9 +81,11 @@ int ds_activeops_parse(const char *json, size_t len, int64_t *ret_read, int64_t 
 	json_array_foreach(arr, i, e) {
 		int64_t r, w;
 
-		if (entry_alive(e, &r, &w)) {
-			rd += r;
-			wr += w;
+		/* Counts are whatever the file says: sum without overflowing. */
+		if (entry_alive(e, &r, &w) &&
+		    (__builtin_add_overflow(rd, r, &rd) || __builtin_add_overflow(wr, w, &wr))) {
+			json_decref(arr);
+			return -EBADMSG;
 		}
 	}
 	json_decref(arr);
@@ -186,10 +188,12 @@ int ds_activeops_update(const char *dir, const char *store, enum ds_operation op
 			json_t *ops = json_object_get(e, "active_operations");
 
 			found = true;
-			if (op == DS_OP_READ)
-				rd += delta;
-			else if (op == DS_OP_WRITE)
-				wr += delta;
+			if ((op == DS_OP_READ && __builtin_add_overflow(rd, delta, &rd)) ||
+			    (op == DS_OP_WRITE && __builtin_add_overflow(wr, delta, &wr))) {
+				ds_err("%s: counter out of range", path);
+				r = -EBADMSG;
+				goto out;
+			}
 			json_object_set_new(ops, "read", json_integer(rd));
 			json_object_set_new(ops, "write", json_integer(wr));
 		}

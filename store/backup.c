@@ -12,6 +12,7 @@
 
 #include "store/blob.h"
 #include "store/chunker.h"
+#include "store/chunkstore.h"
 #include "store/crypt.h"
 #include "store/datastore.h"
 #include "store/hierarchy.h"
@@ -261,6 +262,19 @@ fail:
 	return r;
 }
 
+/* Size of the chunk file of d: only the chunk store knows the encoded
+ * length of what it just wrote. 0 if it cannot be stat'ed. */
+static uint64_t chunk_file_size(const struct ds_backup *b, const struct ds_digest *d)
+{
+	char rel[8 + DS_CHUNK_RELPATH_LEN] = ".chunks/";
+	struct stat st;
+
+	ds_chunk_relpath(d, rel + 8);
+	if (fstatat(ds_writer_basefd(b->w), rel, &st, AT_SYMLINK_NOFOLLOW) < 0)
+		return 0;
+	return (uint64_t)st.st_size;
+}
+
 static int put_chunk(struct ds_archive_writer *aw, const uint8_t *data, size_t len,
 		     struct ds_digest *ret)
 {
@@ -273,8 +287,10 @@ static int put_chunk(struct ds_archive_writer *aw, const uint8_t *data, size_t l
 		return r;
 	b->stats.chunks++;
 	b->stats.bytes += len;
-	if (!existed)
+	if (!existed) {
 		b->stats.new_chunks++;
+		b->stats.new_bytes += chunk_file_size(b, ret);
+	}
 	return 0;
 }
 
@@ -441,8 +457,13 @@ void ds_backup_free(struct ds_backup *b)
 
 static int open_snapshot_for_write(const struct ds_writer *w, const char *snaprel)
 {
-	int fd = openat(ds_writer_basefd(w), snaprel, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	char ns[257], type[8], id[256], time[DS_TIME_LEN + 1];
+	int fd;
 
+	/* Only a snapshot path may be joined to the base (no ".."). */
+	if (ds_parse_snapshot_path(snaprel, true, ns, type, id, time) < 0)
+		return -EINVAL;
+	fd = openat(ds_writer_basefd(w), snaprel, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	return fd < 0 ? -errno : fd;
 }
 

@@ -86,7 +86,8 @@ void ds_backup_free(struct ds_backup *b);
 
 /* Snapshot metadata changes after finish (spec §1.5, §4.2): the manifest's
  * unprotected notes (re-written atomically, signature untouched), and the
- * .protected marker. Writers only. */
+ * .protected marker. Writers only. snaprel as from ds_snapshot_relpath
+ * (-EINVAL otherwise); -ENOENT when the snapshot does not exist. */
 int ds_snapshot_set_notes(const struct ds_writer *w, const char *snaprel, const char *notes);
 int ds_snapshot_set_protected(const struct ds_writer *w, const char *snaprel, bool protect);
 

@@ -16,8 +16,9 @@
 struct ds_chunkstore {
 	int basefd;
 	int chunksfd;
-	int lockfd; /* -1 until lock_shared; never closed before _free (POSIX
-		     * record locks die with any close of the file) */
+	int lockfd; /* -1 unless locked; the only descriptor on .lock, closed
+		     * only by _unlock and _free (POSIX record locks die with
+		     * any close of the file) */
 	char *base;
 };
 
@@ -85,7 +86,10 @@ int ds_chunkstore_create(const char *base, void (*progress)(int percent, void *u
 		int pct = (int)(i * 100 / 65536);
 
 		snprintf(name, sizeof(name), "%04x", i);
-		if (mkdirat(chunksfd, name, 0750) < 0 && errno != EEXIST) {
+		/* fchmodat: the umask must not narrow the 0750 that PBS's
+		 * verify_chunkstore expects of every prefix directory. */
+		if ((mkdirat(chunksfd, name, 0750) < 0 && errno != EEXIST) ||
+		    fchmodat(chunksfd, name, 0750, 0) < 0) {
 			r = -errno;
 			goto out;
 		}
@@ -259,7 +263,10 @@ int ds_chunkstore_load(struct ds_chunkstore *cs, const struct ds_digest *d,
 			ds_err("chunk %s: corrupt (%s)", hex,
 			       ds_blob_verify_crc(raw, raw_len) < 0 ? "CRC mismatch"
 								    : "cannot decode");
-		if (r == -EFBIG)
+		/* Past a buffer that holds the promised length or the 16 MiB
+		 * limit, the chunk itself is wrong; otherwise the caller's
+		 * buffer is too small. */
+		if (r == -EFBIG && ((expect_len && expect_len <= cap) || cap >= DS_MAX_CHUNK_SIZE))
 			r = -EBADMSG;
 		goto out;
 	}
@@ -300,7 +307,8 @@ static int existing_policy(struct ds_chunkstore *cs, const char *rel, const stru
 			   const uint8_t *raw, size_t len)
 {
 	int new_type = ds_blob_type(raw, len);
-	uint8_t magic[DS_BLOB_MAGIC_LEN + 4];
+	/* A whole encrypted header: ds_blob_type refuses shorter ones. */
+	uint8_t magic[DS_BLOB_ENC_HEADER_LEN];
 	int fd, old_type;
 	ssize_t n;
 
@@ -317,7 +325,7 @@ static int existing_policy(struct ds_chunkstore *cs, const char *rel, const stru
 		return -errno;
 	n = read(fd, magic, sizeof(magic));
 	close(fd);
-	old_type = n == (ssize_t)sizeof(magic) ? ds_blob_type(magic, sizeof(magic)) : -EBADMSG;
+	old_type = n > 0 ? ds_blob_type(magic, (size_t)n) : -EBADMSG;
 	if (old_type < 0 || !ds_blob_type_encrypted(old_type) ||
 	    (old_type == DS_BLOB_ENCRYPTED && new_type == DS_BLOB_ENCRYPTED)) {
 		ds_err("chunk %s: an existing chunk of another kind has this digest", rel + 5);

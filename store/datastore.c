@@ -214,12 +214,15 @@ static void maybe_close_locked(struct ds_datastore *ds)
 	if (ds->readers + ds->writers > 0 || !ds->cs)
 		return;
 	refusal = read_refusal_locked(ds);
-	if (refusal == 0)
+	/* A removable store's disk may be unmounted at any time (spec §6.7),
+	 * so an idle one is not kept open even when nothing refuses. */
+	if (refusal == 0 && !ds->backing_device)
 		return;
 	ds_chunkstore_free(ds->cs);
 	ds->cs = NULL;
 	ds->cs_locked = false;
-	ds_info("datastore %s: closed (%s)", ds->name, refusal_reason(ds, refusal));
+	if (refusal < 0)
+		ds_info("datastore %s: closed (%s)", ds->name, refusal_reason(ds, refusal));
 }
 
 static int replace_str(const char *s, char **dst)
@@ -236,17 +239,25 @@ static int replace_str(const char *s, char **dst)
 bool ds_datastore_configure(struct ds_datastore *ds, const struct ds_datastore_cfg *cfg)
 {
 	int before_r, before_w, after_r, after_w;
+	bool was_removable, mounted;
 
 	pthread_mutex_lock(&ds->lock);
 	before_r = read_refusal_locked(ds);
 	before_w = write_refusal_locked(ds);
+	was_removable = ds->backing_device != NULL;
 	ds->maintenance = cfg ? cfg->maintenance : DS_MAINT_NONE;
 	if (replace_str(cfg ? cfg->maintenance_message : NULL, &ds->maintenance_message) < 0 ||
 	    replace_str(cfg ? cfg->backing_device : NULL, &ds->backing_device) < 0)
 		ds_err("datastore %s: out of memory applying config", ds->name);
 	ds->sync_each = cfg && cfg->sync_level && strcmp(cfg->sync_level, "file") == 0;
-	ds->device_mounted = ds->backing_device &&
-			     ds_backing_device_mounted(ds->name, ds->backing_device, NULL);
+	mounted = ds->backing_device &&
+		  ds_backing_device_mounted(ds->name, ds->backing_device, NULL);
+	/* Said here, not only in _refresh_mount: a refresh that runs both
+	 * reaches this first, and ENOMEDIUM needs its reason in the log. */
+	if (ds->backing_device && (was_removable ? mounted != ds->device_mounted : !mounted))
+		ds_info("datastore %s: backing device %s %s", ds->name, ds->backing_device,
+			mounted ? "mounted" : "not mounted");
+	ds->device_mounted = mounted;
 	after_r = read_refusal_locked(ds);
 	after_w = write_refusal_locked(ds);
 	maybe_close_locked(ds);

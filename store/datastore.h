@@ -25,7 +25,8 @@
  *           read_only flag); -EBUSY when GC holds the chunk store lock.
  * Handles already granted keep working until released. When the last reader
  * or writer is released while the store is in a refusing state, the chunk
- * store's descriptors are closed, so the backing disk can be unmounted.
+ * store's descriptors are closed, so the backing disk can be unmounted; a
+ * removable store (backing device) is closed whenever its last one goes.
  *
  * Thread-safety: a struct ds_datastore may be used from any number of
  * threads; acquire/release and _configure are serialised by its lock.

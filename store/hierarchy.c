@@ -285,7 +285,8 @@ int ds_list_groups(const struct ds_lookup *lk, const char *ns, struct ds_group *
 		if (r < 0)
 			goto fail;
 		r = list_dir(lk, sub, true, ds_name_backup_id, &ids);
-		if (r == -ENOENT)
+		/* PBS lists only type entries that are directories. */
+		if (r == -ENOENT || r == -ENOTDIR)
 			continue;
 		if (r < 0)
 			goto fail;
@@ -380,6 +381,15 @@ static int content_filter(const char *name)
 	return -EINVAL;
 }
 
+/* A snapshot path from a caller must name a snapshot (valid names, no "..")
+ * before it is joined to the base. */
+static int check_snaprel(const char *snaprel)
+{
+	char ns[257], type[8], id[256], time[DS_TIME_LEN + 1];
+
+	return ds_parse_snapshot_path(snaprel, true, ns, type, id, time);
+}
+
 int ds_list_snapshot_files(const struct ds_lookup *lk, const char *snaprel, struct ds_strv *ret,
 			   bool *ret_protected)
 {
@@ -388,6 +398,9 @@ int ds_list_snapshot_files(const struct ds_lookup *lk, const char *snaprel, stru
 	size_t o = 0;
 	int r;
 
+	r = check_snaprel(snaprel);
+	if (r < 0)
+		return r;
 	r = list_dir(lk, snaprel, false, content_filter, &sv);
 	if (r < 0)
 		return r;
@@ -437,5 +450,7 @@ int ds_read_owner(const struct ds_lookup *lk, const char *ns, const char *type, 
 
 int ds_open_snapshot(const struct ds_lookup *lk, const char *snaprel)
 {
-	return ds_lookup_open_dir(lk, snaprel);
+	int r = check_snaprel(snaprel);
+
+	return r < 0 ? r : ds_lookup_open_dir(lk, snaprel);
 }

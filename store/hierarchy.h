@@ -68,7 +68,8 @@ int ds_list_snapshots(const struct ds_lookup *lk, const char *ns, const char *ty
 		      struct ds_snapshot **ret, size_t *ret_n);
 
 /* Files of a snapshot that count as content (regular files matching
- * ^.*\.(fidx|didx|blob)$), sorted; .protected is reported separately. */
+ * ^.*\.(fidx|didx|blob)$), sorted; .protected is reported separately.
+ * snaprel must parse with ds_parse_snapshot_path (-EINVAL otherwise). */
 int ds_list_snapshot_files(const struct ds_lookup *lk, const char *snaprel, struct ds_strv *ret,
 			   bool *ret_protected);
 
@@ -77,8 +78,9 @@ int ds_list_snapshot_files(const struct ds_lookup *lk, const char *snaprel, stru
 int ds_read_owner(const struct ds_lookup *lk, const char *ns, const char *type, const char *id,
 		  char **ret);
 
-/* Opens a snapshot directory (relative path as from ds_snapshot_relpath)
- * for a single call's use: the caller closes it before returning. */
+/* Opens a snapshot directory (relative path as from ds_snapshot_relpath;
+ * -EINVAL for anything else) for a single call's use: the caller closes it
+ * before returning. */
 int ds_open_snapshot(const struct ds_lookup *lk, const char *snaprel);
 
 #endif

@@ -17,6 +17,7 @@
 #include "store/hierarchy.h"
 #include "store/index.h"
 #include "store/names.h"
+#include "store/pxar_encoder.h"
 #include "store/util.h"
 
 static void init_progress(int pct, void *ud)
@@ -89,6 +90,116 @@ static int stream_archive(struct ds_backup *b, const char *name, int fd, uint64_
 	return ds_archive_finish(aw, 0);
 }
 
+static int aw_sink_write(void *ctx, const void *buf, size_t len)
+{
+	return ds_archive_write(ctx, buf, len);
+}
+
+/* The snapshot's catalog.pcat1.didx: one for all v1 pxar archives of a
+ * backup (its root block lists each archive), written at the end. */
+struct pxar_catalog_out {
+	struct ds_archive_writer *aw;
+	struct ds_pxar_catalog *cat;
+	struct ds_pxar_sink sink;
+};
+
+#define PXAR_CATALOG_NAME "catalog.pcat1.didx"
+#define PXAR_CATALOG_AVG (512 * DS_KIB) /* as the PBS client */
+
+static int pxar_catalog_finish(struct pxar_catalog_out *co)
+{
+	int r;
+
+	if (!co->cat)
+		return 0;
+	r = ds_pxar_catalog_finish(co->cat);
+	ds_pxar_catalog_free(co->cat);
+	co->cat = NULL;
+	if (r < 0) {
+		ds_archive_abort(co->aw);
+		co->aw = NULL;
+		return r;
+	}
+	r = ds_archive_finish(co->aw, 0);
+	co->aw = NULL;
+	return r;
+}
+
+static void pxar_catalog_abort(struct pxar_catalog_out *co)
+{
+	ds_pxar_catalog_free(co->cat);
+	ds_archive_abort(co->aw);
+	co->cat = NULL;
+	co->aw = NULL;
+}
+
+/* NAME.pxar=DIR: encodes DIR into NAME.pxar.didx (v1, listed in the
+ * catalog) or, split, into NAME.mpxar.didx + NAME.ppxar.didx (v2, no
+ * catalog), as the PBS client does. */
+static int backup_pxar_dir(struct ds_backup *b, const char *name, const char *dir, bool split,
+			   size_t avg, struct pxar_catalog_out *co)
+{
+	struct ds_archive_writer *meta = NULL, *pay = NULL;
+	struct ds_pxar_sink msink, psink;
+	struct ds_pxar_encode_stats st;
+	size_t base = strlen(name) - strlen(".pxar");
+	char mname[300], pname[300];
+	int r;
+
+	if (split) {
+		r = ds_path_fmt(mname, sizeof(mname), "%.*s.mpxar.didx", (int)base, name);
+		if (r == 0)
+			r = ds_path_fmt(pname, sizeof(pname), "%.*s.ppxar.didx", (int)base, name);
+	} else {
+		r = ds_path_fmt(mname, sizeof(mname), "%s.didx", name);
+	}
+	if (r < 0 || ds_name_archive(mname) < 0 || (split && ds_name_archive(pname) < 0)) {
+		fprintf(stderr, "dsfs: %s: not a valid archive name\n", name);
+		return -EINVAL;
+	}
+	if (!split && !co->cat) {
+		co->sink = (struct ds_pxar_sink){ aw_sink_write, NULL };
+		r = ds_backup_dynamic_begin(b, PXAR_CATALOG_NAME, PXAR_CATALOG_AVG, &co->aw);
+		if (r == 0) {
+			co->sink.ctx = co->aw;
+			r = ds_pxar_catalog_new(&co->sink, &co->cat);
+		}
+		if (r < 0)
+			goto fail;
+	}
+	r = ds_backup_dynamic_begin(b, mname, avg, &meta);
+	if (r == 0 && split)
+		r = ds_backup_dynamic_begin(b, pname, avg, &pay);
+	if (r < 0)
+		goto fail;
+	msink = (struct ds_pxar_sink){ aw_sink_write, meta };
+	psink = (struct ds_pxar_sink){ aw_sink_write, pay };
+	r = ds_pxar_encode_dir_cat(dir, &msink, split ? &psink : NULL, split ? NULL : co->cat,
+				   mname, &st);
+	if (r < 0)
+		goto fail;
+	r = ds_archive_finish(meta, 0);
+	meta = NULL;
+	if (r == 0 && pay)
+		r = ds_archive_finish(pay, 0);
+	pay = NULL;
+	if (r < 0)
+		goto fail;
+	printf("%s: %llu files, %llu dirs, %llu symlinks, %llu hardlinks, %llu devices, "
+	       "%llu fifos, %llu sockets, %.1f MiB of content, %llu skipped\n",
+	       mname, (unsigned long long)st.files, (unsigned long long)st.dirs,
+	       (unsigned long long)st.symlinks, (unsigned long long)st.hardlinks,
+	       (unsigned long long)st.devices, (unsigned long long)st.fifos,
+	       (unsigned long long)st.sockets, (double)st.content_bytes / DS_MIB,
+	       (unsigned long long)st.skipped);
+	return 0;
+fail:
+	fprintf(stderr, "dsfs: %s: %s\n", dir, strerror(-r));
+	ds_archive_abort(meta);
+	ds_archive_abort(pay);
+	return r;
+}
+
 /* NAME=FILE → server archive name and kind. Names without a known
  * extension become blobs (small files) — anything else must say .didx. */
 static int archive_name(const char *name, uint64_t size, char *out, size_t outlen)
@@ -111,15 +222,19 @@ static int archive_name(const char *name, uint64_t size, char *out, size_t outle
 
 static void usage_backup(FILE *f)
 {
-	fputs("Usage: dsfs backup [OPTIONS] DATASTORE TYPE/ID NAME=FILE...\n"
+	fputs("Usage: dsfs backup [OPTIONS] DATASTORE TYPE/ID NAME=FILE|NAME.pxar=DIR...\n"
 	      "  --ns NS               namespace (a/b/c)\n"
 	      "  --time RFC3339        backup time, YYYY-MM-DDTHH:MM:SSZ (default: now)\n"
 	      "  --owner AUTHID        owner of a new group (default root@pam)\n"
 	      "  --keyfile KEY         encrypt archives and sign the manifest\n"
 	      "  --chunk-size BYTES    average chunk size of dynamic indexes (default 4 MiB)\n"
 	      "  --config FILE         datastore.cfg to look DATASTORE up in\n"
+	      "  --split               NAME.pxar=DIR as a split archive (format v2:\n"
+	      "                        NAME.mpxar.didx + NAME.ppxar.didx, no catalog)\n"
 	      "NAME: *.img → fixed index (4 MiB chunks); *.pxar, *.pcat1, *.didx → dynamic\n"
-	      "index (PBS chunker); *.conf, *.json, *.log, *.blob and other names → blob.\n",
+	      "index (PBS chunker); *.conf, *.json, *.log, *.blob and other names → blob.\n"
+	      "NAME.pxar=DIR encodes the directory tree DIR as a pxar archive (v1) and\n"
+	      "lists it in the snapshot's catalog.pcat1.didx, as proxmox-backup-client does.\n",
 	      f);
 }
 
@@ -132,6 +247,7 @@ int cmd_backup(int argc, char **argv)
 		{ "keyfile", required_argument, NULL, 'k' },
 		{ "chunk-size", required_argument, NULL, 's' },
 		{ "config", required_argument, NULL, 'c' },
+		{ "split", no_argument, NULL, 'S' },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
 	};
@@ -144,9 +260,11 @@ int cmd_backup(int argc, char **argv)
 	struct ds_backup *b = NULL;
 	struct ds_backup_stats st;
 	struct cli_store s = { 0 };
+	struct pxar_catalog_out co = { 0 };
+	bool split = false;
 	int c, r;
 
-	while ((c = getopt_long(argc, argv, "n:t:o:k:s:c:h", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "n:t:o:k:s:c:Sh", opts, NULL)) != -1) {
 		switch (c) {
 		case 'n':
 			ns = optarg;
@@ -168,6 +286,9 @@ int cmd_backup(int argc, char **argv)
 			break;
 		case 'c':
 			config = optarg;
+			break;
+		case 'S':
+			split = true;
 			break;
 		case 'h':
 			usage_backup(stdout);
@@ -232,6 +353,21 @@ int cmd_backup(int argc, char **argv)
 				close(fd);
 			goto out;
 		}
+		if (S_ISDIR(sb.st_mode)) {
+			size_t nl = strlen(argv[i]);
+
+			close(fd);
+			if (nl <= 5 || strcmp(argv[i] + nl - 5, ".pxar") != 0) {
+				fprintf(stderr, "dsfs: %s: a directory is backed up as NAME.pxar=DIR\n",
+					eq + 1);
+				r = -EINVAL;
+				goto out;
+			}
+			r = backup_pxar_dir(b, argv[i], eq + 1, split, avg, &co);
+			if (r < 0)
+				goto out;
+			continue;
+		}
 		r = archive_name(argv[i], (uint64_t)sb.st_size, name, sizeof(name));
 		if (r < 0) {
 			fprintf(stderr, "dsfs: %s: %s\n", argv[i],
@@ -263,6 +399,11 @@ int cmd_backup(int argc, char **argv)
 			goto out;
 		}
 	}
+	r = pxar_catalog_finish(&co);
+	if (r < 0) {
+		fprintf(stderr, "dsfs: %s: %s\n", PXAR_CATALOG_NAME, strerror(-r));
+		goto out;
+	}
 	r = ds_backup_finish(b);
 	if (r < 0) {
 		fprintf(stderr, "dsfs: cannot write manifest: %s\n", strerror(-r));
@@ -278,6 +419,7 @@ int cmd_backup(int argc, char **argv)
 		       (unsigned long long)st.new_chunks, (double)st.bytes / DS_MIB);
 	}
 out:
+	pxar_catalog_abort(&co);
 	ds_backup_free(b); /* removes an unfinished snapshot */
 	ds_writer_release(w);
 	cli_store_close(&s);

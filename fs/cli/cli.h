@@ -46,5 +46,7 @@ int cmd_cat(int argc, char **argv);
 int cmd_verify(int argc, char **argv);
 int cmd_backup(int argc, char **argv);
 int cmd_key(int argc, char **argv);
+int cmd_maintenance(int argc, char **argv);
+int cmd_status(int argc, char **argv);
 
 #endif

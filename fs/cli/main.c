@@ -25,6 +25,10 @@ static void usage(FILE *f)
 	      "                                 write a new snapshot\n"
 	      "  key create FILE [--kdf none|scrypt|pbkdf2]\n"
 	      "                                 create an encryption key file\n"
+	      "  maintenance STORE MODE [--message TEXT]\n"
+	      "                                 set read-only|offline|unmount|delete|s3-refresh\n"
+	      "  maintenance STORE clear        clear the maintenance mode\n"
+	      "  status DATASTORE               maintenance, mount state, active operations\n"
 	      "\n"
 	      "DATASTORE is a directory holding .chunks/, or a datastore name looked up in\n"
 	      "/etc/proxmox-backup/datastore.cfg (--config FILE to use another file).\n"
@@ -117,6 +121,7 @@ static const struct {
 } commands[] = {
 	{ "init", cmd_init },     { "ls", cmd_ls },         { "cat", cmd_cat },
 	{ "verify", cmd_verify }, { "backup", cmd_backup }, { "key", cmd_key },
+	{ "maintenance", cmd_maintenance }, { "status", cmd_status },
 };
 
 int main(int argc, char **argv)

@@ -198,6 +198,22 @@ static int parse_args(struct options *o, int argc, char **argv)
 	return 0;
 }
 
+/* path made absolute (symlinks kept: the watcher follows the name): the
+ * daemon chdirs to / and re-reads the config by this path. */
+static int absolute_path(const char *path, char *buf, size_t len)
+{
+	char cwd[4096];
+
+	if (path[0] != '/' && !getcwd(cwd, sizeof(cwd)))
+		return -errno;
+	if (ds_path_fmt(buf, len, "%s%s%s", path[0] == '/' ? "" : cwd, path[0] == '/' ? "" : "/",
+			path) < 0) {
+		fprintf(stderr, "mount.dsfs: %s: path too long\n", path);
+		return -ENAMETOOLONG;
+	}
+	return 0;
+}
+
 /* Decides what SOURCE names (see usage). */
 static int classify_source(const struct options *o, struct vfs_options *vo, char *dirbuf,
 			   size_t dirlen)
@@ -215,17 +231,16 @@ static int classify_source(const struct options *o, struct vfs_options *vo, char
 			return -ENOENT;
 		}
 		vo->store_dir = dirbuf;
-		(void)dirlen;
 		return 0;
 	}
 	if (stat(o->source, &st) == 0 && S_ISREG(st.st_mode)) {
-		vo->config_path = o->source;
-		return 0;
+		vo->config_path = dirbuf;
+		return absolute_path(o->source, dirbuf, dirlen);
 	}
 	if (ds_name_datastore(o->source) == 0) {
 		vo->store_name = o->source;
-		vo->config_path = o->config ? o->config : DS_CONFIG_DEFAULT_PATH;
-		return 0;
+		vo->config_path = dirbuf;
+		return absolute_path(o->config ? o->config : DS_CONFIG_DEFAULT_PATH, dirbuf, dirlen);
 	}
 	fprintf(stderr, "mount.dsfs: %s: no such datastore, directory or config file\n",
 		o->source);

@@ -20,11 +20,12 @@ static void op_init(void *userdata, struct fuse_conn_info *conn)
 {
 	(void)userdata;
 	/* Directory operations run in parallel: the view has no per-directory
-	 * state to protect. Symlinks (latest) may be cached by the kernel. */
+	 * state to protect. Symlinks are not cached (no FUSE_CAP_CACHE_SYMLINKS):
+	 * `latest` keeps its inode when its target moves, and a cached target
+	 * would never be dropped (attribute changes invalidate regular files
+	 * only). */
 	if (conn->capable & FUSE_CAP_PARALLEL_DIROPS)
 		conn->want |= FUSE_CAP_PARALLEL_DIROPS;
-	if (conn->capable & FUSE_CAP_CACHE_SYMLINKS)
-		conn->want |= FUSE_CAP_CACHE_SYMLINKS;
 	if (conn->capable & FUSE_CAP_SPLICE_WRITE)
 		conn->want |= FUSE_CAP_SPLICE_WRITE;
 	/* A chunk is 4 MiB: let the kernel read ahead in large steps. */
@@ -217,21 +218,35 @@ static void op_statfs(fuse_req_t req, fuse_ino_t ino)
 	fuse_reply_statfs(req, &st);
 }
 
+/* getxattr and listxattr share the size protocol: size 0 asks for the
+ * length, else the value (or list) is returned if it fits. */
+static void reply_xattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t size)
+{
+	char *buf = size ? malloc(size) : NULL;
+	ssize_t n;
+
+	if (size && !buf) {
+		fuse_reply_err(req, ENOMEM);
+		return;
+	}
+	n = vfs_xattr(vfs_of(req), ino, name, buf, size);
+	if (n < 0)
+		fuse_reply_err(req, (int)-n);
+	else if (size == 0)
+		fuse_reply_xattr(req, (size_t)n);
+	else
+		fuse_reply_buf(req, buf, (size_t)n);
+	free(buf);
+}
+
 static void op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t size)
 {
-	(void)ino;
-	(void)name;
-	(void)size;
-	fuse_reply_err(req, ENODATA);
+	reply_xattr(req, ino, name, size);
 }
 
 static void op_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
 {
-	(void)ino;
-	if (size == 0)
-		fuse_reply_xattr(req, 0);
-	else
-		fuse_reply_buf(req, NULL, 0);
+	reply_xattr(req, ino, NULL, size);
 }
 
 /* Operations that would change the tree take a write handle first, so the

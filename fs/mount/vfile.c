@@ -25,7 +25,8 @@ struct vfile {
 	struct vfs *v;
 	struct ds_reader *rd;
 	const struct ds_crypt *crypt; /* for encrypted archives */
-	struct ds_index *idx;         /* images and streams */
+	struct ds_index *idx;         /* images, streams, pxar file contents */
+	uint64_t base, size;          /* the file is [base, base + size) of idx */
 	uint8_t *data;                /* small files, in memory */
 	size_t len;
 	bool image;
@@ -125,6 +126,7 @@ static int open_index(struct vfs *v, const struct vnode *n, const struct ds_look
 		return -EIO;
 	if (r < 0)
 		return r;
+	f->size = ds_index_size(f->idx);
 	f->image = n->kind == VK_IMAGE;
 	if (f->image) {
 		uint64_t cs = ds_index_chunk_size(f->idx);
@@ -146,7 +148,8 @@ int vfs_open(struct vfs *v, uint64_t ino, int flags, struct vfile **ret, bool *r
 	if (!n)
 		return -ESTALE;
 	if (n->kind == VK_ROOT || n->kind == VK_NSROOT || n->kind == VK_NSLIST ||
-	    n->kind == VK_TYPE || n->kind == VK_GROUP || n->kind == VK_SNAPSHOT)
+	    n->kind == VK_TYPE || n->kind == VK_GROUP || n->kind == VK_SNAPSHOT ||
+	    (n->kind == VK_PXAR && S_ISDIR(n->pe.mode)))
 		return -EISDIR;
 	if ((flags & O_ACCMODE) != O_RDONLY || (flags & O_TRUNC)) {
 		/* Any open for writing takes a write handle: its refusals
@@ -179,14 +182,19 @@ int vfs_open(struct vfs *v, uint64_t ino, int flags, struct vfile **ret, bool *r
 		}
 		f->crypt = v->opt.crypt;
 	}
-	if (n->kind == VK_IMAGE || n->kind == VK_STREAM)
+	if (n->kind == VK_PXAR)
+		r = vpxar_open_content(v, n, ds_reader_lookup(f->rd), &f->idx, &f->base);
+	else if (n->kind == VK_IMAGE || n->kind == VK_STREAM)
 		r = open_index(v, n, ds_reader_lookup(f->rd), f);
 	else
 		r = open_small(v, n, ds_reader_lookup(f->rd), f);
 	if (r < 0)
 		goto fail;
+	if (n->kind == VK_PXAR)
+		f->size = n->pe.size;
 	*ret = f;
-	*ret_keep_cache = n->kind == VK_IMAGE || n->kind == VK_STREAM || n->kind == VK_BLOB;
+	*ret_keep_cache = n->kind == VK_IMAGE || n->kind == VK_STREAM || n->kind == VK_BLOB ||
+			  n->kind == VK_PXAR;
 	return 0;
 fail:
 	vfile_unref(f);
@@ -259,10 +267,12 @@ ssize_t vfs_read(struct vfile *f, uint64_t off, size_t size, struct vfs_read *re
 		ret->n_iov = 1;
 		return (ssize_t)ret->iov[0].iov_len;
 	}
-	fsize = ds_index_size(f->idx);
+	/* Work in stream offsets: the file is [base, base + size). */
+	fsize = f->size;
 	if (off >= fsize)
 		return 0;
-	end = size < fsize - off ? off + size : fsize;
+	end = f->base + (size < fsize - off ? off + size : fsize);
+	off += f->base;
 	pins = calloc(1, sizeof(*pins));
 	i = ds_index_find(f->idx, off);
 	if (!pins || i < 0) {
@@ -308,12 +318,13 @@ ssize_t vfs_read(struct vfile *f, uint64_t off, size_t size, struct vfs_read *re
 			return r;
 		/* A damaged or missing chunk fails its own range only; the
 		 * reason (digest and cause) was logged by the chunk store. */
-		ds_err("%s: read at %llu: %s", f->name, (unsigned long long)off, strerror(-r));
+		ds_err("%s: read at %llu: %s", f->name, (unsigned long long)(off - f->base),
+		       strerror(-r));
 		return -EIO;
 	}
 	/* Sequential reader: decode the next chunks on the cache's workers
 	 * while the kernel copies this one out. */
-	if (off == atomic_load(&f->next_off) || off == 0)
+	if (off == atomic_load(&f->next_off) || off == f->base)
 		prefetch_after(f, last_chunk);
 	atomic_store(&f->next_off, off + count);
 	return (ssize_t)count;
@@ -332,7 +343,7 @@ int64_t vfs_lseek(struct vfile *f, int64_t off, int whence)
 
 	if (whence != SEEK_DATA && whence != SEEK_HOLE)
 		return -EINVAL;
-	size = f->idx ? ds_index_size(f->idx) : f->len;
+	size = f->idx ? f->size : f->len;
 	if (off < 0 || (uint64_t)off >= size)
 		return -ENXIO;
 	if (!f->image)

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <sys/sysmacros.h>
 #include <unistd.h>
 
 #include "cache/chunk_cache.h"
@@ -47,6 +48,8 @@ static void node_free(struct vnode *n)
 {
 	if (!n)
 		return;
+	if (n->ar)
+		varchive_unref(n->ar);
 	free(n->name);
 	free(n->path);
 	free(n->ns);
@@ -336,7 +339,7 @@ static bool is_dir_kind(enum vkind k)
 
 static bool is_immutable(enum vkind k)
 {
-	return k == VK_IMAGE || k == VK_STREAM || k == VK_BLOB;
+	return k == VK_IMAGE || k == VK_STREAM || k == VK_BLOB || k == VK_PXAR;
 }
 
 static void fill_entry(const struct vnode *n, struct vfs_entry *e)
@@ -344,6 +347,22 @@ static void fill_entry(const struct vnode *n, struct vfs_entry *e)
 	memset(e, 0, sizeof(*e));
 	e->ino = n->ino;
 	e->st.st_ino = n->ino;
+	if (n->kind == VK_PXAR) {
+		/* An archive entry: its own metadata, nanoseconds included. */
+		e->st.st_mode = n->pe.mode;
+		e->st.st_nlink = n->nlink;
+		e->st.st_uid = n->pe.uid;
+		e->st.st_gid = n->pe.gid;
+		e->st.st_size = (off_t)n->size;
+		e->st.st_rdev = makedev((unsigned)n->pe.rdev_major, (unsigned)n->pe.rdev_minor);
+		e->st.st_blocks = (blkcnt_t)((n->size + 511) / 512);
+		e->st.st_blksize = 1 << 20;
+		e->st.st_mtim.tv_sec = n->pe.mtime_sec;
+		e->st.st_mtim.tv_nsec = n->pe.mtime_nsec;
+		e->st.st_atim = e->st.st_ctim = e->st.st_mtim;
+		e->entry_timeout = e->attr_timeout = TIMEOUT_IMMUTABLE;
+		return;
+	}
 	if (is_dir_kind(n->kind)) {
 		e->st.st_mode = S_IFDIR | 0555;
 		e->st.st_nlink = 2;
@@ -711,6 +730,14 @@ static int lookup_snapshot(struct vfs *v, const struct ds_lookup *lk, const stru
 	if (r < 0)
 		m = NULL; /* unfinished: archives may still be there */
 	r = -ENOENT;
+	if (vpxar_files(fd, name, file, file, sizeof(file)) == 0) {
+		/* X.pxar.didx, or the split pair X.mpxar.didx + X.ppxar.didx,
+		 * appear as the directory X.pxar. */
+		n = child_new(p, VK_PXAR, name);
+		r = n ? vpxar_lookup_root(v, p, name, n) : -ENOMEM;
+		if (n)
+			n->file = strdup(name);
+	}
 	for (size_t i = 0; i < DS_ARRAY_SIZE(exts) && r == -ENOENT; i++) {
 		if (ds_path_fmt(file, sizeof(file), "%s%s", name, exts[i].ext) < 0 ||
 		    ds_name_archive(file) < 0 || strcmp(file, DS_MANIFEST_NAME) == 0)
@@ -804,18 +831,26 @@ static int resolve(struct vfs *v, struct vnode *p, const char *name, struct vnod
 	case VK_SNAPSHOT:
 		r = lookup_snapshot(v, lk, p, name, &n);
 		break;
+	case VK_PXAR:
+		n = child_new(p, VK_PXAR, name);
+		r = n ? vpxar_lookup(v, p, name, n) : -ENOMEM;
+		if (n)
+			n->file = p->file ? strdup(p->file) : NULL;
+		break;
 	default:
 		r = -ENOTDIR;
 	}
 	ds_lookup_release(lk);
 	if (r == 0)
 		*ret = n;
+	else
+		node_free(n);
 	return r;
 }
 
 int vfs_lookup(struct vfs *v, uint64_t parent, const char *name, struct vfs_entry *ret)
 {
-	struct vnode *p = vfs_node_get(v, parent), *n = NULL, *old;
+	struct vnode *p = vfs_node_get(v, parent), *n = NULL, *old, *dup = NULL;
 	int r;
 
 	if (!p)
@@ -827,7 +862,9 @@ int vfs_lookup(struct vfs *v, uint64_t parent, const char *name, struct vfs_entr
 		return r;
 	pthread_mutex_lock(&v->lock);
 	old = table_find(v, n->ino);
-	if (old && strcmp(old->path, n->path) == 0) {
+	if (old && (strcmp(old->path, n->path) == 0 ||
+		    (old->kind == VK_PXAR && n->kind == VK_PXAR && old->ar == n->ar &&
+		     old->pe.entry_off == n->pe.entry_off))) {
 		/* Refresh the attributes of the node the kernel knows. */
 		old->size = n->size;
 		old->blocks = n->blocks;
@@ -837,7 +874,7 @@ int vfs_lookup(struct vfs *v, uint64_t parent, const char *name, struct vfs_entr
 			old->target = n->target;
 			n->target = NULL;
 		}
-		node_free(n);
+		dup = n; /* freed unlocked: dropping its archive takes the lock */
 		n = old;
 	} else {
 		if (old) {
@@ -850,12 +887,13 @@ int vfs_lookup(struct vfs *v, uint64_t parent, const char *name, struct vfs_entr
 	n->nlookup++;
 	fill_entry(n, ret);
 	pthread_mutex_unlock(&v->lock);
+	node_free(dup);
 	return 0;
 }
 
 void vfs_forget(struct vfs *v, uint64_t ino, uint64_t count)
 {
-	struct vnode *n;
+	struct vnode *n, *gone = NULL;
 
 	if (ino == VFS_ROOT_INO)
 		return;
@@ -865,10 +903,11 @@ void vfs_forget(struct vfs *v, uint64_t ino, uint64_t count)
 		n->nlookup = n->nlookup > count ? n->nlookup - count : 0;
 		if (n->nlookup == 0) {
 			table_remove(v, n);
-			node_free(n);
+			gone = n;
 		}
 	}
 	pthread_mutex_unlock(&v->lock);
+	node_free(gone); /* unlocked, as in vfs_lookup */
 }
 
 int vfs_getattr(struct vfs *v, uint64_t ino, struct vfs_entry *ret)
@@ -899,6 +938,8 @@ int vfs_readlink(struct vfs *v, uint64_t ino, char *buf, size_t len)
 
 	if (!n)
 		return -ESTALE;
+	if (n->kind == VK_PXAR)
+		return vpxar_readlink(v, n, buf, len);
 	if (n->kind != VK_LATEST)
 		return -EINVAL;
 	pthread_mutex_lock(&v->lock);
@@ -928,4 +969,55 @@ int vfs_write_refusal(struct vfs *v, uint64_t ino)
 		return r;
 	ds_writer_release(w);
 	return -EROFS;
+}
+
+struct xattr_ctx {
+	const char *want; /* NULL: list */
+	char *buf;
+	size_t size, len;
+	int r;
+};
+
+static int xattr_cb(void *ud, const char *name, const void *value, size_t len)
+{
+	struct xattr_ctx *c = ud;
+
+	if (c->want) {
+		if (strcmp(name, c->want) != 0)
+			return 0;
+		c->len = len;
+		if (c->size && len > c->size)
+			c->r = -ERANGE;
+		else if (c->size)
+			memcpy(c->buf, value, len);
+		return 1;
+	}
+	if (c->size && c->len + strlen(name) + 1 > c->size) {
+		c->r = -ERANGE;
+		return 1;
+	}
+	if (c->size)
+		memcpy(c->buf + c->len, name, strlen(name) + 1);
+	c->len += strlen(name) + 1;
+	return 0;
+}
+
+ssize_t vfs_xattr(struct vfs *v, uint64_t ino, const char *name, char *buf, size_t size)
+{
+	struct vnode *n = vfs_node_get(v, ino);
+	struct xattr_ctx c = { .want = name, .buf = buf, .size = size };
+	int r;
+
+	if (!n)
+		return -ESTALE;
+	if (n->kind != VK_PXAR)
+		return name ? -ENODATA : 0;
+	r = vpxar_xattrs(v, n, xattr_cb, &c);
+	if (r < 0)
+		return r;
+	if (c.r < 0)
+		return c.r;
+	if (name && r == 0)
+		return -ENODATA; /* not found: the callback never stopped */
+	return (ssize_t)c.len;
 }

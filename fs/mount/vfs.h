@@ -101,6 +101,11 @@ void vfs_read_done(struct vfile *f, struct vfs_read *r);
  * and other files: -EINVAL (the kernel handles SEEK_SET/CUR/END). */
 int64_t vfs_lseek(struct vfile *f, int64_t off, int whence);
 
+/* getxattr (name != NULL) or listxattr (name == NULL) with the usual size
+ * protocol: size 0 asks for the length. Returns the length or -errno
+ * (-ENODATA, -ERANGE). */
+ssize_t vfs_xattr(struct vfs *v, uint64_t ino, const char *name, char *buf, size_t size);
+
 /* The errno an operation that changes the tree gets: the write handle's
  * refusal, else -EROFS (what exists is immutable). */
 int vfs_write_refusal(struct vfs *v, uint64_t ino);

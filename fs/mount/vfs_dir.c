@@ -170,11 +170,24 @@ static int list_snapshot(const struct ds_lookup *lk, const struct vnode *p, stru
 		return r;
 	for (size_t i = 0; r == 0 && i < files.n; i++) {
 		char *dot = strrchr(files.v[i], '.');
+		size_t l;
 
 		/* Server extension dropped: drive-scsi0.img.fidx → drive-scsi0.img,
-		 * index.json.blob → index.json, client.log.blob → client.log. */
+		 * index.json.blob → index.json, client.log.blob → client.log;
+		 * pxar archives (X.pxar.didx or X.mpxar.didx + X.ppxar.didx) are
+		 * the directory X.pxar. */
 		*dot = '\0';
-		r = add(d, p, files.v[i], S_IFREG);
+		l = strlen(files.v[i]);
+		if (l > 6 && strcmp(files.v[i] + l - 6, ".ppxar") == 0)
+			continue;
+		if (l > 6 && strcmp(files.v[i] + l - 6, ".mpxar") == 0) {
+			memmove(files.v[i] + l - 5, files.v[i] + l - 4, 5); /* .mpxar → .pxar */
+			r = add(d, p, files.v[i], S_IFDIR);
+		} else if (l > 5 && strcmp(files.v[i] + l - 5, ".pxar") == 0 && strcmp(dot + 1, "didx") == 0) {
+			r = add(d, p, files.v[i], S_IFDIR);
+		} else {
+			r = add(d, p, files.v[i], S_IFREG);
+		}
 	}
 	fd = ds_open_snapshot(lk, rel);
 	if (fd >= 0) {
@@ -224,6 +237,9 @@ int vfs_opendir(struct vfs *v, uint64_t ino, struct vfs_dir **ret)
 		break;
 	case VK_SNAPSHOT:
 		r = list_snapshot(lk, p, d);
+		break;
+	case VK_PXAR:
+		r = vpxar_list(v, p, d);
 		break;
 	default:
 		r = -ENOTDIR;
@@ -330,6 +346,7 @@ void vfs_refresh(struct vfs *v, vfs_inval_fn inval, void *ctx)
 			ds_info("datastore %s: access changed (maintenance %s, read %s)", s->name,
 				ds_maintenance_name(ds_datastore_maintenance(s->ds)),
 				ds_datastore_read_refusal(s->ds) ? "refused" : "allowed");
+			vpxar_close_store(v, s);
 			invalidate_store(v, s, inval, ctx);
 			if (v->multi)
 				inval(ctx, 0, VFS_ROOT_INO, s->name);

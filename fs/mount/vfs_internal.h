@@ -6,11 +6,14 @@
 
 #include "fs/mount/vfs.h"
 #include "store/manifest.h"
+#include "store/pxar.h"
 #include "store/names.h"
 #include "store/util.h"
 
 struct ds_config_cache;
 struct ds_datastore;
+struct ds_index;
+struct ds_lookup;
 
 enum vkind {
 	VK_ROOT,      /* multi-store root: one directory per datastore */
@@ -27,7 +30,10 @@ enum vkind {
 	VK_BLOB,      /* .blob */
 	VK_SNOTES,    /* snapshot notes (manifest) */
 	VK_PROTECTED, /* .protected marker */
+	VK_PXAR,      /* an entry of a pxar archive (the archive's root too) */
 };
+
+struct varchive;
 
 struct vstore {
 	char *name;
@@ -54,6 +60,12 @@ struct vnode {
 	uint64_t blocks;
 	int64_t mtime;
 	enum ds_crypt_mode crypt_mode;
+	/* VK_PXAR: the archive (a reference; NULL while it cannot be opened,
+	 * e.g. encrypted without key: then ar_err says why) and the entry. */
+	struct varchive *ar;
+	int ar_err;
+	struct ds_pxar_entry pe;
+	uint32_t nlink;
 	uint64_t nlookup; /* protected by vfs->lock */
 	struct vnode *hnext;
 };
@@ -74,6 +86,7 @@ struct vfs {
 	struct ds_digest zero4m;
 	int64_t mount_time;
 	uint64_t cfg_version; /* watcher thread only */
+	struct varchive *archives; /* open pxar archives, protected by lock */
 };
 
 /* Node helpers used by vfile.c. */
@@ -82,5 +95,31 @@ struct vnode *vfs_node_get(struct vfs *v, uint64_t ino); /* NULL if unknown */
 int vfs_node_snaprel(const struct vnode *n, char *out, size_t outlen);
 /* Digest of len zero bytes, keyed with c when not NULL. */
 void vfs_zero_digest(const struct ds_crypt *c, size_t len, struct ds_digest *ret);
+
+/* --- pxar archives (vpxar.c) --- */
+
+/* For a snapshot's display name "X.pxar": the metadata and payload index
+ * file names ("X.pxar.didx", or "X.mpxar.didx" + "X.ppxar.didx"). Returns
+ * 0, or -ENOENT when the snapshot has no such archive (snapfd: the snapshot
+ * directory). */
+int vpxar_files(int snapfd, const char *name, char *meta, char *payload, size_t len);
+/* Opens (or finds) the archive of snapshot node snap named name and fills
+ * n (kind VK_PXAR) with its root. */
+int vpxar_lookup_root(struct vfs *v, const struct vnode *snap, const char *name, struct vnode *n);
+/* Looks name up in pxar directory p; fills n (kind VK_PXAR). */
+int vpxar_lookup(struct vfs *v, const struct vnode *p, const char *name, struct vnode *n);
+int vpxar_list(struct vfs *v, const struct vnode *p, struct vfs_dir *d);
+int vpxar_readlink(struct vfs *v, const struct vnode *n, char *buf, size_t len);
+/* Opens the stream range holding a file's content: an index (owned by the
+ * caller) and the range [*ret_base, *ret_base + n->pe.size). */
+int vpxar_open_content(struct vfs *v, const struct vnode *n, const struct ds_lookup *lk,
+		       struct ds_index **ret_idx, uint64_t *ret_base);
+int vpxar_xattrs(struct vfs *v, const struct vnode *n, ds_pxar_xattr_fn fn, void *ud);
+void varchive_ref(struct varchive *ar);
+void varchive_unref(struct varchive *ar);
+/* Closes every archive of store s (refusal): its reader is released. */
+void vpxar_close_store(struct vfs *v, struct vstore *s);
+/* Inode number of a pxar entry (hardlinks share their target's). */
+uint64_t vpxar_ino(const struct vnode *archive_node, uint64_t entry_off);
 
 #endif

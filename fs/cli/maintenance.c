@@ -1,0 +1,307 @@
+/* dsfs maintenance, dsfs status: a datastore's maintenance mode as PBS sets
+ * it (spec §6.2, §6.3, §6.6) and what dsfs sees of the store. */
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <libgen.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "cache/config_cache.h"
+#include "fs/cli/cli.h"
+#include "store/activeops.h"
+#include "store/config.h"
+#include "store/datastore.h"
+#include "store/util.h"
+
+/* PBS's config lock timeout (spec §1.7.2). */
+#define CONFIG_LOCK_TIMEOUT_MS 10000
+
+/* Splits path into its directory and base name (malloc'ed copies). */
+static int split_path(const char *path, char **ret_dir, char **ret_base)
+{
+	char *a = strdup(path), *b = strdup(path), *dir = NULL, *base = NULL;
+
+	if (a && b) {
+		dir = strdup(dirname(a));
+		base = strdup(basename(b));
+	}
+	free(a);
+	free(b);
+	if (!dir || !base) {
+		free(dir);
+		free(base);
+		return -ENOMEM;
+	}
+	*ret_dir = dir;
+	*ret_base = base;
+	return 0;
+}
+
+/* Takes PBS's datastore.cfg lock: exclusive flock on .datastore.lck, waiting
+ * up to 10 s. Returns the descriptor (closing it releases the lock). */
+static int config_lock(const char *lock_path)
+{
+	int fd = open(lock_path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOCTTY, 0660);
+
+	if (fd < 0) {
+		int r = -errno;
+
+		fprintf(stderr, "dsfs: %s: cannot open lock file: %s\n", lock_path, strerror(errno));
+		return r;
+	}
+	for (int waited = 0;; waited += 10) {
+		if (flock(fd, LOCK_EX | LOCK_NB) == 0)
+			return fd;
+		if (errno != EWOULDBLOCK && errno != EINTR) {
+			int r = -errno;
+
+			fprintf(stderr, "dsfs: %s: cannot lock: %s\n", lock_path, strerror(errno));
+			close(fd);
+			return r;
+		}
+		if (waited >= CONFIG_LOCK_TIMEOUT_MS)
+			break;
+		poll(NULL, 0, 10);
+	}
+	fprintf(stderr, "dsfs: %s: still locked after 10 s (is a PBS task changing the config?)\n",
+		lock_path);
+	close(fd);
+	return -ETIMEDOUT;
+}
+
+/* Atomically replaces config_path with text, keeping the old file's mode
+ * and owner (PBS: root:backup 0640). *ret_replaced tells whether the file
+ * was replaced, which is also true when only restoring the owner failed.
+ * Prints the reason of a failure. */
+static int save_config(const char *config_path, const char *text, size_t len, bool *ret_replaced)
+{
+	char *dir = NULL, *base = NULL;
+	struct stat old, now;
+	int dirfd = -1, r;
+
+	*ret_replaced = false;
+	r = split_path(config_path, &dir, &base);
+	if (r < 0)
+		goto fail;
+	dirfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (dirfd < 0 || fstatat(dirfd, base, &old, 0) < 0) {
+		r = -errno;
+		goto fail;
+	}
+	r = ds_replace_file_at(dirfd, base, text, len, old.st_mode & 07777, true);
+	if (r < 0)
+		goto fail;
+	*ret_replaced = true;
+	/* ds_replace_file_at cannot chown, so the new file is ours until here;
+	 * chmod again afterwards because chown may clear set-id bits. */
+	if (fstatat(dirfd, base, &now, AT_SYMLINK_NOFOLLOW) < 0) {
+		r = -errno;
+		goto fail;
+	}
+	if ((now.st_uid != old.st_uid || now.st_gid != old.st_gid) &&
+	    (fchownat(dirfd, base, old.st_uid, old.st_gid, AT_SYMLINK_NOFOLLOW) < 0 ||
+	     fchmodat(dirfd, base, old.st_mode & 07777, 0) < 0)) {
+		r = -errno;
+		fprintf(stderr, "dsfs: %s: saved, but cannot restore owner %u:%u: %s\n", config_path,
+			(unsigned)old.st_uid, (unsigned)old.st_gid, strerror(errno));
+		goto out;
+	}
+	goto out;
+fail:
+	fprintf(stderr, "dsfs: %s: cannot save: %s\n", config_path, strerror(-r));
+out:
+	if (dirfd >= 0)
+		close(dirfd);
+	free(dir);
+	free(base);
+	return r;
+}
+
+static void usage_maintenance(FILE *f)
+{
+	fputs("Usage: dsfs maintenance [--config FILE] STORE MODE [--message TEXT]\n"
+	      "       dsfs maintenance [--config FILE] STORE clear\n"
+	      "MODE: read-only, offline, unmount, delete or s3-refresh. Changes\n"
+	      "datastore.cfg under PBS's config lock and tells a running PBS to reload.\n"
+	      "Once the mode is 'delete', it cannot be changed.\n",
+	      f);
+}
+
+int cmd_maintenance(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "message", required_argument, NULL, 'm' },
+		{ "config", required_argument, NULL, 'c' },
+		{ "help", no_argument, NULL, 'h' },
+		{ 0 },
+	};
+	const char *config = NULL, *message = NULL, *store, *shm;
+	char lock_path[4096], *dir = NULL, *base = NULL, *text = NULL;
+	struct ds_config *cfg = NULL;
+	int c, mode, lockfd = -1, bump, r;
+	bool replaced, usage = false;
+	size_t len;
+
+	while ((c = getopt_long(argc, argv, "m:c:h", opts, NULL)) != -1) {
+		switch (c) {
+		case 'm':
+			message = optarg;
+			break;
+		case 'c':
+			config = optarg;
+			break;
+		case 'h':
+			usage_maintenance(stdout);
+			return DS_EXIT_OK;
+		default:
+			usage_maintenance(stderr);
+			return DS_EXIT_USAGE;
+		}
+	}
+	if (argc - optind != 2) {
+		usage_maintenance(stderr);
+		return DS_EXIT_USAGE;
+	}
+	store = argv[optind];
+	if (strcmp(argv[optind + 1], "clear") == 0) {
+		mode = DS_MAINT_NONE;
+		if (message) {
+			fputs("dsfs: --message needs a maintenance mode, not 'clear'\n", stderr);
+			return DS_EXIT_USAGE;
+		}
+	} else {
+		mode = ds_maintenance_parse(argv[optind + 1]);
+		if (mode <= 0) {
+			fprintf(stderr, "dsfs: invalid maintenance mode '%s' (want read-only, offline, "
+					"unmount, delete, s3-refresh or clear)\n",
+				argv[optind + 1]);
+			return DS_EXIT_USAGE;
+		}
+	}
+	if (!config) {
+		config = DS_CONFIG_DEFAULT_PATH;
+		snprintf(lock_path, sizeof(lock_path), "%s", DS_CONFIG_LOCK_PATH);
+	} else {
+		r = split_path(config, &dir, &base);
+		if (r == 0)
+			r = ds_path_fmt(lock_path, sizeof(lock_path), "%s/.datastore.lck", dir);
+		free(dir);
+		free(base);
+		if (r < 0) {
+			fprintf(stderr, "dsfs: %s: %s\n", config, strerror(-r));
+			return DS_EXIT_FAIL;
+		}
+	}
+
+	lockfd = config_lock(lock_path);
+	if (lockfd < 0)
+		return DS_EXIT_FAIL;
+	r = ds_config_load(config, &cfg);
+	if (r < 0) {
+		if (r != -EINVAL) /* a parse error is logged with its line */
+			fprintf(stderr, "dsfs: %s: cannot load: %s\n", config, strerror(-r));
+		goto out;
+	}
+	r = ds_config_set_maintenance(cfg, store, (enum ds_maintenance)mode, message);
+	if (r == -ENOENT) {
+		fprintf(stderr, "dsfs: datastore '%s' not found in %s\n", store, config);
+		goto out;
+	}
+	if (r < 0) {
+		/* -EPERM (mode stays delete), -EINVAL (bad message): logged */
+		usage = r == -EINVAL;
+		goto out;
+	}
+	r = ds_config_format(cfg, &text, &len);
+	if (r < 0)
+		goto out;
+	r = save_config(config, text, len, &replaced);
+	if (!replaced)
+		goto out;
+	/* Still under the lock, as PBS's save_config does: a PBS lookup that
+	 * takes the lock next sees the new generation with the new file. */
+	shm = getenv("DSFS_CONFIG_VERSIONS");
+	bump = ds_config_generation_bump(shm && *shm ? shm : DS_CONFIG_VERSIONS_PATH, false);
+	if (bump < 0 && bump != -ENOENT) /* ENOENT: PBS is not running here */
+		fprintf(stderr, "dsfs: warning: cannot notify PBS of the change (%s); "
+				"it will notice within 60 s\n",
+			strerror(-bump));
+out:
+	close(lockfd);
+	free(text);
+	ds_config_free(cfg);
+	if (usage)
+		return DS_EXIT_USAGE;
+	return r < 0 ? DS_EXIT_FAIL : DS_EXIT_OK;
+}
+
+int cmd_status(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "config", required_argument, NULL, 'c' },
+		{ "help", no_argument, NULL, 'h' },
+		{ 0 },
+	};
+	const struct ds_datastore_cfg *dc = NULL;
+	const char *config = NULL, *ops_dir;
+	struct cli_store s = { 0 };
+	int64_t nread = 0, nwrite = 0;
+	enum ds_maintenance m;
+	int c, r;
+
+	while ((c = getopt_long(argc, argv, "c:h", opts, NULL)) != -1) {
+		switch (c) {
+		case 'c':
+			config = optarg;
+			break;
+		case 'h':
+			puts("Usage: dsfs status [--config FILE] DATASTORE\n"
+			     "Prints name, path, maintenance mode, removable device and mount state,\n"
+			     "and PBS's active-operation counts, one 'key: value' per line.");
+			return DS_EXIT_OK;
+		default:
+			return DS_EXIT_USAGE;
+		}
+	}
+	if (argc - optind != 1) {
+		fputs("Usage: dsfs status [--config FILE] DATASTORE\n", stderr);
+		return DS_EXIT_USAGE;
+	}
+	if (cli_store_open(argv[optind], config, &s) < 0)
+		return DS_EXIT_FAIL;
+	if (s.cfg)
+		dc = ds_config_find(s.cfg, ds_datastore_name(s.ds));
+	m = ds_datastore_maintenance(s.ds);
+	printf("name: %s\n", ds_datastore_name(s.ds));
+	printf("path: %s\n", ds_datastore_base(s.ds));
+	printf("maintenance-mode: %s\n", m == DS_MAINT_NONE ? "none" : ds_maintenance_name(m));
+	if (dc && dc->maintenance_message)
+		printf("maintenance-message: %s\n", dc->maintenance_message);
+	if (dc && dc->backing_device) {
+		printf("removable: yes\n");
+		printf("backing-device: %s\n", dc->backing_device);
+		printf("mounted: %s\n",
+		       ds_backing_device_mounted(dc->name, dc->backing_device, NULL) ? "yes" : "no");
+	} else {
+		printf("removable: no\n");
+	}
+	ops_dir = getenv("DSFS_ACTIVEOPS_DIR");
+	r = ds_activeops_get(ops_dir && *ops_dir ? ops_dir : DS_ACTIVEOPS_DIR,
+			     ds_datastore_name(s.ds), &nread, &nwrite);
+	if (r < 0) {
+		fprintf(stderr, "dsfs: %s: cannot read active operations: %s\n",
+			ds_datastore_name(s.ds), strerror(-r));
+	} else {
+		printf("active-read: %" PRId64 "\n", nread);
+		printf("active-write: %" PRId64 "\n", nwrite);
+	}
+	cli_store_close(&s);
+	return r < 0 ? DS_EXIT_FAIL : DS_EXIT_OK;
+}

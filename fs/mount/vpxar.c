@@ -1,0 +1,488 @@
+/* pxar archives in the view: `root.pxar/` as a directory tree.
+ *
+ * An archive is decoded through the shared chunk cache, so browsing it needs
+ * chunk data: it holds a read handle for as long as it is open. When its
+ * datastore starts refusing readers, vpxar_close_store releases that handle
+ * at once (open files keep their own handles and keep working). */
+#include "fs/mount/vfs_internal.h"
+
+#include <errno.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "cache/chunk_cache.h"
+#include "store/datastore.h"
+#include "store/hierarchy.h"
+#include "store/index.h"
+#include "store/log.h"
+
+struct vstream {
+	struct varchive *ar;
+	struct ds_index *idx;
+};
+
+struct varchive {
+	struct vfs *v;
+	struct vstore *st;
+	char *key;        /* "<snapshot relpath>/<name>": registry key and inode salt */
+	unsigned refs;    /* nodes + registry; protected by v->lock */
+	pthread_rwlock_t lock;
+	/* protected by lock (write: close; read: every use) */
+	bool dead;
+	struct ds_reader *rd;
+	const struct ds_crypt *crypt;
+	struct vstream meta, payload;
+	struct ds_pxar *px;
+	struct varchive *next; /* registry, protected by v->lock */
+};
+
+static int load_chunk(void *ctx, const struct ds_digest *d, size_t expect_len, uint8_t *buf,
+		      size_t cap, size_t *ret_len)
+{
+	struct varchive *ar = ctx;
+
+	return ds_reader_load_chunk(ar->rd, d, ar->crypt, expect_len, buf, cap, ret_len);
+}
+
+/* The pxar decoder's view of a stream: chunks through the shared cache. */
+static int stream_pread(void *ctx, void *buf, size_t len, uint64_t off)
+{
+	struct vstream *s = ctx;
+	uint8_t *out = buf;
+
+	if (off + len < off || off + len > ds_index_size(s->idx))
+		return -EIO;
+	while (len > 0) {
+		ssize_t i = ds_index_find(s->idx, off);
+		struct ds_index_chunk ch;
+		struct ds_chunk_ref ref;
+		size_t n;
+		int r;
+
+		if (i < 0)
+			return -EIO;
+		ds_index_chunk(s->idx, (size_t)i, &ch);
+		r = ds_chunk_cache_get(s->ar->v->cache, &ch.digest, ch.end - ch.start, load_chunk,
+				       s->ar, &ref);
+		if (r < 0)
+			return r == -ENOKEY ? r : -EIO;
+		n = ch.end - off < len ? (size_t)(ch.end - off) : len;
+		memcpy(out, ref.data + (off - ch.start), n);
+		ds_chunk_cache_put(s->ar->v->cache, &ref);
+		out += n;
+		off += n;
+		len -= n;
+	}
+	return 0;
+}
+
+int vpxar_files(int snapfd, const char *name, char *meta, char *payload, size_t len)
+{
+	size_t nl = strlen(name);
+	struct stat st;
+
+	if (nl <= 5 || strcmp(name + nl - 5, ".pxar") != 0)
+		return -ENOENT;
+	if (ds_path_fmt(meta, len, "%s.didx", name) == 0 && fstatat(snapfd, meta, &st, 0) == 0 &&
+	    S_ISREG(st.st_mode)) {
+		payload[0] = '\0';
+		return 0;
+	}
+	if (ds_path_fmt(meta, len, "%.*s.mpxar.didx", (int)(nl - 5), name) < 0 ||
+	    ds_path_fmt(payload, len, "%.*s.ppxar.didx", (int)(nl - 5), name) < 0)
+		return -ENAMETOOLONG;
+	if (fstatat(snapfd, meta, &st, 0) == 0 && S_ISREG(st.st_mode) &&
+	    fstatat(snapfd, payload, &st, 0) == 0 && S_ISREG(st.st_mode))
+		return 0;
+	return -ENOENT;
+}
+
+void varchive_ref(struct varchive *ar)
+{
+	pthread_mutex_lock(&ar->v->lock);
+	ar->refs++;
+	pthread_mutex_unlock(&ar->v->lock);
+}
+
+/* Releases what reads the datastore. Write lock held. */
+static void archive_close(struct varchive *ar)
+{
+	ds_pxar_free(ar->px);
+	ds_index_free(ar->meta.idx);
+	ds_index_free(ar->payload.idx);
+	ds_reader_release(ar->rd);
+	ar->px = NULL;
+	ar->meta.idx = ar->payload.idx = NULL;
+	ar->rd = NULL;
+	ar->dead = true;
+}
+
+void varchive_unref(struct varchive *ar)
+{
+	struct vfs *v;
+	bool last;
+
+	if (!ar)
+		return;
+	v = ar->v;
+	pthread_mutex_lock(&v->lock);
+	last = --ar->refs == 0;
+	pthread_mutex_unlock(&v->lock);
+	if (!last)
+		return;
+	pthread_rwlock_wrlock(&ar->lock);
+	if (!ar->dead)
+		archive_close(ar);
+	pthread_rwlock_unlock(&ar->lock);
+	pthread_rwlock_destroy(&ar->lock);
+	free(ar->key);
+	free(ar);
+}
+
+void vpxar_close_store(struct vfs *v, struct vstore *s)
+{
+	struct varchive *list = NULL;
+
+	/* Take the store's archives out of the registry, then close them. */
+	pthread_mutex_lock(&v->lock);
+	for (struct varchive **pp = &v->archives; *pp;) {
+		struct varchive *ar = *pp;
+
+		if (ar->st == s) {
+			*pp = ar->next;
+			ar->next = list;
+			list = ar;
+		} else {
+			pp = &ar->next;
+		}
+	}
+	pthread_mutex_unlock(&v->lock);
+	while (list) {
+		struct varchive *ar = list;
+
+		list = ar->next;
+		pthread_rwlock_wrlock(&ar->lock);
+		archive_close(ar);
+		pthread_rwlock_unlock(&ar->lock);
+		varchive_unref(ar); /* the registry's reference */
+	}
+}
+
+/* Opens an archive's indexes and decoder. */
+static int archive_open(struct vfs *v, struct varchive *ar, const char *snaprel, const char *meta,
+			const char *payload, enum ds_crypt_mode mode)
+{
+	struct ds_pxar_source ms, ps;
+	int fd, r;
+
+	r = ds_reader_acquire(ar->st->ds, &ar->rd);
+	if (r < 0)
+		return r;
+	if (mode == DS_CRYPT_ENCRYPT) {
+		if (!v->opt.crypt) {
+			ds_err("%s: encrypted, mount with -o keyfile= to read it", ar->key);
+			return -ENOKEY;
+		}
+		ar->crypt = v->opt.crypt;
+	}
+	fd = ds_open_snapshot(ds_reader_lookup(ar->rd), snaprel);
+	if (fd < 0)
+		return fd;
+	r = ds_index_open(fd, meta, &ar->meta.idx);
+	if (r == 0 && payload[0])
+		r = ds_index_open(fd, payload, &ar->payload.idx);
+	close(fd);
+	if (r < 0)
+		return r == -EBADMSG ? -EIO : r;
+	ar->meta.ar = ar->payload.ar = ar;
+	ms = (struct ds_pxar_source){ stream_pread, ds_index_size(ar->meta.idx), &ar->meta };
+	if (ar->payload.idx)
+		ps = (struct ds_pxar_source){ stream_pread, ds_index_size(ar->payload.idx),
+					      &ar->payload };
+	r = ds_pxar_open(&ms, ar->payload.idx ? &ps : NULL, &ar->px);
+	if (r < 0)
+		ds_err("%s: cannot open pxar archive: %s", ar->key, strerror(-r));
+	return r == -EINVAL || r == -EBADMSG ? -EIO : r;
+}
+
+/* Finds or opens the archive of snapshot node snap named name. */
+static int archive_get(struct vfs *v, const struct vnode *snap, const char *name,
+		       struct varchive **ret)
+{
+	struct ds_lookup *lk = NULL;
+	struct ds_manifest *m = NULL;
+	struct ds_manifest_file mf;
+	char snaprel[2048], key[2400], meta[300], payload[300];
+	enum ds_crypt_mode mode = DS_CRYPT_NONE;
+	struct varchive *ar;
+	int fd, r;
+
+	if ((r = vfs_node_snaprel(snap, snaprel, sizeof(snaprel))) < 0 ||
+	    (r = ds_path_fmt(key, sizeof(key), "%s/%s", snaprel, name)) < 0)
+		return r;
+	pthread_mutex_lock(&v->lock);
+	for (ar = v->archives; ar; ar = ar->next)
+		if (ar->st == snap->st && strcmp(ar->key, key) == 0) {
+			ar->refs++;
+			pthread_mutex_unlock(&v->lock);
+			*ret = ar;
+			return 0;
+		}
+	pthread_mutex_unlock(&v->lock);
+
+	r = ds_lookup_acquire(snap->st->ds, &lk);
+	if (r < 0)
+		return r;
+	fd = ds_open_snapshot(lk, snaprel);
+	if (fd < 0) {
+		ds_lookup_release(lk);
+		return fd;
+	}
+	r = vpxar_files(fd, name, meta, payload, sizeof(meta));
+	if (r == 0 && ds_manifest_load(fd, &m) == 0 && ds_manifest_find(m, meta, &mf) == 0)
+		mode = mf.crypt_mode;
+	ds_manifest_free(m);
+	close(fd);
+	ds_lookup_release(lk);
+	if (r < 0)
+		return r;
+
+	ar = calloc(1, sizeof(*ar));
+	if (!ar || !(ar->key = strdup(key))) {
+		free(ar);
+		return -ENOMEM;
+	}
+	ar->v = v;
+	ar->st = snap->st;
+	ar->refs = 2; /* the caller's and the registry's */
+	pthread_rwlock_init(&ar->lock, NULL);
+	r = archive_open(v, ar, snaprel, meta, payload, mode);
+	if (r < 0) {
+		ar->refs = 1;
+		varchive_unref(ar);
+		return r;
+	}
+	pthread_mutex_lock(&v->lock);
+	ar->next = v->archives;
+	v->archives = ar;
+	pthread_mutex_unlock(&v->lock);
+	*ret = ar;
+	return 0;
+}
+
+/* Enter/leave an archive for one operation: a closed archive answers with
+ * its datastore's refusal. */
+static int ar_enter(struct varchive *ar)
+{
+	int r;
+
+	if (!ar)
+		return -EIO;
+	pthread_rwlock_rdlock(&ar->lock);
+	if (!ar->dead)
+		return 0;
+	pthread_rwlock_unlock(&ar->lock);
+	r = ds_datastore_read_refusal(ar->st->ds);
+	return r < 0 ? r : -ESTALE;
+}
+
+static void ar_leave(struct varchive *ar)
+{
+	pthread_rwlock_unlock(&ar->lock);
+}
+
+uint64_t vpxar_ino(const struct vnode *archive_node, uint64_t entry_off)
+{
+	struct ds_sha256 *h = ds_sha256_new();
+	struct ds_digest d;
+	uint8_t off[8];
+	uint64_t ino;
+
+	if (!h)
+		abort();
+	ds_put_le64(off, entry_off);
+	ds_sha256_update(h, archive_node->st->name, strlen(archive_node->st->name) + 1);
+	ds_sha256_update(h, archive_node->ar->key, strlen(archive_node->ar->key) + 1);
+	ds_sha256_update(h, off, sizeof(off));
+	ds_sha256_final(h, &d);
+	ds_sha256_free(h);
+	memcpy(&ino, d.b, sizeof(ino));
+	ino &= UINT64_C(0x7fffffffffffffff);
+	return ino < 2 ? ino + 2 : ino;
+}
+
+/* Entry attributes into the node. Archive entered. */
+static void set_entry(struct varchive *ar, struct vnode *n, const struct ds_pxar_entry *e)
+{
+	n->pe = *e;
+	n->size = S_ISREG(e->mode) || S_ISLNK(e->mode) ? e->size : 0;
+	n->mtime = e->mtime_sec;
+	n->nlink = 1;
+	if (S_ISDIR(e->mode)) {
+		n->nlink = 2;
+	} else if (S_ISREG(e->mode)) {
+		int r = ds_pxar_nlink(ar->px, e);
+
+		n->nlink = r > 0 ? (uint32_t)r : 1;
+	}
+}
+
+int vpxar_lookup_root(struct vfs *v, const struct vnode *snap, const char *name, struct vnode *n)
+{
+	struct ds_pxar_entry root;
+	struct varchive *ar;
+	int r;
+
+	r = archive_get(v, snap, name, &ar);
+	if (r == -ENOKEY || (r < 0 && r != -ENOENT && r != -ENOMEM)) {
+		/* Listed, but unreadable: a directory whose use fails with r. */
+		n->ar = NULL;
+		n->ar_err = r;
+		n->pe.mode = S_IFDIR | 0555;
+		n->nlink = 2;
+		n->mtime = snap->mtime;
+		return 0;
+	}
+	if (r < 0)
+		return r;
+	n->ar = ar;
+	r = ar_enter(ar);
+	if (r < 0)
+		return r; /* the node (and with it ar) is freed by the caller */
+	ds_pxar_root(ar->px, &root);
+	set_entry(ar, n, &root);
+	ar_leave(ar);
+	return 0;
+}
+
+static int node_archive(const struct vnode *p)
+{
+	return p->ar ? 0 : (p->ar_err ? p->ar_err : -EIO);
+}
+
+int vpxar_lookup(struct vfs *v, const struct vnode *p, const char *name, struct vnode *n)
+{
+	struct ds_pxar_entry e;
+	int r;
+
+	(void)v;
+	if ((r = node_archive(p)) < 0)
+		return r;
+	if (!S_ISDIR(p->pe.mode))
+		return -ENOTDIR;
+	if ((r = ar_enter(p->ar)) < 0)
+		return r;
+	r = ds_pxar_lookup(p->ar->px, &p->pe, name, strlen(name), &e);
+	if (r == 0) {
+		varchive_ref(p->ar);
+		n->ar = p->ar;
+		set_entry(p->ar, n, &e);
+		n->ino = vpxar_ino(p, e.entry_off);
+	}
+	ar_leave(p->ar);
+	return r;
+}
+
+struct list_ctx {
+	const struct vnode *p;
+	struct vfs_dir *d;
+};
+
+static int list_one(void *ud, const char *name, size_t len, const struct ds_pxar_entry *e)
+{
+	struct list_ctx *c = ud;
+	struct vfs_dirent *ne = realloc(c->d->ents, (c->d->n + 1) * sizeof(*ne));
+
+	if (!ne)
+		return -ENOMEM;
+	c->d->ents = ne;
+	ne[c->d->n].name = strndup(name, len);
+	if (!ne[c->d->n].name)
+		return -ENOMEM;
+	ne[c->d->n].ino = vpxar_ino(c->p, e->entry_off);
+	ne[c->d->n].type = e->mode & S_IFMT;
+	c->d->n++;
+	return 0;
+}
+
+int vpxar_list(struct vfs *v, const struct vnode *p, struct vfs_dir *d)
+{
+	struct list_ctx c = { p, d };
+	int r;
+
+	(void)v;
+	if ((r = node_archive(p)) < 0)
+		return r;
+	if ((r = ar_enter(p->ar)) < 0)
+		return r;
+	r = ds_pxar_readdir(p->ar->px, &p->pe, 0, list_one, &c);
+	ar_leave(p->ar);
+	d->cacheable = true; /* an archive never changes */
+	return r < 0 ? r : 0;
+}
+
+int vpxar_readlink(struct vfs *v, const struct vnode *n, char *buf, size_t len)
+{
+	int r;
+
+	(void)v;
+	if ((r = node_archive(n)) < 0)
+		return r;
+	if ((r = ar_enter(n->ar)) < 0)
+		return r;
+	r = ds_pxar_readlink(n->ar->px, &n->pe, buf, len);
+	ar_leave(n->ar);
+	return r < 0 ? r : 0;
+}
+
+int vpxar_open_content(struct vfs *v, const struct vnode *n, const struct ds_lookup *lk,
+		       struct ds_index **ret_idx, uint64_t *ret_base)
+{
+	char snaprel[2048], meta[300], payload[300];
+	const char *slash;
+	int fd, r;
+
+	(void)v;
+	if ((r = node_archive(n)) < 0)
+		return r;
+	if (!S_ISREG(n->pe.mode))
+		return S_ISDIR(n->pe.mode) ? -EISDIR : -EINVAL;
+	/* The open file gets its own index mapping (and the caller's read
+	 * handle), so it keeps working when the archive is closed. */
+	slash = strrchr(n->ar->key, '/');
+	if ((r = vfs_node_snaprel(n, snaprel, sizeof(snaprel))) < 0)
+		return r;
+	fd = ds_open_snapshot(lk, snaprel);
+	if (fd < 0)
+		return fd;
+	r = vpxar_files(fd, slash + 1, meta, payload, sizeof(meta));
+	if (r == 0)
+		r = ds_index_open(fd, n->pe.data_in_payload ? payload : meta, ret_idx);
+	close(fd);
+	if (r < 0)
+		return r == -EBADMSG ? -EIO : r;
+	if (n->pe.data_off + n->pe.size > ds_index_size(*ret_idx)) {
+		ds_index_free(*ret_idx);
+		return -EIO;
+	}
+	*ret_base = n->pe.data_off;
+	return 0;
+}
+
+int vpxar_xattrs(struct vfs *v, const struct vnode *n, ds_pxar_xattr_fn fn, void *ud)
+{
+	int r;
+
+	(void)v;
+	if ((r = node_archive(n)) < 0)
+		return r;
+	if ((r = ar_enter(n->ar)) < 0)
+		return r;
+	r = ds_pxar_xattrs(n->ar->px, &n->pe, fn, ud);
+	ar_leave(n->ar);
+	return r;
+}

@@ -1,0 +1,727 @@
+/* pxar random-access decoder (spec pxar-format.md §2–§5): opening the
+ * archive, decoding entries, goodbye-table lookup and listing, file content
+ * and symlink targets. Attributes, the hardlink index and SipHash live in
+ * pxar_attrs.c.
+ *
+ * Every offset that comes from the archive is checked against a bound that
+ * only ever shrinks: the stream, then the parent directory's goodbye header
+ * G, then the child's own span. A child lies in [parent attrs end, parent G)
+ * and a hardlink target lies before the hardlink, so no walk can revisit a
+ * range, and no read leaves the stream.
+ */
+#include "store/pxar.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "store/log.h"
+#include "store/pxar_internal.h"
+#include "store/util.h"
+
+#define ENTRY_LEN 40
+#define ENTRY_V1_LEN 32
+#define NSEC_PER_SEC UINT64_C(1000000000)
+#define READDIR_BATCH 256
+
+int pxar_bad(uint64_t off, const char *fmt, ...)
+{
+	char msg[256];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	ds_err("pxar: offset %llu: %s", (unsigned long long)off, msg);
+	return -EIO;
+}
+
+int pxar_read(struct ds_pxar *px, void *buf, size_t len, uint64_t off, uint64_t bound,
+	      const char *what)
+{
+	int r;
+
+	if (bound > px->meta.size || off > bound || len > bound - off)
+		return pxar_bad(off, "%s of %zu bytes crosses %llu", what, len,
+				(unsigned long long)bound);
+	if (len == 0)
+		return 0;
+	r = px->meta.pread(px->meta.ctx, buf, len, off);
+	return r < 0 ? r : 0;
+}
+
+int pxar_parse_hdr(const uint8_t *b, uint64_t off, uint64_t bound, struct pxar_hdr *ret)
+{
+	uint64_t type = ds_le64(b), full = ds_le64(b + 8), size, max = UINT64_MAX;
+	bool exact = false;
+
+	if (full < PXAR_HDR)
+		return pxar_bad(off, "item size %llu below the header size",
+				(unsigned long long)full);
+	size = full - PXAR_HDR;
+	switch (type) {
+	case PXAR_FILENAME:
+	case PXAR_SYMLINK:
+		max = PXAR_NAME_MAX + 1;
+		break;
+	case PXAR_HARDLINK:
+		max = 8 + PXAR_NAME_MAX + 1;
+		break;
+	case PXAR_XATTR:
+	case PXAR_FCAPS:
+		max = PXAR_XATTR_MAX;
+		break;
+	case PXAR_DEVICE:
+	case PXAR_ACL_USER:
+	case PXAR_ACL_GROUP:
+	case PXAR_ACL_DEFAULT_USER:
+	case PXAR_ACL_DEFAULT_GROUP:
+	case PXAR_PAYLOAD_REF:
+		max = 16;
+		exact = true;
+		break;
+	case PXAR_ACL_DEFAULT:
+		max = 32;
+		exact = true;
+		break;
+	case PXAR_ACL_GROUP_OBJ:
+	case PXAR_QUOTA_PROJID:
+	case PXAR_FORMAT_VERSION:
+		max = 8;
+		exact = true;
+		break;
+	case PXAR_ENTRY:
+		max = ENTRY_LEN;
+		exact = true;
+		break;
+	case PXAR_ENTRY_V1:
+		max = ENTRY_V1_LEN;
+		exact = true;
+		break;
+	case PXAR_GOODBYE:
+		if (size < PXAR_GB_REC || size % PXAR_GB_REC != 0)
+			return pxar_bad(off, "goodbye table of %llu bytes",
+					(unsigned long long)size);
+		break;
+	case PXAR_PRELUDE:
+	case PXAR_PAYLOAD:
+		break;
+	default:
+		return pxar_bad(off, "unknown item type %016llx", (unsigned long long)type);
+	}
+	if (size > max || (exact && size != max))
+		return pxar_bad(off, "item type %016llx has %llu content bytes",
+				(unsigned long long)type, (unsigned long long)size);
+	if (off > bound || bound - off < PXAR_HDR || size > bound - off - PXAR_HDR)
+		return pxar_bad(off, "item of %llu bytes crosses %llu", (unsigned long long)full,
+				(unsigned long long)bound);
+	ret->type = type;
+	ret->size = size;
+	return 0;
+}
+
+int pxar_read_hdr(struct ds_pxar *px, uint64_t off, uint64_t bound, struct pxar_hdr *ret)
+{
+	uint8_t b[PXAR_HDR];
+	int r;
+
+	r = pxar_read(px, b, sizeof(b), off, bound, "item header");
+	if (r < 0)
+		return r;
+	return pxar_parse_hdr(b, off, bound, ret);
+}
+
+static int check_stat(uint64_t off, uint64_t mode, uint64_t nsec)
+{
+	if (mode & ~(uint64_t)(S_IFMT | 07777))
+		return pxar_bad(off, "mode %llo", (unsigned long long)mode);
+	switch (mode & S_IFMT) {
+	case S_IFREG:
+	case S_IFDIR:
+	case S_IFLNK:
+	case S_IFBLK:
+	case S_IFCHR:
+	case S_IFIFO:
+	case S_IFSOCK:
+		break;
+	default:
+		return pxar_bad(off, "mode %llo: unknown file type", (unsigned long long)mode);
+	}
+	if (nsec >= NSEC_PER_SEC)
+		return pxar_bad(off, "mtime nanoseconds %llu", (unsigned long long)nsec);
+	return 0;
+}
+
+static int parse_stat(const uint8_t *b, uint64_t off, const struct pxar_hdr *h,
+		      struct ds_pxar_entry *e)
+{
+	const uint8_t *s = b + PXAR_HDR;
+	uint64_t mode = ds_le64(s), nsec;
+
+	e->flags = ds_le64(s + 8);
+	e->uid = ds_le32(s + 16);
+	e->gid = ds_le32(s + 20);
+	if (h->type == PXAR_ENTRY) {
+		e->mtime_sec = (int64_t)ds_le64(s + 24);
+		nsec = ds_le32(s + 32);
+	} else {
+		uint64_t ns = ds_le64(s + 24);
+
+		e->mtime_sec = (int64_t)(ns / NSEC_PER_SEC);
+		nsec = ns % NSEC_PER_SEC;
+	}
+	e->mtime_nsec = (uint32_t)nsec;
+	e->mode = (mode_t)mode;
+	return check_stat(off, mode, nsec);
+}
+
+enum terminal { T_NONE, T_PAYLOAD, T_SYMLINK, T_DEVICE };
+
+static int terminal_item(struct ds_pxar *px, uint64_t pos, uint64_t bound,
+			 const struct pxar_hdr *h, struct ds_pxar_entry *e, enum terminal *t)
+{
+	uint8_t b[16];
+	uint64_t poff, psize, ps = px->payload.size;
+	int r;
+
+	switch (h->type) {
+	case PXAR_PAYLOAD:
+		if (px->version != 1)
+			return pxar_bad(pos, "PAYLOAD in a split metadata archive");
+		e->data_off = pos + PXAR_HDR;
+		e->size = h->size;
+		*t = T_PAYLOAD;
+		return 0;
+	case PXAR_PAYLOAD_REF:
+		if (px->version != 2)
+			return pxar_bad(pos, "PAYLOAD_REF in a v1 archive");
+		r = pxar_read(px, b, 16, pos + PXAR_HDR, bound, "PAYLOAD_REF");
+		if (r < 0)
+			return r;
+		poff = ds_le64(b);
+		psize = ds_le64(b + 8);
+		if (poff > ps || ps - poff < PXAR_HDR || psize > ps - poff - PXAR_HDR)
+			return pxar_bad(pos, "PAYLOAD_REF {%llu, %llu} beyond the payload stream",
+					(unsigned long long)poff, (unsigned long long)psize);
+		e->data_off = poff + PXAR_HDR;
+		e->data_in_payload = true;
+		e->size = psize;
+		*t = T_PAYLOAD;
+		return 0;
+	case PXAR_SYMLINK:
+		if (h->size < 2)
+			return pxar_bad(pos, "empty symlink target");
+		e->link_off = pos + PXAR_HDR;
+		e->size = h->size - 1;
+		*t = T_SYMLINK;
+		return 0;
+	case PXAR_DEVICE:
+		r = pxar_read(px, b, 16, pos + PXAR_HDR, bound, "DEVICE");
+		if (r < 0)
+			return r;
+		e->rdev_major = ds_le64(b);
+		e->rdev_minor = ds_le64(b + 8);
+		*t = T_DEVICE;
+		return 0;
+	default:
+		return pxar_bad(pos, "unexpected item type %016llx in an entry",
+				(unsigned long long)h->type);
+	}
+}
+
+/* Decodes the entry whose ENTRY item is at off; its items must end by
+ * bound. Returns 1 (and nothing else) when off holds a HARDLINK instead. A
+ * directory's goodbye fields are filled by open_dir. */
+static int decode_entry(struct ds_pxar *px, uint64_t off, uint64_t bound,
+			struct ds_pxar_entry *e)
+{
+	uint8_t b[PXAR_HDR + ENTRY_LEN];
+	enum terminal t = T_NONE;
+	struct pxar_hdr h;
+	uint64_t pos;
+	size_t len;
+	int r;
+
+	if (off > bound || bound - off < PXAR_HDR)
+		return pxar_bad(off, "entry beyond %llu", (unsigned long long)bound);
+	len = bound - off < sizeof(b) ? (size_t)(bound - off) : sizeof(b);
+	r = pxar_read(px, b, len, off, bound, "entry");
+	if (r < 0)
+		return r;
+	r = pxar_parse_hdr(b, off, bound, &h);
+	if (r < 0)
+		return r;
+	if (h.type == PXAR_HARDLINK)
+		return 1;
+	if (h.type != PXAR_ENTRY && h.type != PXAR_ENTRY_V1)
+		return pxar_bad(off, "expected ENTRY, found type %016llx",
+				(unsigned long long)h.type);
+	memset(e, 0, sizeof(*e));
+	e->entry_off = off;
+	r = parse_stat(b, off, &h, e);
+	if (r < 0)
+		return r;
+	pos = off + PXAR_HDR + h.size;
+	e->attrs_off = pos;
+	while (pos < bound) {
+		r = pxar_read_hdr(px, pos, bound, &h);
+		if (r < 0)
+			return r;
+		if (h.type == PXAR_FILENAME || h.type == PXAR_GOODBYE)
+			break;
+		if (h.type == PXAR_XATTR || h.type == PXAR_FCAPS || h.type == PXAR_QUOTA_PROJID ||
+		    h.type == PXAR_ACL_USER || h.type == PXAR_ACL_GROUP ||
+		    h.type == PXAR_ACL_GROUP_OBJ || h.type == PXAR_ACL_DEFAULT ||
+		    h.type == PXAR_ACL_DEFAULT_USER || h.type == PXAR_ACL_DEFAULT_GROUP) {
+			pos += PXAR_HDR + h.size;
+			continue;
+		}
+		r = terminal_item(px, pos, bound, &h, e, &t);
+		if (r < 0)
+			return r;
+		break;
+	}
+	e->attrs_end = pos;
+	e->end = t == T_NONE ? pos : pos + PXAR_HDR + h.size;
+
+	switch (e->mode & S_IFMT) {
+	case S_IFREG:
+		r = t == T_PAYLOAD ? 0 : -EIO;
+		break;
+	case S_IFLNK:
+		r = t == T_SYMLINK ? 0 : -EIO;
+		break;
+	case S_IFBLK:
+	case S_IFCHR:
+		r = t == T_DEVICE ? 0 : -EIO;
+		break;
+	default:
+		r = t == T_NONE ? 0 : -EIO;
+		break;
+	}
+	if (r < 0)
+		return pxar_bad(off, "entry of mode %llo ends in the wrong item",
+				(unsigned long long)e->mode);
+	return 0;
+}
+
+/* Finds the goodbye table of directory e that ends at end (§3.1). The tail
+ * record must lead back to start: the directory's ENTRY, or 0 for the root. */
+static int open_dir(struct ds_pxar *px, struct ds_pxar_entry *e, uint64_t end, uint64_t start)
+{
+	uint8_t t[PXAR_GB_REC];
+	struct pxar_hdr h;
+	uint64_t gsize, g;
+	int r;
+
+	if (end < e->attrs_end || end - e->attrs_end < PXAR_HDR + PXAR_GB_REC)
+		return pxar_bad(e->entry_off, "directory too short for a goodbye table");
+	r = pxar_read(px, t, sizeof(t), end - PXAR_GB_REC, end, "goodbye tail");
+	if (r < 0)
+		return r;
+	gsize = ds_le64(t + 16);
+	if (ds_le64(t) != PXAR_GOODBYE_TAIL_MARKER || gsize < PXAR_HDR + PXAR_GB_REC ||
+	    gsize > end - e->attrs_end)
+		return pxar_bad(end - PXAR_GB_REC, "bad goodbye tail record");
+	g = end - gsize;
+	r = pxar_read_hdr(px, g, end, &h);
+	if (r < 0)
+		return r;
+	if (h.type != PXAR_GOODBYE || h.size != gsize - PXAR_HDR)
+		return pxar_bad(g, "goodbye tail does not match the GOODBYE item");
+	if (ds_le64(t + 8) != g - start)
+		return pxar_bad(g, "goodbye tail does not lead back to the directory entry");
+	if (h.size > PXAR_GOODBYE_MAX)
+		return pxar_bad(g, "goodbye table of %llu bytes is too large",
+				(unsigned long long)h.size);
+	e->goodbye_off = g;
+	e->end = end;
+	return 0;
+}
+
+/* Directory sanity (the struct may come from a caller) and child count. */
+static int dir_records(struct ds_pxar *px, const struct ds_pxar_entry *dir, uint64_t *ret_n)
+{
+	uint64_t g = dir->goodbye_off, end = dir->end;
+
+	if (!S_ISDIR(dir->mode))
+		return -ENOTDIR;
+	if (end > px->meta.size || g < dir->attrs_end || g > end ||
+	    end - g < PXAR_HDR + PXAR_GB_REC || (end - g - PXAR_HDR) % PXAR_GB_REC != 0 ||
+	    end - g - PXAR_HDR > PXAR_GOODBYE_MAX)
+		return pxar_bad(g, "not a directory's goodbye table");
+	*ret_n = (end - g - PXAR_HDR) / PXAR_GB_REC - 1;
+	return 0;
+}
+
+static bool name_valid(const char *name, size_t len)
+{
+	if (len == 0 || memchr(name, '/', len) || memchr(name, 0, len))
+		return false;
+	return !(len == 1 && name[0] == '.') && !(len == 2 && name[0] == '.' && name[1] == '.');
+}
+
+/* The hardlink at F (HARDLINK item at e_off): resolves to the target file. */
+static int resolve_hardlink(struct ds_pxar *px, uint64_t f, uint64_t e_off, uint64_t bound,
+			    struct ds_pxar_entry *e)
+{
+	struct pxar_hdr h;
+	uint8_t b[8];
+	uint64_t delta, tf;
+	int r;
+
+	r = pxar_read_hdr(px, e_off, bound, &h);
+	if (r < 0)
+		return r;
+	if (h.size < 8 + 2)
+		return pxar_bad(e_off, "HARDLINK item too short");
+	r = pxar_read(px, b, sizeof(b), e_off + PXAR_HDR, bound, "HARDLINK");
+	if (r < 0)
+		return r;
+	delta = ds_le64(b);
+	if (delta == 0 || delta > f)
+		return pxar_bad(e_off, "hardlink delta %llu does not point backwards",
+				(unsigned long long)delta);
+	tf = f - delta;
+	r = pxar_read_hdr(px, tf, f, &h);
+	if (r < 0)
+		return r;
+	if (h.type != PXAR_FILENAME)
+		return pxar_bad(e_off, "hardlink target %llu is not a FILENAME",
+				(unsigned long long)tf);
+	r = decode_entry(px, tf + PXAR_HDR + h.size, f, e);
+	if (r < 0)
+		return r;
+	if (r > 0 || !S_ISREG(e->mode))
+		return pxar_bad(e_off, "hardlink target %llu is not a regular file",
+				(unsigned long long)tf);
+	e->hardlink = true;
+	return 0;
+}
+
+/* Child record rec of dir: checks the FILENAME and decodes the child. With
+ * want != NULL, returns 1 without decoding when the name differs; otherwise
+ * the name is copied to name (PXAR_NAME_MAX + 1 bytes) and its length to
+ * *name_len. */
+static int decode_child(struct ds_pxar *px, const struct ds_pxar_entry *dir,
+			const uint8_t *rec, const char *want, size_t want_len, char *name,
+			size_t *name_len, struct ds_pxar_entry *e)
+{
+	uint64_t g = dir->goodbye_off, o = ds_le64(rec + 8), s = ds_le64(rec + 16);
+	uint64_t f, e_off, cend, bound;
+	char buf[PXAR_NAME_MAX + 1], *dst;
+	struct pxar_hdr h;
+	int r;
+
+	if (o > g || g - o < dir->attrs_end)
+		return pxar_bad(g, "goodbye offset %llu outside the directory",
+				(unsigned long long)o);
+	f = g - o;
+	r = pxar_read_hdr(px, f, g, &h);
+	if (r < 0)
+		return r;
+	if (h.type != PXAR_FILENAME)
+		return pxar_bad(f, "goodbye record does not point to a FILENAME");
+	if (want && h.size != want_len + 1)
+		return 1;
+	dst = want ? buf : name;
+	r = pxar_read(px, dst, h.size, f + PXAR_HDR, g, "FILENAME");
+	if (r < 0)
+		return r;
+	if (h.size < 2 || dst[h.size - 1] != 0 || !name_valid(dst, h.size - 1))
+		return pxar_bad(f, "invalid file name");
+	if (want && memcmp(want, dst, want_len) != 0)
+		return 1;
+	if (name_len)
+		*name_len = h.size - 1;
+
+	e_off = f + PXAR_HDR + h.size;
+	if (s > UINT64_MAX - f)
+		return pxar_bad(f, "child span %llu", (unsigned long long)s);
+	cend = f + s;
+	/* File spans may be inflated in split archives (§2.3): clamp. */
+	bound = cend < g ? cend : g;
+	r = decode_entry(px, e_off, bound, e);
+	if (r < 0)
+		return r;
+	if (r > 0)
+		return resolve_hardlink(px, f, e_off, bound, e);
+	if (S_ISDIR(e->mode)) {
+		if (cend > g)
+			return pxar_bad(f, "directory span crosses its parent's goodbye table");
+		return open_dir(px, e, cend, e->entry_off);
+	}
+	return 0;
+}
+
+int ds_pxar_open(const struct ds_pxar_source *meta, const struct ds_pxar_source *payload,
+		 struct ds_pxar **ret)
+{
+	struct ds_pxar *px;
+	struct pxar_hdr h;
+	uint8_t b[PXAR_GB_REC];
+	uint64_t l, gsize, g, pos = 0;
+	int r;
+
+	if (!meta || !meta->pread || (payload && !payload->pread))
+		return -EINVAL;
+	px = calloc(1, sizeof(*px));
+	if (!px)
+		return -ENOMEM;
+	px->meta = *meta;
+	if (payload)
+		px->payload = *payload;
+	pthread_mutex_init(&px->lock, NULL);
+	l = meta->size;
+
+	r = -EIO;
+	if (l < 2 * PXAR_HDR + ENTRY_V1_LEN + PXAR_GB_REC) {
+		ds_err("pxar: archive of %llu bytes is too short", (unsigned long long)l);
+		goto fail;
+	}
+	r = pxar_read(px, b, sizeof(b), l - PXAR_GB_REC, l, "root goodbye tail");
+	if (r < 0)
+		goto fail;
+	gsize = ds_le64(b + 16);
+	if (ds_le64(b) != PXAR_GOODBYE_TAIL_MARKER || gsize > l ||
+	    ds_le64(b + 8) != l - gsize) {
+		r = pxar_bad(l - PXAR_GB_REC, "bad root goodbye tail record");
+		goto fail;
+	}
+	g = l - gsize;
+
+	r = pxar_read_hdr(px, 0, g, &h);
+	if (r < 0)
+		goto fail;
+	px->version = 1;
+	if (h.type == PXAR_FORMAT_VERSION) {
+		r = pxar_read(px, b, 8, PXAR_HDR, g, "FORMAT_VERSION");
+		if (r < 0)
+			goto fail;
+		if (ds_le64(b) != 1 && ds_le64(b) != 2) {
+			r = pxar_bad(0, "format version %llu", (unsigned long long)ds_le64(b));
+			goto fail;
+		}
+		px->version = (int)ds_le64(b);
+		pos = PXAR_HDR + 8;
+		r = pxar_read_hdr(px, pos, g, &h);
+		if (r < 0)
+			goto fail;
+		if (h.type == PXAR_PRELUDE)
+			pos += PXAR_HDR + h.size;
+	}
+	if ((px->version == 2) != (payload != NULL)) {
+		ds_err("pxar: a format v%d archive %s a payload stream", px->version,
+		       payload ? "does not take" : "needs");
+		r = -EINVAL;
+		goto fail;
+	}
+	r = decode_entry(px, pos, g, &px->root);
+	if (r > 0 || (r == 0 && !S_ISDIR(px->root.mode)))
+		r = pxar_bad(pos, "the root is not a directory");
+	if (r < 0)
+		goto fail;
+	r = open_dir(px, &px->root, l, 0);
+	if (r < 0)
+		goto fail;
+	*ret = px;
+	return 0;
+
+fail:
+	ds_pxar_free(px);
+	return r;
+}
+
+void ds_pxar_free(struct ds_pxar *px)
+{
+	if (!px)
+		return;
+	pxar_links_free(px);
+	pthread_mutex_destroy(&px->lock);
+	free(px);
+}
+
+int ds_pxar_format_version(const struct ds_pxar *px)
+{
+	return px->version;
+}
+
+void ds_pxar_root(const struct ds_pxar *px, struct ds_pxar_entry *ret)
+{
+	*ret = px->root;
+}
+
+int ds_pxar_lookup(struct ds_pxar *px, const struct ds_pxar_entry *dir, const char *name,
+		   size_t len, struct ds_pxar_entry *ret)
+{
+	/* Holds right subtrees still to search after an equal hash whose name
+	 * differed; one per tree level at most, and a table of at most
+	 * PXAR_GOODBYE_MAX bytes has fewer than 32 levels. */
+	uint64_t stack[64], n = 0, i, hash = 0;
+	uint8_t rec[PXAR_GB_REC];
+	struct ds_pxar_entry e;
+	size_t sp = 0;
+	int r;
+
+	r = dir_records(px, dir, &n);
+	if (r < 0)
+		return r;
+	if (len > PXAR_NAME_MAX)
+		return -ENAMETOOLONG;
+	if (!name_valid(name, len))
+		return -ENOENT;
+	r = pxar_siphash(name, len, &hash);
+	if (r < 0)
+		return r;
+	stack[sp++] = 0;
+	while (sp > 0) {
+		i = stack[--sp];
+		while (i < n) {
+			r = pxar_read(px, rec, sizeof(rec),
+				      dir->goodbye_off + PXAR_HDR + i * PXAR_GB_REC, dir->end,
+				      "goodbye record");
+			if (r < 0)
+				return r;
+			if (hash < ds_le64(rec)) {
+				i = 2 * i + 1;
+				continue;
+			}
+			if (hash > ds_le64(rec)) {
+				i = 2 * i + 2;
+				continue;
+			}
+			r = decode_child(px, dir, rec, name, len, NULL, NULL, &e);
+			if (r < 0)
+				return r;
+			if (r == 0) {
+				*ret = e;
+				return 0;
+			}
+			/* Equal hashes may sit in both subtrees (§2.5). */
+			if (sp == DS_ARRAY_SIZE(stack))
+				return pxar_bad(dir->goodbye_off, "goodbye tree too deep");
+			stack[sp++] = 2 * i + 2;
+			i = 2 * i + 1;
+		}
+	}
+	return -ENOENT;
+}
+
+int ds_pxar_readdir(struct ds_pxar *px, const struct ds_pxar_entry *dir, size_t start,
+		    ds_pxar_dir_fn fn, void *ud)
+{
+	char name[PXAR_NAME_MAX + 1];
+	struct ds_pxar_entry e;
+	uint8_t *tbl;
+	uint64_t n = 0, i = start;
+	size_t len, k;
+	int r;
+
+	r = dir_records(px, dir, &n);
+	if (r < 0 || start >= n)
+		return r;
+	/* Records are read in batches as listing proceeds: a FUSE readdir
+	 * that stops after a page costs that page, not the whole table. */
+	tbl = malloc(READDIR_BATCH * PXAR_GB_REC);
+	if (!tbl)
+		return -ENOMEM;
+	while (r == 0 && i < n) {
+		k = n - i < READDIR_BATCH ? (size_t)(n - i) : READDIR_BATCH;
+		r = pxar_read(px, tbl, k * PXAR_GB_REC,
+			      dir->goodbye_off + PXAR_HDR + i * PXAR_GB_REC, dir->end,
+			      "goodbye table");
+		for (size_t j = 0; r == 0 && j < k; j++, i++) {
+			r = decode_child(px, dir, tbl + j * PXAR_GB_REC, NULL, 0, name, &len, &e);
+			if (r == 0)
+				r = fn(ud, name, len, &e);
+		}
+	}
+	free(tbl);
+	return r;
+}
+
+int ds_pxar_child_count(struct ds_pxar *px, const struct ds_pxar_entry *dir, size_t *ret)
+{
+	uint64_t n = 0;
+	int r;
+
+	r = dir_records(px, dir, &n);
+	if (r < 0)
+		return r;
+	*ret = (size_t)n;
+	return 0;
+}
+
+/* The PAYLOAD header in front of a split archive's file data (§3.4). */
+static int check_payload(struct ds_pxar *px, const struct ds_pxar_entry *e)
+{
+	uint64_t ps = px->payload.size, hoff = e->data_off - PXAR_HDR;
+	uint8_t b[PXAR_HDR];
+	int r;
+
+	if (!px->payload.pread || e->data_off < PXAR_HDR || e->data_off > ps ||
+	    e->size > ps - e->data_off)
+		return pxar_bad(e->entry_off, "file data outside the payload stream");
+	r = px->payload.pread(px->payload.ctx, b, sizeof(b), hoff);
+	if (r < 0)
+		return r;
+	if (ds_le64(b) != PXAR_PAYLOAD || ds_le64(b + 8) != e->size + PXAR_HDR) {
+		ds_err("pxar: payload offset %llu: no PAYLOAD header for the %llu-byte file "
+		       "at %llu", (unsigned long long)hoff, (unsigned long long)e->size,
+		       (unsigned long long)e->entry_off);
+		return -EIO;
+	}
+	return 0;
+}
+
+ssize_t ds_pxar_read(struct ds_pxar *px, const struct ds_pxar_entry *e, void *buf, size_t len,
+		     uint64_t off)
+{
+	uint64_t ms = px->meta.size;
+	size_t n;
+	int r;
+
+	if (S_ISDIR(e->mode))
+		return -EISDIR;
+	if (!S_ISREG(e->mode))
+		return -EINVAL;
+	if (off >= e->size || len == 0)
+		return 0;
+	n = e->size - off < len ? (size_t)(e->size - off) : len;
+	if (n > SSIZE_MAX)
+		n = SSIZE_MAX;
+	if (e->data_in_payload) {
+		r = check_payload(px, e);
+		if (r < 0)
+			return r;
+		r = px->payload.pread(px->payload.ctx, buf, n, e->data_off + off);
+	} else {
+		if (e->data_off > ms || e->size > ms - e->data_off)
+			return pxar_bad(e->entry_off, "file data outside the archive");
+		r = pxar_read(px, buf, n, e->data_off + off, ms, "file data");
+	}
+	return r < 0 ? r : (ssize_t)n;
+}
+
+int ds_pxar_readlink(struct ds_pxar *px, const struct ds_pxar_entry *e, char *buf, size_t len)
+{
+	int r;
+
+	if (!S_ISLNK(e->mode))
+		return -EINVAL;
+	if (e->size == 0 || e->size > PXAR_NAME_MAX)
+		return pxar_bad(e->entry_off, "symlink target of %llu bytes",
+				(unsigned long long)e->size);
+	if (len < e->size + 1)
+		return -ERANGE;
+	r = pxar_read(px, buf, e->size + 1, e->link_off, px->meta.size, "symlink target");
+	if (r < 0)
+		return r;
+	if (buf[e->size] != 0 || memchr(buf, 0, e->size))
+		return pxar_bad(e->link_off, "symlink target with a NUL byte or none at its end");
+	return (int)e->size;
+}

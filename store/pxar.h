@@ -1,0 +1,131 @@
+/* pxar — random-access decoder for pxar archives v1 and v2 (split
+ * .mpxar + .ppxar), spec pxar-format.md.
+ *
+ * The archive is read through caller-supplied sources (pread callbacks): for
+ * PBS archives, the decoded stream of a dynamic index. Directories are
+ * opened from their goodbye table (the root from the end of the stream);
+ * names are looked up through the goodbye table's binary search tree
+ * (SipHash-2-4 via OpenSSL); file data is read at any offset without reading
+ * other files. In a split archive, only ds_pxar_read touches the payload
+ * source.
+ *
+ * Every inconsistency (bad header, sizes beyond the stream or the parent,
+ * goodbye offsets out of range, loops, hardlinks pointing forward or to a
+ * non-file) gives -EIO with one log line naming the offset; nothing ever
+ * reads outside the stream or loops forever.
+ *
+ * Not for: where the stream bytes come from (chunk cache, files), nor
+ * encoding (pxar_encoder.h).
+ * Thread-safety: a struct ds_pxar is immutable after _open except for its
+ * lazily built hardlink index (internally locked); all functions may be
+ * called concurrently. The sources must be thread-safe.
+ */
+#ifndef DSFS_STORE_PXAR_H
+#define DSFS_STORE_PXAR_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+/* A byte stream: pread fills buf with exactly len bytes at off (or fails
+ * with -errno); size is the stream length. */
+struct ds_pxar_source {
+	int (*pread)(void *ctx, void *buf, size_t len, uint64_t off);
+	uint64_t size;
+	void *ctx;
+};
+
+struct ds_pxar;
+
+/* One entry (directory, file, symlink, device, fifo, socket). A hardlink is
+ * returned resolved: the target's entry, with `hardlink` set. */
+struct ds_pxar_entry {
+	uint64_t entry_off;   /* offset of the ENTRY item: the identity of the entry */
+	uint64_t end;         /* end of its span (a directory: end of its goodbye table) */
+	uint64_t goodbye_off; /* directories: offset of the GOODBYE header */
+	mode_t mode;          /* full st_mode */
+	uint64_t flags;       /* pxar stat flags (chattr) */
+	uint32_t uid, gid;
+	int64_t mtime_sec;
+	uint32_t mtime_nsec;
+	uint64_t size;        /* regular files: content length; symlinks: target length */
+	uint64_t rdev_major, rdev_minor; /* devices */
+	/* Internal: where the content is (v1: in the metadata stream, v2: in
+	 * the payload stream, after the PAYLOAD header); attribute range. */
+	uint64_t data_off;
+	bool data_in_payload;
+	uint64_t attrs_off, attrs_end;
+	uint64_t link_off; /* symlink target item content */
+	bool hardlink;     /* reached through a HARDLINK item */
+};
+
+/* Opens an archive: v1 (payload == NULL) or v2 split (metadata + payload).
+ * Reads the root's goodbye tail and ENTRY. Errors: -EIO malformed (logged),
+ * -EINVAL a v2 archive without payload source or vice versa, -ENOMEM, or
+ * the source's -errno. */
+int ds_pxar_open(const struct ds_pxar_source *meta, const struct ds_pxar_source *payload,
+		 struct ds_pxar **ret);
+void ds_pxar_free(struct ds_pxar *px); /* accepts NULL */
+
+/* 1 or 2. */
+int ds_pxar_format_version(const struct ds_pxar *px);
+/* The root directory. */
+void ds_pxar_root(const struct ds_pxar *px, struct ds_pxar_entry *ret);
+
+/* Looks up name (len bytes, raw, not NUL-terminated) in directory dir.
+ * -ENOENT if absent (also for "", ".", "..", names with '/' or NUL),
+ * -ENAMETOOLONG beyond 4096 bytes, -ENOTDIR if dir is not a directory,
+ * -EIO malformed. */
+int ds_pxar_lookup(struct ds_pxar *px, const struct ds_pxar_entry *dir, const char *name,
+		   size_t len, struct ds_pxar_entry *ret);
+
+/* Calls fn for every child of dir, in goodbye-table order, with the raw name
+ * (not NUL-terminated) and the decoded (hardlink-resolved) entry. fn returns
+ * 0 to go on, > 0 to stop (then returned), < 0 to abort with that errno.
+ * start skips the first `start` children (for readdir offsets). */
+typedef int (*ds_pxar_dir_fn)(void *ud, const char *name, size_t len,
+			      const struct ds_pxar_entry *e);
+int ds_pxar_readdir(struct ds_pxar *px, const struct ds_pxar_entry *dir, size_t start,
+		    ds_pxar_dir_fn fn, void *ud);
+/* Number of children of dir. */
+int ds_pxar_child_count(struct ds_pxar *px, const struct ds_pxar_entry *dir, size_t *ret);
+
+/* Reads up to len bytes of a regular file's content at off. Returns the
+ * bytes read (0 at EOF) or -errno: -EISDIR directory, -EINVAL not a regular
+ * file, -EIO malformed. In a split archive every call first checks the
+ * PAYLOAD header in front of the data (type, full_size == size + 16). */
+ssize_t ds_pxar_read(struct ds_pxar *px, const struct ds_pxar_entry *e, void *buf, size_t len,
+		     uint64_t off);
+/* A symlink's target into buf (NUL-terminated). -ERANGE if too small,
+ * -EINVAL not a symlink. Returns the target length. */
+int ds_pxar_readlink(struct ds_pxar *px, const struct ds_pxar_entry *e, char *buf, size_t len);
+
+/* Extended attributes as Linux shows them: every XATTR item, FCAPS as
+ * "security.capability", the access ACL as "system.posix_acl_access" and
+ * the default ACL as "system.posix_acl_default" (Linux's xattr encoding:
+ * version 2 header, then {u16 tag, u16 perm, u32 id} entries in canonical
+ * order incl. USER_OBJ/GROUP_OBJ/MASK/OTHER derived from the mode as the
+ * kernel does). fn returns 0 to go on, non-zero to stop (returned).
+ * ACL rules, as the PBS client restores them: the access ACL exists when
+ * any ACL_USER/ACL_GROUP/ACL_GROUP_OBJ item does; with ACL_GROUP_OBJ the
+ * mode's group bits are the mask, without it they are GROUP_OBJ and (when
+ * named entries exist) the mask. The default ACL exists only with an
+ * ACL_DEFAULT item; its NO_MASK fields are left out, except that a missing
+ * mask next to named entries is computed as setfacl does (union of the
+ * group class). Name and value are borrowed for the call. */
+typedef int (*ds_pxar_xattr_fn)(void *ud, const char *name, const void *value, size_t len);
+int ds_pxar_xattrs(struct ds_pxar *px, const struct ds_pxar_entry *e, ds_pxar_xattr_fn fn,
+		   void *ud);
+
+/* The true link count of a regular file (1 + hardlinks pointing at it); 1
+ * for anything else. The first call scans the metadata stream once (headers
+ * only; v1 payloads are skipped) and keeps an index; a malformed stream
+ * gives -EIO from then on. Returns >= 1 or -errno. */
+int ds_pxar_nlink(struct ds_pxar *px, const struct ds_pxar_entry *e);
+
+/* SipHash-2-4 of a name with pxar's keys (spec §2.4). Returns 0 (logged)
+ * only if OpenSSL cannot compute it. */
+uint64_t ds_pxar_hash(const void *name, size_t len);
+
+#endif

@@ -1,0 +1,94 @@
+/* pxar_internal — declarations shared by pxar.c and pxar_attrs.c only.
+ *
+ * Not a public header: the contract is store/pxar.h. Item type constants and
+ * size limits are spec pxar-format.md §1.1/§1.2.
+ */
+#ifndef DSFS_STORE_PXAR_INTERNAL_H
+#define DSFS_STORE_PXAR_INTERNAL_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "store/pxar.h"
+#include "store/util.h"
+
+#define PXAR_FORMAT_VERSION UINT64_C(0x730f6c75df16a40d)
+#define PXAR_ENTRY UINT64_C(0xd5956474e588acef)
+#define PXAR_ENTRY_V1 UINT64_C(0x11da850a1c1cceff)
+#define PXAR_PRELUDE UINT64_C(0xe309d79d9f7b771b)
+#define PXAR_FILENAME UINT64_C(0x16701121063917b3)
+#define PXAR_SYMLINK UINT64_C(0x27f971e7dbf5dc5f)
+#define PXAR_DEVICE UINT64_C(0x9fc9e906586d5ce9)
+#define PXAR_XATTR UINT64_C(0x0dab0229b57dcd03)
+#define PXAR_ACL_USER UINT64_C(0x2ce8540a457d55b8)
+#define PXAR_ACL_GROUP UINT64_C(0x136e3eceb04c03ab)
+#define PXAR_ACL_GROUP_OBJ UINT64_C(0x10868031e9582876)
+#define PXAR_ACL_DEFAULT UINT64_C(0xbbbb13415a6896f5)
+#define PXAR_ACL_DEFAULT_USER UINT64_C(0xc89357b40532cd1f)
+#define PXAR_ACL_DEFAULT_GROUP UINT64_C(0xf90a8a5816038ffe)
+#define PXAR_FCAPS UINT64_C(0x2da9dd9db5f7fb67)
+#define PXAR_QUOTA_PROJID UINT64_C(0xe07540e82f7d1cbb)
+#define PXAR_HARDLINK UINT64_C(0x51269c8422bd7275)
+#define PXAR_PAYLOAD UINT64_C(0x28147a1b0b7c1a25)
+#define PXAR_PAYLOAD_REF UINT64_C(0x419d3d6bc4ba977e)
+#define PXAR_GOODBYE UINT64_C(0x2fec4fa642d5731d)
+#define PXAR_GOODBYE_TAIL_MARKER UINT64_C(0xef5eed5b753e1555)
+#define PXAR_PAYLOAD_START_MARKER UINT64_C(0x834c68c2194a4ed2)
+#define PXAR_PAYLOAD_TAIL_MARKER UINT64_C(0x6c72b78b984c81b5)
+
+#define PXAR_HDR 16           /* item header: u64 type, u64 full_size */
+#define PXAR_GB_REC 24        /* goodbye record: hash, offset, size */
+#define PXAR_NAME_MAX 4096    /* FILENAME / SYMLINK / HARDLINK path, without NUL */
+#define PXAR_XATTR_MAX 65791  /* XATTR, FCAPS content */
+#define PXAR_NO_MASK UINT64_MAX
+/* Larger goodbye tables (about 2.8 million children) are refused. */
+#define PXAR_GOODBYE_MAX (64 * DS_MIB)
+
+/* Hardlink index: ENTRY offset of a hardlink target -> number of links. */
+struct pxar_link {
+	uint64_t entry_off; /* 0 = empty slot (offset 0 is never a hardlink target) */
+	uint32_t count;
+};
+
+struct ds_pxar {
+	struct ds_pxar_source meta;
+	struct ds_pxar_source payload; /* .pread NULL for v1 */
+	int version;
+	struct ds_pxar_entry root;
+
+	pthread_mutex_t lock;
+	int links_state;          /* protected by lock: 0 not built, 1 built, < 0 errno */
+	struct pxar_link *links;  /* protected by lock: open addressing, power-of-two size */
+	size_t links_cap, links_used; /* protected by lock */
+};
+
+/* One item header read from the metadata stream. */
+struct pxar_hdr {
+	uint64_t type;
+	uint64_t size; /* content length (full_size - 16) */
+};
+
+/* Logs "pxar: offset OFF: <message>" once and returns -EIO. */
+int pxar_bad(uint64_t off, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* Reads len bytes at off of the metadata stream; off + len must lie within
+ * [0, bound] (bound <= stream size), else -EIO logged with what. */
+int pxar_read(struct ds_pxar *px, void *buf, size_t len, uint64_t off, uint64_t bound,
+	      const char *what);
+
+/* Parses and checks a header (full_size >= 16, per-type maximum and exact
+ * sizes of §1.1, content within bound). -EIO logged. */
+int pxar_parse_hdr(const uint8_t *b, uint64_t off, uint64_t bound, struct pxar_hdr *ret);
+
+/* Reads and checks the header at off. */
+int pxar_read_hdr(struct ds_pxar *px, uint64_t off, uint64_t bound, struct pxar_hdr *ret);
+
+/* SipHash-2-4 with pxar's keys; 0 or -ENOMEM/-EIO (OpenSSL failure). */
+int pxar_siphash(const void *data, size_t len, uint64_t *ret);
+
+/* Releases the hardlink index (pxar_attrs.c). */
+void pxar_links_free(struct ds_pxar *px);
+
+#endif

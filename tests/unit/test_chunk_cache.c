@@ -1,0 +1,771 @@
+/* Suite for cache/chunk_cache: accounting, LRU order, budget, pinning,
+ * single flight, failed flights, prefetch, and a multi-threaded stress run.
+ * cmocka's asserts are not thread-safe, so threads record what they saw and
+ * the main thread asserts after joining them. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cache/chunk_cache.h"
+#include "store/util.h"
+
+#define NTHREADS 8
+
+/* The fake loader: bytes derived from the digest, a call counter, one
+ * digest that fails, an optional delay, and a gate that holds loads until
+ * opened. Configuration is written only while no load runs. */
+struct fake {
+	atomic_int calls;
+	atomic_int done_calls;
+	bool fixed;       /* every chunk fixed_len bytes; else derived from the digest: */
+	size_t fixed_len;
+	bool big;         /* 1..3 MiB (kept in their load buffers), else 1..8 KiB (copied) */
+	unsigned sleep_ms;
+	bool fail_set;
+	struct ds_digest fail;
+	int fail_err;
+	bool bad_len; /* report a length beyond cap */
+	pthread_mutex_t gate_lock;
+	pthread_cond_t gate_cv;
+	bool gated;
+};
+
+static void fake_init(struct fake *f)
+{
+	memset(f, 0, sizeof(*f));
+	pthread_mutex_init(&f->gate_lock, NULL);
+	pthread_cond_init(&f->gate_cv, NULL);
+}
+
+static void fake_release(struct fake *f)
+{
+	pthread_cond_destroy(&f->gate_cv);
+	pthread_mutex_destroy(&f->gate_lock);
+}
+
+static void fake_gate(struct fake *f, bool closed)
+{
+	pthread_mutex_lock(&f->gate_lock);
+	f->gated = closed;
+	pthread_cond_broadcast(&f->gate_cv);
+	pthread_mutex_unlock(&f->gate_lock);
+}
+
+static struct ds_digest dig(unsigned i)
+{
+	struct ds_digest d;
+	char s[32];
+
+	snprintf(s, sizeof(s), "chunk-%u", i);
+	ds_sha256(s, strlen(s), &d);
+	return d;
+}
+
+static size_t fake_len(const struct fake *f, const struct ds_digest *d)
+{
+	if (f->fixed)
+		return f->fixed_len;
+	if (f->big)
+		return DS_MIB + (size_t)d->b[2] * 8192 + d->b[3];
+	return 1024 + (size_t)(d->b[2] % 8) * 1024;
+}
+
+/* Chunk contents: 64-bit words derived from the digest, little-endian. */
+static uint64_t pattern_word(const struct ds_digest *d, size_t k)
+{
+	uint64_t seed;
+
+	memcpy(&seed, d->b + 8, sizeof(seed));
+	return seed ^ (k * UINT64_C(0x9E3779B97F4A7C15));
+}
+
+static void fill(const struct ds_digest *d, uint8_t *p, size_t len)
+{
+	size_t k;
+
+	for (k = 0; k < len / 8; k++)
+		ds_put_le64(p + 8 * k, pattern_word(d, k));
+	for (size_t j = 8 * k; j < len; j++)
+		p[j] = (uint8_t)(pattern_word(d, k) >> (8 * (j - 8 * k)));
+}
+
+static bool word_ok(const struct ds_digest *d, const uint8_t *p, size_t len, size_t k)
+{
+	uint8_t w[8];
+	size_t n = len - 8 * k < 8 ? len - 8 * k : 8;
+
+	ds_put_le64(w, pattern_word(d, k));
+	return memcmp(p + 8 * k, w, n) == 0;
+}
+
+/* stride 1 checks every byte; larger strides sample (and the last word). */
+static bool data_ok_stride(const struct ds_digest *d, const uint8_t *p, size_t len, size_t stride)
+{
+	size_t words = (len + 7) / 8;
+
+	for (size_t k = 0; k < words; k += stride)
+		if (!word_ok(d, p, len, k))
+			return false;
+	return words == 0 || word_ok(d, p, len, words - 1);
+}
+
+static bool data_ok(const struct ds_digest *d, const uint8_t *p, size_t len)
+{
+	return data_ok_stride(d, p, len, 1);
+}
+
+static int fake_loader(void *ctx, const struct ds_digest *d, size_t expect_len, uint8_t *buf,
+		       size_t cap, size_t *ret_len)
+{
+	struct fake *f = ctx;
+	size_t len = fake_len(f, d);
+
+	atomic_fetch_add(&f->calls, 1);
+	pthread_mutex_lock(&f->gate_lock);
+	while (f->gated)
+		pthread_cond_wait(&f->gate_cv, &f->gate_lock);
+	pthread_mutex_unlock(&f->gate_lock);
+	if (f->sleep_ms)
+		usleep(f->sleep_ms * 1000);
+	if (cap != DS_MAX_CHUNK_SIZE || (expect_len && expect_len != len))
+		return -EPROTO;
+	if (f->fail_set && ds_digest_eq(d, &f->fail))
+		return f->fail_err;
+	if (f->bad_len) {
+		*ret_len = cap + 1;
+		return 0;
+	}
+	fill(d, buf, len);
+	*ret_len = len;
+	return 0;
+}
+
+static void fake_done(void *ctx)
+{
+	struct fake *f = ctx;
+
+	atomic_fetch_add(&f->done_calls, 1);
+}
+
+static struct ds_chunk_cache_stats stats(struct ds_chunk_cache *c)
+{
+	struct ds_chunk_cache_stats st;
+
+	ds_chunk_cache_stats(c, &st);
+	return st;
+}
+
+/* get + verify + put; returns the get's result. */
+static int get_put(struct ds_chunk_cache *c, struct fake *f, unsigned i)
+{
+	struct ds_digest d = dig(i);
+	struct ds_chunk_ref ref;
+	int r = ds_chunk_cache_get(c, &d, 0, fake_loader, f, &ref);
+
+	if (r < 0)
+		return r;
+	assert_int_equal(ref.len, fake_len(f, &d));
+	assert_true(data_ok(&d, ref.data, ref.len));
+	ds_chunk_cache_put(c, &ref);
+	assert_null(ref.priv);
+	return 0;
+}
+
+static void test_new_invalid(void **state)
+{
+	struct ds_chunk_cache *c = NULL;
+
+	(void)state;
+	assert_int_equal(ds_chunk_cache_new(0, &c), -EINVAL);
+	assert_null(c);
+	ds_chunk_cache_free(NULL);
+}
+
+static void test_hit_miss(void **state)
+{
+	struct ds_chunk_cache *c;
+	struct ds_chunk_ref r1, r2;
+	struct ds_digest a = dig(1), b = dig(2);
+	struct ds_chunk_cache_stats st;
+	struct fake f;
+
+	(void)state;
+	fake_init(&f);
+	assert_int_equal(ds_chunk_cache_new(1 << 20, &c), 0);
+	assert_int_equal(ds_chunk_cache_get(c, &a, fake_len(&f, &a), fake_loader, &f, &r1), 0);
+	assert_int_equal(r1.len, fake_len(&f, &a));
+	assert_true(data_ok(&a, r1.data, r1.len));
+	/* Pinned twice: the same bytes. */
+	assert_int_equal(ds_chunk_cache_get(c, &a, 0, fake_loader, &f, &r2), 0);
+	assert_ptr_equal(r1.data, r2.data);
+	ds_chunk_cache_put(c, &r1);
+	ds_chunk_cache_put(c, &r2);
+	assert_int_equal(get_put(c, &f, 1), 0);
+	assert_int_equal(get_put(c, &f, 2), 0);
+	st = stats(c);
+	assert_int_equal(st.misses, 2);
+	assert_int_equal(st.hits, 2);
+	assert_int_equal(st.waits, 0);
+	assert_int_equal(st.evictions, 0);
+	assert_int_equal(st.entries, 2);
+	assert_int_equal(st.bytes, fake_len(&f, &a) + fake_len(&f, &b));
+	assert_int_equal(atomic_load(&f.calls), 2);
+	/* Another index naming a with another length is corrupt: refused on a
+	 * hit, and the entry stays for its right readers. */
+	assert_int_equal(ds_chunk_cache_get(c, &a, fake_len(&f, &a) + 1, fake_loader, &f, &r1),
+			 -EBADMSG);
+	assert_int_equal(ds_chunk_cache_get(c, &a, fake_len(&f, &a), fake_loader, &f, &r1), 0);
+	ds_chunk_cache_put(c, &r1);
+	assert_int_equal(atomic_load(&f.calls), 2);
+	/* A loader claiming more than cap is refused, not trusted. */
+	f.bad_len = true;
+	assert_int_equal(get_put(c, &f, 3), -EIO);
+	assert_int_equal(stats(c).load_errors, 1);
+	ds_chunk_cache_free(c);
+	fake_release(&f);
+}
+
+static void test_lru_order(void **state)
+{
+	struct ds_chunk_cache *c;
+	struct fake f;
+
+	(void)state;
+	fake_init(&f);
+	f.fixed = true;
+	f.fixed_len = 4096;
+	assert_int_equal(ds_chunk_cache_new(3 * 4096, &c), 0);
+	for (unsigned i = 1; i <= 3; i++)
+		assert_int_equal(get_put(c, &f, i), 0);
+	assert_int_equal(get_put(c, &f, 1), 0); /* touch: 2 is now the coldest */
+	assert_int_equal(get_put(c, &f, 4), 0);
+	assert_int_equal(stats(c).evictions, 1);
+	assert_int_equal(atomic_load(&f.calls), 4);
+	assert_int_equal(get_put(c, &f, 1), 0);
+	assert_int_equal(get_put(c, &f, 3), 0);
+	assert_int_equal(get_put(c, &f, 4), 0);
+	assert_int_equal(atomic_load(&f.calls), 4);
+	assert_int_equal(get_put(c, &f, 2), 0); /* was evicted: loads again */
+	assert_int_equal(atomic_load(&f.calls), 5);
+	/* 1 was the coldest when 2 came back. */
+	assert_int_equal(get_put(c, &f, 1), 0);
+	assert_int_equal(atomic_load(&f.calls), 6);
+	assert_int_equal(stats(c).entries, 3);
+	assert_int_equal(stats(c).bytes, 3 * 4096);
+	ds_chunk_cache_free(c);
+	fake_release(&f);
+}
+
+static void test_budget(void **state)
+{
+	struct ds_chunk_cache *c;
+	struct ds_chunk_cache_stats st;
+	const size_t budget = 20000;
+	struct fake f;
+
+	(void)state;
+	fake_init(&f);
+	assert_int_equal(ds_chunk_cache_new(budget, &c), 0);
+	for (unsigned i = 0; i < 200; i++) {
+		assert_int_equal(get_put(c, &f, i % 50), 0);
+		st = stats(c);
+		assert_true(st.bytes <= budget);
+		assert_true(st.entries >= (i == 0 ? 1u : 2u));
+	}
+	assert_true(st.evictions > 0);
+	assert_int_equal(st.hits + st.misses, 200);
+	assert_int_equal(st.misses, (uint64_t)atomic_load(&f.calls));
+	/* A chunk larger than the whole budget is served, then dropped. */
+	f.fixed = true;
+	f.fixed_len = budget + 1;
+	assert_int_equal(get_put(c, &f, 1000), 0);
+	st = stats(c);
+	assert_true(st.bytes <= budget);
+	assert_int_equal(st.entries, 0);
+	ds_chunk_cache_free(c);
+	fake_release(&f);
+}
+
+/* Pins a (by a hit) and b (by its own load) of len bytes each, in a
+ * budget of two, and streams other chunks past them: evicted buffers are
+ * recycled for new loads, so a wrongly evicted pin would be overwritten. */
+static void pinned_survives(size_t len, unsigned others)
+{
+	struct ds_chunk_cache *c;
+	struct ds_chunk_ref ra, rb;
+	struct ds_digest a = dig(7), b = dig(8);
+	struct fake f;
+
+	fake_init(&f);
+	f.fixed = true;
+	f.fixed_len = len;
+	assert_int_equal(ds_chunk_cache_new(2 * len, &c), 0);
+	assert_int_equal(get_put(c, &f, 7), 0);
+	assert_int_equal(ds_chunk_cache_get(c, &a, 0, fake_loader, &f, &ra), 0);
+	assert_int_equal(ds_chunk_cache_get(c, &b, 0, fake_loader, &f, &rb), 0);
+	for (unsigned i = 100; i < 100 + others; i++) {
+		assert_int_equal(get_put(c, &f, i), 0);
+		assert_true(stats(c).bytes <= 3 * len);
+		assert_true(data_ok(&a, ra.data, ra.len));
+		assert_true(data_ok(&b, rb.data, rb.len));
+	}
+	assert_int_equal(ra.len, len);
+	ds_chunk_cache_put(c, &ra);
+	ds_chunk_cache_put(c, &rb);
+	assert_true(stats(c).bytes <= 2 * len);
+	/* Unpinned last, so hottest: both still cached. */
+	assert_int_equal(get_put(c, &f, 7), 0);
+	assert_int_equal(get_put(c, &f, 8), 0);
+	assert_int_equal(atomic_load(&f.calls), 2 + (int)others);
+	ds_chunk_cache_free(c);
+	fake_release(&f);
+}
+
+static void test_pinned_survives(void **state)
+{
+	(void)state;
+	pinned_survives(64 * 1024, 40);       /* copied out of the load buffer */
+	pinned_survives(4 * DS_MIB, 12);      /* kept in it */
+}
+
+/* Sizes across the whole range and both sides of the 1 MiB copy threshold,
+ * so recycled buffers are trimmed and refilled to every extent. */
+static void test_big_chunks(void **state)
+{
+	static const size_t lens[] = { DS_MAX_CHUNK_SIZE, 4 * DS_MIB, 1, 0, DS_MIB - 1,
+				       DS_MIB, DS_MAX_CHUNK_SIZE, 4097, 4 * DS_MIB + 1,
+				       DS_MAX_CHUNK_SIZE };
+	struct ds_chunk_cache *c;
+	struct fake f;
+
+	(void)state;
+	fake_init(&f);
+	f.fixed = true;
+	assert_int_equal(ds_chunk_cache_new(20 * DS_MIB, &c), 0);
+	for (unsigned round = 0; round < 2; round++) {
+		for (unsigned i = 0; i < DS_ARRAY_SIZE(lens); i++) {
+			f.fixed_len = lens[i];
+			assert_int_equal(get_put(c, &f, 200 + round * 100 + i), 0);
+			assert_true(stats(c).bytes <= 20 * DS_MIB);
+		}
+	}
+	assert_true(stats(c).evictions > 0);
+	ds_chunk_cache_free(c);
+	fake_release(&f);
+}
+
+struct racer {
+	struct ds_chunk_cache *c;
+	struct fake *f;
+	struct ds_digest d;
+	int r;
+	const uint8_t *data;
+	size_t len;
+	bool ok;
+};
+
+static void *racer_main(void *arg)
+{
+	struct racer *t = arg;
+	struct ds_chunk_ref ref;
+
+	t->r = ds_chunk_cache_get(t->c, &t->d, 0, fake_loader, t->f, &ref);
+	if (t->r == 0) {
+		t->data = ref.data;
+		t->len = ref.len;
+		t->ok = data_ok(&t->d, ref.data, ref.len);
+		ds_chunk_cache_put(t->c, &ref);
+	}
+	return NULL;
+}
+
+/* NTHREADS gets of d while the fake's gate is closed: the gate opens once
+ * misses + waits reach arrived, i.e. when every get has joined the flight,
+ * however slowly the threads get scheduled. */
+static void race(struct ds_chunk_cache *c, struct fake *f, const struct ds_digest *d,
+		 struct racer t[NTHREADS], uint64_t arrived)
+{
+	pthread_t th[NTHREADS];
+	struct ds_chunk_cache_stats st;
+
+	for (int i = 0; i < NTHREADS; i++) {
+		t[i] = (struct racer){ .c = c, .f = f, .d = *d };
+		assert_int_equal(pthread_create(&th[i], NULL, racer_main, &t[i]), 0);
+	}
+	for (int ms = 0; ms < 30000; ms++) {
+		st = stats(c);
+		if (st.misses + st.waits >= arrived)
+			break;
+		usleep(1000);
+	}
+	fake_gate(f, false);
+	for (int i = 0; i < NTHREADS; i++)
+		pthread_join(th[i], NULL);
+}
+
+static void test_single_flight(void **state)
+{
+	struct ds_chunk_cache *c;
+	struct racer t[NTHREADS];
+	struct ds_digest d = dig(42);
+	struct ds_chunk_cache_stats st;
+	struct fake f;
+
+	(void)state;
+	fake_init(&f);
+	fake_gate(&f, true);
+	assert_int_equal(ds_chunk_cache_new(1 << 20, &c), 0);
+	race(c, &f, &d, t, NTHREADS);
+	assert_int_equal(atomic_load(&f.calls), 1);
+	for (int i = 0; i < NTHREADS; i++) {
+		assert_int_equal(t[i].r, 0);
+		assert_true(t[i].ok);
+		assert_ptr_equal(t[i].data, t[0].data);
+		assert_int_equal(t[i].len, fake_len(&f, &d));
+	}
+	st = stats(c);
+	assert_int_equal(st.misses, 1);
+	assert_int_equal(st.waits, NTHREADS - 1);
+	assert_int_equal(st.hits, 0);
+	ds_chunk_cache_free(c);
+	fake_release(&f);
+}
+
+static void test_failed_flight(void **state)
+{
+	struct ds_chunk_cache *c;
+	struct racer t[NTHREADS];
+	struct ds_digest d = dig(43);
+	struct ds_chunk_cache_stats st;
+	struct fake f;
+
+	(void)state;
+	fake_init(&f);
+	fake_gate(&f, true);
+	f.fail_set = true;
+	f.fail = d;
+	f.fail_err = -EBADMSG;
+	assert_int_equal(ds_chunk_cache_new(1 << 20, &c), 0);
+	race(c, &f, &d, t, NTHREADS);
+	assert_int_equal(atomic_load(&f.calls), 1);
+	for (int i = 0; i < NTHREADS; i++)
+		assert_int_equal(t[i].r, -EBADMSG);
+	st = stats(c);
+	assert_int_equal(st.load_errors, 1);
+	assert_int_equal(st.entries, 0);
+	assert_int_equal(st.bytes, 0);
+	assert_int_equal(st.waits, NTHREADS - 1);
+	/* Not cached: the next get tries again, and now succeeds. */
+	assert_int_equal(get_put(c, &f, 43), -EBADMSG);
+	assert_int_equal(atomic_load(&f.calls), 2);
+	f.fail_set = false;
+	assert_int_equal(get_put(c, &f, 43), 0);
+	assert_int_equal(get_put(c, &f, 43), 0);
+	assert_int_equal(atomic_load(&f.calls), 3);
+	ds_chunk_cache_free(c);
+	fake_release(&f);
+}
+
+static void test_prefetch(void **state)
+{
+	struct ds_chunk_cache *c;
+	struct ds_digest a = dig(60), b = dig(61);
+	struct ds_chunk_cache_stats st;
+	struct fake f;
+
+	(void)state;
+	fake_init(&f);
+	assert_int_equal(ds_chunk_cache_new(1 << 20, &c), 0);
+	assert_int_equal(ds_chunk_cache_prefetch(c, &a, 0, fake_loader, &f, fake_done), 0);
+	ds_chunk_cache_drain(c);
+	assert_int_equal(atomic_load(&f.done_calls), 1);
+	assert_int_equal(atomic_load(&f.calls), 1);
+	assert_int_equal(stats(c).entries, 1);
+	assert_int_equal(get_put(c, &f, 60), 0);
+	st = stats(c);
+	assert_int_equal(st.hits, 1);
+	assert_int_equal(st.misses, 0);
+	assert_int_equal(atomic_load(&f.calls), 1);
+	/* Cached: nothing to do, and done is not called. */
+	assert_int_equal(ds_chunk_cache_prefetch(c, &a, 0, fake_loader, &f, fake_done), 1);
+	ds_chunk_cache_drain(c);
+	assert_int_equal(atomic_load(&f.done_calls), 1);
+	/* done may be NULL; a failing prefetch is counted and not cached. */
+	f.fail_set = true;
+	f.fail = b;
+	f.fail_err = -ENOENT;
+	assert_int_equal(ds_chunk_cache_prefetch(c, &b, 0, fake_loader, &f, NULL), 0);
+	ds_chunk_cache_drain(c);
+	st = stats(c);
+	assert_int_equal(st.load_errors, 1);
+	assert_int_equal(st.entries, 1);
+	assert_int_equal(ds_chunk_cache_prefetch(c, &b, 0, fake_loader, &f, fake_done), 0);
+	ds_chunk_cache_drain(c);
+	assert_int_equal(atomic_load(&f.done_calls), 2);
+	assert_int_equal(atomic_load(&f.calls), 3);
+	ds_chunk_cache_free(c);
+	fake_release(&f);
+}
+
+static void test_prefetch_queue_full(void **state)
+{
+	struct ds_chunk_cache *c;
+	struct ds_digest d;
+	int queued = 0, r = 0;
+	unsigned i;
+	struct fake f;
+
+	(void)state;
+	fake_init(&f);
+	fake_gate(&f, true);
+	assert_int_equal(ds_chunk_cache_new(64 << 20, &c), 0);
+	for (i = 0; i < 100; i++) {
+		d = dig(1000 + i);
+		r = ds_chunk_cache_prefetch(c, &d, 0, fake_loader, &f, fake_done);
+		if (r < 0)
+			break;
+		assert_int_equal(r, 0);
+		queued++;
+		/* Queued (or loading) already: nothing more to do. */
+		assert_int_equal(ds_chunk_cache_prefetch(c, &d, 0, fake_loader, &f, fake_done), 1);
+	}
+	assert_int_equal(r, -EAGAIN);
+	assert_true(queued >= 32 && queued <= 32 + 8);
+	fake_gate(&f, false);
+	ds_chunk_cache_drain(c);
+	assert_int_equal(atomic_load(&f.done_calls), queued);
+	assert_int_equal(atomic_load(&f.calls), queued);
+	assert_int_equal(stats(c).entries, (size_t)queued);
+	ds_chunk_cache_free(c);
+	fake_release(&f);
+}
+
+/* _free drains: every queued done() runs before it returns. */
+static void test_free_drains(void **state)
+{
+	struct ds_chunk_cache *c;
+	struct ds_digest d;
+	struct fake f;
+
+	(void)state;
+	fake_init(&f);
+	f.sleep_ms = 5;
+	assert_int_equal(ds_chunk_cache_new(64 << 20, &c), 0);
+	for (unsigned i = 0; i < 10; i++) {
+		d = dig(2000 + i);
+		assert_int_equal(ds_chunk_cache_prefetch(c, &d, 0, fake_loader, &f, fake_done), 0);
+	}
+	ds_chunk_cache_free(c);
+	assert_int_equal(atomic_load(&f.done_calls), 10);
+	assert_int_equal(atomic_load(&f.calls), 10);
+	fake_release(&f);
+}
+
+static void test_get_races_prefetch(void **state)
+{
+	struct ds_chunk_cache *c;
+	struct racer t[NTHREADS];
+	struct ds_digest a = dig(70), b = dig(71);
+	struct ds_chunk_cache_stats st;
+	struct fake f;
+
+	(void)state;
+	fake_init(&f);
+	f.sleep_ms = 50;
+	assert_int_equal(ds_chunk_cache_new(1 << 20, &c), 0);
+	/* Either order loads once: a get arriving during the prefetch's load
+	 * waits for it; a get that beats the worker loads, and the worker then
+	 * skips. */
+	assert_int_equal(ds_chunk_cache_prefetch(c, &a, 0, fake_loader, &f, fake_done), 0);
+	assert_int_equal(get_put(c, &f, 70), 0);
+	ds_chunk_cache_drain(c);
+	assert_int_equal(atomic_load(&f.calls), 1);
+	assert_int_equal(atomic_load(&f.done_calls), 1);
+	/* Once a worker's load of b has started, another prefetch needs
+	 * nothing and every get joins that flight. */
+	f.sleep_ms = 0;
+	fake_gate(&f, true);
+	assert_int_equal(ds_chunk_cache_prefetch(c, &b, 0, fake_loader, &f, fake_done), 0);
+	while (atomic_load(&f.calls) < 2)
+		usleep(1000);
+	assert_int_equal(ds_chunk_cache_prefetch(c, &b, 0, fake_loader, &f, fake_done), 1);
+	st = stats(c);
+	race(c, &f, &b, t, st.misses + st.waits + NTHREADS);
+	for (int i = 0; i < NTHREADS; i++) {
+		assert_int_equal(t[i].r, 0);
+		assert_true(t[i].ok);
+	}
+	ds_chunk_cache_drain(c);
+	assert_int_equal(atomic_load(&f.calls), 2);
+	assert_int_equal(atomic_load(&f.done_calls), 2);
+	assert_int_equal(stats(c).waits, st.waits + NTHREADS);
+	ds_chunk_cache_free(c);
+	fake_release(&f);
+}
+
+#define STRESS_THREADS 4
+#define STRESS_OPS 20000
+#define STRESS_PINS 4
+
+struct stresser {
+	struct ds_chunk_cache *c;
+	struct fake *f;
+	unsigned seed, ops, ndigests; /* the last digest fails to load */
+	size_t stride;
+	unsigned gets, bad_data, bad_errors, prefetched;
+};
+
+static void *stress_main(void *arg)
+{
+	struct stresser *s = arg;
+	struct ds_chunk_ref pins[STRESS_PINS];
+	struct ds_digest pin_d[STRESS_PINS];
+	unsigned npins = 0;
+
+	for (unsigned op = 0; op < s->ops; op++) {
+		unsigned i = (unsigned)rand_r(&s->seed) % s->ndigests;
+		struct ds_digest d = dig(i);
+		unsigned action = (unsigned)rand_r(&s->seed) % 16;
+		struct ds_chunk_ref ref;
+		int r;
+
+		if (action == 0) {
+			r = ds_chunk_cache_prefetch(s->c, &d, 0, fake_loader, s->f, fake_done);
+			if (r == 0)
+				s->prefetched++;
+			else if (r != 1 && r != -EAGAIN)
+				s->bad_errors++;
+			continue;
+		}
+		s->gets++;
+		r = ds_chunk_cache_get(s->c, &d, 0, fake_loader, s->f, &ref);
+		if (i == s->ndigests - 1) {
+			if (r != -EIO)
+				s->bad_errors++;
+			if (r == 0)
+				ds_chunk_cache_put(s->c, &ref);
+			continue;
+		}
+		if (r != 0) {
+			s->bad_errors++;
+			continue;
+		}
+		if (ref.len != fake_len(s->f, &d) || !data_ok_stride(&d, ref.data, ref.len, s->stride))
+			s->bad_data++;
+		if (action < 8) {
+			ds_chunk_cache_put(s->c, &ref);
+			continue;
+		}
+		/* Keep it pinned for a while; unpin a random older pin when full. */
+		if (npins == STRESS_PINS) {
+			unsigned k = (unsigned)rand_r(&s->seed) % STRESS_PINS;
+
+			if (!data_ok_stride(&pin_d[k], pins[k].data, pins[k].len, s->stride))
+				s->bad_data++;
+			ds_chunk_cache_put(s->c, &pins[k]);
+			pins[k] = pins[--npins];
+			pin_d[k] = pin_d[npins];
+		}
+		pins[npins] = ref;
+		pin_d[npins++] = d;
+		if (action == 15)
+			usleep((unsigned)rand_r(&s->seed) % 200);
+	}
+	while (npins > 0) {
+		npins--;
+		if (!data_ok_stride(&pin_d[npins], pins[npins].data, pins[npins].len, s->stride))
+			s->bad_data++;
+		ds_chunk_cache_put(s->c, &pins[npins]);
+	}
+	return NULL;
+}
+
+static void stress(bool big, unsigned ops, unsigned ndigests)
+{
+	struct ds_chunk_cache *c;
+	struct stresser s[STRESS_THREADS];
+	pthread_t th[STRESS_THREADS];
+	struct ds_chunk_cache_stats st;
+	/* Ten chunks of the average length. */
+	const size_t budget = 10 * (big ? 2 * DS_MIB : 4608);
+	unsigned gets = 0, prefetched = 0;
+	struct fake f;
+
+	fake_init(&f);
+	f.big = big;
+	f.fail_set = true;
+	f.fail = dig(ndigests - 1);
+	f.fail_err = -EIO;
+	assert_int_equal(ds_chunk_cache_new(budget, &c), 0);
+	for (unsigned i = 0; i < STRESS_THREADS; i++) {
+		s[i] = (struct stresser){ .c = c, .f = &f, .seed = 12345 + i, .ops = ops,
+					  .ndigests = ndigests,
+					  .stride = big ? 257 : 1 };
+		assert_int_equal(pthread_create(&th[i], NULL, stress_main, &s[i]), 0);
+	}
+	for (unsigned i = 0; i < STRESS_THREADS; i++) {
+		pthread_join(th[i], NULL);
+		assert_int_equal(s[i].bad_data, 0);
+		assert_int_equal(s[i].bad_errors, 0);
+		gets += s[i].gets;
+		prefetched += s[i].prefetched;
+	}
+	ds_chunk_cache_drain(c);
+	st = stats(c);
+	assert_int_equal(st.hits + st.misses + st.waits, gets);
+	assert_true(st.bytes <= budget);
+	assert_true(st.evictions > 0);
+	assert_true(st.load_errors > 0);
+	assert_true((uint64_t)atomic_load(&f.calls) >= st.misses);
+	assert_int_equal(atomic_load(&f.done_calls), prefetched);
+	ds_chunk_cache_free(c);
+	fake_release(&f);
+}
+
+static void test_stress(void **state)
+{
+	(void)state;
+	stress(false, STRESS_OPS, 64);
+}
+
+/* The same with chunks that keep their load buffers (pool, trim, reuse);
+ * contents are sampled, every 257th word. */
+static void test_stress_big(void **state)
+{
+	(void)state;
+	stress(true, STRESS_OPS / 20, 24);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_new_invalid),
+		cmocka_unit_test(test_hit_miss),
+		cmocka_unit_test(test_lru_order),
+		cmocka_unit_test(test_budget),
+		cmocka_unit_test(test_pinned_survives),
+		cmocka_unit_test(test_big_chunks),
+		cmocka_unit_test(test_single_flight),
+		cmocka_unit_test(test_failed_flight),
+		cmocka_unit_test(test_prefetch),
+		cmocka_unit_test(test_prefetch_queue_full),
+		cmocka_unit_test(test_free_drains),
+		cmocka_unit_test(test_get_races_prefetch),
+		cmocka_unit_test(test_stress),
+		cmocka_unit_test(test_stress_big),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
