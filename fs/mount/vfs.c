@@ -315,6 +315,7 @@ void vfs_free(struct vfs *v)
 		}
 	free(v->table);
 	node_free(v->root);
+	vpxar_close_store(v, NULL); /* before the datastores their readers hold */
 	if (v->cache)
 		ds_chunk_cache_drain(v->cache);
 	for (struct vstore *s = v->stores, *next; s; s = next) {

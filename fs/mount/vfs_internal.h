@@ -117,7 +117,8 @@ int vpxar_open_content(struct vfs *v, const struct vnode *n, const struct ds_loo
 int vpxar_xattrs(struct vfs *v, const struct vnode *n, ds_pxar_xattr_fn fn, void *ud);
 void varchive_ref(struct varchive *ar);
 void varchive_unref(struct varchive *ar);
-/* Closes every archive of store s (refusal): its reader is released. */
+/* Closes every archive of store s (refusal), or of all stores (s == NULL,
+ * at unmount): its reader is released. */
 void vpxar_close_store(struct vfs *v, struct vstore *s);
 /* Inode number of a pxar entry (hardlinks share their target's). */
 uint64_t vpxar_ino(const struct vnode *archive_node, uint64_t entry_off);

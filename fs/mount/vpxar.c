@@ -152,7 +152,7 @@ void vpxar_close_store(struct vfs *v, struct vstore *s)
 	for (struct varchive **pp = &v->archives; *pp;) {
 		struct varchive *ar = *pp;
 
-		if (ar->st == s) {
+		if (!s || ar->st == s) {
 			*pp = ar->next;
 			ar->next = list;
 			list = ar;

@@ -12,7 +12,8 @@ if [ "$(id -u)" != 0 ] || ! command -v losetup >/dev/null || ! command -v mkfs.e
 fi
 
 NAME=dsfs-test-$$
-UUID=5a1e0c2e-7d3f-4e3d-9c8b-7a6f5e4d3c2b
+# Fixed, but per run: test runs of several build trees may overlap.
+UUID=5a1e0c2e-7d3f-4e3d-9c8b-$(printf '%012x' $$)
 REL=pbs/store # the config's path: relative to the disk's root
 MNT=/mnt/datastore/$NAME
 LINK=/dev/disk/by-uuid/$UUID
@@ -57,8 +58,11 @@ IMG=$M/vm/900/2024-05-01T10:00:00Z/disk.img
 # hand when udev did not make it.
 if command -v udevadm >/dev/null; then udevadm settle -t 5 2>/dev/null || true; fi
 if [ ! -e "$LINK" ]; then
-	mkdir -p /dev/disk/by-uuid
-	ln -s "../../${LOOP#/dev/}" "$LINK"
+	# another run's cleanup may remove the directory under us: retry
+	for _ in 1 2 3; do
+		mkdir -p /dev/disk/by-uuid
+		ln -s "../../${LOOP#/dev/}" "$LINK" 2>/dev/null && break
+	done
 	made_link=true
 fi
 [ -b "$LINK" ] || fail "$LINK is not a block device"

@@ -9,12 +9,16 @@
 need_fixtures
 need_fuse
 
-NAME=dsfs-test-$$
-cp -r "$FIX/pbs-store-a" "$T/store"
-chmod -R u+w "$T/store"
-STORE=$(realpath "$T/store")
+# Unique names (the active-operations files are shared by all runs). Not
+# one name for both: mount(8) takes a SOURCE that exists in its working
+# directory for a path.
+NAME=dsfs-test-$$     # the store by name, through a config
+DIRNAME=dsfs-live-$$  # the store by directory (its name is the basename)
+cp -r "$FIX/pbs-store-a" "$T/$DIRNAME"
+chmod -R u+w "$T/$DIRNAME"
+STORE=$(realpath "$T/$DIRNAME")
 OPS=/run/proxmox-backup/active-operations
-cleanup_hooks+=("rm -f '$OPS/$NAME' '$OPS/$NAME.lock' '$OPS/store' '$OPS/store.lock'")
+cleanup_hooks+=("rm -f '$OPS/$NAME' '$OPS/$NAME.lock' '$OPS/$DIRNAME' '$OPS/$DIRNAME.lock'")
 M=$T/m
 G=$M/vm/101
 
@@ -126,8 +130,13 @@ if [ "$(id -u)" != 0 ]; then
 	echo "live mount ok"
 	exit 0
 fi
+# Runs from other build trees may be here at the same time: the helper
+# link is theirs or ours, one at a time (a lock on /sbin itself leaves no
+# file behind).
+exec 9</sbin/
+flock -w 120 9 || fail "another test run holds /sbin"
 made_helper=false
-if [ ! -e /sbin/mount.dsfs ]; then
+if [ ! -e /sbin/mount.dsfs ] && [ ! -L /sbin/mount.dsfs ]; then
 	ln -s "$(realpath "$MOUNT_DSFS")" /sbin/mount.dsfs
 	made_helper=true
 	cleanup_hooks+=("rm -f /sbin/mount.dsfs")
@@ -154,7 +163,7 @@ helper_mount() {
 	shift
 	mkdir -p "$dir"
 	cleanup_hooks+=("umount '$dir' 2>/dev/null")
-	(cd "$T" && mount "$@") || fail "mount $*"
+	(cd "$T" && mount "$@" 9<&-) || fail "mount $*"
 	mountpoint -q "$dir" || fail "mount $*: no mount on $dir"
 	grep -q " $dir fuse.dsfs " /proc/self/mounts || fail "$dir is not a fuse.dsfs mount"
 	pid=$(daemon_of "$dir") || fail "no mount.dsfs daemon for $dir"
@@ -191,7 +200,7 @@ helper_unmount "$D"
 
 # An fstab line (noauto: only mounted when asked for).
 printf '%s %s dsfs ro,noauto 0 0\n' "$STORE" "$D" >"$T/fstab"
-mount -a -T "$T/fstab"
+mount -a -T "$T/fstab" 9<&-
 mountpoint -q "$D" && fail "noauto line mounted by mount -a"
 helper_mount "$D" -T "$T/fstab" "$D"
 cmp "$D/vm/101/2024-03-02T08:02:17Z/qemu-server.conf" \

@@ -74,17 +74,17 @@ set_mode() {
 	esac
 }
 
-# check.py DEADLINE [WANT KIND PATH]...: polls until every KIND on PATH
-# gives WANT (OK or an errno name), or fails after DEADLINE seconds with what
-# it saw. KIND: ls, stat, read (open + read all), create (O_CREAT|O_EXCL a
-# new file). WANT "EROFS+ro" / "EROFS-ro": EROFS and the attempt did / did
-# not add a "write refused: read-only" line to the mount log (the mount
-# answers EROFS inside snapshots anyway; only the log says why).
+# check.py: one process (python starts slowly) answering requests on stdin,
+# one a line, tab-separated: DEADLINE [WANT KIND PATH]... It polls until
+# every KIND on PATH gives WANT (OK or an errno name) and answers "ok", or
+# after DEADLINE seconds answers with what it saw. KIND: ls, stat, read (open
+# + read all), create (O_CREAT|O_EXCL a new file). WANT "EROFS+ro" /
+# "EROFS-ro": EROFS and the attempt did / did not add a "write refused:
+# read-only" line to the mount log (the mount answers EROFS inside snapshots
+# anyway; only the log says why).
 cat >"$T/check.py" <<'PY'
 import errno, os, sys, time
-deadline = time.monotonic() + float(sys.argv[1])
 log = os.environ["MLOG"]
-checks = [sys.argv[i:i + 3] for i in range(2, len(sys.argv), 3)]
 def ro_lines():
     with open(log, errors="replace") as f:
         return sum("write refused: read-only" in l for l in f)
@@ -105,31 +105,39 @@ def run(kind, p):
         return "OK"
     except OSError as e:
         return errno.errorcode.get(e.errno, str(e.errno))
-while True:
-    got = []
-    for want, kind, p in checks:
-        before = ro_lines() if want.endswith("ro") else 0
-        r = run(kind, p)
-        if want.endswith("ro"):
-            r += "+ro" if ro_lines() > before else "-ro"
-        got.append(r)
-    if all(g == c[0] for g, c in zip(got, checks)):
-        sys.exit(0)
-    if time.monotonic() > deadline:
-        for g, (want, kind, p) in zip(got, checks):
-            print(f"  {kind} {p}: got {g}, want {want}", file=sys.stderr)
-        sys.exit(1)
-    time.sleep(0.05)
+def check(args):
+    deadline = time.monotonic() + float(args[0])
+    checks = [args[i:i + 3] for i in range(1, len(args), 3)]
+    while True:
+        got = []
+        for want, kind, p in checks:
+            before = ro_lines() if want.endswith("ro") else 0
+            r = run(kind, p)
+            if want.endswith("ro"):
+                r += "+ro" if ro_lines() > before else "-ro"
+            got.append(r)
+        if all(g == c[0] for g, c in zip(got, checks)):
+            return "ok"
+        if time.monotonic() > deadline:
+            return "; ".join(f"{kind} {p}: got {g}, want {want}"
+                             for g, (want, kind, p) in zip(got, checks))
+        time.sleep(0.05)
+for line in sys.stdin:
+    print(check(line.rstrip("\n").split("\t")), flush=True)
 PY
 export MLOG=$T/mount.log
 touch "$MLOG"
+coproc CHECK { exec python3 -S "$T/check.py"; }
+cleanup_hooks+=("kill $CHECK_PID 2>/dev/null")
 # within ~2 s of the change (inotify makes it immediate; the watcher's 1 s
 # tick is the fallback)
 DEADLINE=2.5
 expect_state() {
-	local what=$1
+	local what=$1 IFS=$'\t' reply
 	shift
-	python3 "$T/check.py" "$DEADLINE" "$@" || fail "$what: not reached within ${DEADLINE}s"
+	echo "$DEADLINE	$*" >&"${CHECK[1]}"
+	read -r reply <&"${CHECK[0]}" || fail "checker died"
+	[ "$reply" = ok ] || fail "$what: not reached within ${DEADLINE}s: $reply"
 }
 
 # The errno of each mode, for a mount whose root is the datastore.
@@ -162,6 +170,30 @@ expect_mode() {
 mount_dsfs "$NAME" "$M" -o "config=$CFG"
 expect_mode start none
 
+# What a shell user reads (strerror texts).
+shell_err() { # MODE TEXT CMD...
+	local mode=$1 text=$2 out
+	shift 2
+	out=$("$@" 2>&1 >/dev/null) && fail "$mode: '$*' succeeded"
+	case $out in *"$text"*) ;; *) fail "$mode: '$*': want '$text', got: $out" ;; esac
+}
+shell_checks() { # MODE
+	case $1 in
+	read-only)
+		shell_err read-only "Read-only file system" touch "$M/$SNAP/new"
+		shell_err read-only "Read-only file system" mkdir "$M/vm/101/2030-01-01T00:00:00Z"
+		;;
+	offline)
+		shell_err offline "No such device or address" ls "$M"
+		shell_err offline "No such device or address" cat "$FILE"
+		stat "$M" >/dev/null || fail "offline: stat of the mount root"
+		;;
+	unmount) shell_err unmount "Device or resource busy" ls "$M/vm" ;;
+	delete) shell_err delete "No such file or directory" ls "$M" ;;
+	none) ls "$M/vm/101" >/dev/null || fail "clear: ls" ;;
+	esac
+}
+
 for method in rename inplace dsfs; do
 	for mode in read-only offline unmount delete none; do
 		if [ "$method" = dsfs ] && [ "$mode" = none ]; then
@@ -173,35 +205,11 @@ for method in rename inplace dsfs; do
 			set_mode "$method" "$mode"
 		fi
 		expect_mode "$method" "$mode"
+		[ "$method" != rename ] || shell_checks "$mode"
 	done
 done
 grep -q "write refused: read-only: dsfs says read-only" "$MLOG" ||
 	fail "maintenance message not logged"
-
-# What a shell user reads (strerror texts), from one pass by hand.
-shell_err() { # MODE TEXT CMD...
-	local mode=$1 text=$2 out
-	shift 2
-	out=$("$@" 2>&1 >/dev/null) && fail "$mode: '$*' succeeded"
-	case $out in *"$text"*) ;; *) fail "$mode: '$*': want '$text', got: $out" ;; esac
-}
-set_mode rename read-only
-expect_mode shell read-only
-shell_err read-only "Read-only file system" touch "$M/$SNAP/new"
-shell_err read-only "Read-only file system" mkdir "$M/vm/101/2030-01-01T00:00:00Z"
-set_mode rename offline
-expect_mode shell offline
-shell_err offline "No such device or address" ls "$M"
-shell_err offline "No such device or address" cat "$FILE"
-stat "$M" >/dev/null || fail "offline: stat of the mount root"
-set_mode rename unmount
-expect_mode shell unmount
-shell_err unmount "Device or resource busy" ls "$M/vm"
-set_mode rename delete
-expect_mode shell delete
-shell_err delete "No such file or directory" ls "$M"
-set_mode rename none
-expect_mode shell none
 
 # --- a file opened before "offline" keeps reading; closing it lets go ---
 
