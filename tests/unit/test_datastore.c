@@ -78,13 +78,17 @@ static bool configure(struct ds_datastore *ds, enum ds_maintenance m, const char
 }
 
 /* Open descriptors of this process on base or below it. */
-static int fds_under(const char *base)
+static int fds_under(const char *path)
 {
 	DIR *d = opendir("/proc/self/fd");
-	size_t bl = strlen(base);
+	char base[PATH_MAX];
+	size_t bl;
 	struct dirent *de;
 	int n = 0;
 
+	/* /proc shows resolved paths: compare with the resolved base. */
+	assert_non_null(realpath(path, base));
+	bl = strlen(base);
 	assert_non_null(d);
 	while ((de = readdir(d))) {
 		char link[300], target[PATH_MAX];
