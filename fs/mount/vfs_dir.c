@@ -343,8 +343,10 @@ void vfs_refresh(struct vfs *v, vfs_inval_fn inval, void *ctx)
 		}
 		changed |= ds_datastore_refresh_mount(s->ds);
 		if (changed) {
+			enum ds_maintenance mode = ds_datastore_maintenance(s->ds);
+
 			ds_info("datastore %s: access changed (maintenance %s, read %s)", s->name,
-				ds_maintenance_name(ds_datastore_maintenance(s->ds)),
+				mode == DS_MAINT_NONE ? "none" : ds_maintenance_name(mode),
 				ds_datastore_read_refusal(s->ds) ? "refused" : "allowed");
 			vpxar_close_store(v, s);
 			invalidate_store(v, s, inval, ctx);
