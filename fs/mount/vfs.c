@@ -27,7 +27,7 @@
 
 /* --- node table --- */
 
-static uint64_t path_ino(const char *store, const char *path)
+uint64_t vfs_path_ino(const char *store, const char *path)
 {
 	struct ds_sha256 *h = ds_sha256_new();
 	struct ds_digest d;
@@ -230,7 +230,7 @@ static struct vnode *node_new(enum vkind kind, struct vstore *st, uint64_t paren
 		node_free(n);
 		return NULL;
 	}
-	n->ino = path_ino(st ? st->name : NULL, path);
+	n->ino = vfs_path_ino(st ? st->name : NULL, path);
 	return n;
 }
 

@@ -15,23 +15,11 @@
 
 static uint64_t child_ino(const struct vnode *p, const char *name)
 {
-	/* Must equal what vfs_lookup assigns (hash of store and path). */
 	char path[4096];
-	struct ds_sha256 *h = ds_sha256_new();
-	const char *store = p->kind == VK_ROOT ? name : p->st->name;
-	struct ds_digest d;
-	uint64_t ino;
 
 	snprintf(path, sizeof(path), "%s%s%s", p->path, *p->path ? "/" : "", name);
-	if (!h)
-		abort();
-	ds_sha256_update(h, store, strlen(store) + 1);
-	ds_sha256_update(h, path, strlen(path));
-	ds_sha256_final(h, &d);
-	ds_sha256_free(h);
-	memcpy(&ino, d.b, sizeof(ino));
-	ino &= UINT64_C(0x7fffffffffffffff);
-	return ino < 2 ? ino + 2 : ino;
+	/* The same number vfs_lookup gives the child. */
+	return vfs_path_ino(p->kind == VK_ROOT ? name : p->st->name, path);
 }
 
 static int add(struct vfs_dir *d, const struct vnode *p, const char *name, mode_t type)

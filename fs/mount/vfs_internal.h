@@ -89,6 +89,10 @@ struct vfs {
 	struct varchive *archives; /* open pxar archives, protected by lock */
 };
 
+/* Inode number of a node: a hash of its datastore and display path, so it
+ * is the same on every mount. */
+uint64_t vfs_path_ino(const char *store, const char *path);
+
 /* Node helpers used by vfile.c. */
 struct vnode *vfs_node_get(struct vfs *v, uint64_t ino); /* NULL if unknown */
 /* "<ns dir>/<type>/<id>/<time>" of a snapshot-level node. */
