@@ -376,7 +376,9 @@ static void fill_entry(const struct vnode *n, struct vfs_entry *e)
 		e->st.st_nlink = 1;
 		e->st.st_size = (off_t)n->size;
 	}
-	e->st.st_blocks = (blkcnt_t)(n->blocks ? n->blocks : (n->size + 511) / 512);
+	/* Images count their data chunks only (holes are free); everything
+	 * else its size. */
+	e->st.st_blocks = (blkcnt_t)(n->kind == VK_IMAGE ? n->blocks : (n->size + 511) / 512);
 	e->st.st_blksize = 1 << 20; /* cp and cat size their buffers by it */
 	e->st.st_mtim.tv_sec = n->mtime;
 	e->st.st_atim = e->st.st_ctim = e->st.st_mtim;
@@ -700,8 +702,6 @@ static int archive_attrs(struct vfs *v, int snapfd, struct vnode *n, const struc
 					used += ch.end - ch.start;
 			}
 			n->blocks = (used + 511) / 512;
-			if (n->blocks == 0 && n->size)
-				n->blocks = 0;
 		}
 		ds_index_free(idx);
 	}

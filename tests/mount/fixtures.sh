@@ -99,4 +99,23 @@ done
 grep -q "d3d62b1f9bbfbacbf229b89beddd9cdb10d59536f4ead7d4bd13a0cd71c07269" "$T/mount.log" || \
 	fail "damaged chunk digest not logged"
 unmount_dsfs "$M"
+# An image that is all zeros is all hole: no blocks, no data.
+truncate -s 12M "$T/zero.img"
+"$DSFS" init "$T/zs" >/dev/null
+"$DSFS" backup "$T/zs" vm/9 --time 2025-01-01T00:00:00Z drive-scsi0.img="$T/zero.img" >/dev/null
+mount_dsfs "$T/zs" "$M"
+python3 - "$M/vm/9/2025-01-01T00:00:00Z/drive-scsi0.img" <<'PY'
+import errno, os, sys
+st = os.stat(sys.argv[1])
+assert st.st_size == 12 << 20 and st.st_blocks == 0, (st.st_size, st.st_blocks)
+fd = os.open(sys.argv[1], os.O_RDONLY)
+try:
+    os.lseek(fd, 0, os.SEEK_DATA)
+    raise SystemExit("SEEK_DATA found data in an all-zero image")
+except OSError as e:
+    assert e.errno == errno.ENXIO, e
+assert os.lseek(fd, 0, os.SEEK_HOLE) == 0
+assert os.read(fd, 1 << 20) == bytes(1 << 20)
+PY
+unmount_dsfs "$M"
 echo "fixtures through the mount ok"
