@@ -170,7 +170,6 @@ int ds_didx_writer_commit(struct ds_didx_writer *w, bool do_fsync, struct ds_dig
 			  uint64_t *ret_size)
 {
 	struct ds_digest csum;
-	bool renamed;
 	int fd, r;
 
 	if (w->done)
@@ -188,11 +187,7 @@ int ds_didx_writer_commit(struct ds_didx_writer *w, bool do_fsync, struct ds_dig
 	fd = w->fd;
 	w->fd = -1;
 	w->done = true;
-	r = ds_index_tmp_finish(fd, w->dirfd, w->tmp, w->name, do_fsync, &renamed);
-	if (!renamed) {
-		unlinkat(w->dirfd, w->tmp, 0);
-		return r;
-	}
+	r = ds_index_tmp_finish(fd, w->dirfd, w->tmp, w->name, do_fsync);
 	if (r < 0)
 		return r;
 	if (ret_csum)

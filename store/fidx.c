@@ -230,7 +230,6 @@ int ds_fidx_writer_commit(struct ds_fidx_writer *w, uint64_t final_size, bool do
 	uint8_t tail[16];
 	struct ds_digest csum;
 	uint64_t n;
-	bool renamed;
 	int fd, r;
 
 	if (w->done)
@@ -273,13 +272,7 @@ int ds_fidx_writer_commit(struct ds_fidx_writer *w, uint64_t final_size, bool do
 	fd = w->fd;
 	w->fd = -1;
 	w->done = true;
-	r = ds_index_tmp_finish(fd, w->dirfd, w->tmp, w->name, do_fsync, &renamed);
-	if (!renamed) {
-		unlinkat(w->dirfd, w->tmp, 0);
-		return r;
-	}
-	/* Renamed but the directory fsync failed: the file is in place, yet
-	 * the caller must not record it as durable. */
+	r = ds_index_tmp_finish(fd, w->dirfd, w->tmp, w->name, do_fsync);
 	if (r < 0)
 		return r;
 	if (ret_csum)

@@ -263,21 +263,21 @@ out_free:
 	return r;
 }
 
-int ds_index_tmp_finish(int fd, int dirfd, const char *tmp, const char *name, bool do_fsync,
-			bool *renamed)
+int ds_index_tmp_finish(int fd, int dirfd, const char *tmp, const char *name, bool do_fsync)
 {
 	int r = 0;
 
-	*renamed = false;
 	if (do_fsync && fsync(fd) < 0)
 		r = -errno;
 	/* close errors matter: NFS reports failed writeback here. */
 	if (close(fd) < 0 && r == 0)
 		r = -errno;
-	if (r < 0)
+	if (r == 0 && renameat(dirfd, tmp, dirfd, name) < 0)
+		r = -errno;
+	if (r < 0) {
+		/* Not renamed: the temp file must not stay behind. */
+		unlinkat(dirfd, tmp, 0);
 		return r;
-	if (renameat(dirfd, tmp, dirfd, name) < 0)
-		return -errno;
-	*renamed = true;
+	}
 	return do_fsync ? ds_fsync_parent_at(dirfd, name) : 0;
 }

@@ -59,10 +59,10 @@ int ds_index_tmp_create(int dirfd, const char *name, const char *suffix,
 			int *ret_dirfd, char **ret_tmp);
 
 /* fsync (optional), close fd, rename tmp over name, fsync the directory
- * (optional). fd is closed in every case. Returns 0 or -errno; on failure
- * before the rename the caller still owns (and should unlink) tmp. *renamed
- * tells whether the rename happened. */
-int ds_index_tmp_finish(int fd, int dirfd, const char *tmp, const char *name, bool do_fsync,
-			bool *renamed);
+ * (optional). fd is closed in every case. Returns 0 or -errno. A failure
+ * before the rename unlinks tmp. A failure of the directory fsync comes
+ * after the rename: the file is in place, yet the caller must not record it
+ * as durable. */
+int ds_index_tmp_finish(int fd, int dirfd, const char *tmp, const char *name, bool do_fsync);
 
 #endif
