@@ -47,17 +47,9 @@ int ds_index_open(int dirfd, const char *path, struct ds_index **ret)
 	void *map;
 	int fd, r;
 
-	fd = openat(dirfd, path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+	fd = ds_open_regular_at(dirfd, path, &st);
 	if (fd < 0)
-		return -errno;
-	if (fstat(fd, &st) < 0) {
-		r = -errno;
-		goto out_close;
-	}
-	if (!S_ISREG(st.st_mode)) {
-		r = S_ISDIR(st.st_mode) ? -EISDIR : -EINVAL;
-		goto out_close;
-	}
+		return fd;
 	/* Checked before mmap: a zero-length mapping is EINVAL, and a short
 	 * file is a corrupt index, not an I/O problem. */
 	if (st.st_size < DS_INDEX_HEADER_LEN) {

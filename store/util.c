@@ -137,6 +137,25 @@ uint32_t ds_crc32(const void *data, size_t len)
 	return (uint32_t)crc;
 }
 
+int ds_open_regular_at(int dirfd, const char *path, struct stat *ret_st)
+{
+	int fd = openat(dirfd, path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+	int r;
+
+	if (fd < 0)
+		return -errno;
+	if (fstat(fd, ret_st) < 0) {
+		r = -errno;
+		close(fd);
+		return r;
+	}
+	if (!S_ISREG(ret_st->st_mode)) {
+		close(fd);
+		return S_ISDIR(ret_st->st_mode) ? -EISDIR : -EINVAL;
+	}
+	return fd;
+}
+
 int ds_read_file_at(int dirfd, const char *path, size_t max, uint8_t **ret_buf,
 		    size_t *ret_len)
 {
@@ -145,17 +164,9 @@ int ds_read_file_at(int dirfd, const char *path, size_t max, uint8_t **ret_buf,
 	size_t len = 0, cap;
 	int fd, r;
 
-	fd = openat(dirfd, path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+	fd = ds_open_regular_at(dirfd, path, &st);
 	if (fd < 0)
-		return -errno;
-	if (fstat(fd, &st) < 0) {
-		r = -errno;
-		goto out_close;
-	}
-	if (!S_ISREG(st.st_mode)) {
-		r = S_ISDIR(st.st_mode) ? -EISDIR : -EINVAL;
-		goto out_close;
-	}
+		return fd;
 	if ((uint64_t)st.st_size > max) {
 		r = -EFBIG;
 		goto out_close;

@@ -88,6 +88,13 @@ void ds_sha256_free(struct ds_sha256 *h);                         /* accepts NUL
 /* zlib CRC-32 (reflected 0xEDB88320, init/xorout 0xFFFFFFFF). */
 uint32_t ds_crc32(const void *data, size_t len);
 
+/* Opens path (relative to dirfd, or AT_FDCWD) read-only and checks that it
+ * is a regular file; *ret_st gets its stat. Returns the descriptor (caller
+ * closes) or -errno: -EISDIR for a directory, -EINVAL for anything else
+ * that is not a regular file. */
+struct stat;
+int ds_open_regular_at(int dirfd, const char *path, struct stat *ret_st);
+
 /* Reads a whole file, refusing files larger than max bytes (-EFBIG).
  * dirfd may be AT_FDCWD. On success *ret_buf is malloc'ed (caller frees) and
  * NUL-terminated one byte past *ret_len. Returns 0 or -errno. */
