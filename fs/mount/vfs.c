@@ -27,21 +27,27 @@
 
 /* --- node table --- */
 
-uint64_t vfs_path_ino(const char *store, const char *path)
+uint64_t vfs_hash_ino(const void *key, size_t len)
 {
-	struct ds_sha256 *h = ds_sha256_new();
 	struct ds_digest d;
 	uint64_t ino;
 
-	if (!h)
-		abort();
-	ds_sha256_update(h, store ? store : "", store ? strlen(store) + 1 : 0);
-	ds_sha256_update(h, path, strlen(path));
-	ds_sha256_final(h, &d);
-	ds_sha256_free(h);
+	ds_sha256(key, len, &d);
 	memcpy(&ino, d.b, sizeof(ino));
 	ino &= UINT64_C(0x7fffffffffffffff);
-	return ino < 2 ? ino + 2 : ino;
+	return ino < 2 ? ino + 2 : ino; /* 0 is invalid, 1 is the root */
+}
+
+uint64_t vfs_path_ino(const char *store, const char *path)
+{
+	/* SHA-256 of "<store>\0<path>" (just "<path>" without a store). */
+	char key[4096 + 64];
+	int n = snprintf(key, sizeof(key), "%s%c%s", store ? store : "", 0, path);
+	size_t skip = store ? 0 : 1;
+
+	if (n < 0 || (size_t)n >= sizeof(key))
+		abort(); /* paths are bounded by PATH_MAX-sized buffers upstream */
+	return vfs_hash_ino(key + skip, (size_t)n - skip);
 }
 
 static void node_free(struct vnode *n)

@@ -92,6 +92,8 @@ struct vfs {
 /* Inode number of a node: a hash of its datastore and display path, so it
  * is the same on every mount. */
 uint64_t vfs_path_ino(const char *store, const char *path);
+/* The inode number derived from key: the first 63 bits of its SHA-256. */
+uint64_t vfs_hash_ino(const void *key, size_t len);
 
 /* Node helpers used by vfile.c. */
 struct vnode *vfs_node_get(struct vfs *v, uint64_t ino); /* NULL if unknown */

@@ -297,22 +297,17 @@ static void ar_leave(struct varchive *ar)
 
 uint64_t vpxar_ino(const struct vnode *archive_node, uint64_t entry_off)
 {
-	struct ds_sha256 *h = ds_sha256_new();
-	struct ds_digest d;
-	uint8_t off[8];
-	uint64_t ino;
+	/* SHA-256 of "<store>\0<archive key>\0<entry offset, u64 LE>". */
+	const char *store = archive_node->st->name, *ar = archive_node->ar->key;
+	size_t sl = strlen(store) + 1, al = strlen(ar) + 1;
+	uint8_t key[4096 + 64];
 
-	if (!h)
-		abort();
-	ds_put_le64(off, entry_off);
-	ds_sha256_update(h, archive_node->st->name, strlen(archive_node->st->name) + 1);
-	ds_sha256_update(h, archive_node->ar->key, strlen(archive_node->ar->key) + 1);
-	ds_sha256_update(h, off, sizeof(off));
-	ds_sha256_final(h, &d);
-	ds_sha256_free(h);
-	memcpy(&ino, d.b, sizeof(ino));
-	ino &= UINT64_C(0x7fffffffffffffff);
-	return ino < 2 ? ino + 2 : ino;
+	if (sl + al + 8 > sizeof(key))
+		abort(); /* both are bounded by the path buffers they come from */
+	memcpy(key, store, sl);
+	memcpy(key + sl, ar, al);
+	ds_put_le64(key + sl + al, entry_off);
+	return vfs_hash_ino(key, sl + al + 8);
 }
 
 /* Entry attributes into the node. Archive entered. */
