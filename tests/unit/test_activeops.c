@@ -27,18 +27,6 @@
 
 #define NO_PID 999999
 
-static char *pathf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static char *pathf(const char *fmt, ...)
-{
-	va_list ap;
-	char *p;
-
-	va_start(ap, fmt);
-	assert_true(vasprintf(&p, fmt, ap) >= 0);
-	va_end(ap);
-	return p;
-}
-
 static char *slurp(const char *path)
 {
 	size_t len;
@@ -72,7 +60,7 @@ static void put(const char *path, const char *text)
 /* The file as PBS writes it with this process as the only entry. */
 static char *expected(int64_t rd, int64_t wr)
 {
-	return pathf("[{\"pid\":%d,\"starttime\":%" PRId64
+	return tu_pathf("[{\"pid\":%d,\"starttime\":%" PRId64
 		     ",\"active_operations\":{\"read\":%" PRId64 ",\"write\":%" PRId64 "}}]",
 		     (int)getpid(), ds_process_starttime(getpid()), rd, wr);
 }
@@ -160,8 +148,8 @@ static void test_starttime(void **state)
 static void test_update_format(void **state)
 {
 	char *tmp = tu_tmpdir();
-	char *dir = pathf("%s/run/active-operations", tmp); /* parent missing too */
-	char *file = pathf("%s/store1", dir), *lock = pathf("%s/store1.lock", dir), *got;
+	char *dir = tu_pathf("%s/run/active-operations", tmp); /* parent missing too */
+	char *file = tu_pathf("%s/store1", dir), *lock = tu_pathf("%s/store1.lock", dir), *got;
 	struct stat st;
 
 	(void)state;
@@ -190,7 +178,7 @@ static void test_update_format(void **state)
 	/* Lookup creates an all-zero entry; the first read starts at 1. */
 	assert_int_equal(ds_activeops_update(dir, "store2", DS_OP_LOOKUP, 1), 0);
 	free(file);
-	file = pathf("%s/store2", dir);
+	file = tu_pathf("%s/store2", dir);
 	check_file(file, 0, 0);
 	/* No temp files are left beside the state and lock files. */
 	assert_int_equal(count_entries(dir), 4);
@@ -203,12 +191,12 @@ static void test_update_format(void **state)
 
 static void test_dead_entries(void **state)
 {
-	char *dir = tu_tmpdir(), *file = pathf("%s/store1", dir), *text;
+	char *dir = tu_tmpdir(), *file = tu_pathf("%s/store1", dir), *text;
 	int64_t me = ds_process_starttime(getpid()), r, w;
 
 	(void)state;
 	assert_true(ds_process_starttime(NO_PID) < 0);
-	text = pathf("[{\"pid\":%d,\"starttime\":5,\"active_operations\":{\"read\":5,\"write\":5}},"
+	text = tu_pathf("[{\"pid\":%d,\"starttime\":5,\"active_operations\":{\"read\":5,\"write\":5}},"
 		     "{\"pid\":%d,\"starttime\":%" PRId64 ",\"active_operations\":{\"read\":7,\"write\":7}},"
 		     "{\"pid\":%d,\"starttime\":%" PRId64 ",\"active_operations\":{\"read\":2,\"write\":0}},"
 		     "\"junk\",{\"pid\":\"1\"},{\"pid\":1,\"starttime\":1.5},42]",
@@ -234,14 +222,14 @@ static void test_dead_entries(void **state)
 	assert_int_equal(r + w, 0);
 
 	/* Counters at the edge of i64 must not overflow (UB). */
-	text = pathf("[{\"pid\":%d,\"starttime\":%" PRId64
+	text = tu_pathf("[{\"pid\":%d,\"starttime\":%" PRId64
 		     ",\"active_operations\":{\"read\":9223372036854775807,\"write\":0}}]",
 		     (int)getpid(), me);
 	put(file, text);
 	check_get(dir, "store1", INT64_MAX, 0);
 	assert_int_equal(ds_activeops_update(dir, "store1", DS_OP_READ, 1), -EBADMSG);
 	free(text);
-	text = pathf("[{\"pid\":%d,\"starttime\":%" PRId64
+	text = tu_pathf("[{\"pid\":%d,\"starttime\":%" PRId64
 		     ",\"active_operations\":{\"read\":9223372036854775807,\"write\":0}},"
 		     "{\"pid\":%d,\"starttime\":%" PRId64
 		     ",\"active_operations\":{\"read\":1,\"write\":0}}]",
@@ -259,7 +247,7 @@ static void test_dead_entries(void **state)
  * counted while alive, ignored once dead. */
 static void test_concurrent_children(void **state)
 {
-	char *dir = tu_tmpdir(), *file = pathf("%s/store1", dir);
+	char *dir = tu_tmpdir(), *file = tu_pathf("%s/store1", dir);
 	int ready[2], hold[2];
 	pid_t pids[CHILDREN];
 	char b;

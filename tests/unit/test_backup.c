@@ -37,18 +37,6 @@ struct env {
 	struct ds_writer *w;
 };
 
-static char *pathf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static char *pathf(const char *fmt, ...)
-{
-	va_list ap;
-	char *p;
-
-	va_start(ap, fmt);
-	assert_true(vasprintf(&p, fmt, ap) >= 0);
-	va_end(ap);
-	return p;
-}
-
 /* One datastore for the whole suite (65536 directories are not free);
  * every test uses its own group. tmpfs when there is one: much faster. */
 static int setup(void **state)
@@ -261,7 +249,7 @@ static void check_snapshot(struct env *e, const char *snaprel, const struct ds_c
 
 static char *read_text(struct env *e, const char *rel)
 {
-	char *p = pathf("%s/%s", e->base, rel);
+	char *p = tu_pathf("%s/%s", e->base, rel);
 	size_t len;
 	char *t = (char *)tu_read(p, &len);
 
@@ -346,7 +334,7 @@ static void test_refusals_and_unfinished(void **state)
 	assert_int_equal(ds_backup_begin(e->w, "", "vm", "../200", T1, NULL, NULL, &b), -EINVAL);
 	assert_int_equal(ds_backup_begin(e->w, "a//b", "vm", "200", T1, NULL, NULL, &b), -EINVAL);
 	assert_int_equal(ds_backup_begin(e->w, "", "vm", "200", 0, NULL, NULL, &b), -EINVAL);
-	p = pathf("%s/vm/200", e->base);
+	p = tu_pathf("%s/vm/200", e->base);
 	assert_int_equal(stat(p, &st), -1); /* nothing created by a refusal */
 	free(p);
 
@@ -362,7 +350,7 @@ static void test_refusals_and_unfinished(void **state)
 	assert_int_equal(ds_backup_dynamic_begin(b, "r.pxar.didx", 64 * 1024, &aw), 0);
 	assert_int_equal(ds_archive_write(aw, "abc", 3), 0);
 	ds_archive_abort(aw);
-	p = pathf("%s/vm/200/2024-01-01T00:00:00Z", e->base);
+	p = tu_pathf("%s/vm/200/2024-01-01T00:00:00Z", e->base);
 	assert_int_equal(stat(p, &st), 0);
 	assert_false(snapshot_finished(e, "200", "2024-01-01T00:00:00Z"));
 	ds_backup_free(b);

@@ -44,18 +44,6 @@ static struct ds_digest hexd(const char *hex)
 	return d;
 }
 
-static char *pathf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static char *pathf(const char *fmt, ...)
-{
-	va_list ap;
-	char *p;
-
-	va_start(ap, fmt);
-	assert_true(vasprintf(&p, fmt, ap) >= 0);
-	va_end(ap);
-	return p;
-}
-
 static void write_file(const char *path, const void *buf, size_t len)
 {
 	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
@@ -67,7 +55,7 @@ static void write_file(const char *path, const void *buf, size_t len)
 
 static struct ds_crypt *fixture_key(void)
 {
-	char *p = pathf("%s/pbs-store-a.enc-key.json", tu_fixtures());
+	char *p = tu_pathf("%s/pbs-store-a.enc-key.json", tu_fixtures());
 	struct ds_crypt *c;
 	uint8_t *json;
 	size_t len;
@@ -84,11 +72,11 @@ static struct ds_crypt *fixture_key(void)
 static char *mini_store(void)
 {
 	char *base = tu_tmpdir();
-	char *p = pathf("%s/.chunks", base);
+	char *p = tu_pathf("%s/.chunks", base);
 
 	assert_int_equal(mkdir(p, 0750), 0);
 	free(p);
-	p = pathf("%s/.lock", base);
+	p = tu_pathf("%s/.lock", base);
 	write_file(p, "", 0);
 	free(p);
 	return base;
@@ -140,10 +128,10 @@ static void test_create_modes(void **state)
 
 	(void)state;
 	/* Dot-files and lost+found are tolerated in the new store's directory. */
-	p = pathf("%s/.hidden", tmp);
+	p = tu_pathf("%s/.hidden", tmp);
 	write_file(p, "x", 1);
 	free(p);
-	p = pathf("%s/lost+found", tmp);
+	p = tu_pathf("%s/lost+found", tmp);
 	assert_int_equal(mkdir(p, 0700), 0);
 	free(p);
 
@@ -156,10 +144,10 @@ static void test_create_modes(void **state)
 	assert_true(pr.monotonic);
 
 	check_mode(tmp, S_IFDIR, 0755); /* mkdtemp made it 0700 */
-	p = pathf("%s/.chunks", tmp);
+	p = tu_pathf("%s/.chunks", tmp);
 	check_mode(p, S_IFDIR, 0750);
 	free(p);
-	p = pathf("%s/.lock", tmp);
+	p = tu_pathf("%s/.lock", tmp);
 	check_mode(p, S_IFREG, 0644);
 	free(p);
 	for (unsigned i = 0; i < 65536; i++) {
@@ -189,15 +177,15 @@ static void test_create_refuses_nonempty(void **state)
 	struct stat st;
 
 	(void)state;
-	p = pathf("%s/data", tmp);
+	p = tu_pathf("%s/data", tmp);
 	write_file(p, "x", 1);
 	free(p);
 	assert_int_equal(ds_chunkstore_create(tmp, NULL, NULL), -ENOTEMPTY);
-	p = pathf("%s/.chunks", tmp);
+	p = tu_pathf("%s/.chunks", tmp);
 	assert_int_equal(stat(p, &st), -1);
 	free(p);
 	/* A base that does not exist yet is created. */
-	p = pathf("%s/new", tmp);
+	p = tu_pathf("%s/new", tmp);
 	assert_int_equal(ds_chunkstore_create(p, NULL, NULL), 0);
 	check_mode(p, S_IFDIR, 0755);
 	free(p);
@@ -212,7 +200,7 @@ static void test_open_errors(void **state)
 
 	(void)state;
 	assert_int_equal(ds_chunkstore_open(tmp, &cs), -ENOENT);
-	p = pathf("%s/missing", tmp);
+	p = tu_pathf("%s/missing", tmp);
 	assert_int_equal(ds_chunkstore_open(p, &cs), -ENOENT);
 	assert_null(cs);
 	free(p);
@@ -234,7 +222,7 @@ static void test_relpath(void **state)
 
 static void test_load_fixture(void **state)
 {
-	char *base = pathf("%s/pbs-store-a", tu_fixtures()), *p;
+	char *base = tu_pathf("%s/pbs-store-a", tu_fixtures()), *p;
 	struct ds_digest d = hexd(PLAIN_HEX), e = hexd(ENC_HEX), zero = { { 0 } };
 	struct ds_crypt *c = fixture_key();
 	uint8_t *buf = malloc(DS_MAX_CHUNK_SIZE), *raw;
@@ -275,7 +263,7 @@ static void test_load_fixture(void **state)
 			 -ENOENT);
 
 	assert_int_equal(ds_chunkstore_read_raw(cs, &e, &raw, &raw_len), 0);
-	p = pathf("%s/.chunks/fd76/%s", base, ENC_HEX);
+	p = tu_pathf("%s/.chunks/fd76/%s", base, ENC_HEX);
 	assert_int_equal(stat(p, &st), 0);
 	assert_int_equal(raw_len, st.st_size);
 	assert_int_equal(ds_blob_verify_crc(raw, raw_len), 0);
@@ -288,7 +276,7 @@ static void test_load_fixture(void **state)
 	ds_chunkstore_free(cs);
 
 	free(base);
-	base = pathf("%s/pbs-store-a-corrupt", tu_fixtures());
+	base = tu_pathf("%s/pbs-store-a-corrupt", tu_fixtures());
 	d = hexd(CORRUPT_HEX);
 	assert_int_equal(ds_chunkstore_open(base, &cs), 0);
 	assert_int_equal(ds_chunkstore_load(cs, &d, NULL, 4 * DS_MIB, buf, DS_MAX_CHUNK_SIZE, &len),
@@ -310,26 +298,26 @@ static void test_load_bad_files(void **state)
 	int fd;
 
 	(void)state;
-	src = pathf("%s/pbs-store-a/.chunks/7caf/%s", tu_fixtures(), PLAIN_HEX);
+	src = tu_pathf("%s/pbs-store-a/.chunks/7caf/%s", tu_fixtures(), PLAIN_HEX);
 	raw = tu_read(src, &raw_len);
-	p = pathf("%s/.chunks/76cf", base);
+	p = tu_pathf("%s/.chunks/76cf", base);
 	assert_int_equal(mkdir(p, 0750), 0);
 	free(p);
-	p = pathf("%s/.chunks/76cf/%s", base, PLAIN2_HEX);
+	p = tu_pathf("%s/.chunks/76cf/%s", base, PLAIN2_HEX);
 	write_file(p, raw, raw_len); /* valid blob, other digest's name */
 	free(raw);
 	free(p);
-	p = pathf("%s/.chunks/d3d6", base);
+	p = tu_pathf("%s/.chunks/d3d6", base);
 	assert_int_equal(mkdir(p, 0750), 0);
 	free(p);
-	p = pathf("%s/.chunks/d3d6/%s", base, CORRUPT_HEX);
+	p = tu_pathf("%s/.chunks/d3d6/%s", base, CORRUPT_HEX);
 	write_file(p, "", 0);
 	free(p);
 	memset(&big, 0xaa, sizeof(big));
-	p = pathf("%s/.chunks/aaaa", base);
+	p = tu_pathf("%s/.chunks/aaaa", base);
 	assert_int_equal(mkdir(p, 0750), 0);
 	free(p);
-	p = pathf("%s/.chunks/aaaa/aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa", base);
+	p = tu_pathf("%s/.chunks/aaaa/aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa", base);
 	fd = open(p, O_WRONLY | O_CREAT, 0644);
 	assert_true(fd >= 0);
 	assert_int_equal(ftruncate(fd, DS_MAX_CHUNK_SIZE + DS_BLOB_ENC_HEADER_LEN + 1), 0);
@@ -364,7 +352,7 @@ static char *list_names(const char *dir)
 
 		if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
 			continue;
-		n = pathf("%s%s%s", out, *out ? ", " : "", de->d_name);
+		n = tu_pathf("%s%s%s", out, *out ? ", " : "", de->d_name);
 		free(out);
 		out = n;
 	}
@@ -409,13 +397,13 @@ static void test_insert_new_and_touch(void **state)
 	umask(old);
 	assert_false(existed);
 	/* The missing prefix directory was made; the file is exactly raw. */
-	p = pathf("%s/.chunks/%s", base, rel);
+	p = tu_pathf("%s/.chunks/%s", base, rel);
 	check_mode(p, S_IFREG, 0644);
 	got = tu_read(p, &got_len);
 	assert_int_equal(got_len, raw_len);
 	assert_memory_equal(got, raw, raw_len);
 	free(got);
-	dir = pathf("%s/.chunks/%.4s", base, hex);
+	dir = tu_pathf("%s/.chunks/%.4s", base, hex);
 	names = list_names(dir);
 	assert_string_equal(names, hex); /* no temp file left */
 	free(names);
@@ -456,9 +444,9 @@ static void insert_over(struct ds_chunkstore *cs, const char *base, const struct
 	size_t got_len;
 
 	ds_chunk_relpath(d, rel);
-	dir = pathf("%s/.chunks/%.4s", base, rel);
+	dir = tu_pathf("%s/.chunks/%.4s", base, rel);
 	mkdir(dir, 0750);
-	p = pathf("%s/.chunks/%s", base, rel);
+	p = tu_pathf("%s/.chunks/%s", base, rel);
 	write_file(p, existing, existing_len);
 	assert_int_equal(ds_chunkstore_insert(cs, d, raw, raw_len, false, &existed), ret);
 	if (ret == 0)
@@ -598,7 +586,7 @@ static int child_sees_rdlock(const char *path, pid_t parent)
 
 static void test_lock_shared(void **state)
 {
-	char *base = mini_store(), *lock = pathf("%s/.lock", base);
+	char *base = mini_store(), *lock = tu_pathf("%s/.lock", base);
 	struct ds_chunkstore *cs;
 	int ready[2], hold[2];
 	pid_t pid;
@@ -667,17 +655,17 @@ static void test_count_cleanup(void **state)
 	/* Only exact 64-hex names count; only <hex>.tmp_* is cleaned up. */
 	const char *junk[] = { ".tmp_Ab12Cd", ".0.bad", ".using", ".tmp_" };
 	for (size_t i = 0; i < DS_ARRAY_SIZE(junk); i++) {
-		p = pathf("%s/.chunks/%.4s/%s%s", base, hex, hex, junk[i]);
+		p = tu_pathf("%s/.chunks/%.4s/%s%s", base, hex, hex, junk[i]);
 		write_file(p, "junk", 4);
 		free(p);
 	}
-	p = pathf("%s/.chunks/%.4s/%s", base, hex, upper);
+	p = tu_pathf("%s/.chunks/%.4s/%s", base, hex, upper);
 	write_file(p, "junk", 4);
 	free(p);
-	p = pathf("%s/.chunks/%.4s/notahexname.tmp_Ab12Cd", base, hex);
+	p = tu_pathf("%s/.chunks/%.4s/notahexname.tmp_Ab12Cd", base, hex);
 	write_file(p, "junk", 4);
 	free(p);
-	p = pathf("%s/.chunks/%.4s/%.63sg.tmp_Ab12Cd", base, hex, hex);
+	p = tu_pathf("%s/.chunks/%.4s/%.63sg.tmp_Ab12Cd", base, hex, hex);
 	write_file(p, "junk", 4);
 	free(p);
 
@@ -686,10 +674,10 @@ static void test_count_cleanup(void **state)
 	assert_int_equal(bytes, want_bytes);
 	assert_int_equal(ds_chunkstore_cleanup_tmp(cs), 1);
 	assert_int_equal(ds_chunkstore_cleanup_tmp(cs), 0);
-	p = pathf("%s/.chunks/%.4s/%s.tmp_Ab12Cd", base, hex, hex);
+	p = tu_pathf("%s/.chunks/%.4s/%s.tmp_Ab12Cd", base, hex, hex);
 	assert_int_equal(access(p, F_OK), -1);
 	free(p);
-	p = pathf("%s/.chunks/%.4s", base, hex);
+	p = tu_pathf("%s/.chunks/%.4s", base, hex);
 	names = list_names(p);
 	assert_non_null(strstr(names, ".0.bad"));
 	assert_non_null(strstr(names, "notahexname.tmp_Ab12Cd"));

@@ -32,28 +32,16 @@
 #define PLAIN_LEN 3413
 #define NO_SUCH_UUID "0badc0de-0000-4000-8000-00000000dead"
 
-static char *pathf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static char *pathf(const char *fmt, ...)
-{
-	va_list ap;
-	char *p;
-
-	va_start(ap, fmt);
-	assert_true(vasprintf(&p, fmt, ap) >= 0);
-	va_end(ap);
-	return p;
-}
-
 /* A datastore with just .chunks and .lock (no prefix directories). */
 static char *mini_store(void)
 {
 	char *base = tu_tmpdir();
-	char *p = pathf("%s/.chunks", base);
+	char *p = tu_pathf("%s/.chunks", base);
 	int fd;
 
 	assert_int_equal(mkdir(p, 0750), 0);
 	free(p);
-	p = pathf("%s/.lock", base);
+	p = tu_pathf("%s/.lock", base);
 	fd = open(p, O_WRONLY | O_CREAT, 0644);
 	assert_true(fd >= 0);
 	close(fd);
@@ -221,7 +209,7 @@ static void test_configure_result(void **state)
  * release closes every descriptor under the base. */
 static void test_handles_outlive_offline(void **state)
 {
-	char *base = pathf("%s/pbs-store-a", tu_fixtures());
+	char *base = tu_pathf("%s/pbs-store-a", tu_fixtures());
 	struct ds_digest d;
 	struct ds_datastore *ds;
 	struct ds_lookup *lk, *lk2;
@@ -336,7 +324,7 @@ static int try_gc_lock(const char *lock)
 
 static void test_writer_lock(void **state)
 {
-	char *base = mini_store(), *lock = pathf("%s/.lock", base);
+	char *base = mini_store(), *lock = tu_pathf("%s/.lock", base);
 	struct ds_datastore *ds;
 	struct ds_reader *rd;
 	struct ds_writer *w1, *w2;
@@ -471,7 +459,7 @@ static void our_entry(const char *path, json_int_t *ret_read, json_int_t *ret_wr
 static void test_track_operations(void **state)
 {
 	char *base = mini_store(), *ops = tu_tmpdir();
-	char *file = pathf("%s/store1", ops);
+	char *file = tu_pathf("%s/store1", ops);
 	struct ds_datastore *ds;
 	struct ds_reader *rd;
 	struct ds_writer *w;

@@ -23,18 +23,6 @@
 #include "store/util.h"
 #include "testutil.h"
 
-static char *pathf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static char *pathf(const char *fmt, ...)
-{
-	va_list ap;
-	char *p;
-
-	va_start(ap, fmt);
-	assert_true(vasprintf(&p, fmt, ap) >= 0);
-	va_end(ap);
-	return p;
-}
-
 struct fx {
 	char *base;
 	struct ds_datastore *ds;
@@ -57,7 +45,7 @@ static void fx_close(struct fx *f)
 
 static void fx_fixture(struct fx *f)
 {
-	char *base = pathf("%s/pbs-store-a", tu_fixtures());
+	char *base = tu_pathf("%s/pbs-store-a", tu_fixtures());
 
 	fx_open(f, base);
 	free(base);
@@ -69,7 +57,7 @@ static char *joined(const struct ds_strv *sv)
 	char *out = strdup("");
 
 	for (size_t i = 0; i < sv->n; i++) {
-		char *n = pathf("%s%s%s", out, i ? "," : "", sv->v[i]);
+		char *n = tu_pathf("%s%s%s", out, i ? "," : "", sv->v[i]);
 
 		free(out);
 		out = n;
@@ -108,7 +96,7 @@ static void test_fixture_namespaces(void **state)
 
 static json_t *load_expect(void)
 {
-	char *p = pathf("%s/pbs-store-a.expect.json", tu_fixtures());
+	char *p = tu_pathf("%s/pbs-store-a.expect.json", tu_fixtures());
 	json_error_t err;
 	json_t *j = json_load_file(p, 0, &err);
 
@@ -401,7 +389,7 @@ static void test_parse_path(void **state)
 
 static void mk(const char *base, const char *rel, bool dir)
 {
-	char *p = pathf("%s/%s", base, rel);
+	char *p = tu_pathf("%s/%s", base, rel);
 
 	if (dir) {
 		assert_int_equal(mkdir(p, 0755), 0);
@@ -459,7 +447,7 @@ static void test_listing_rules(void **state)
 	assert_int_equal(ds_list_groups(f.lk, "", &groups, &n), 0);
 	assert_int_equal(n, DS_ARRAY_SIZE(want_groups));
 	for (size_t i = 0; i < n; i++) {
-		s = pathf("%s/%s", ds_backup_type_name(groups[i].type), groups[i].id);
+		s = tu_pathf("%s/%s", ds_backup_type_name(groups[i].type), groups[i].id);
 		assert_string_equal(s, want_groups[i]);
 		free(s);
 	}

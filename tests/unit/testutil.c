@@ -1,6 +1,7 @@
 #include "testutil.h"
 
 #include <ftw.h>
+#include <stdarg.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -70,4 +71,20 @@ void tu_sha256_hex(const void *buf, size_t len, char out[65])
 
 	ds_sha256(buf, len, &d);
 	ds_digest_to_hex(&d, out);
+}
+
+char *tu_pathf(const char *fmt, ...)
+{
+	va_list ap;
+	char *p;
+	int n;
+
+	va_start(ap, fmt);
+	n = vasprintf(&p, fmt, ap);
+	va_end(ap);
+	if (n < 0) {
+		fprintf(stderr, "out of memory\n");
+		abort();
+	}
+	return p;
 }

@@ -15,6 +15,9 @@ const char *tu_fixtures(void);
 char *tu_tmpdir(void);
 void tu_rmtree(const char *path);
 
+/* asprintf that aborts the test on failure; caller frees. */
+char *tu_pathf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
 /* Reads a whole file into a malloc'ed buffer (NUL-terminated). Aborts on
  * failure. */
 uint8_t *tu_read(const char *path, size_t *ret_len);
