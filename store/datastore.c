@@ -469,16 +469,38 @@ int ds_lookup_check_io(const struct ds_lookup *lk)
 
 int ds_lookup_open_dir(const struct ds_lookup *lk, const char *relpath)
 {
-	char path[4096];
-	int fd, r;
+	char comp[256];
+	const char *p = relpath;
+	int fd, next, err;
 
 	if (lk->io_err < 0)
 		return lk->io_err;
-	r = ds_path_fmt(path, sizeof(path), "%s%s%s", lk->ds->base, *relpath ? "/" : "", relpath);
-	if (r < 0)
-		return r;
-	fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	return fd < 0 ? -errno : fd;
+	/* The base may be reached through symlinks (configured paths often
+	 * are); below it nothing is followed, one component at a time: the
+	 * datastore is writable by PBS's backup user and dsfs runs as root,
+	 * so a link inside it must not lead outside. */
+	fd = open(lk->ds->base, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	while (*p) {
+		const char *slash = strchr(p, '/');
+		size_t n = slash ? (size_t)(slash - p) : strlen(p);
+
+		if (n == 0 || n >= sizeof(comp) || strncmp(p, ".", n) == 0 || strncmp(p, "..", n) == 0) {
+			close(fd);
+			return n >= sizeof(comp) ? -ENAMETOOLONG : -EINVAL;
+		}
+		memcpy(comp, p, n);
+		comp[n] = '\0';
+		next = openat(fd, comp, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+		err = errno;
+		close(fd);
+		if (next < 0)
+			return -err;
+		fd = next;
+		p += n + (slash ? 1 : 0);
+	}
+	return fd;
 }
 
 int ds_reader_load_chunk(const struct ds_reader *r, const struct ds_digest *d,
@@ -536,4 +558,9 @@ bool ds_writer_sync_each(const struct ds_writer *w)
 int ds_writer_basefd(const struct ds_writer *w)
 {
 	return ds_chunkstore_basefd(w->rd.cs);
+}
+
+const char *ds_lookup_store(const struct ds_lookup *lk)
+{
+	return ds_datastore_name(lk->ds);
 }

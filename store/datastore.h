@@ -106,8 +106,10 @@ struct ds_datastore *ds_lookup_datastore(const struct ds_lookup *lk);
  * refusal errno it was granted under (-ENXIO, -EBUSY, -ENOMEDIUM). */
 int ds_lookup_check_io(const struct ds_lookup *lk);
 /* Opens base/relpath (relpath "" = base) as a directory (O_RDONLY|O_DIRECTORY)
- * after ds_lookup_check_io. The caller closes the descriptor before the call
- * that uses the lookup returns: lookups hold no descriptor. */
+ * after ds_lookup_check_io. No symlink below base is followed (-ELOOP, or
+ * -ENOTDIR), and "." or ".." components are refused (-EINVAL). The caller
+ * closes the descriptor before the call that uses the lookup returns:
+ * lookups hold no descriptor. */
 int ds_lookup_open_dir(const struct ds_lookup *lk, const char *relpath);
 
 /* --- chunk data: readers only --- */
@@ -135,5 +137,7 @@ int ds_writer_put_chunk(const struct ds_writer *w, const uint8_t *data, size_t l
 bool ds_writer_sync_each(const struct ds_writer *w);
 /* Base directory descriptor for writing (borrowed, valid while w is held). */
 int ds_writer_basefd(const struct ds_writer *w);
+/* The datastore name a handle belongs to (lock files, log lines). */
+const char *ds_lookup_store(const struct ds_lookup *lk);
 
 #endif

@@ -1,0 +1,294 @@
+#include "store/locks.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <pwd.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "store/hierarchy.h"
+#include "store/log.h"
+#include "store/util.h"
+
+struct ds_lock {
+	int filefd; /* new scheme lock file, or -1 */
+	int dirfd;  /* old scheme: the locked directory, or -1 */
+};
+
+static const char *lock_root(void)
+{
+	const char *d = getenv("DSFS_LOCK_DIR");
+
+	return d && *d ? d : "/run/proxmox-backup/locks";
+}
+
+/* PBS switches back to directory locks while this file exists. */
+static bool old_locking(void)
+{
+	char path[4200];
+	const char *root = lock_root();
+	const char *slash = strrchr(root, '/');
+
+	/* <lockdir>/../old-locking */
+	if (!slash || ds_path_fmt(path, sizeof(path), "%.*s/old-locking", (int)(slash - root),
+				  root) < 0)
+		return false;
+	return access(path, F_OK) == 0;
+}
+
+int ds_lock_escape(const char *rel, char *out, size_t outlen)
+{
+	char esc[4 * 1100];
+	size_t o = 0;
+
+	if (*rel == '/')
+		rel++;
+	for (const unsigned char *p = (const unsigned char *)rel; *p; p++) {
+		bool plain = (*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
+			     (*p >= '0' && *p <= '9') || *p == '_' ||
+			     (*p == '.' && p != (const unsigned char *)rel);
+
+		if (o + 5 >= sizeof(esc))
+			return -ENAMETOOLONG;
+		if (*p == '/')
+			esc[o++] = '-';
+		else if (plain)
+			esc[o++] = (char)*p;
+		else
+			o += (size_t)snprintf(esc + o, 5, "\\x%02x", *p);
+	}
+	esc[o] = '\0';
+	if (o < 255)
+		return ds_path_fmt(out, outlen, "%s", esc);
+	{
+		struct ds_digest d;
+		char hex[DS_DIGEST_HEX_LEN + 1];
+
+		ds_sha256(rel, strlen(rel), &d);
+		ds_digest_to_hex(&d, hex);
+		return ds_path_fmt(out, outlen, "hashed/%.80s...%s-%s", esc, esc + o - 80, hex);
+	}
+}
+
+/* mkdir -p of path (absolute), owned by backup when created. */
+static int mkdirs(char *path, uid_t uid, gid_t gid)
+{
+	for (char *p = path + 1;; p++) {
+		if (*p != '/' && *p != '\0')
+			continue;
+		char c = *p;
+
+		*p = '\0';
+		if (mkdir(path, 0770) == 0) {
+			if (uid != (uid_t)-1 && chown(path, uid, gid) < 0)
+				ds_warn("%s: cannot chown to backup: %s", path, strerror(errno));
+		} else if (errno != EEXIST) {
+			int r = -errno;
+
+			*p = c;
+			return r;
+		}
+		*p = c;
+		if (c == '\0')
+			return 0;
+	}
+}
+
+/* User backup, looked up once (getpwnam is not thread-safe). */
+static pthread_once_t backup_once = PTHREAD_ONCE_INIT;
+static uid_t backup_uid = (uid_t)-1;
+static gid_t backup_gid = (gid_t)-1;
+
+static void backup_lookup(void)
+{
+	struct passwd pw, *res = NULL;
+	char buf[1024];
+
+	if (getpwnam_r("backup", &pw, buf, sizeof(buf), &res) == 0 && res) {
+		backup_uid = pw.pw_uid;
+		backup_gid = pw.pw_gid;
+	}
+}
+
+/* Opens (creating) the lock file <lockdir>/<store>/<sub> and flocks it.
+ * wait_ms 0: non-blocking. */
+static int lock_file(const char *store, const char *sub, bool exclusive, int wait_ms,
+		     int *ret_fd)
+{
+	char path[4200];
+	uid_t uid;
+	gid_t gid;
+	int fd, r;
+
+	pthread_once(&backup_once, backup_lookup);
+	uid = backup_uid;
+	gid = backup_gid;
+
+	r = ds_path_fmt(path, sizeof(path), "%s/%s/%s", lock_root(), store, sub);
+	if (r < 0)
+		return r;
+	for (int attempt = 0;; attempt++) {
+		struct stat a, b;
+
+		fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0660);
+		if (fd < 0 && errno == ENOENT && attempt == 0) {
+			char *slash = strrchr(path, '/');
+
+			*slash = '\0';
+			r = mkdirs(path, uid, gid);
+			*slash = '/';
+			if (r < 0)
+				return r;
+			continue;
+		}
+		if (fd < 0)
+			return -errno;
+		if (fstat(fd, &a) == 0) {
+			/* PBS's mode and owner, whatever our umask. */
+			if ((a.st_mode & 07777) != 0660)
+				(void)fchmod(fd, 0660);
+			if (uid != (uid_t)-1 && (a.st_uid != uid || a.st_gid != gid) &&
+			    fchown(fd, uid, gid) < 0 && errno != EPERM)
+				ds_warn("%s: cannot chown to backup: %s", path, strerror(errno));
+		}
+		for (int waited = 0;; waited += 10) {
+			if (flock(fd, (exclusive ? LOCK_EX : LOCK_SH) | LOCK_NB) == 0)
+				break;
+			if (errno != EWOULDBLOCK || waited >= wait_ms) {
+				r = errno == EWOULDBLOCK ? -EBUSY : -errno;
+				close(fd);
+				return r;
+			}
+			nanosleep(&(struct timespec){ .tv_nsec = 10 * 1000 * 1000 }, NULL);
+		}
+		/* PBS's lock_helper: the file may have been removed and
+		 * recreated between open and flock. */
+		if (fstat(fd, &a) == 0 && stat(path, &b) == 0 && a.st_ino == b.st_ino &&
+		    a.st_dev == b.st_dev) {
+			*ret_fd = fd;
+			return 0;
+		}
+		close(fd);
+		if (attempt > 8)
+			return -EBUSY;
+	}
+}
+
+/* The namespace directory part of the new scheme: "a:b" for "a/b". */
+static void ns_part(const char *ns, char *out, size_t outlen)
+{
+	snprintf(out, outlen, "%s", ns);
+	for (char *p = out; *p; p++)
+		if (*p == '/')
+			*p = ':';
+}
+
+static int lock_object(int basefd, const char *store, const char *rel, bool want_time,
+		       bool exclusive, struct ds_lock **ret)
+{
+	char ns[257], type[8], id[256], time[DS_TIME_LEN + 1];
+	char obj[600], esc[1200], nsdir[300], sub[1600];
+	struct ds_lock *l;
+	int r;
+
+	if (ds_parse_snapshot_path(rel, want_time, ns, type, id, time) < 0)
+		return -EINVAL;
+	l = malloc(sizeof(*l));
+	if (!l)
+		return -ENOMEM;
+	l->filefd = l->dirfd = -1;
+	if (!old_locking()) {
+		ns_part(ns, nsdir, sizeof(nsdir));
+		if (want_time)
+			r = ds_path_fmt(obj, sizeof(obj), "%s/%s/%s", type, id, time);
+		else
+			r = ds_path_fmt(obj, sizeof(obj), "%s/%s", type, id);
+		if (r == 0)
+			r = ds_lock_escape(obj, esc, sizeof(esc));
+		if (r == 0)
+			r = ds_path_fmt(sub, sizeof(sub), "%s%s%s", nsdir, *nsdir ? "/" : "", esc);
+		if (r == 0)
+			r = lock_file(store, sub, exclusive, 0, &l->filefd);
+		if (r < 0)
+			goto fail;
+	}
+	l->dirfd = openat(basefd, rel, O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
+	if (l->dirfd < 0) {
+		r = errno == ENOTDIR ? -ENOENT : -errno;
+		goto fail;
+	}
+	if (flock(l->dirfd, (exclusive ? LOCK_EX : LOCK_SH) | LOCK_NB) < 0) {
+		r = errno == EWOULDBLOCK ? -EBUSY : -errno;
+		goto fail;
+	}
+	*ret = l;
+	return 0;
+fail:
+	ds_lock_release(l);
+	return r;
+}
+
+int ds_lock_snapshot(int basefd, const char *store, const char *snaprel, bool exclusive,
+		     struct ds_lock **ret)
+{
+	return lock_object(basefd, store, snaprel, true, exclusive, ret);
+}
+
+int ds_lock_group(int basefd, const char *store, const char *grouprel, struct ds_lock **ret)
+{
+	return lock_object(basefd, store, grouprel, false, true, ret);
+}
+
+int ds_lock_manifest(const char *store, const char *snaprel, struct ds_lock **ret)
+{
+	char ns[257], type[8], id[256], time[DS_TIME_LEN + 1];
+	char obj[600], esc[1200], nsdir[1100], sub[1800];
+	struct ds_lock *l;
+	int r;
+
+	if (ds_parse_snapshot_path(snaprel, true, ns, type, id, time) < 0)
+		return -EINVAL;
+	if (old_locking()) {
+		r = ds_ns_relpath(ns, nsdir, sizeof(nsdir));
+		if (r == 0)
+			r = ds_path_fmt(sub, sizeof(sub), "%s%s%s/%s/%s/%s.index.json.lck", nsdir,
+					*nsdir ? "/" : "", type, id, time, time);
+	} else {
+		ns_part(ns, nsdir, sizeof(nsdir));
+		r = ds_path_fmt(obj, sizeof(obj), "%s/%s/%s/.index.json.lck", type, id, time);
+		if (r == 0)
+			r = ds_lock_escape(obj, esc, sizeof(esc));
+		if (r == 0)
+			r = ds_path_fmt(sub, sizeof(sub), "%s%s%s", nsdir, *nsdir ? "/" : "", esc);
+	}
+	if (r < 0)
+		return r;
+	l = malloc(sizeof(*l));
+	if (!l)
+		return -ENOMEM;
+	l->dirfd = -1;
+	r = lock_file(store, sub, true, 5000, &l->filefd);
+	if (r < 0) {
+		free(l);
+		return r;
+	}
+	*ret = l;
+	return 0;
+}
+
+void ds_lock_release(struct ds_lock *l)
+{
+	if (!l)
+		return;
+	if (l->dirfd >= 0)
+		close(l->dirfd);
+	if (l->filefd >= 0)
+		close(l->filefd);
+	free(l);
+}
