@@ -17,6 +17,7 @@
 #include "store/datastore.h"
 #include "store/hierarchy.h"
 #include "store/index.h"
+#include "store/locks.h"
 #include "store/log.h"
 #include "store/manifest.h"
 #include "store/names.h"
@@ -26,9 +27,11 @@ struct ds_backup {
 	const struct ds_crypt *crypt;
 	struct ds_manifest *manifest;
 	char snaprel[2048];
-	int snapfd; /* flock'ed exclusively while the backup runs */
+	int snapfd;
+	struct ds_lock *group_lock, *snap_lock; /* exclusive while the backup runs */
 	bool finished;
-	struct ds_backup_stats stats;
+	bool keep; /* opened with ds_backup_open: never removed by _free */
+	struct ds_backup_stats stats; /* updated atomically (archive writers) */
 };
 
 struct ds_archive_writer {
@@ -43,7 +46,11 @@ struct ds_archive_writer {
 	uint8_t *buf;        /* the chunk being assembled */
 	size_t buf_len, buf_cap;
 	size_t next_chunk;   /* fixed: index of the chunk in buf */
+	ds_archive_chunk_fn chunk_fn; /* dynamic: told of every chunk cut */
+	void *chunk_ctx;
 };
+
+static bool already_added(const struct ds_backup *b, const char *name);
 
 /* mkdirat that accepts an existing directory. */
 static int ensure_dir(int dirfd, const char *rel)
@@ -91,6 +98,25 @@ static int create_owner(int basefd, const char *grouprel, const char *owner)
 	return r;
 }
 
+/* PBS's group lock, then the snapshot's, both exclusive (spec §1.7.2). */
+static int lock_backup(struct ds_backup *b, const char *grouprel)
+{
+	const char *store = ds_lookup_store(ds_writer_lookup(b->w));
+	int basefd = ds_writer_basefd(b->w);
+	int r;
+
+	r = ds_lock_group(basefd, store, grouprel, &b->group_lock);
+	if (r < 0) {
+		if (r == -EBUSY)
+			ds_err("group %s is locked (a backup into it is running)", grouprel);
+		return r;
+	}
+	r = ds_lock_snapshot(basefd, store, b->snaprel, true, &b->snap_lock);
+	if (r == -EBUSY)
+		ds_err("snapshot %s is in use", b->snaprel);
+	return r;
+}
+
 int ds_backup_begin(const struct ds_writer *w, const char *ns, const char *type, const char *id,
 		    int64_t time, const char *owner, const struct ds_crypt *crypt,
 		    struct ds_backup **ret)
@@ -134,11 +160,9 @@ int ds_backup_begin(const struct ds_writer *w, const char *ns, const char *type,
 		unlinkat(basefd, b->snaprel, AT_REMOVEDIR);
 		goto fail;
 	}
-	/* PBS's (pre-3.3.5) snapshot lock: flock on the directory itself. */
-	if (flock(b->snapfd, LOCK_EX | LOCK_NB) < 0) {
-		r = -errno;
+	r = lock_backup(b, grouprel);
+	if (r < 0)
 		goto fail;
-	}
 	*ret = b;
 	return 0;
 fail:
@@ -146,9 +170,110 @@ fail:
 		close(b->snapfd);
 		unlinkat(basefd, b->snaprel, AT_REMOVEDIR);
 	}
+	ds_lock_release(b->snap_lock);
+	ds_lock_release(b->group_lock);
 	ds_manifest_free(b->manifest);
 	free(b);
 	return r;
+}
+
+int ds_snapshot_create(const struct ds_writer *w, const char *ns, const char *type,
+		       const char *id, const char *time, const char *owner)
+{
+	char grouprel[2048], snaprel[2048];
+	int basefd = ds_writer_basefd(w);
+	int r;
+
+	if (!owner)
+		owner = DS_DEFAULT_OWNER;
+	if (ds_name_authid(owner) < 0 || ds_name_snapshot_time(time) < 0)
+		return -EINVAL;
+	if ((r = ds_group_relpath(ns, type, id, grouprel, sizeof(grouprel))) < 0 ||
+	    (r = ds_snapshot_relpath(ns, type, id, time, snaprel, sizeof(snaprel))) < 0 ||
+	    (r = ds_group_create(w, ns, type, id, owner)) < 0)
+		return r;
+	if (mkdirat(basefd, snaprel, 0755) < 0)
+		return -errno;
+	return 0;
+}
+
+int ds_group_create(const struct ds_writer *w, const char *ns, const char *type, const char *id,
+		    const char *owner)
+{
+	char grouprel[2048];
+	int basefd = ds_writer_basefd(w);
+	int r;
+
+	if (!owner)
+		owner = DS_DEFAULT_OWNER;
+	if (ds_name_authid(owner) < 0)
+		return -EINVAL;
+	r = ds_group_relpath(ns, type, id, grouprel, sizeof(grouprel));
+	if (r < 0)
+		return r;
+	r = ensure_path(basefd, grouprel);
+	if (r < 0)
+		return r;
+	return create_owner(basefd, grouprel, owner);
+}
+
+int ds_backup_open(const struct ds_writer *w, const char *snaprel, const struct ds_crypt *crypt,
+		   struct ds_backup **ret)
+{
+	char ns[257], type[8], id[256], time[DS_TIME_LEN + 1], grouprel[2048];
+	struct ds_backup *b;
+	int64_t epoch;
+	int r;
+
+	if (ds_parse_snapshot_path(snaprel, true, ns, type, id, time) < 0 ||
+	    ds_time_parse(time, &epoch) < 0 ||
+	    ds_group_relpath(ns, type, id, grouprel, sizeof(grouprel)) < 0)
+		return -EINVAL;
+	b = calloc(1, sizeof(*b));
+	if (!b)
+		return -ENOMEM;
+	b->w = w;
+	b->crypt = crypt;
+	b->keep = true;
+	snprintf(b->snaprel, sizeof(b->snaprel), "%s", snaprel);
+	b->snapfd = openat(ds_writer_basefd(w), snaprel, O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
+	if (b->snapfd < 0) {
+		r = errno == ENOTDIR ? -ENOENT : -errno;
+		goto fail;
+	}
+	r = lock_backup(b, grouprel);
+	if (r < 0)
+		goto fail;
+	r = ds_manifest_load(b->snapfd, &b->manifest);
+	if (r == -ENOENT)
+		r = ds_manifest_new(type, id, epoch, &b->manifest);
+	if (r < 0)
+		goto fail;
+	b->finished = ds_backup_has_manifest(b);
+	*ret = b;
+	return 0;
+fail:
+	ds_backup_free(b);
+	return r;
+}
+
+bool ds_backup_has_manifest(const struct ds_backup *b)
+{
+	struct stat st;
+
+	return fstatat(b->snapfd, DS_MANIFEST_NAME, &st, 0) == 0;
+}
+
+bool ds_backup_has_file(const struct ds_backup *b, const char *name)
+{
+	struct stat st;
+
+	return already_added(b, name) || fstatat(b->snapfd, name, &st, AT_SYMLINK_NOFOLLOW) == 0;
+}
+
+int ds_backup_set_notes(struct ds_backup *b, const char *notes)
+{
+	return ds_manifest_set_notes(b->manifest, notes);
 }
 
 static enum ds_crypt_mode crypt_mode(const struct ds_backup *b)
@@ -285,11 +410,11 @@ static int put_chunk(struct ds_archive_writer *aw, const uint8_t *data, size_t l
 	r = ds_writer_put_chunk(b->w, data, len, b->crypt, ret, &existed);
 	if (r < 0)
 		return r;
-	b->stats.chunks++;
-	b->stats.bytes += len;
+	__atomic_add_fetch(&b->stats.chunks, 1, __ATOMIC_RELAXED);
+	__atomic_add_fetch(&b->stats.bytes, len, __ATOMIC_RELAXED);
 	if (!existed) {
-		b->stats.new_chunks++;
-		b->stats.new_bytes += chunk_file_size(b, ret);
+		__atomic_add_fetch(&b->stats.new_chunks, 1, __ATOMIC_RELAXED);
+		__atomic_add_fetch(&b->stats.new_bytes, chunk_file_size(b, ret), __ATOMIC_RELAXED);
 	}
 	return 0;
 }
@@ -305,10 +430,13 @@ static int flush_chunk(struct ds_archive_writer *aw)
 	r = put_chunk(aw, aw->buf, aw->buf_len, &d);
 	if (r < 0)
 		return r;
-	if (aw->fixed)
+	if (aw->fixed) {
 		r = ds_fidx_writer_set(aw->fidx, aw->next_chunk++, &d);
-	else
+	} else {
 		r = ds_didx_writer_append(aw->didx, aw->offset, &d);
+		if (r == 0 && aw->chunk_fn)
+			aw->chunk_fn(aw->chunk_ctx, aw->offset, &d);
+	}
 	aw->buf_len = 0;
 	return r;
 }
@@ -351,7 +479,7 @@ int ds_archive_write(struct ds_archive_writer *aw, const void *data, size_t len)
 }
 
 int ds_archive_put_fixed_chunk(struct ds_archive_writer *aw, size_t i, const uint8_t *data,
-			       size_t len)
+			       size_t len, struct ds_digest *ret_digest)
 {
 	struct ds_digest d;
 	int r;
@@ -361,7 +489,23 @@ int ds_archive_put_fixed_chunk(struct ds_archive_writer *aw, size_t i, const uin
 	r = put_chunk(aw, data, len, &d);
 	if (r < 0)
 		return r;
-	return ds_fidx_writer_set(aw->fidx, i, &d);
+	r = ds_fidx_writer_set(aw->fidx, i, &d);
+	if (r == 0 && ret_digest)
+		*ret_digest = d;
+	return r;
+}
+
+void ds_archive_set_chunk_fn(struct ds_archive_writer *aw, ds_archive_chunk_fn fn, void *ctx)
+{
+	aw->chunk_fn = fn;
+	aw->chunk_ctx = ctx;
+}
+
+void ds_archive_pending(const struct ds_archive_writer *aw, const uint8_t **ret_data,
+			size_t *ret_len)
+{
+	*ret_data = aw->buf;
+	*ret_len = aw->buf_len;
 }
 
 int ds_archive_finish(struct ds_archive_writer *aw, uint64_t final_size)
@@ -398,6 +542,21 @@ void ds_archive_abort(struct ds_archive_writer *aw)
 	free(aw);
 }
 
+/* Writes m under PBS's manifest lock. */
+static int store_manifest(const struct ds_writer *w, const char *snaprel, int snapfd,
+			  const struct ds_manifest *m)
+{
+	struct ds_lock *l;
+	int r;
+
+	r = ds_lock_manifest(ds_lookup_store(ds_writer_lookup(w)), snaprel, &l);
+	if (r < 0)
+		return r;
+	r = ds_manifest_store(snapfd, m);
+	ds_lock_release(l);
+	return r;
+}
+
 int ds_backup_finish(struct ds_backup *b)
 {
 	int r;
@@ -407,7 +566,7 @@ int ds_backup_finish(struct ds_backup *b)
 		if (r < 0)
 			return r;
 	}
-	r = ds_manifest_store(b->snapfd, b->manifest);
+	r = store_manifest(b->w, b->snaprel, b->snapfd, b->manifest);
 	if (r < 0)
 		return r;
 	b->finished = true;
@@ -420,7 +579,10 @@ int ds_backup_finish(struct ds_backup *b)
 
 void ds_backup_stats(const struct ds_backup *b, struct ds_backup_stats *ret)
 {
-	*ret = b->stats;
+	ret->chunks = __atomic_load_n(&b->stats.chunks, __ATOMIC_RELAXED);
+	ret->bytes = __atomic_load_n(&b->stats.bytes, __ATOMIC_RELAXED);
+	ret->new_chunks = __atomic_load_n(&b->stats.new_chunks, __ATOMIC_RELAXED);
+	ret->new_bytes = __atomic_load_n(&b->stats.new_bytes, __ATOMIC_RELAXED);
 }
 
 /* Removes the files of an unfinished snapshot, then the directory. */
@@ -447,10 +609,12 @@ void ds_backup_free(struct ds_backup *b)
 {
 	if (!b)
 		return;
-	if (!b->finished && b->snapfd >= 0)
+	if (!b->finished && !b->keep && b->snapfd >= 0)
 		remove_snapshot(b);
 	if (b->snapfd >= 0)
 		close(b->snapfd);
+	ds_lock_release(b->snap_lock);
+	ds_lock_release(b->group_lock);
 	ds_manifest_free(b->manifest);
 	free(b);
 }
@@ -470,22 +634,22 @@ static int open_snapshot_for_write(const struct ds_writer *w, const char *snapre
 int ds_snapshot_set_notes(const struct ds_writer *w, const char *snaprel, const char *notes)
 {
 	struct ds_manifest *m = NULL;
+	struct ds_lock *l;
 	int fd, r;
 
 	fd = open_snapshot_for_write(w, snaprel);
 	if (fd < 0)
 		return fd;
-	/* PBS's manifest read-modify-write runs under an exclusive lock. */
-	if (flock(fd, LOCK_EX) < 0) {
-		r = -errno;
-		goto out;
-	}
-	r = ds_manifest_load(fd, &m);
+	/* PBS's manifest read-modify-write runs under the manifest lock. */
+	r = ds_lock_manifest(ds_lookup_store(ds_writer_lookup(w)), snaprel, &l);
 	if (r < 0)
 		goto out;
-	r = ds_manifest_set_notes(m, notes);
+	r = ds_manifest_load(fd, &m);
+	if (r == 0)
+		r = ds_manifest_set_notes(m, notes);
 	if (r == 0)
 		r = ds_manifest_store(fd, m);
+	ds_lock_release(l);
 out:
 	ds_manifest_free(m);
 	close(fd);
@@ -513,4 +677,279 @@ int ds_snapshot_set_protected(const struct ds_writer *w, const char *snaprel, bo
 		r = -errno;
 	close(fd);
 	return r;
+}
+
+/* Temporary files a writer leaves when it dies: index temp names and
+ * atomic-replace temp names (spec §1.8). */
+static bool is_tmp_name(const char *name)
+{
+	const char *dot = strrchr(name, '.');
+
+	if (!dot)
+		return false;
+	if (strcmp(dot, ".tmp_fidx") == 0 || strcmp(dot, ".tmp_didx") == 0)
+		return true;
+	return strncmp(dot, ".tmp_", 5) == 0 && strlen(dot) == 11;
+}
+
+/* Unlinks the regular files of directory fd that match keep == false. */
+static int unlink_files(int fd, bool (*match)(const char *name), unsigned *ret_n)
+{
+	int dfd = dup(fd);
+	DIR *d = dfd >= 0 ? fdopendir(dfd) : NULL;
+	struct dirent *de;
+	int r = 0;
+
+	if (!d) {
+		r = -errno;
+		if (dfd >= 0)
+			close(dfd);
+		return r;
+	}
+	rewinddir(d); /* the dup shares fd's offset: an earlier walk left it at the end */
+	while ((de = readdir(d))) {
+		if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
+			continue;
+		if (match && !match(de->d_name))
+			continue;
+		if (unlinkat(fd, de->d_name, 0) < 0) {
+			if (errno == EISDIR || errno == EPERM) /* not ours to remove */
+				continue;
+			r = -errno;
+			break;
+		}
+		if (ret_n)
+			(*ret_n)++;
+	}
+	closedir(d);
+	return r;
+}
+
+int ds_snapshot_forget(const struct ds_writer *w, const char *snaprel)
+{
+	const char *store = ds_lookup_store(ds_writer_lookup(w));
+	struct ds_lock *l = NULL;
+	struct stat st;
+	int fd, r;
+
+	fd = open_snapshot_for_write(w, snaprel);
+	if (fd < 0)
+		return fd;
+	if (fstatat(fd, ".protected", &st, 0) == 0) {
+		ds_err("snapshot %s is protected, not removed", snaprel);
+		r = -EPERM;
+		goto out;
+	}
+	r = ds_lock_snapshot(ds_writer_basefd(w), store, snaprel, true, &l);
+	if (r < 0) {
+		if (r == -EBUSY)
+			ds_err("snapshot %s is in use, not removed", snaprel);
+		goto out;
+	}
+	/* The manifest first: from then on a crash leaves an unfinished
+	 * snapshot, never a finished one with files missing. */
+	if (unlinkat(fd, DS_MANIFEST_NAME, 0) < 0 && errno != ENOENT) {
+		r = -errno;
+		goto out;
+	}
+	if (fsync(fd) < 0) {
+		r = -errno;
+		goto out;
+	}
+	r = unlink_files(fd, NULL, NULL);
+	if (r == 0 && unlinkat(ds_writer_basefd(w), snaprel, AT_REMOVEDIR) < 0)
+		r = -errno;
+	if (r == 0)
+		ds_info("snapshot %s/%s forgotten", store, snaprel);
+out:
+	ds_lock_release(l);
+	close(fd);
+	return r;
+}
+
+/* Whether directory fd holds a subdirectory (a snapshot, namespace, …). */
+static int has_subdir(int fd)
+{
+	int dfd = dup(fd);
+	DIR *d = dfd >= 0 ? fdopendir(dfd) : NULL;
+	struct dirent *de;
+	int r = 0;
+
+	if (!d) {
+		r = -errno;
+		if (dfd >= 0)
+			close(dfd);
+		return r;
+	}
+	rewinddir(d); /* the dup shares fd's offset: an earlier walk left it at the end */
+	while ((de = readdir(d)) && r == 0) {
+		struct stat st;
+
+		if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
+			continue;
+		if (fstatat(fd, de->d_name, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISDIR(st.st_mode))
+			r = 1;
+	}
+	closedir(d);
+	return r;
+}
+
+static bool is_group_file(const char *name)
+{
+	return strcmp(name, "owner") == 0 || strcmp(name, "notes") == 0;
+}
+
+int ds_group_remove(const struct ds_writer *w, const char *ns, const char *type, const char *id)
+{
+	char grouprel[2048];
+	struct ds_lock *l = NULL;
+	int basefd = ds_writer_basefd(w), fd, r;
+
+	r = ds_group_relpath(ns, type, id, grouprel, sizeof(grouprel));
+	if (r < 0)
+		return r;
+	fd = openat(basefd, grouprel, O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
+	if (fd < 0)
+		return errno == ENOTDIR ? -ENOENT : -errno;
+	r = ds_lock_group(basefd, ds_lookup_store(ds_writer_lookup(w)), grouprel, &l);
+	if (r == 0)
+		r = has_subdir(fd);
+	if (r == 1)
+		r = -ENOTEMPTY;
+	if (r == 0)
+		r = unlink_files(fd, is_group_file, NULL);
+	if (r == 0 && unlinkat(basefd, grouprel, AT_REMOVEDIR) < 0)
+		r = -errno;
+	ds_lock_release(l);
+	close(fd);
+	return r;
+}
+
+/* rmdir of dir below fd if it is an empty directory; missing is fine. */
+static int remove_empty(int fd, const char *dir)
+{
+	if (unlinkat(fd, dir, AT_REMOVEDIR) < 0 && errno != ENOENT)
+		return -errno;
+	return 0;
+}
+
+int ds_ns_remove(const struct ds_writer *w, const char *ns)
+{
+	char rel[1100];
+	int basefd = ds_writer_basefd(w), fd, r;
+
+	if (!*ns)
+		return -EINVAL; /* the root namespace is the datastore */
+	r = ds_ns_relpath(ns, rel, sizeof(rel));
+	if (r < 0)
+		return r;
+	fd = openat(basefd, rel, O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
+	if (fd < 0)
+		return errno == ENOTDIR ? -ENOENT : -errno;
+	/* Empty type directories and an empty ns/ go with it (PBS creates
+	 * them on demand); anything with content keeps it (ENOTEMPTY). */
+	r = 0;
+	for (int t = 0; t < 3 && r == 0; t++)
+		r = remove_empty(fd, ds_backup_type_name((enum ds_backup_type)t));
+	if (r == 0)
+		r = remove_empty(fd, "ns");
+	close(fd);
+	if (r == 0 && unlinkat(basefd, rel, AT_REMOVEDIR) < 0)
+		r = -errno;
+	return r;
+}
+
+int ds_snapshot_cleanup(const struct ds_writer *w, const char *snaprel)
+{
+	struct ds_lock *l = NULL;
+	unsigned n = 0;
+	int fd, r;
+
+	fd = open_snapshot_for_write(w, snaprel);
+	if (fd < 0)
+		return fd;
+	/* A locked snapshot has a live writer: its temp files are in use. */
+	r = ds_lock_snapshot(ds_writer_basefd(w), ds_lookup_store(ds_writer_lookup(w)), snaprel,
+			     true, &l);
+	if (r == 0)
+		r = unlink_files(fd, is_tmp_name, &n);
+	ds_lock_release(l);
+	close(fd);
+	if (r == 0 && n > 0)
+		ds_warn("%s: removed %u temporary file%s of an interrupted writer", snaprel, n,
+			n == 1 ? "" : "s");
+	return r < 0 ? r : (int)n;
+}
+
+/* Whether snapshot directory fd holds a temp file (no lock needed to look). */
+static bool has_tmp_file(int fd)
+{
+	int dfd = dup(fd);
+	DIR *d = dfd >= 0 ? fdopendir(dfd) : NULL;
+	struct dirent *de;
+	bool found = false;
+
+	if (!d) {
+		if (dfd >= 0)
+			close(dfd);
+		return false;
+	}
+	rewinddir(d);
+	while (!found && (de = readdir(d)))
+		found = is_tmp_name(de->d_name);
+	closedir(d);
+	return found;
+}
+
+static int cleanup_ns(const struct ds_writer *w, const char *ns, unsigned depth)
+{
+	const struct ds_lookup *lk = ds_writer_lookup(w);
+	struct ds_group *groups = NULL;
+	struct ds_strv children = { 0 };
+	size_t ngroups = 0;
+	int total = 0, r;
+
+	r = ds_list_groups(lk, ns, &groups, &ngroups);
+	if (r < 0)
+		return r;
+	for (size_t g = 0; g < ngroups; g++) {
+		const char *type = ds_backup_type_name(groups[g].type);
+		struct ds_snapshot *snaps = NULL;
+		size_t nsnaps = 0;
+
+		if (ds_list_snapshots(lk, ns, type, groups[g].id, &snaps, &nsnaps) < 0)
+			continue;
+		for (size_t i = 0; i < nsnaps; i++) {
+			char rel[2048];
+			int fd;
+
+			if (ds_snapshot_relpath(ns, type, groups[g].id, snaps[i].time, rel,
+						sizeof(rel)) < 0 ||
+			    (fd = open_snapshot_for_write(w, rel)) < 0)
+				continue;
+			if (has_tmp_file(fd) && (r = ds_snapshot_cleanup(w, rel)) > 0)
+				total += r;
+			close(fd);
+		}
+		free(snaps);
+	}
+	ds_groups_free(groups, ngroups);
+	if (depth >= DS_MAX_NAMESPACE_DEPTH || ds_list_namespaces(lk, ns, &children) < 0)
+		return total;
+	for (size_t i = 0; i < children.n; i++) {
+		char sub[300];
+
+		if (ds_path_fmt(sub, sizeof(sub), "%s%s%s", ns, *ns ? "/" : "", children.v[i]) < 0)
+			continue;
+		r = cleanup_ns(w, sub, depth + 1);
+		if (r > 0)
+			total += r;
+	}
+	ds_strv_free(&children);
+	return total;
+}
+
+int ds_datastore_cleanup(const struct ds_writer *w)
+{
+	return cleanup_ns(w, "", 0);
 }

@@ -50,6 +50,28 @@ int ds_backup_begin(const struct ds_writer *w, const char *ns, const char *type,
 		    int64_t time, const char *owner, const struct ds_crypt *crypt,
 		    struct ds_backup **ret);
 
+/* Creates group ns/type/id if needed (with its owner file; owner NULL:
+ * root@pam) — like mkdir -p. Errors -EINVAL bad names, -errno. */
+int ds_group_create(const struct ds_writer *w, const char *ns, const char *type, const char *id,
+		    const char *owner);
+/* Creates the (empty, unfinished) snapshot directory ns/type/id/time, and its
+ * group as ds_group_create does. -EEXIST when it exists. */
+int ds_snapshot_create(const struct ds_writer *w, const char *ns, const char *type,
+		       const char *id, const char *time, const char *owner);
+/* Opens an existing snapshot (snaprel as from ds_snapshot_relpath) for
+ * adding archives: takes the group and snapshot locks exclusively (-EBUSY
+ * when held elsewhere) and loads its manifest, if it has one. Each
+ * ds_backup_finish then rewrites the manifest with what was added. Unlike
+ * ds_backup_begin, _free never removes the snapshot. */
+int ds_backup_open(const struct ds_writer *w, const char *snaprel, const struct ds_crypt *crypt,
+		   struct ds_backup **ret);
+/* Whether the snapshot has a manifest (counts as finished). */
+bool ds_backup_has_manifest(const struct ds_backup *b);
+/* Whether name is an archive of the snapshot (in the manifest or on disk). */
+bool ds_backup_has_file(const struct ds_backup *b, const char *name);
+/* Sets the manifest's notes; written by the next ds_backup_finish. */
+int ds_backup_set_notes(struct ds_backup *b, const char *notes);
+
 /* Adds a blob archive (name must end in .blob) with data as content.
  * Errors: -EINVAL bad name or a name already added, -EFBIG > 128 MiB, -errno. */
 int ds_backup_add_blob(struct ds_backup *b, const char *name, const uint8_t *data, size_t len);
@@ -65,9 +87,19 @@ int ds_backup_dynamic_begin(struct ds_backup *b, const char *name, size_t avg,
 /* Appends data to the archive stream. Returns 0 or -errno. */
 int ds_archive_write(struct ds_archive_writer *aw, const void *data, size_t len);
 /* Fixed archives only: sets chunk i (len = chunk_size, or less for the last
- * one) directly, for writers that fill an image out of order. */
+ * one) directly, for writers that fill an image out of order; a chunk may be
+ * set again (the last one counts). The digest goes to *ret_digest (may be
+ * NULL). */
 int ds_archive_put_fixed_chunk(struct ds_archive_writer *aw, size_t i, const uint8_t *data,
-			       size_t len);
+			       size_t len, struct ds_digest *ret_digest);
+/* Dynamic archives: fn(ctx, end, digest) is called for every chunk cut, end
+ * being its end offset in the stream. */
+typedef void (*ds_archive_chunk_fn)(void *ctx, uint64_t end, const struct ds_digest *d);
+void ds_archive_set_chunk_fn(struct ds_archive_writer *aw, ds_archive_chunk_fn fn, void *ctx);
+/* The stream bytes written but not yet cut into a chunk (valid until the
+ * next call on aw). */
+void ds_archive_pending(const struct ds_archive_writer *aw, const uint8_t **ret_data,
+			size_t *ret_len);
 /* Flushes the last chunk, commits the index and records it for the manifest.
  * For fixed archives with out-of-order chunks, final_size gives the image
  * size (0 = bytes written). Frees aw in all cases. Returns 0 or -errno. */
@@ -90,5 +122,23 @@ void ds_backup_free(struct ds_backup *b);
  * (-EINVAL otherwise); -ENOENT when the snapshot does not exist. */
 int ds_snapshot_set_notes(const struct ds_writer *w, const char *snaprel, const char *notes);
 int ds_snapshot_set_protected(const struct ds_writer *w, const char *snaprel, bool protect);
+
+/* Forgets a snapshot as PBS does: -EPERM when protected, -EBUSY when its
+ * lock is held (a reader or writer); the manifest goes first, so an
+ * interrupted forget leaves an unfinished snapshot, never a damaged one. */
+int ds_snapshot_forget(const struct ds_writer *w, const char *snaprel);
+/* Removes a group that holds no snapshot (its owner and notes files with
+ * it): -ENOTEMPTY otherwise, -EBUSY when locked. */
+int ds_group_remove(const struct ds_writer *w, const char *ns, const char *type, const char *id);
+/* Removes an empty namespace (empty type and ns/ directories go with it),
+ * -ENOTEMPTY otherwise. ns must not be the root. */
+int ds_ns_remove(const struct ds_writer *w, const char *ns);
+/* Removes the temp files (*.tmp_fidx, *.tmp_didx, *.tmp_XXXXXX) an
+ * interrupted writer left in snapshot snaprel, if no one holds its lock.
+ * Returns the number removed, -EBUSY, or -errno. */
+int ds_snapshot_cleanup(const struct ds_writer *w, const char *snaprel);
+/* ds_snapshot_cleanup over every snapshot of the datastore that holds a temp
+ * file. Returns the number of files removed or -errno. */
+int ds_datastore_cleanup(const struct ds_writer *w);
 
 #endif

@@ -339,10 +339,12 @@ int ds_chunkstore_insert(struct ds_chunkstore *cs, const struct ds_digest *d,
 {
 	char rel[DS_CHUNK_RELPATH_LEN];
 	struct stat st;
+	bool replace = false;
 	int r;
 
 	ds_chunk_relpath(d, rel);
 	if (fstatat(cs->chunksfd, rel, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISREG(st.st_mode)) {
+		replace = true;
 		r = existing_policy(cs, rel, &st, raw, len);
 		if (r < 0)
 			return r;
@@ -355,7 +357,17 @@ int ds_chunkstore_insert(struct ds_chunkstore *cs, const struct ds_digest *d,
 			return r;
 		}
 	}
-	r = ds_replace_file_at(cs->chunksfd, rel, raw, len, 0644, do_fsync);
+	/* A new chunk is created without a named temp file (none is left
+	 * behind by a crash); an empty or short one is replaced. */
+	r = replace ? ds_replace_file_at(cs->chunksfd, rel, raw, len, 0644, do_fsync)
+		    : ds_create_file_at(cs->chunksfd, rel, raw, len, 0644, do_fsync);
+	if (r == -EEXIST && !replace) {
+		/* Another writer inserted it meanwhile: the same chunk. */
+		r = touch_atime(cs->chunksfd, rel);
+		if (r == 0 && ret_existed)
+			*ret_existed = true;
+		return r;
+	}
 	if (r == -ENOENT) {
 		/* Prefix directory missing (stores copied without empty dirs). */
 		char prefix[5];
@@ -364,7 +376,8 @@ int ds_chunkstore_insert(struct ds_chunkstore *cs, const struct ds_digest *d,
 		prefix[4] = '\0';
 		if (mkdirat(cs->chunksfd, prefix, 0750) < 0 && errno != EEXIST)
 			return -errno;
-		r = ds_replace_file_at(cs->chunksfd, rel, raw, len, 0644, do_fsync);
+		r = replace ? ds_replace_file_at(cs->chunksfd, rel, raw, len, 0644, do_fsync)
+			    : ds_create_file_at(cs->chunksfd, rel, raw, len, 0644, do_fsync);
 	}
 	if (r < 0) {
 		ds_err("chunk %s: cannot write: %s", rel + 5, strerror(-r));

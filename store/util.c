@@ -139,7 +139,8 @@ uint32_t ds_crc32(const void *data, size_t len)
 
 int ds_open_regular_at(int dirfd, const char *path, struct stat *ret_st)
 {
-	int fd = openat(dirfd, path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+	int fd = openat(dirfd, path,
+			O_RDONLY | O_CLOEXEC | O_NOCTTY | (dirfd == AT_FDCWD ? 0 : O_NOFOLLOW));
 	int r;
 
 	if (fd < 0)
@@ -364,6 +365,61 @@ fail:
 		close(fd);
 	unlinkat(dirfd, tmp, 0);
 	return r;
+}
+
+/* Links the unnamed file fd (O_TMPFILE) as name, never replacing. */
+static int link_tmpfile(int fd, int dirfd, const char *name)
+{
+	char proc[64];
+
+	if (linkat(fd, "", dirfd, name, AT_EMPTY_PATH) == 0)
+		return 0;
+	if (errno != ENOENT && errno != EPERM)
+		return -errno;
+	/* Without CAP_DAC_READ_SEARCH: through /proc. */
+	snprintf(proc, sizeof(proc), "/proc/self/fd/%d", fd);
+	return linkat(AT_FDCWD, proc, dirfd, name, AT_SYMLINK_FOLLOW) < 0 ? -errno : 0;
+}
+
+int ds_create_file_at(int dirfd, const char *name, const void *buf, size_t len, mode_t mode,
+		      bool do_fsync)
+{
+	const char *slash = strrchr(name, '/');
+	char dir[4096];
+	int fd, r;
+
+	if (ds_path_fmt(dir, sizeof(dir), "%.*s", slash ? (int)(slash - name) : 1,
+			slash ? name : ".") < 0)
+		return -ENAMETOOLONG;
+	fd = openat(dirfd, dir, O_TMPFILE | O_WRONLY | O_CLOEXEC, mode);
+	if (fd < 0) {
+		char tmp[4096];
+
+		if (errno != EOPNOTSUPP && errno != EISDIR && errno != EINVAL)
+			return -errno;
+		/* No O_TMPFILE here: a named temp file, renamed without
+		 * replacing. */
+		fd = open_tmp_at(dirfd, name, tmp, sizeof(tmp));
+		if (fd < 0)
+			return fd;
+		r = fchmod(fd, mode) < 0 ? -errno : ds_write_all(fd, buf, len);
+		if (r == 0 && do_fsync && fsync(fd) < 0)
+			r = -errno;
+		if (close(fd) < 0 && r == 0)
+			r = -errno;
+		if (r == 0 && renameat2(dirfd, tmp, dirfd, name, RENAME_NOREPLACE) < 0)
+			r = -errno;
+		if (r < 0)
+			unlinkat(dirfd, tmp, 0);
+		return r < 0 ? r : (do_fsync ? ds_fsync_parent_at(dirfd, name) : 0);
+	}
+	r = fchmod(fd, mode) < 0 ? -errno : ds_write_all(fd, buf, len);
+	if (r == 0 && do_fsync && fsync(fd) < 0)
+		r = -errno;
+	if (r == 0)
+		r = link_tmpfile(fd, dirfd, name);
+	close(fd);
+	return r < 0 ? r : (do_fsync ? ds_fsync_parent_at(dirfd, name) : 0);
 }
 
 int ds_time_format(int64_t epoch, char out[DS_TIME_LEN + 1])

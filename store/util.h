@@ -89,9 +89,13 @@ void ds_sha256_free(struct ds_sha256 *h);                         /* accepts NUL
 uint32_t ds_crc32(const void *data, size_t len);
 
 /* Opens path (relative to dirfd, or AT_FDCWD) read-only and checks that it
- * is a regular file; *ret_st gets its stat. Returns the descriptor (caller
- * closes) or -errno: -EISDIR for a directory, -EINVAL for anything else
- * that is not a regular file. */
+ * is a regular file; *ret_st gets its stat. Relative to a directory
+ * descriptor (a file inside a datastore) a symlink as the last component is
+ * refused with -ELOOP: datastores are writable by PBS's backup user and
+ * dsfs runs as root, so a link must not make it read a host file. With
+ * AT_FDCWD (a path a user gave) links are followed. Returns the descriptor
+ * (caller closes) or -errno: -EISDIR for a directory, -EINVAL for anything
+ * else that is not a regular file. */
 struct stat;
 int ds_open_regular_at(int dirfd, const char *path, struct stat *ret_st);
 
@@ -111,6 +115,14 @@ int ds_pwrite_all(int fd, const void *buf, size_t len, off_t off);
  * temp file is unlinked and the target is untouched. Returns 0 or -errno. */
 int ds_replace_file_at(int dirfd, const char *name, const void *buf, size_t len,
 		       mode_t mode, bool do_fsync);
+
+/* Creates name (relative to dirfd, which must not exist) with content buf,
+ * never visible half-written and never leaving a temp file behind after a
+ * crash: the data goes to an unnamed O_TMPFILE that is linked as name
+ * (a named temp file renamed with RENAME_NOREPLACE where the filesystem has
+ * no O_TMPFILE). Returns 0, -EEXIST when name exists, or -errno. */
+int ds_create_file_at(int dirfd, const char *name, const void *buf, size_t len, mode_t mode,
+		      bool do_fsync);
 
 /* fsync the directory that holds name (relative to dirfd). 0 or -errno. */
 int ds_fsync_parent_at(int dirfd, const char *name);

@@ -131,15 +131,15 @@ static void write_archives(struct ds_backup *b, const struct input *in)
 		size_t i = order[k], off = i * CS;
 		size_t n = in->efi_len - off < CS ? in->efi_len - off : CS;
 
-		assert_int_equal(ds_archive_put_fixed_chunk(aw, i, in->efi + off, n), 0);
+		assert_int_equal(ds_archive_put_fixed_chunk(aw, i, in->efi + off, n, NULL), 0);
 	}
-	assert_int_equal(ds_archive_put_fixed_chunk(aw, 0, in->efi, CS + 1), -EINVAL);
+	assert_int_equal(ds_archive_put_fixed_chunk(aw, 0, in->efi, CS + 1, NULL), -EINVAL);
 	assert_int_equal(ds_archive_finish(aw, in->efi_len), 0);
 
 	/* Dynamic archive through the chunker; two archives open at once. */
 	assert_int_equal(ds_backup_dynamic_begin(b, "root.pxar.didx", 64 * 1024, &aw), 0);
 	assert_int_equal(ds_backup_dynamic_begin(b, "catalog.pcat1.didx", 64 * 1024, &aw2), 0);
-	assert_int_equal(ds_archive_put_fixed_chunk(aw, 0, in->conf, in->conf_len), -EINVAL);
+	assert_int_equal(ds_archive_put_fixed_chunk(aw, 0, in->conf, in->conf_len, NULL), -EINVAL);
 	for (size_t off = 0; off < in->stream_len; off += 7777) {
 		size_t n = in->stream_len - off < 7777 ? in->stream_len - off : 7777;
 
@@ -369,6 +369,86 @@ static void test_refusals_and_unfinished(void **state)
 	assert_true(snapshot_finished(e, "200", "2024-01-01T00:00:00Z"));
 }
 
+/* mkdir-style creation, forget, removal of groups and namespaces, and the
+ * cleanup of temp files interrupted writers left (spec §1.7.2, §1.8). */
+static void test_forget_remove_cleanup(void **state)
+{
+	struct env *e = *state;
+	struct ds_backup *b;
+	struct stat st;
+	char *p;
+	int fd;
+
+	assert_int_equal(ds_snapshot_create(e->w, "x/y", "ct", "300", "2024-01-01T00:00:00Z", NULL), 0);
+	assert_int_equal(ds_snapshot_create(e->w, "x/y", "ct", "300", "2024-01-01T00:00:00Z", NULL),
+			 -EEXIST);
+	assert_int_equal(ds_snapshot_create(e->w, "", "ct", "300", "yesterday", NULL), -EINVAL);
+	assert_int_equal(ds_group_create(e->w, "x/y", "ct", "300", NULL), 0); /* mkdir -p */
+	/* a group with a snapshot is not empty; its owner file is no content */
+	assert_int_equal(ds_group_remove(e->w, "x/y", "ct", "300"), -ENOTEMPTY);
+	assert_int_equal(ds_ns_remove(e->w, "x/y"), -ENOTEMPTY);
+
+	/* temp files as an interrupted writer leaves them; cleanup takes them
+	 * only when no one holds the snapshot's lock */
+	p = tu_pathf("%s/ns/x/ns/y/ct/300/2024-01-01T00:00:00Z/d.img.tmp_fidx", e->base);
+	fd = open(p, O_WRONLY | O_CREAT, 0644);
+	assert_true(fd >= 0);
+	close(fd);
+	free(p);
+	assert_int_equal(ds_backup_open(e->w, "ns/x/ns/y/ct/300/2024-01-01T00:00:00Z", NULL, &b), 0);
+	assert_int_equal(ds_snapshot_cleanup(e->w, "ns/x/ns/y/ct/300/2024-01-01T00:00:00Z"), -EBUSY);
+	assert_int_equal(ds_snapshot_forget(e->w, "ns/x/ns/y/ct/300/2024-01-01T00:00:00Z"), -EBUSY);
+	ds_backup_free(b); /* opened, not begun: the snapshot stays */
+	p = tu_pathf("%s/ns/x/ns/y/ct/300/2024-01-01T00:00:00Z/index.json.tmp_AbC123", e->base);
+	fd = open(p, O_WRONLY | O_CREAT, 0644);
+	assert_true(fd >= 0);
+	close(fd);
+	assert_true(ds_datastore_cleanup(e->w) >= 2);
+	assert_int_equal(stat(p, &st), -1);
+	free(p);
+	p = tu_pathf("%s/ns/x/ns/y/ct/300/2024-01-01T00:00:00Z/d.img.tmp_fidx", e->base);
+	assert_int_equal(stat(p, &st), -1);
+	free(p);
+
+	/* protected: EPERM; then forgotten, and the group and namespaces go */
+	assert_int_equal(ds_snapshot_set_protected(e->w, "ns/x/ns/y/ct/300/2024-01-01T00:00:00Z", true),
+			 0);
+	assert_int_equal(ds_snapshot_forget(e->w, "ns/x/ns/y/ct/300/2024-01-01T00:00:00Z"), -EPERM);
+	assert_int_equal(ds_snapshot_set_protected(e->w, "ns/x/ns/y/ct/300/2024-01-01T00:00:00Z", false),
+			 0);
+	assert_int_equal(ds_snapshot_forget(e->w, "ns/x/ns/y/ct/300/2024-01-01T00:00:00Z"), 0);
+	assert_int_equal(ds_group_remove(e->w, "x/y", "ct", "300"), 0);
+	p = tu_pathf("%s/ns/x/ns/y/ct/300", e->base);
+	assert_int_equal(stat(p, &st), -1);
+	free(p);
+	assert_int_equal(ds_ns_remove(e->w, "x"), -ENOTEMPTY); /* y is still there */
+	assert_int_equal(ds_ns_remove(e->w, "x/y"), 0);
+	assert_int_equal(ds_ns_remove(e->w, "x"), 0);
+	p = tu_pathf("%s/ns/x", e->base);
+	assert_int_equal(stat(p, &st), -1);
+	free(p);
+}
+
+/* ds_create_file_at: all or nothing, never over an existing file. */
+static void test_create_file_at(void **state)
+{
+	struct env *e = *state;
+	int dfd = open(e->base, O_RDONLY | O_DIRECTORY);
+	char *p;
+	struct stat st;
+
+	assert_true(dfd >= 0);
+	assert_int_equal(ds_create_file_at(dfd, "cf-test", "hello", 5, 0644, true), 0);
+	assert_int_equal(ds_create_file_at(dfd, "cf-test", "other", 5, 0644, false), -EEXIST);
+	p = tu_pathf("%s/cf-test", e->base);
+	assert_int_equal(stat(p, &st), 0);
+	assert_int_equal(st.st_size, 5);
+	assert_int_equal(st.st_mode & 0777, 0644);
+	unlink(p);
+	free(p);
+	close(dfd);
+}
+
 static void test_encrypted_notes_protected(void **state)
 {
 	struct env *e = *state;
@@ -452,6 +532,8 @@ int main(void)
 		cmocka_unit_test(test_roundtrip_and_dedup),
 		cmocka_unit_test(test_refusals_and_unfinished),
 		cmocka_unit_test(test_encrypted_notes_protected),
+		cmocka_unit_test(test_forget_remove_cleanup),
+		cmocka_unit_test(test_create_file_at),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);
