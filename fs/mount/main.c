@@ -30,7 +30,7 @@
 
 struct options {
 	const char *source, *mountpoint;
-	char *config, *keyfile;
+	char *config, *keyfile, *owner;
 	size_t cache_size;
 	bool foreground, debug, read_only;
 	char fuse_opts[4096]; /* passed to libfuse as one -o */
@@ -51,6 +51,7 @@ static void usage(FILE *f)
 	      "  keyfile=FILE       PBS encryption key (password from $DSFS_KEY_PASSWORD);\n"
 	      "                     without it encrypted archives are listed, open gives ENOKEY\n"
 	      "  cache_size=SIZE    decoded-chunk cache (default 256M; suffixes K, M, G)\n"
+	      "  owner=AUTHID       owner of groups made by mkdir (default root@pam)\n"
 	      "  ro                 refuse every write (EROFS)\n"
 	      "  rw                 the default\n"
 	      "FUSE and mount options passed through: allow_other, default_permissions,\n"
@@ -131,6 +132,14 @@ static int parse_opts(struct options *o, char *list)
 		} else if (strncmp(opt, "keyfile=", 8) == 0) {
 			free(o->keyfile);
 			o->keyfile = strdup(opt + 8);
+		} else if (strncmp(opt, "owner=", 6) == 0) {
+			if (ds_name_authid(opt + 6) < 0) {
+				fprintf(stderr, "mount.dsfs: owner=%s: not a PBS auth id (user@realm or user@realm!token)\n",
+					opt + 6);
+				return -EINVAL;
+			}
+			free(o->owner);
+			o->owner = strdup(opt + 6);
 		} else if (strncmp(opt, "cache_size=", 11) == 0) {
 			r = parse_size(opt + 11, &o->cache_size);
 		} else if (strcmp(opt, "ro") == 0) {
@@ -334,6 +343,7 @@ int main(int argc, char **argv)
 	vo.read_only = o.read_only;
 	vo.track_operations = true;
 	vo.cache_size = o.cache_size;
+	vo.owner = o.owner;
 	if (vfs_new(&vo, &v) < 0)
 		goto out;
 
@@ -359,6 +369,7 @@ int main(int argc, char **argv)
 		openlog("mount.dsfs", LOG_PID, LOG_DAEMON);
 		ds_log_set_sink(syslog_sink, NULL);
 	}
+	vfs_set_notify(v, inval, se);
 	ds_info("mounted %s on %s", o.source, o.mountpoint);
 	w.v = v;
 	w.se = se;
@@ -389,5 +400,6 @@ out:
 	fuse_opt_free_args(&args);
 	free(o.config);
 	free(o.keyfile);
+	free(o.owner);
 	return ret;
 }

@@ -31,6 +31,8 @@ static void op_init(void *userdata, struct fuse_conn_info *conn)
 	/* A chunk is 4 MiB: let the kernel read ahead in large steps. */
 	conn->max_readahead = 4 << 20;
 	conn->max_read = 1 << 20; /* must equal -o max_read (main.c) */
+	/* Writes through the mount: 1 MiB per request, a quarter chunk. */
+	conn->max_write = 1 << 20;
 }
 
 static void reply_entry(fuse_req_t req, const struct vfs_entry *e)
@@ -258,15 +260,24 @@ static void refuse_write(fuse_req_t req, fuse_ino_t ino)
 
 static void op_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode)
 {
-	(void)name;
-	(void)mode;
-	refuse_write(req, parent);
+	struct vfs_entry e;
+	int r = vfs_mkdir(vfs_of(req), parent, name, &e);
+
+	(void)mode; /* directories of a datastore have PBS's modes */
+	if (r < 0)
+		fuse_reply_err(req, -r);
+	else
+		reply_entry(req, &e);
+}
+
+static void op_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+	fuse_reply_err(req, -vfs_rmdir(vfs_of(req), parent, name));
 }
 
 static void op_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
-	(void)name;
-	refuse_write(req, parent);
+	fuse_reply_err(req, -vfs_unlink(vfs_of(req), parent, name));
 }
 
 static void op_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_ino_t newparent,
@@ -282,18 +293,75 @@ static void op_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_
 static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
 		      struct fuse_file_info *fi)
 {
-	(void)name;
+	struct fuse_entry_param p;
+	struct vfs_entry e;
+	struct vfile *f;
+	int r;
+
 	(void)mode;
-	(void)fi;
-	refuse_write(req, parent);
+	r = vfs_create(vfs_of(req), parent, name, &e, &f);
+	if (r < 0) {
+		fuse_reply_err(req, -r);
+		return;
+	}
+	memset(&p, 0, sizeof(p));
+	p.ino = e.ino;
+	p.attr = e.st;
+	p.attr_timeout = e.attr_timeout;
+	p.entry_timeout = e.entry_timeout;
+	fi->fh = (uintptr_t)f;
+	fi->keep_cache = 0;
+	if (fuse_reply_create(req, &p, fi) == -ENOENT)
+		vfs_release(f); /* the creator was interrupted */
+}
+
+static void op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size, off_t off,
+		     struct fuse_file_info *fi)
+{
+	ssize_t n;
+
+	(void)ino;
+	n = vfs_write((struct vfile *)(uintptr_t)fi->fh, buf, size, (uint64_t)off);
+	if (n < 0)
+		fuse_reply_err(req, (int)-n);
+	else
+		fuse_reply_write(req, (size_t)n);
+}
+
+/* close(2) and fsync(2) report what went wrong with earlier writes. */
+static void op_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	(void)ino;
+	fuse_reply_err(req, -vfs_flush((struct vfile *)(uintptr_t)fi->fh));
+}
+
+static void op_fsync(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file_info *fi)
+{
+	(void)datasync;
+	op_flush(req, ino, fi);
 }
 
 static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set,
 		       struct fuse_file_info *fi)
 {
-	(void)attr;
-	(void)to_set;
-	(void)fi;
+	struct vfs_entry e;
+	int what = 0, r;
+
+	if (to_set & FUSE_SET_ATTR_SIZE)
+		what |= VFS_SET_SIZE;
+	if (to_set & ~FUSE_SET_ATTR_SIZE)
+		what |= VFS_SET_META; /* mode, owner, times: accepted, not kept */
+	r = vfs_setattr(vfs_of(req), ino, fi ? (struct vfile *)(uintptr_t)fi->fh : NULL, what,
+			(uint64_t)attr->st_size, &e);
+	if (r < 0)
+		fuse_reply_err(req, -r);
+	else
+		fuse_reply_attr(req, &e.st, e.attr_timeout);
+}
+
+static void op_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name)
+{
+	(void)name;
 	refuse_write(req, ino);
 }
 
@@ -325,11 +393,14 @@ const struct fuse_lowlevel_ops dsfs_ops = {
 	.getxattr = op_getxattr,
 	.listxattr = op_listxattr,
 	.mkdir = op_mkdir,
-	.rmdir = op_unlink,
+	.rmdir = op_rmdir,
 	.unlink = op_unlink,
 	.rename = op_rename,
 	.create = op_create,
+	.write = op_write,
+	.flush = op_flush,
+	.fsync = op_fsync,
 	.setattr = op_setattr,
 	.setxattr = op_setxattr,
-	.removexattr = op_unlink,
+	.removexattr = op_removexattr,
 };

@@ -15,6 +15,7 @@
 #include "store/datastore.h"
 #include "store/hierarchy.h"
 #include "store/index.h"
+#include "store/locks.h"
 #include "store/log.h"
 
 /* Chunks read ahead of a sequential reader. */
@@ -33,14 +34,19 @@ struct vfile {
 	struct ds_digest zero; /* image: digest of a full zero chunk */
 	char name[300];        /* for log lines */
 	_Atomic uint64_t next_off; /* where a sequential reader goes next */
+	struct vwopen *wo;     /* a file being written (vwrite.c), or NULL */
+	struct ds_lock *lock;  /* shared snapshot lock, as PBS readers hold */
 };
 
 static void vfile_unref(struct vfile *f)
 {
 	if (atomic_fetch_sub(&f->refs, 1) != 1)
 		return;
+	if (f->wo)
+		vwo_release(f->v, f->wo); /* the last handle commits the archive */
 	ds_index_free(f->idx);
 	free(f->data);
+	ds_lock_release(f->lock);
 	ds_reader_release(f->rd);
 	free(f);
 }
@@ -139,6 +145,94 @@ static int open_index(struct vfs *v, const struct vnode *n, const struct ds_look
 	return 0;
 }
 
+int vfile_new_writing(struct vfs *v, struct vwopen *wo, struct vfile **ret)
+{
+	struct vfile *f = calloc(1, sizeof(*f));
+
+	if (!f)
+		return -ENOMEM;
+	atomic_init(&f->refs, 1);
+	f->v = v;
+	f->wo = wo;
+	*ret = f;
+	return 0;
+}
+
+struct vwopen *vfile_writing(const struct vfile *f)
+{
+	return f->wo;
+}
+
+/* Opens of files being written (any access), and of the files of a
+ * snapshot that change: notes and .protected. -EAGAIN: open as usual. */
+static int open_writing(struct vfs *v, struct vnode *n, int flags, struct vfile **ret)
+{
+	bool wr = (flags & O_ACCMODE) != O_RDONLY || (flags & O_TRUNC);
+	struct vwopen *wo = NULL;
+	int r;
+
+	if (n->kind == VK_WFILE || n->wo) {
+		/* Being written: every handle shares the writer's state. */
+		r = vwo_join(v, n, &wo);
+		if (r == -EAGAIN && wr && n->kind == VK_SNOTES)
+			r = vwo_notes(v, n, flags & O_TRUNC, &wo);
+		else if (r == -EAGAIN && wr)
+			return -EROFS; /* committed: immutable from now on */
+		else if (r == -EAGAIN)
+			return -EAGAIN;
+		else if (r == 0 && wr && (flags & O_TRUNC))
+			r = vwo_truncate(wo, 0);
+	} else if (!wr) {
+		return -EAGAIN;
+	} else if (n->kind == VK_SNOTES) {
+		r = vwo_notes(v, n, flags & O_TRUNC, &wo);
+	} else if (n->kind == VK_PROTECTED) {
+		r = vwo_null(v, n, &wo);
+	} else {
+		return -EROFS;
+	}
+	if (r == 0)
+		r = vfile_new_writing(v, wo, ret);
+	if (r < 0 && wo)
+		vwo_release(v, wo);
+	return r;
+}
+
+/* A reader holds the snapshot's lock shared, as PBS readers do, so that
+ * neither PBS nor dsfs forgets the snapshot under it. A snapshot locked
+ * exclusively is being written or forgotten: -EBUSY, unless this mount is
+ * the writer. Lock files that cannot be made (a read-only /run) do not
+ * stop reading. */
+static int lock_snapshot(struct vfs *v, const struct vnode *n, const struct ds_lookup *lk,
+			 struct ds_lock **ret)
+{
+	char rel[2048];
+	int fd, r;
+
+	*ret = NULL;
+	if (vfs_node_snaprel(n, rel, sizeof(rel)) < 0)
+		return 0;
+	fd = ds_lookup_open_dir(lk, "");
+	if (fd < 0)
+		return fd;
+	r = ds_lock_snapshot(fd, ds_lookup_store(lk), rel, false, ret);
+	close(fd);
+	if (r == -EBUSY) {
+		if (vwrite_owned(v, n))
+			return 0;
+		ds_err("%s: snapshot locked by a writer or being removed", n->path);
+		return r;
+	}
+	if (r < 0) {
+		static atomic_bool warned;
+
+		if (!atomic_exchange(&warned, true))
+			ds_warn("%s: cannot take the snapshot lock: %s", n->path, strerror(-r));
+		*ret = NULL;
+	}
+	return 0;
+}
+
 int vfs_open(struct vfs *v, uint64_t ino, int flags, struct vfile **ret, bool *ret_keep_cache)
 {
 	struct vnode *n = vfs_node_get(v, ino);
@@ -154,14 +248,21 @@ int vfs_open(struct vfs *v, uint64_t ino, int flags, struct vfile **ret, bool *r
 	if ((flags & O_ACCMODE) != O_RDONLY || (flags & O_TRUNC)) {
 		/* Any open for writing takes a write handle: its refusals
 		 * (maintenance, -o ro) come first; past them, what exists in a
-		 * snapshot is immutable. */
+		 * snapshot is immutable, except its notes and protection and
+		 * the files this mount is writing. */
 		struct ds_writer *w;
 
+		if (!n->st)
+			return -EROFS;
 		r = ds_writer_acquire(n->st->ds, &w);
 		if (r < 0)
 			return r;
 		ds_writer_release(w);
-		return -EROFS;
+	}
+	r = open_writing(v, n, flags, ret);
+	if (r != -EAGAIN) {
+		*ret_keep_cache = false;
+		return r;
 	}
 	f = calloc(1, sizeof(*f));
 	if (!f)
@@ -181,6 +282,11 @@ int vfs_open(struct vfs *v, uint64_t ino, int flags, struct vfile **ret, bool *r
 			goto fail;
 		}
 		f->crypt = v->opt.crypt;
+	}
+	if (n->kind == VK_IMAGE || n->kind == VK_STREAM || n->kind == VK_BLOB) {
+		r = lock_snapshot(v, n, ds_reader_lookup(f->rd), &f->lock);
+		if (r < 0)
+			goto fail;
 	}
 	if (n->kind == VK_PXAR)
 		r = vpxar_open_content(v, n, ds_reader_lookup(f->rd), &f->idx, &f->base);
@@ -210,6 +316,7 @@ void vfs_release(struct vfile *f)
 struct read_pins {
 	struct ds_chunk_ref *refs;
 	size_t n;
+	void *own; /* a buffer of the read's own */
 };
 
 static void prefetch_done(void *ctx)
@@ -238,6 +345,7 @@ static void release_pins(struct vfile *f, struct vfs_read *r)
 		for (size_t i = 0; i < pins->n; i++)
 			ds_chunk_cache_put(f->v->cache, &pins->refs[i]);
 		free(pins->refs);
+		free(pins->own);
 		free(pins);
 	}
 	free(r->iov);
@@ -256,6 +364,25 @@ ssize_t vfs_read(struct vfile *f, uint64_t off, size_t size, struct vfs_read *re
 	/* The reply is written after we return, and the kernel may release the
 	 * file meanwhile: the read keeps the file alive until vfs_read_done. */
 	atomic_fetch_add(&f->refs, 1);
+	if (f->wo) {
+		/* A file being written: copied out of its buffers. */
+		ssize_t n;
+
+		pins = calloc(1, sizeof(*pins));
+		ret->iov = calloc(1, sizeof(*ret->iov));
+		if (pins)
+			pins->own = malloc(size ? size : 1);
+		ret->priv = pins;
+		if (!pins || !ret->iov || !pins->own)
+			return -ENOMEM;
+		n = vwo_read(f->wo, pins->own, size, off);
+		if (n < 0)
+			return n;
+		ret->iov[0].iov_base = pins->own;
+		ret->iov[0].iov_len = (size_t)n;
+		ret->n_iov = 1;
+		return n;
+	}
 	if (!f->idx) {
 		if (off >= f->len)
 			return 0;
@@ -343,7 +470,9 @@ int64_t vfs_lseek(struct vfile *f, int64_t off, int whence)
 
 	if (whence != SEEK_DATA && whence != SEEK_HOLE)
 		return -EINVAL;
-	size = f->idx ? f->size : f->len;
+	size = f->wo ? vwo_size(f->wo) : f->idx ? f->size : f->len;
+	if (f->wo && off >= 0 && (uint64_t)off < size)
+		return whence == SEEK_DATA ? off : (int64_t)size;
 	if (off < 0 || (uint64_t)off >= size)
 		return -ENXIO;
 	if (!f->image)
@@ -362,4 +491,16 @@ int64_t vfs_lseek(struct vfile *f, int64_t off, int whence)
 	}
 	/* No more data: ENXIO; no more holes: the implicit hole at EOF. */
 	return whence == SEEK_DATA ? -ENXIO : (int64_t)size;
+}
+
+ssize_t vfs_write(struct vfile *f, const void *buf, size_t len, uint64_t off)
+{
+	if (!f->wo)
+		return -EBADF;
+	return vwo_write(f->v, f->wo, buf, len, off);
+}
+
+int vfs_flush(struct vfile *f)
+{
+	return f->wo ? vwo_flush(f->wo) : 0;
 }

@@ -50,7 +50,7 @@ uint64_t vfs_path_ino(const char *store, const char *path)
 	return vfs_hash_ino(key + skip, (size_t)n - skip);
 }
 
-static void node_free(struct vnode *n)
+void vfs_node_free(struct vnode *n)
 {
 	if (!n)
 		return;
@@ -110,6 +110,11 @@ static void table_remove(struct vfs *v, struct vnode *n)
 		}
 }
 
+struct vnode *vfs_node_find_locked(struct vfs *v, uint64_t ino)
+{
+	return ino == VFS_ROOT_INO ? v->root : table_find(v, ino);
+}
+
 struct vnode *vfs_node_get(struct vfs *v, uint64_t ino)
 {
 	struct vnode *n;
@@ -163,6 +168,8 @@ static struct vstore *store_get(struct vfs *v, const char *name, const struct ds
 	s->next = v->stores;
 	v->stores = s;
 	pthread_mutex_unlock(&v->lock);
+	if (!v->opt.read_only)
+		vwrite_cleanup_store(v, s);
 	return s;
 }
 
@@ -233,7 +240,7 @@ static struct vnode *node_new(enum vkind kind, struct vstore *st, uint64_t paren
 	n->path = strdup(path);
 	n->ns = strdup("");
 	if (!n->name || !n->path || !n->ns) {
-		node_free(n);
+		vfs_node_free(n);
 		return NULL;
 	}
 	n->ino = vfs_path_ino(st ? st->name : NULL, path);
@@ -250,6 +257,7 @@ int vfs_new(const struct vfs_options *opt, struct vfs **ret)
 		return -ENOMEM;
 	v->opt = *opt;
 	pthread_mutex_init(&v->lock, NULL);
+	pthread_cond_init(&v->wcond, NULL);
 	v->table_size = 1024;
 	v->table = calloc(v->table_size, sizeof(*v->table));
 	v->mount_time = (int64_t)time(NULL);
@@ -314,13 +322,14 @@ void vfs_free(struct vfs *v)
 {
 	if (!v)
 		return;
+	vwrite_shutdown(v);
 	for (size_t i = 0; v->table && i < v->table_size; i++)
 		for (struct vnode *n = v->table[i], *next; n; n = next) {
 			next = n->hnext;
-			node_free(n);
+			vfs_node_free(n);
 		}
 	free(v->table);
-	node_free(v->root);
+	vfs_node_free(v->root);
 	vpxar_close_store(v, NULL); /* before the datastores their readers hold */
 	if (v->cache)
 		ds_chunk_cache_drain(v->cache);
@@ -332,6 +341,7 @@ void vfs_free(struct vfs *v)
 	}
 	ds_chunk_cache_free(v->cache);
 	ds_config_cache_free(v->cc);
+	pthread_cond_destroy(&v->wcond);
 	pthread_mutex_destroy(&v->lock);
 	free(v);
 }
@@ -373,6 +383,16 @@ static void fill_entry(const struct vnode *n, struct vfs_entry *e)
 	if (is_dir_kind(n->kind)) {
 		e->st.st_mode = S_IFDIR | 0555;
 		e->st.st_nlink = 2;
+	} else if (n->kind == VK_WFILE) {
+		e->st.st_mode = S_IFREG | 0644;
+		e->st.st_nlink = 1;
+		e->st.st_size = (off_t)(n->wo ? vwo_size(n->wo) : 0);
+		e->st.st_blocks = (e->st.st_size + 511) / 512;
+		e->st.st_blksize = 1 << 20;
+		e->st.st_mtim.tv_sec = n->mtime;
+		e->st.st_atim = e->st.st_ctim = e->st.st_mtim;
+		e->entry_timeout = e->attr_timeout = 0;
+		return;
 	} else if (n->kind == VK_LATEST) {
 		e->st.st_mode = S_IFLNK | 0777;
 		e->st.st_nlink = 1;
@@ -380,7 +400,8 @@ static void fill_entry(const struct vnode *n, struct vfs_entry *e)
 	} else {
 		e->st.st_mode = S_IFREG | 0444;
 		e->st.st_nlink = 1;
-		e->st.st_size = (off_t)n->size;
+		/* notes being written: what the writers wrote so far */
+		e->st.st_size = (off_t)(n->wo ? vwo_size(n->wo) : n->size);
 	}
 	/* Images count their data chunks only (holes are free); everything
 	 * else its size. */
@@ -438,7 +459,7 @@ static int node_rel(const struct vnode *n, char *out, size_t outlen)
 /* --- lookup --- */
 
 /* A child node template from parent p; fills kind-specific fields. */
-static struct vnode *child_new(const struct vnode *p, enum vkind kind, const char *name)
+struct vnode *vfs_child_new(const struct vnode *p, enum vkind kind, const char *name)
 {
 	char path[4096];
 
@@ -454,7 +475,7 @@ static struct vnode *child_new(const struct vnode *p, enum vkind kind, const cha
 	n->id = p->id ? strdup(p->id) : NULL;
 	memcpy(n->time, p->time, sizeof(n->time));
 	if (!n->ns || (p->id && !n->id)) {
-		node_free(n);
+		vfs_node_free(n);
 		return NULL;
 	}
 	return n;
@@ -494,7 +515,7 @@ static int lookup_nsroot(const struct ds_lookup *lk, const struct vnode *p, cons
 		return r;
 	if (!dir_exists(lk, sub, &r))
 		return r;
-	n = child_new(p, kind, name);
+	n = vfs_child_new(p, kind, name);
 	if (!n)
 		return -ENOMEM;
 	if (type >= 0)
@@ -520,13 +541,13 @@ static int lookup_nslist(const struct ds_lookup *lk, const struct vnode *p, cons
 		return r;
 	if (!dir_exists(lk, rel, &r))
 		return r;
-	n = child_new(p, VK_NSROOT, name);
+	n = vfs_child_new(p, VK_NSROOT, name);
 	if (!n)
 		return -ENOMEM;
 	free(n->ns);
 	n->ns = strdup(ns);
 	if (!n->ns) {
-		node_free(n);
+		vfs_node_free(n);
 		return -ENOMEM;
 	}
 	n->mtime = dir_mtime(lk, rel);
@@ -547,13 +568,13 @@ static int lookup_type(const struct ds_lookup *lk, const struct vnode *p, const 
 	}
 	if (!dir_exists(lk, rel, &r))
 		return r;
-	n = child_new(p, VK_GROUP, name);
+	n = vfs_child_new(p, VK_GROUP, name);
 	if (!n)
 		return -ENOMEM;
 	free(n->id);
 	n->id = strdup(name);
 	if (!n->id) {
-		node_free(n);
+		vfs_node_free(n);
 		return -ENOMEM;
 	}
 	n->mtime = dir_mtime(lk, rel);
@@ -604,9 +625,9 @@ static int lookup_group(const struct ds_lookup *lk, const struct vnode *p, const
 			free(snaps);
 			return -ENOENT;
 		}
-		n = child_new(p, VK_LATEST, name);
+		n = vfs_child_new(p, VK_LATEST, name);
 		if (n && !(n->target = strdup(snaps[newest].time))) {
-			node_free(n);
+			vfs_node_free(n);
 			n = NULL;
 		}
 		if (n)
@@ -621,7 +642,7 @@ static int lookup_group(const struct ds_lookup *lk, const struct vnode *p, const
 		if (r < 0)
 			return r == -ENOTDIR ? -ENOENT : r;
 		free(buf);
-		n = child_new(p, name[0] == 'o' ? VK_OWNER : VK_GNOTES, name);
+		n = vfs_child_new(p, name[0] == 'o' ? VK_OWNER : VK_GNOTES, name);
 		if (n) {
 			n->size = len;
 			n->mtime = mtime;
@@ -636,7 +657,7 @@ static int lookup_group(const struct ds_lookup *lk, const struct vnode *p, const
 		}
 		if (!dir_exists(lk, rel, &r))
 			return r;
-		n = child_new(p, VK_SNAPSHOT, name);
+		n = vfs_child_new(p, VK_SNAPSHOT, name);
 		if (n) {
 			snprintf(n->time, sizeof(n->time), "%s", name);
 			ds_time_parse(name, &epoch);
@@ -740,7 +761,7 @@ static int lookup_snapshot(struct vfs *v, const struct ds_lookup *lk, const stru
 	if (vpxar_files(fd, name, file, file, sizeof(file)) == 0) {
 		/* X.pxar.didx, or the split pair X.mpxar.didx + X.ppxar.didx,
 		 * appear as the directory X.pxar. */
-		n = child_new(p, VK_PXAR, name);
+		n = vfs_child_new(p, VK_PXAR, name);
 		r = n ? vpxar_lookup_root(v, p, name, n) : -ENOMEM;
 		if (n)
 			n->file = strdup(name);
@@ -751,7 +772,7 @@ static int lookup_snapshot(struct vfs *v, const struct ds_lookup *lk, const stru
 			continue;
 		if (fstatat(fd, file, &st, 0) < 0 || !S_ISREG(st.st_mode))
 			continue;
-		n = child_new(p, exts[i].kind, name);
+		n = vfs_child_new(p, exts[i].kind, name);
 		if (!n || !(n->file = strdup(file))) {
 			r = -ENOMEM;
 			break;
@@ -761,7 +782,7 @@ static int lookup_snapshot(struct vfs *v, const struct ds_lookup *lk, const stru
 	}
 	if (r == -ENOENT && strcmp(name, "index.json") == 0) {
 		/* The manifest itself, decoded. */
-		n = child_new(p, VK_BLOB, name);
+		n = vfs_child_new(p, VK_BLOB, name);
 		if (!n || !(n->file = strdup(DS_MANIFEST_NAME)))
 			r = -ENOMEM;
 		else {
@@ -770,7 +791,7 @@ static int lookup_snapshot(struct vfs *v, const struct ds_lookup *lk, const stru
 		}
 	}
 	if (r == -ENOENT && strcmp(name, "notes") == 0 && m && ds_manifest_notes(m)) {
-		n = child_new(p, VK_SNOTES, name);
+		n = vfs_child_new(p, VK_SNOTES, name);
 		r = n ? 0 : -ENOMEM;
 		if (n) {
 			n->size = strlen(ds_manifest_notes(m));
@@ -778,7 +799,7 @@ static int lookup_snapshot(struct vfs *v, const struct ds_lookup *lk, const stru
 		}
 	}
 	if (r == -ENOENT && strcmp(name, ".protected") == 0 && fstatat(fd, name, &st, 0) == 0) {
-		n = child_new(p, VK_PROTECTED, name);
+		n = vfs_child_new(p, VK_PROTECTED, name);
 		r = n ? 0 : -ENOMEM;
 		if (n)
 			n->mtime = st.st_mtim.tv_sec;
@@ -786,7 +807,7 @@ static int lookup_snapshot(struct vfs *v, const struct ds_lookup *lk, const stru
 	ds_manifest_free(m);
 	close(fd);
 	if (r < 0) {
-		node_free(n);
+		vfs_node_free(n);
 		return r;
 	}
 	*ret = n;
@@ -839,7 +860,7 @@ static int resolve(struct vfs *v, struct vnode *p, const char *name, struct vnod
 		r = lookup_snapshot(v, lk, p, name, &n);
 		break;
 	case VK_PXAR:
-		n = child_new(p, VK_PXAR, name);
+		n = vfs_child_new(p, VK_PXAR, name);
 		r = n ? vpxar_lookup(v, p, name, n) : -ENOMEM;
 		if (n)
 			n->file = p->file ? strdup(p->file) : NULL;
@@ -851,24 +872,33 @@ static int resolve(struct vfs *v, struct vnode *p, const char *name, struct vnod
 	if (r == 0)
 		*ret = n;
 	else
-		node_free(n);
+		vfs_node_free(n);
 	return r;
 }
 
-int vfs_lookup(struct vfs *v, uint64_t parent, const char *name, struct vfs_entry *ret)
+void vfs_node_publish(struct vfs *v, struct vnode *n, struct vfs_entry *ret)
 {
-	struct vnode *p = vfs_node_get(v, parent), *n = NULL, *old, *dup = NULL;
-	int r;
+	struct vnode *old, *dup = NULL;
 
-	if (!p)
-		return -ESTALE;
-	if (strcmp(name, ".") == 0 || strcmp(name, "..") == 0)
-		return -ENOENT; /* the kernel resolves these itself */
-	r = resolve(v, p, name, &n);
-	if (r < 0)
-		return r;
 	pthread_mutex_lock(&v->lock);
 	old = table_find(v, n->ino);
+	if (old && strcmp(old->path, n->path) == 0 &&
+	    (old->kind == VK_WFILE || n->kind == VK_WFILE || old->kind != n->kind || n->wo)) {
+		/* The same path as another kind of file now (a new file being
+		 * written where an abandoned one was, an archive finished):
+		 * the node takes the new identity. */
+		enum vkind k = old->kind;
+		char *f = old->file;
+		struct vwopen *wo = old->wo;
+
+		old->kind = n->kind;
+		old->file = n->file;
+		old->wo = n->wo;
+		old->crypt_mode = n->crypt_mode;
+		n->kind = k;
+		n->file = f;
+		n->wo = wo;
+	}
 	if (old && (strcmp(old->path, n->path) == 0 ||
 		    (old->kind == VK_PXAR && n->kind == VK_PXAR && old->ar == n->ar &&
 		     old->pe.entry_off == n->pe.entry_off))) {
@@ -894,7 +924,49 @@ int vfs_lookup(struct vfs *v, uint64_t parent, const char *name, struct vfs_entr
 	n->nlookup++;
 	fill_entry(n, ret);
 	pthread_mutex_unlock(&v->lock);
-	node_free(dup);
+	vfs_node_free(dup);
+}
+
+/* A file being written into snapshot p (not on disk under its name yet). */
+static bool lookup_writing(struct vfs *v, const struct vnode *p, const char *name,
+			   struct vfs_entry *ret)
+{
+	char path[4096];
+	struct vnode *n;
+	bool found = false;
+
+	if (ds_path_fmt(path, sizeof(path), "%s%s%s", p->path, *p->path ? "/" : "", name) < 0)
+		return false;
+	pthread_mutex_lock(&v->lock);
+	n = table_find(v, vfs_path_ino(p->st->name, path));
+	if (n && n->kind == VK_WFILE && strcmp(n->path, path) == 0) {
+		/* Being committed: wait, then look it up as the archive. */
+		vwo_wait(v, n);
+		if (n->kind == VK_WFILE && n->wo) {
+			n->nlookup++;
+			fill_entry(n, ret);
+			found = true;
+		}
+	}
+	pthread_mutex_unlock(&v->lock);
+	return found;
+}
+
+int vfs_lookup(struct vfs *v, uint64_t parent, const char *name, struct vfs_entry *ret)
+{
+	struct vnode *p = vfs_node_get(v, parent), *n = NULL;
+	int r;
+
+	if (!p)
+		return -ESTALE;
+	if (strcmp(name, ".") == 0 || strcmp(name, "..") == 0)
+		return -ENOENT; /* the kernel resolves these itself */
+	if (p->kind == VK_SNAPSHOT && v->sessions && lookup_writing(v, p, name, ret))
+		return 0;
+	r = resolve(v, p, name, &n);
+	if (r < 0)
+		return r;
+	vfs_node_publish(v, n, ret);
 	return 0;
 }
 
@@ -914,7 +986,7 @@ void vfs_forget(struct vfs *v, uint64_t ino, uint64_t count)
 		}
 	}
 	pthread_mutex_unlock(&v->lock);
-	node_free(gone); /* unlocked, as in vfs_lookup */
+	vfs_node_free(gone); /* unlocked, as in vfs_lookup */
 }
 
 int vfs_getattr(struct vfs *v, uint64_t ino, struct vfs_entry *ret)
@@ -933,6 +1005,11 @@ int vfs_getattr(struct vfs *v, uint64_t ino, struct vfs_entry *ret)
 		ds_lookup_release(lk);
 	}
 	pthread_mutex_lock(&v->lock);
+	vwo_wait(v, n);
+	if (n->kind == VK_WFILE && !n->wo) {
+		pthread_mutex_unlock(&v->lock);
+		return -ENOENT; /* abandoned */
+	}
 	fill_entry(n, ret);
 	pthread_mutex_unlock(&v->lock);
 	return 0;

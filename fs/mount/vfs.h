@@ -40,6 +40,7 @@ struct vfs_options {
 	const char *store_name;  /* by-name mode: the datastore */
 	const char *store_dir;   /* directory mode: the datastore's directory */
 	const struct ds_crypt *crypt; /* -o keyfile=, or NULL */
+	const char *owner;       /* -o owner=: of new groups (NULL: root@pam) */
 	bool read_only;
 	bool track_operations;   /* PBS active-operations file */
 	size_t cache_size;       /* bytes of decoded chunks */
@@ -110,12 +111,43 @@ ssize_t vfs_xattr(struct vfs *v, uint64_t ino, const char *name, char *buf, size
  * refusal, else -EROFS (what exists is immutable). */
 int vfs_write_refusal(struct vfs *v, uint64_t ino);
 
+/* --- writing (DESIGN.md "Writes"); each takes a write handle first --- */
+
+/* mkdir: a type directory, "ns", a namespace, a group (TYPE/ID) or a
+ * snapshot (RFC 3339 UTC time in a group). -EINVAL for names the spec
+ * refuses there, -EEXIST, -EPERM elsewhere. */
+int vfs_mkdir(struct vfs *v, uint64_t parent, const char *name, struct vfs_entry *ret);
+/* rmdir: forgets a snapshot (-EPERM protected, -EBUSY in use), removes an
+ * empty group, namespace or type directory (-ENOTEMPTY). */
+int vfs_rmdir(struct vfs *v, uint64_t parent, const char *name);
+/* unlink: only a snapshot's .protected (unprotects); -EROFS else. */
+int vfs_unlink(struct vfs *v, uint64_t parent, const char *name);
+/* Creates a file in a snapshot: an archive being written (NAME.img: fixed
+ * index; else blob or dynamic index), "notes", or ".protected". The file is
+ * open for writing in *ret_f; its archive is committed when the last handle
+ * is released. */
+int vfs_create(struct vfs *v, uint64_t parent, const char *name, struct vfs_entry *ret,
+	       struct vfile **ret_f);
+/* Writes to a file opened for writing. Returns len or -errno. */
+ssize_t vfs_write(struct vfile *f, const void *buf, size_t len, uint64_t off);
+/* close(2): the first error a write hit, if any (0 else). */
+int vfs_flush(struct vfile *f);
+/* setattr: size (open archives and notes being written), and mode, owner
+ * and times (accepted and ignored on files of a snapshot this mount
+ * writes); -EROFS for everything else. f may be NULL. */
+#define VFS_SET_SIZE 1
+#define VFS_SET_META 2
+int vfs_setattr(struct vfs *v, uint64_t ino, struct vfile *f, int what, uint64_t size,
+		struct vfs_entry *ret);
 /* --- change handling, called from the watcher thread --- */
 
 /* Re-reads what changed (config, mount status). For every node whose
  * kernel caches must be dropped, calls inval(ctx, ino, parent, name). */
 typedef void (*vfs_inval_fn)(void *ctx, uint64_t ino, uint64_t parent, const char *name);
 void vfs_refresh(struct vfs *v, vfs_inval_fn inval, void *ctx);
+/* Where the view tells the kernel to drop cached entries and attributes
+ * after it changed something itself. */
+void vfs_set_notify(struct vfs *v, vfs_inval_fn fn, void *ctx);
 /* Descriptors the watcher polls: the config's inotify fd (or -1). */
 int vfs_config_fd(struct vfs *v);
 

@@ -191,6 +191,29 @@ static int list_snapshot(const struct ds_lookup *lk, const struct vnode *p, stru
 	return r;
 }
 
+/* Files being written into snapshot p (not on disk under their names). */
+static int list_writing(struct vfs *v, const struct vnode *p, struct vfs_dir *d)
+{
+	struct ds_strv names = { 0 };
+	char rel[2048];
+	int r;
+
+	if (!v->sessions || vfs_node_snaprel(p, rel, sizeof(rel)) < 0)
+		return 0;
+	r = vwrite_names(v, p->st, rel, &names);
+	for (size_t i = 0; r == 0 && i < names.n; i++) {
+		bool listed = false;
+
+		/* Committed a moment ago: on disk already. */
+		for (size_t k = 0; k < d->n && !listed; k++)
+			listed = strcmp(d->ents[k].name, names.v[i]) == 0;
+		if (!listed)
+			r = add(d, p, names.v[i], S_IFREG);
+	}
+	ds_strv_free(&names);
+	return r;
+}
+
 int vfs_opendir(struct vfs *v, uint64_t ino, struct vfs_dir **ret)
 {
 	struct vnode *p = vfs_node_get(v, ino);
@@ -225,6 +248,8 @@ int vfs_opendir(struct vfs *v, uint64_t ino, struct vfs_dir **ret)
 		break;
 	case VK_SNAPSHOT:
 		r = list_snapshot(lk, p, d);
+		if (r == 0)
+			r = list_writing(v, p, d);
 		break;
 	case VK_PXAR:
 		r = vpxar_list(v, p, d);

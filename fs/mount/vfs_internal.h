@@ -14,6 +14,7 @@ struct ds_config_cache;
 struct ds_datastore;
 struct ds_index;
 struct ds_lookup;
+struct ds_strv;
 
 enum vkind {
 	VK_ROOT,      /* multi-store root: one directory per datastore */
@@ -31,9 +32,12 @@ enum vkind {
 	VK_SNOTES,    /* snapshot notes (manifest) */
 	VK_PROTECTED, /* .protected marker */
 	VK_PXAR,      /* an entry of a pxar archive (the archive's root too) */
+	VK_WFILE,     /* a file being written into a snapshot (vwrite.c) */
 };
 
 struct varchive;
+struct vwopen;
+struct vsession;
 
 struct vstore {
 	char *name;
@@ -66,6 +70,8 @@ struct vnode {
 	int ar_err;
 	struct ds_pxar_entry pe;
 	uint32_t nlink;
+	/* VK_WFILE: the open archive (NULL once finished or failed). */
+	struct vwopen *wo;
 	uint64_t nlookup; /* protected by vfs->lock */
 	struct vnode *hnext;
 };
@@ -87,6 +93,18 @@ struct vfs {
 	int64_t mount_time;
 	uint64_t cfg_version; /* watcher thread only */
 	struct varchive *archives; /* open pxar archives, protected by lock */
+	/* Writing (vwrite.c), protected by lock: */
+	struct vsession *sessions;  /* snapshots with files open for writing */
+	struct vcreated *created;   /* snapshots made by mkdir in this mount */
+	pthread_cond_t wcond;       /* an archive finished */
+	vfs_inval_fn notify;        /* drops kernel caches (vfs_set_notify) */
+	void *notify_ctx;
+};
+
+struct vcreated {
+	struct vstore *st;
+	char *snaprel;
+	struct vcreated *next;
 };
 
 /* Inode number of a node: a hash of its datastore and display path, so it
@@ -97,10 +115,68 @@ uint64_t vfs_hash_ino(const void *key, size_t len);
 
 /* Node helpers used by vfile.c. */
 struct vnode *vfs_node_get(struct vfs *v, uint64_t ino); /* NULL if unknown */
+/* The same with v->lock held. */
+struct vnode *vfs_node_find_locked(struct vfs *v, uint64_t ino);
 /* "<ns dir>/<type>/<id>/<time>" of a snapshot-level node. */
 int vfs_node_snaprel(const struct vnode *n, char *out, size_t outlen);
 /* Digest of len zero bytes, keyed with c when not NULL. */
 void vfs_zero_digest(const struct ds_crypt *c, size_t len, struct ds_digest *ret);
+
+/* A child node of p (not yet in the table). */
+struct vnode *vfs_child_new(const struct vnode *p, enum vkind kind, const char *name);
+void vfs_node_free(struct vnode *n);
+/* Puts n in the table (or refreshes the node of the same path already
+ * there, freeing n), counts a kernel reference and fills *ret. */
+void vfs_node_publish(struct vfs *v, struct vnode *n, struct vfs_entry *ret);
+
+/* --- writing (vwrite.c, vwfile.c) --- */
+
+/* Content of a file being written (vwfile.c); see there. Thread-safe; blk
+ * is taken around calls on b. */
+struct vwfile;
+struct ds_backup;
+struct ds_reader;
+int vw_new(struct ds_backup *b, pthread_mutex_t *blk, const struct ds_reader *rd,
+	   const struct ds_crypt *crypt, int snapfd, const char *server, struct vwfile **ret);
+ssize_t vw_write(struct vwfile *w, const void *buf, size_t len, uint64_t off);
+ssize_t vw_read(struct vwfile *w, void *buf, size_t len, uint64_t off);
+int vw_truncate(struct vwfile *w, uint64_t size);
+uint64_t vw_size(struct vwfile *w);
+int vw_error(struct vwfile *w);
+/* Commits the archive (index or blob) into the backup's manifest; the
+ * server file name it got goes to ret_server. */
+int vw_finish(struct vwfile *w, char *ret_server, size_t len);
+void vw_free(struct vwfile *w);
+
+/* Open writable handles (vfile.c keeps one per open file). */
+int vwo_join(struct vfs *v, struct vnode *n, struct vwopen **ret); /* -EAGAIN: finished */
+ssize_t vwo_write(struct vfs *v, struct vwopen *wo, const void *buf, size_t len, uint64_t off);
+ssize_t vwo_read(struct vwopen *wo, void *buf, size_t len, uint64_t off);
+int vwo_truncate(struct vwopen *wo, uint64_t size);
+int vwo_flush(struct vwopen *wo);
+void vwo_release(struct vfs *v, struct vwopen *wo);
+/* Notes handle for a snapshot's "notes" (trunc: start empty). */
+int vwo_notes(struct vfs *v, struct vnode *n, bool trunc, struct vwopen **ret);
+/* Handle for writes into .protected: accepted and dropped. */
+int vwo_null(struct vfs *v, struct vnode *n, struct vwopen **ret);
+/* Size a VK_WFILE node reports. Lock held. */
+uint64_t vwo_size(const struct vwopen *wo);
+/* Waits (lock held) until node n is no longer being finished. */
+void vwo_wait(struct vfs *v, struct vnode *n);
+/* Whether the snapshot of node n was made or is being written by this
+ * mount (metadata changes on its files are accepted and ignored). */
+bool vwrite_owned(struct vfs *v, const struct vnode *n);
+/* Removes temp files of interrupted writers of store s (writable mounts). */
+void vwrite_cleanup_store(struct vfs *v, struct vstore *s);
+/* Names of the files being written into snapshot snaprel of st. */
+int vwrite_names(struct vfs *v, const struct vstore *st, const char *snaprel,
+		 struct ds_strv *ret);
+/* At unmount: abandons archives the kernel never released. */
+void vwrite_shutdown(struct vfs *v);
+/* An open file for writing wo (vfile.c); the file owns one reference. */
+int vfile_new_writing(struct vfs *v, struct vwopen *wo, struct vfile **ret);
+/* The file's writable handle, or NULL. */
+struct vwopen *vfile_writing(const struct vfile *f);
 
 /* --- pxar archives (vpxar.c) --- */
 
