@@ -67,11 +67,9 @@ static int setup(void **state)
 
 	e->base = tu_tmpdir();
 	e->lockdir = tu_pathf("%s/run/locks", e->base);
-	p = tu_pathf("%s/store/ns/a/vm/100/2022-05-02T08:11:33Z", e->base);
-	assert_int_equal(system(tu_pathf("mkdir -p '%s' '%s/run'", p, e->base)), 0);
-	free(p);
-	p = tu_pathf("%s/store/vm/100/2022-05-02T08:11:33Z", e->base);
-	assert_int_equal(system(tu_pathf("mkdir -p '%s'", p)), 0);
+	p = tu_pathf("mkdir -p '%s/store/ns/a/vm/100/2022-05-02T08:11:33Z' "
+		     "'%s/store/vm/100/2022-05-02T08:11:33Z' '%s/run'", e->base, e->base, e->base);
+	assert_int_equal(system(p), 0);
 	free(p);
 	p = tu_pathf("%s/store", e->base);
 	e->basefd = open(p, O_RDONLY | O_DIRECTORY);
