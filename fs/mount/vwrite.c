@@ -81,8 +81,23 @@ static struct vsession *session_find(struct vfs *v, const struct vstore *st, con
 	return NULL;
 }
 
+/* Whether this mount has a session in the group of snaprel (another
+ * snapshot's: it holds the group lock until its last file is committed).
+ * Lock held. */
+static bool group_busy_locked(struct vfs *v, const struct vstore *st, const char *snaprel)
+{
+	const char *slash = strrchr(snaprel, '/');
+	size_t glen = slash ? (size_t)(slash - snaprel) + 1 : 0;
+
+	for (struct vsession *s = v->sessions; s; s = s->next)
+		if (s->st == st && strncmp(s->snaprel, snaprel, glen) == 0 &&
+		    !strchr(s->snaprel + glen, '/'))
+			return true;
+	return false;
+}
+
 /* A reference to the session of snapshot snaprel, opened if needed. */
-static int session_get(struct vfs *v, struct vstore *st, const char *snaprel,
+static int session_try(struct vfs *v, struct vstore *st, const char *snaprel,
 		       struct vsession **ret)
 {
 	struct vsession *s;
@@ -135,6 +150,34 @@ static int session_get(struct vfs *v, struct vstore *st, const char *snaprel,
 	return 0;
 }
 
+/* session_try, waiting (up to 30 s) for this mount's own session in
+ * another snapshot of the group to end: `cp a snap1/; cp a snap2/` must not
+ * fail because the first file's commit (in the kernel's asynchronous
+ * release) still holds the group lock. */
+static int session_get(struct vfs *v, struct vstore *st, const char *snaprel,
+		       struct vsession **ret)
+{
+	struct timespec until;
+	int r;
+
+	clock_gettime(CLOCK_REALTIME, &until);
+	until.tv_sec += 30;
+	for (;;) {
+		bool waited = false;
+
+		r = session_try(v, st, snaprel, ret);
+		if (r != -EBUSY)
+			return r;
+		pthread_mutex_lock(&v->lock);
+		while (group_busy_locked(v, st, snaprel) &&
+		       pthread_cond_timedwait(&v->wcond, &v->lock, &until) == 0)
+			waited = true;
+		pthread_mutex_unlock(&v->lock);
+		if (!waited)
+			return r;
+	}
+}
+
 static void session_free(struct vsession *s)
 {
 	ds_backup_free(s->b); /* opened: never removes the snapshot */
@@ -159,8 +202,12 @@ static void session_put(struct vfs *v, struct vsession *s)
 				break;
 			}
 	pthread_mutex_unlock(&v->lock);
-	if (last)
-		session_free(s);
+	if (last) {
+		session_free(s); /* its locks go */
+		pthread_mutex_lock(&v->lock);
+		pthread_cond_broadcast(&v->wcond);
+		pthread_mutex_unlock(&v->lock);
+	}
 	pthread_mutex_unlock(&sess_mu);
 }
 

@@ -128,6 +128,10 @@ cmp "$T/stream.bin" "$SNAP/stream.bin" || fail "stream differs"
 
 mkdir "$M/vm/100/2026-01-02T00:00:00Z"
 cp "$IMG" "$M/vm/100/2026-01-02T00:00:00Z/disk.img"
+# at once into another snapshot of the group: the first copy's commit (in
+# the asynchronous release) may still hold the group lock; that is waited for
+mkdir "$M/vm/100/2026-01-02T00:00:01Z"
+cp "$T/small.txt" "$M/vm/100/2026-01-02T00:00:01Z/small.txt" || fail "back-to-back copies into one group"
 same "$IMG" "$M/vm/100/2026-01-02T00:00:00Z/disk.img" || fail "second copy differs"
 [ "$(count_chunks)" = "$chunks1" ] || fail "second copy added chunks: $chunks1 -> $(count_chunks)"
 
