@@ -195,18 +195,22 @@ static void session_put(struct vfs *v, struct vsession *s)
 	pthread_mutex_lock(&sess_mu);
 	pthread_mutex_lock(&v->lock);
 	last = --s->refs == 0;
-	if (last)
+	pthread_mutex_unlock(&v->lock);
+	if (last) {
+		/* The locks go before the session leaves the list: a reader
+		 * that finds the snapshot locked meanwhile still sees it as
+		 * this mount's (vwrite_owned) instead of getting EBUSY. */
+		ds_backup_free(s->b);
+		s->b = NULL;
+		pthread_mutex_lock(&v->lock);
 		for (struct vsession **pp = &v->sessions; *pp; pp = &(*pp)->next)
 			if (*pp == s) {
 				*pp = s->next;
 				break;
 			}
-	pthread_mutex_unlock(&v->lock);
-	if (last) {
-		session_free(s); /* its locks go */
-		pthread_mutex_lock(&v->lock);
 		pthread_cond_broadcast(&v->wcond);
 		pthread_mutex_unlock(&v->lock);
+		session_free(s);
 	}
 	pthread_mutex_unlock(&sess_mu);
 }
