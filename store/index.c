@@ -20,6 +20,10 @@
 const uint8_t ds_fidx_magic[8] = { 0x2f, 0x7f, 0x41, 0xed, 0x91, 0xfd, 0x0f, 0xcd };
 const uint8_t ds_didx_magic[8] = { 0x1c, 0x91, 0x4e, 0xa5, 0x19, 0xba, 0xb3, 0xcd };
 
+/* Largest index read: 1 GiB holds 2^25 fidx entries (a 128 TiB image in
+ * 4 MiB chunks). */
+#define DS_INDEX_MAX_LEN ((size_t)1 << 30)
+
 /* Dispatches on the magic; idx->data/len are set by the caller. */
 static int index_validate(struct ds_index *idx, const char *what)
 {
@@ -43,35 +47,29 @@ static int index_validate(struct ds_index *idx, const char *what)
 int ds_index_open(int dirfd, const char *path, struct ds_index **ret)
 {
 	struct ds_index *idx;
-	struct stat st;
-	void *map;
-	int fd, r;
+	uint8_t *buf;
+	size_t len;
+	int r;
 
-	fd = ds_open_regular_at(dirfd, path, &st);
-	if (fd < 0)
-		return fd;
-	/* Checked before mmap: a zero-length mapping is EINVAL, and a short
-	 * file is a corrupt index, not an I/O problem. */
-	if (st.st_size < DS_INDEX_HEADER_LEN) {
-		ds_err("index %s: %lld bytes, shorter than the %d-byte header", path,
-		       (long long)st.st_size, DS_INDEX_HEADER_LEN);
-		r = -EBADMSG;
-		goto out_close;
+	/* Read, not mapped: a mapped index truncated or unreadable (a disk
+	 * error) under an open file would kill the daemon with SIGBUS. */
+	r = ds_read_file_at(dirfd, path, DS_INDEX_MAX_LEN, &buf, &len);
+	if (r < 0)
+		return r;
+	/* A short file is a corrupt index, not an I/O problem. */
+	if (len < DS_INDEX_HEADER_LEN) {
+		ds_err("index %s: %zu bytes, shorter than the %d-byte header", path, len,
+		       DS_INDEX_HEADER_LEN);
+		free(buf);
+		return -EBADMSG;
 	}
 	idx = calloc(1, sizeof(*idx));
 	if (!idx) {
-		r = -ENOMEM;
-		goto out_close;
+		free(buf);
+		return -ENOMEM;
 	}
-	map = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_SHARED, fd, 0);
-	if (map == MAP_FAILED) {
-		r = -errno;
-		goto out_free;
-	}
-	close(fd);
-	idx->data = map;
-	idx->len = (size_t)st.st_size;
-	idx->mapped = true;
+	idx->data = buf;
+	idx->len = len;
 	r = index_validate(idx, path);
 	if (r < 0) {
 		ds_index_free(idx);
@@ -79,12 +77,6 @@ int ds_index_open(int dirfd, const char *path, struct ds_index **ret)
 	}
 	*ret = idx;
 	return 0;
-
-out_free:
-	free(idx);
-out_close:
-	close(fd);
-	return r;
 }
 
 int ds_index_parse(const uint8_t *buf, size_t len, struct ds_index **ret)

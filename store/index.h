@@ -38,16 +38,18 @@ struct ds_index_chunk {
 	struct ds_digest digest;
 };
 
-/* Opens and maps the index file at path (relative to dirfd, or AT_FDCWD).
- * The descriptor is closed before returning; only the mapping is kept.
- * Errors: -errno of open/fstat/mmap; -EBADMSG wrong magic, bad length, chunk
- * size not a power of two, didx ends not increasing (logged with path). */
+/* Opens the index file at path (relative to dirfd, or AT_FDCWD) and reads
+ * it into memory (not mapped: an open index must survive its file being
+ * truncated or failing to read). Nothing stays open.
+ * Errors: -errno of open/read; -EFBIG over 1 GiB; -EBADMSG wrong magic, bad
+ * length, chunk size not a power of two, didx ends not increasing (logged
+ * with path). */
 int ds_index_open(int dirfd, const char *path, struct ds_index **ret);
 
 /* Parses an index from memory (copied), for fuzzing and tests. Same checks. */
 int ds_index_parse(const uint8_t *buf, size_t len, struct ds_index **ret);
 
-void ds_index_free(struct ds_index *idx); /* accepts NULL; unmaps */
+void ds_index_free(struct ds_index *idx); /* accepts NULL */
 
 enum ds_index_kind ds_index_kind(const struct ds_index *idx);
 size_t ds_index_count(const struct ds_index *idx);

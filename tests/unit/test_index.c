@@ -728,6 +728,42 @@ static void test_open_errors(void **state)
 	free(dir);
 }
 
+/* An open index does not depend on its file any more: truncated (or
+ * unreadable) underneath, it still answers, where a mapping would SIGBUS. */
+static void test_open_then_truncated(void **state)
+{
+	char *dir = tu_tmpdir();
+	int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	const uint64_t ends[] = { 100, 5000, 9000 };
+	struct ds_index_chunk ch;
+	struct ds_index *idx;
+	uint8_t *b;
+	size_t len;
+	int fd;
+
+	(void)state;
+	assert_true(dfd >= 0);
+	b = make_didx(ends, 3, &len);
+	fd = openat(dfd, "t.didx", O_CREAT | O_WRONLY, 0644);
+	assert_true(fd >= 0);
+	assert_int_equal(ds_write_all(fd, b, len), 0);
+	close(fd);
+	free(b);
+	assert_int_equal(ds_index_open(dfd, "t.didx", &idx), 0);
+	fd = openat(dfd, "t.didx", O_WRONLY | O_TRUNC);
+	assert_true(fd >= 0);
+	close(fd);
+	assert_int_equal(ds_index_count(idx), 3);
+	assert_int_equal(ds_index_find(idx, 8999), 2);
+	ds_index_chunk(idx, 2, &ch);
+	assert_int_equal(ch.start, 5000);
+	assert_int_equal(ch.end, 9000);
+	ds_index_free(idx);
+	close(dfd);
+	tu_rmtree(dir);
+	free(dir);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -742,6 +778,7 @@ int main(void)
 		cmocka_unit_test(test_bad_fidx),
 		cmocka_unit_test(test_bad_didx),
 		cmocka_unit_test(test_open_errors),
+		cmocka_unit_test(test_open_then_truncated),
 	};
 
 	return cmocka_run_group_tests_name("index", tests, setup_log, teardown_log);
