@@ -347,8 +347,12 @@ int main(int argc, char **argv)
 	if (vfs_new(&vo, &v) < 0)
 		goto out;
 
-	/* 1 MiB reads: a quarter chunk per request instead of 128 KiB. */
-	snprintf(fsname, sizeof(fsname), "fsname=%s,subtype=dsfs,max_read=1048576", o.source);
+	/* 1 MiB reads: a quarter chunk per request instead of 128 KiB. Always
+	 * default_permissions: dsfs checks no modes itself, so with
+	 * allow_other alone every user would read every file (a 0600
+	 * /etc/shadow in a host backup). */
+	snprintf(fsname, sizeof(fsname),
+		 "fsname=%s,subtype=dsfs,max_read=1048576,default_permissions", o.source);
 	if (fuse_opt_add_arg(&args, argv[0]) < 0 || fuse_opt_add_arg(&args, "-o") < 0 ||
 	    fuse_opt_add_arg(&args, fsname) < 0 ||
 	    (o.fuse_opts[0] && (fuse_opt_add_arg(&args, "-o") < 0 ||

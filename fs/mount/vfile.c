@@ -439,12 +439,16 @@ ssize_t vfs_read(struct vfile *f, uint64_t off, size_t size, struct vfs_read *re
 		}
 		last_chunk = (size_t)i;
 	}
-	if (r < 0 && count == 0) {
+	if (r < 0) {
+		/* The whole request fails, not just its tail: FUSE takes a
+		 * short reply as the end of the file (and shrinks the cached
+		 * size). The kernel then reads page by page, so the good
+		 * pages before the damaged chunk still read; only its own
+		 * range fails. The reason (digest and cause) was logged by
+		 * the chunk store. -ENOKEY is damage too: an encrypted
+		 * archive without the key was refused at open, so this is an
+		 * encrypted chunk where the index promises a plain one. */
 		release_pins(f, ret);
-		if (r == -ENOKEY)
-			return r;
-		/* A damaged or missing chunk fails its own range only; the
-		 * reason (digest and cause) was logged by the chunk store. */
 		ds_err("%s: read at %llu: %s", f->name, (unsigned long long)(off - f->base),
 		       strerror(-r));
 		return -EIO;

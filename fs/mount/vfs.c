@@ -670,13 +670,29 @@ static int lookup_group(const struct ds_lookup *lk, const struct vnode *p, const
 	return 0;
 }
 
+int vfs_index_check(const struct ds_index *idx, const struct ds_manifest_file *mf,
+		    const char *what)
+{
+	struct ds_digest csum;
+
+	ds_index_compute_csum(idx, &csum);
+	if (ds_index_size(idx) == mf->size && ds_digest_eq(&csum, &mf->csum))
+		return 0;
+	ds_err("%s: index does not match the manifest (size %llu, manifest says %llu%s)", what,
+	       (unsigned long long)ds_index_size(idx), (unsigned long long)mf->size,
+	       ds_digest_eq(&csum, &mf->csum) ? "" : "; checksum differs");
+	return -EBADMSG;
+}
+
 /* Attributes of an archive file: logical size, blocks, crypt mode. */
 static int archive_attrs(struct vfs *v, int snapfd, struct vnode *n, const struct ds_manifest *m)
 {
 	struct ds_manifest_file mf;
+	bool listed;
 	int r;
 
-	n->crypt_mode = m && ds_manifest_find(m, n->file, &mf) == 0 ? mf.crypt_mode : DS_CRYPT_NONE;
+	listed = m && ds_manifest_find(m, n->file, &mf) == 0;
+	n->crypt_mode = listed ? mf.crypt_mode : DS_CRYPT_NONE;
 	if (n->kind == VK_BLOB) {
 		uint8_t *raw, *data;
 		size_t raw_len, len;
@@ -708,7 +724,11 @@ static int archive_attrs(struct vfs *v, int snapfd, struct vnode *n, const struc
 
 		r = ds_index_open(snapfd, n->file, &idx);
 		if (r < 0)
-			return r;
+			return r == -EBADMSG ? -EIO : r; /* damaged index */
+		if (listed && vfs_index_check(idx, &mf, n->path) < 0) {
+			ds_index_free(idx);
+			return -EIO;
+		}
 		n->size = ds_index_size(idx);
 		if (n->kind == VK_IMAGE) {
 			/* Holes: blocks count only chunks that are not all zero. */

@@ -121,6 +121,11 @@ struct vnode *vfs_node_find_locked(struct vfs *v, uint64_t ino);
 int vfs_node_snaprel(const struct vnode *n, char *out, size_t outlen);
 /* Digest of len zero bytes, keyed with c when not NULL. */
 void vfs_zero_digest(const struct ds_crypt *c, size_t len, struct ds_digest *ret);
+/* Checks an opened index against its manifest entry (size and index
+ * checksum, as PBS's reader does): 0, or -EBADMSG with a log line naming
+ * what. */
+int vfs_index_check(const struct ds_index *idx, const struct ds_manifest_file *mf,
+		    const char *what);
 
 /* A child node of p (not yet in the table). */
 struct vnode *vfs_child_new(const struct vnode *p, enum vkind kind, const char *name);

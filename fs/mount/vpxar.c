@@ -68,8 +68,11 @@ static int stream_pread(void *ctx, void *buf, size_t len, uint64_t off)
 		ds_index_chunk(s->idx, (size_t)i, &ch);
 		r = ds_chunk_cache_get(s->ar->v->cache, &ch.digest, ch.end - ch.start, load_chunk,
 				       s->ar, &ref);
+		/* -ENOKEY too: an encrypted archive without the key is refused
+		 * at open, so here it is an encrypted chunk where the index
+		 * promises a plain one. */
 		if (r < 0)
-			return r == -ENOKEY ? r : -EIO;
+			return -EIO;
 		n = ch.end - off < len ? (size_t)(ch.end - off) : len;
 		memcpy(out, ref.data + (off - ch.start), n);
 		ds_chunk_cache_put(s->ar->v->cache, &ref);
@@ -174,7 +177,8 @@ void vpxar_close_store(struct vfs *v, struct vstore *s)
 
 /* Opens an archive's indexes and decoder. */
 static int archive_open(struct vfs *v, struct varchive *ar, const char *snaprel, const char *meta,
-			const char *payload, enum ds_crypt_mode mode)
+			const char *payload, enum ds_crypt_mode mode,
+			const struct ds_manifest_file *mf_meta, const struct ds_manifest_file *mf_payload)
 {
 	struct ds_pxar_source ms, ps;
 	int fd, r;
@@ -193,8 +197,12 @@ static int archive_open(struct vfs *v, struct varchive *ar, const char *snaprel,
 	if (fd < 0)
 		return fd;
 	r = ds_index_open(fd, meta, &ar->meta.idx);
+	if (r == 0 && mf_meta)
+		r = vfs_index_check(ar->meta.idx, mf_meta, ar->key);
 	if (r == 0 && payload[0])
 		r = ds_index_open(fd, payload, &ar->payload.idx);
+	if (r == 0 && payload[0] && mf_payload)
+		r = vfs_index_check(ar->payload.idx, mf_payload, ar->key);
 	close(fd);
 	if (r < 0)
 		return r == -EBADMSG ? -EIO : r;
@@ -215,7 +223,8 @@ static int archive_get(struct vfs *v, const struct vnode *snap, const char *name
 {
 	struct ds_lookup *lk = NULL;
 	struct ds_manifest *m = NULL;
-	struct ds_manifest_file mf;
+	struct ds_manifest_file mf, mf_meta, mf_payload;
+	bool have_meta = false, have_payload = false;
 	char snaprel[2048], key[2400], meta[300], payload[300];
 	enum ds_crypt_mode mode = DS_CRYPT_NONE;
 	struct varchive *ar;
@@ -243,8 +252,13 @@ static int archive_get(struct vfs *v, const struct vnode *snap, const char *name
 		return fd;
 	}
 	r = vpxar_files(fd, name, meta, payload, sizeof(meta));
-	if (r == 0 && ds_manifest_load(fd, &m) == 0 && ds_manifest_find(m, meta, &mf) == 0)
+	if (r == 0 && ds_manifest_load(fd, &m) == 0 && ds_manifest_find(m, meta, &mf) == 0) {
 		mode = mf.crypt_mode;
+		mf_meta = mf;
+		have_meta = true;
+		have_payload = payload[0] && ds_manifest_find(m, payload, &mf_payload) == 0;
+	}
+	/* Only size and csum are used past here, not the borrowed names. */
 	ds_manifest_free(m);
 	close(fd);
 	ds_lookup_release(lk);
@@ -260,7 +274,8 @@ static int archive_get(struct vfs *v, const struct vnode *snap, const char *name
 	ar->st = snap->st;
 	ar->refs = 2; /* the caller's and the registry's */
 	pthread_rwlock_init(&ar->lock, NULL);
-	r = archive_open(v, ar, snaprel, meta, payload, mode);
+	r = archive_open(v, ar, snaprel, meta, payload, mode, have_meta ? &mf_meta : NULL,
+			 have_payload ? &mf_payload : NULL);
 	if (r < 0) {
 		ar->refs = 1;
 		varchive_unref(ar);
