@@ -10,8 +10,8 @@ need_fuse() {
 }
 
 # mount_dsfs SOURCE DIR [ARGS...]: runs mount.dsfs in the foreground (log in
-# $T/mount.log), waits up to 10 s for the mount to appear, and registers the
-# unmount for cleanup. Sets MOUNT_PID.
+# $T/mount.log), waits up to 10 s ($DSFS_MOUNT_TIMEOUT: under valgrind) for
+# the mount to appear, and registers the unmount for cleanup. Sets MOUNT_PID.
 mount_dsfs() {
 	local src=$1 dir=$2
 	shift 2
@@ -20,13 +20,13 @@ mount_dsfs() {
 	MOUNT_PID=$!
 	cleanup_hooks+=("fusermount3 -u '$dir' 2>/dev/null; kill $MOUNT_PID 2>/dev/null; wait $MOUNT_PID 2>/dev/null")
 	local i
-	for i in $(seq 100); do
+	for i in $(seq $((${DSFS_MOUNT_TIMEOUT:-10} * 10))); do
 		if mountpoint -q "$dir"; then return 0; fi
 		kill -0 "$MOUNT_PID" 2>/dev/null || { cat "$T/mount.log" >&2; fail "mount.dsfs exited"; }
 		sleep 0.1
 	done
 	cat "$T/mount.log" >&2
-	fail "mount of $src on $dir not ready after 10 s"
+	fail "mount of $src on $dir not ready after ${DSFS_MOUNT_TIMEOUT:-10} s"
 }
 
 # unmount_dsfs DIR: unmounts and waits for the daemon to exit cleanly.

@@ -6,8 +6,10 @@
 #include <cmocka.h>
 
 #include <errno.h>
+#include <stdio.h>
 #include <string.h>
 
+#include "store/hierarchy.h"
 #include "store/names.h"
 #include "testutil.h"
 
@@ -334,6 +336,138 @@ static void test_utf8(void **state)
 	BAD(ds_utf8_count("\xc3\xa9", 1, NULL));
 }
 
+/* Names an attacker controls (a crafted datastore, an archive, a FUSE
+ * lookup) that must never become a path component: every validator refuses
+ * each of them. (A NUL cannot be inside a C string: what follows it is
+ * never seen, so "vm\0/../x" is just "vm".) */
+static const char *const hostile[] = {
+	"", ".", "..", "...", "../x", "x/..", "./x", "/", "/x", "x/", "a/b", "a//b", "../../etc",
+	"\x01", "a\x01", "a\x1f" "b", "\x7f", "a\x7f", "a\nb", "a\rb", "a\tb", "\x1b[2J", " ", "a b",
+	"a\\b", "\\", "*", "a?", "%s%n%n", "a:b", "a@b",
+	"\xc0\xae", "\xc0\xaf", "\xc0\xae\xc0\xae",   /* overlong '.', '/', ".." */
+	"\xe2\x80\xae" "abc", "\xef\xbc\x8f",         /* RTL override, fullwidth '/' */
+	"\xff", "\xc3", "caf\xc3\xa9",
+	"-a", ".a", "..a", ".hidden",
+};
+
+static void test_hostile(void **state)
+{
+	char out[64], ns[300], type[8], id[300], tm[32];
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(hostile) / sizeof(hostile[0]); i++) {
+		const char *h = hostile[i];
+		int depth = 42;
+
+		BAD(ds_name_safe_id(h));
+		BAD(ds_name_backup_id(h));
+		BAD(ds_name_datastore(h));
+		BAD(ds_name_archive(h));
+		BAD(ds_name_snapshot_time(h));
+		BAD(ds_name_fs_uuid(h));
+		assert_true(ds_name_backup_type(h) < 0);
+		if (*h && strcmp(h, "a/b") != 0) {
+			BAD(ds_name_namespace(h, &depth));
+			assert_int_equal(depth, 42);
+			assert_int_equal(ds_ns_relpath(h, out, sizeof(out)), -EINVAL);
+		}
+		/* as a component of a longer path */
+		snprintf(ns, sizeof(ns), "prod/%s", h);
+		if (strcmp(h, "a/b") != 0)
+			BAD(ds_name_namespace(ns, NULL));
+		assert_int_equal(ds_group_relpath("", "vm", h, out, sizeof(out)), -EINVAL);
+		assert_int_equal(ds_snapshot_relpath("", "vm", "100", h, out, sizeof(out)), -EINVAL);
+		/* in a snapshot path given on the command line */
+		snprintf(ns, sizeof(ns), "vm/%s/2024-03-02T08:02:17Z", h);
+		if (!strchr(h, '/'))
+			assert_int_equal(ds_parse_snapshot_path(ns, true, id, type, id, tm), -EINVAL);
+		snprintf(ns, sizeof(ns), "ns/%s/vm/100", h);
+		if (!strchr(h, '/') && *h)
+			assert_int_equal(ds_parse_snapshot_path(ns, false, id, type, id, tm), -EINVAL);
+	}
+	/* ".." hidden between valid components of a parsed path */
+	assert_int_equal(ds_parse_snapshot_path("ns/a/../vm/100", false, ns, type, id, tm), -EINVAL);
+	assert_int_equal(ds_parse_snapshot_path("vm/100/../../etc", false, ns, type, id, tm), -EINVAL);
+	assert_int_equal(ds_parse_snapshot_path("vm/../vm/100", false, ns, type, id, tm), -EINVAL);
+	assert_int_equal(ds_parse_snapshot_path("vm/100/2024-03-02T08:02:17Z/..", true, ns, type, id,
+						tm), -EINVAL);
+}
+
+static void test_namespace_depth(void **state)
+{
+	char buf[600], path[1200], out[1200], ns[300], type[8], id[64], tm[32];
+	int depth;
+
+	(void)state;
+	/* Depth 1..7 valid, 8..40 refused, with one-letter and long
+	 * components, in every function that takes a namespace. */
+	for (int n = 1; n <= 40; n++) {
+		buf[0] = path[0] = '\0';
+		for (int i = 0; i < n; i++) {
+			snprintf(buf + strlen(buf), sizeof(buf) - strlen(buf), "%s%c", i ? "/" : "",
+				 'a' + i % 26);
+			snprintf(path + strlen(path), sizeof(path) - strlen(path), "ns/%c/", 'a' + i % 26);
+		}
+		strcat(path, "vm/100");
+		depth = -1;
+		if (n <= DS_MAX_NAMESPACE_DEPTH) {
+			OK(ds_name_namespace(buf, &depth));
+			assert_int_equal(depth, n);
+			OK(ds_ns_relpath(buf, out, sizeof(out)));
+			OK(ds_parse_snapshot_path(path, false, ns, type, id, tm));
+			assert_string_equal(ns, buf);
+		} else {
+			BAD(ds_name_namespace(buf, &depth));
+			assert_int_equal(depth, -1);
+			assert_int_equal(ds_ns_relpath(buf, out, sizeof(out)), -EINVAL);
+			assert_int_equal(ds_group_relpath(buf, "vm", "100", out, sizeof(out)), -EINVAL);
+			assert_int_equal(ds_parse_snapshot_path(path, false, ns, type, id, tm), -EINVAL);
+		}
+	}
+	/* 8 components of 30 bytes: too deep and too long at once */
+	buf[0] = '\0';
+	for (int i = 0; i < 8; i++) {
+		if (i)
+			strcat(buf, "/");
+		strcat(buf, rep((char)('a' + i), 30));
+	}
+	BAD(ds_name_namespace(buf, NULL));
+	/* 7 components but 7 * 40 + 6 > 256 bytes */
+	buf[0] = '\0';
+	for (int i = 0; i < 7; i++) {
+		if (i)
+			strcat(buf, "/");
+		strcat(buf, rep((char)('a' + i), 40));
+	}
+	BAD(ds_name_namespace(buf, NULL));
+}
+
+static void test_overlong(void **state)
+{
+	char out[600];
+
+	(void)state;
+	/* Over-long names: the limits PBS has (datastore 32, namespace 256,
+	 * maintenance message 64 characters) hold at 4 KiB and beyond, and
+	 * path builders report ENAMETOOLONG instead of cutting. */
+	{
+		static char big[8200];
+
+		memset(big, 'a', sizeof(big) - 1);
+		BAD(ds_name_datastore(big));
+		BAD(ds_name_namespace(big, NULL));
+		BAD(ds_name_maintenance_message(big));
+		BAD(ds_name_snapshot_time(big));
+		BAD(ds_name_fs_uuid(big));
+		assert_int_equal(ds_archive_server_name(big, out, sizeof(out)), -EINVAL);
+		big[sizeof(big) - 6] = '.';
+		memcpy(big + sizeof(big) - 5, "blob", 4);
+		OK(ds_name_archive(big)); /* SAFE_ID has no length limit ... */
+		assert_int_equal(ds_archive_server_name(big, out, sizeof(out)), -ENAMETOOLONG);
+		assert_int_equal(ds_group_relpath("", "vm", big, out, sizeof(out)), -ENAMETOOLONG);
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -348,6 +482,9 @@ int main(void)
 		cmocka_unit_test(test_fs_uuid),
 		cmocka_unit_test(test_maintenance_message),
 		cmocka_unit_test(test_utf8),
+		cmocka_unit_test(test_hostile),
+		cmocka_unit_test(test_namespace_depth),
+		cmocka_unit_test(test_overlong),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
