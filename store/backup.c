@@ -692,21 +692,34 @@ static bool is_tmp_name(const char *name)
 	return strncmp(dot, ".tmp_", 5) == 0 && strlen(dot) == 11;
 }
 
-/* Unlinks the regular files of directory fd that match keep == false. */
-static int unlink_files(int fd, bool (*match)(const char *name), unsigned *ret_n)
+/* A walk over directory fd from its start, fd left open (closedir the
+ * result). NULL with errno set on failure. */
+static DIR *dir_walk(int fd)
 {
 	int dfd = dup(fd);
 	DIR *d = dfd >= 0 ? fdopendir(dfd) : NULL;
+
+	if (!d) {
+		int e = errno;
+
+		if (dfd >= 0)
+			close(dfd);
+		errno = e;
+		return NULL;
+	}
+	rewinddir(d); /* the dup shares fd's offset: an earlier walk left it at the end */
+	return d;
+}
+
+/* Unlinks the regular files of directory fd that match keep == false. */
+static int unlink_files(int fd, bool (*match)(const char *name), unsigned *ret_n)
+{
+	DIR *d = dir_walk(fd);
 	struct dirent *de;
 	int r = 0;
 
-	if (!d) {
-		r = -errno;
-		if (dfd >= 0)
-			close(dfd);
-		return r;
-	}
-	rewinddir(d); /* the dup shares fd's offset: an earlier walk left it at the end */
+	if (!d)
+		return -errno;
 	while ((de = readdir(d))) {
 		if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
 			continue;
@@ -770,18 +783,12 @@ out:
 /* Whether directory fd holds a subdirectory (a snapshot, namespace, …). */
 static int has_subdir(int fd)
 {
-	int dfd = dup(fd);
-	DIR *d = dfd >= 0 ? fdopendir(dfd) : NULL;
+	DIR *d = dir_walk(fd);
 	struct dirent *de;
 	int r = 0;
 
-	if (!d) {
-		r = -errno;
-		if (dfd >= 0)
-			close(dfd);
-		return r;
-	}
-	rewinddir(d); /* the dup shares fd's offset: an earlier walk left it at the end */
+	if (!d)
+		return -errno;
 	while ((de = readdir(d)) && r == 0) {
 		struct stat st;
 
@@ -884,17 +891,12 @@ int ds_snapshot_cleanup(const struct ds_writer *w, const char *snaprel)
 /* Whether snapshot directory fd holds a temp file (no lock needed to look). */
 static bool has_tmp_file(int fd)
 {
-	int dfd = dup(fd);
-	DIR *d = dfd >= 0 ? fdopendir(dfd) : NULL;
+	DIR *d = dir_walk(fd);
 	struct dirent *de;
 	bool found = false;
 
-	if (!d) {
-		if (dfd >= 0)
-			close(dfd);
+	if (!d)
 		return false;
-	}
-	rewinddir(d);
 	while (!found && (de = readdir(d)))
 		found = is_tmp_name(de->d_name);
 	closedir(d);
