@@ -388,6 +388,32 @@ int ds_chunkstore_insert(struct ds_chunkstore *cs, const struct ds_digest *d,
 	return 0;
 }
 
+int ds_chunkstore_touch_existing(struct ds_chunkstore *cs, const struct ds_digest *d,
+				 bool encrypted)
+{
+	char rel[DS_CHUNK_RELPATH_LEN];
+	uint8_t magic[DS_BLOB_ENC_HEADER_LEN];
+	struct stat st;
+	ssize_t n;
+	int fd, type, r;
+
+	ds_chunk_relpath(d, rel);
+	fd = openat(cs->chunksfd, rel, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	if (fd < 0)
+		return errno == ENOENT ? 0 : -errno;
+	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || st.st_size == 0) {
+		close(fd);
+		return 0; /* the insert decides (an empty file is replaced) */
+	}
+	n = read(fd, magic, sizeof(magic));
+	close(fd);
+	type = n > 0 ? ds_blob_type(magic, (size_t)n) : -EBADMSG;
+	if (type < 0 || ds_blob_type_encrypted(type) != encrypted)
+		return 0; /* another kind: the insert's policy applies */
+	r = touch_atime(cs->chunksfd, rel);
+	return r < 0 ? r : 1;
+}
+
 int ds_chunkstore_stat(struct ds_chunkstore *cs, const struct ds_digest *d, struct stat *ret)
 {
 	char rel[DS_CHUNK_RELPATH_LEN];

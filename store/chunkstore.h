@@ -84,6 +84,14 @@ int ds_chunkstore_load(struct ds_chunkstore *cs, const struct ds_digest *d,
 int ds_chunkstore_insert(struct ds_chunkstore *cs, const struct ds_digest *d,
 			 const uint8_t *raw, size_t len, bool do_fsync, bool *ret_existed);
 
+/* The writer's fast path for known chunks (what PBS's client does by not
+ * uploading chunks the previous snapshot has): when chunk d exists,
+ * non-empty and of the same kind (encrypted or not), only its atime is
+ * touched and 1 returned, with no encoding done; 0 means the chunk must be
+ * inserted with ds_chunkstore_insert. Or -errno. */
+int ds_chunkstore_touch_existing(struct ds_chunkstore *cs, const struct ds_digest *d,
+				 bool encrypted);
+
 /* stat of the chunk file (-ENOENT if missing). */
 int ds_chunkstore_stat(struct ds_chunkstore *cs, const struct ds_digest *d, struct stat *ret);
 

@@ -532,6 +532,16 @@ int ds_writer_put_chunk(const struct ds_writer *w, const uint8_t *data, size_t l
 	if (len == 0 || len > DS_MAX_CHUNK_SIZE)
 		return -EINVAL;
 	ds_crypt_digest(c, data, len, &d);
+	/* Known chunk: touched, not compressed (or encrypted) again. */
+	r = ds_chunkstore_touch_existing(w->rd.cs, &d, c != NULL);
+	if (r < 0)
+		return r;
+	if (r == 1) {
+		if (ret_existed)
+			*ret_existed = true;
+		*ret_digest = d;
+		return 0;
+	}
 	r = ds_blob_encode(data, len, c, true, &raw, &raw_len);
 	if (r < 0)
 		return r;

@@ -423,6 +423,20 @@ static void test_insert_new_and_touch(void **state)
 	assert_string_equal(names, hex);
 	free(names);
 
+	/* The writers' fast path: a known chunk of the same kind is touched
+	 * without being written; another kind, an empty file or none is left
+	 * to the insert. */
+	assert_int_equal(utimensat(AT_FDCWD, p, past, 0), 0);
+	assert_int_equal(ds_chunkstore_touch_existing(cs, &d, false), 1);
+	assert_int_equal(stat(p, &st), 0);
+	assert_true(st.st_atim.tv_sec > time(NULL) - 60);
+	assert_int_equal(st.st_mtim.tv_sec, 1000000000);
+	assert_int_equal(ds_chunkstore_touch_existing(cs, &d, true), 0);
+	assert_int_equal(truncate(p, 0), 0);
+	assert_int_equal(ds_chunkstore_touch_existing(cs, &d, false), 0);
+	assert_int_equal(unlink(p), 0);
+	assert_int_equal(ds_chunkstore_touch_existing(cs, &d, false), 0);
+
 	ds_chunkstore_free(cs);
 	free(dir);
 	free(p);
