@@ -981,7 +981,7 @@ int vfs_lookup(struct vfs *v, uint64_t parent, const char *name, struct vfs_entr
 		return -ESTALE;
 	if (strcmp(name, ".") == 0 || strcmp(name, "..") == 0)
 		return -ENOENT; /* the kernel resolves these itself */
-	if (p->kind == VK_SNAPSHOT && v->sessions && lookup_writing(v, p, name, ret))
+	if (p->kind == VK_SNAPSHOT && lookup_writing(v, p, name, ret))
 		return 0;
 	r = resolve(v, p, name, &n);
 	if (r < 0)

@@ -198,7 +198,7 @@ static int list_writing(struct vfs *v, const struct vnode *p, struct vfs_dir *d)
 	char rel[2048];
 	int r;
 
-	if (!v->sessions || vfs_node_snaprel(p, rel, sizeof(rel)) < 0)
+	if (vfs_node_snaprel(p, rel, sizeof(rel)) < 0)
 		return 0;
 	r = vwrite_names(v, p->st, rel, &names);
 	for (size_t i = 0; r == 0 && i < names.n; i++) {
