@@ -923,6 +923,18 @@ void vfs_node_publish(struct vfs *v, struct vnode *n, struct vfs_entry *ret)
 		    (old->kind == VK_PXAR && n->kind == VK_PXAR && old->ar == n->ar &&
 		     old->pe.entry_off == n->pe.entry_off))) {
 		/* Refresh the attributes of the node the kernel knows. */
+		if (old->kind == VK_PXAR && n->kind == VK_PXAR && old->ar != n->ar) {
+			/* The archive was closed (a refusal) and opened again:
+			 * the node the kernel knows moves to the open one (the
+			 * closed one would answer ESTALE), the copy takes the
+			 * closed one away. */
+			struct varchive *ar = old->ar;
+
+			old->ar = n->ar;
+			old->pe = n->pe;
+			old->ar_err = n->ar_err;
+			n->ar = ar;
+		}
 		old->size = n->size;
 		old->blocks = n->blocks;
 		old->mtime = n->mtime;

@@ -1085,7 +1085,9 @@ int vfs_setattr(struct vfs *v, uint64_t ino, struct vfile *f, int what, uint64_t
 		return -EPERM;
 	r = ds_datastore_write_refusal(n->st->ds);
 	if (r < 0)
-		return r;
+		/* A refused truncate of a file being written fails it as a
+		 * refused write would: its archive is abandoned. */
+		return wo ? wo_fail(wo, r) : r;
 	if (what & VFS_SET_SIZE) {
 		bool joined = false;
 

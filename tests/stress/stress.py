@@ -46,12 +46,15 @@ for s in exp["snapshots"]:
             open(rf, "wb").write(b)
         targets.append(((M + "/" + s["path"] + "/" + name).encode(), rf))
 refs = {}
+CORRUPT = bool(E.get("DSFS_STRESS_CORRUPT_REF"))  # proves the test can fail
 def refdata(rf):
-    if rf not in refs: refs[rf] = open(rf, "rb").read()
+    if rf not in refs:
+        b = bytearray(open(rf, "rb").read())
+        if CORRUPT and b:
+            b[0] ^= 1  # every reference is wrong in its first byte
+        refs[rf] = bytes(b)
     return refs[rf]
 print(f"stress: {len(targets)} read targets", flush=True)
-if E.get("DSFS_STRESS_CORRUPT_REF"):  # proves the test can fail
-    rf = targets[0][1]; b = bytearray(refdata(rf)); b[len(b) // 2] ^= 1; refs[rf] = bytes(b)
 fd_before = len(os.listdir(f"/proc/{E['MOUNT_PID']}/fd"))
 # --- maintenance timeline: (t_set, mode); mode m seen from t_set until the next t_set + LAG
 tl, stop = [(time.monotonic(), "none")], threading.Event()
@@ -85,8 +88,10 @@ def reader(seed):
         except OSError as e:
             check_err(e, t0, f"open {mp!r}", ("ENXIO",)); continue
         try:
-            for _ in range(rnd.randint(1, 6)):
-                off = rnd.randrange(max(1, len(want))); ln = rnd.randint(1, 262144)
+            for k in range(rnd.randint(1, 6)):
+                # a quarter of the opens start at the beginning
+                off = 0 if k == 0 and rnd.random() < 0.25 else rnd.randrange(max(1, len(want)))
+                ln = rnd.randint(1, 262144)
                 t0 = time.monotonic()
                 try:
                     got = os.pread(fd, ln, off)
@@ -160,5 +165,7 @@ for p in abandoned:
 time.sleep(1)
 st["fd_before"] = fd_before
 print("stress: " + json.dumps(st), flush=True)
+with open(os.path.join(E["T"], "stress.json"), "w") as f:
+    json.dump(st, f)
 for f in fails[:30]: print("FAIL: " + f, file=sys.stderr)
 sys.exit(1 if fails else 0)

@@ -25,13 +25,21 @@ mount_dsfs "$NAME" "$M" -o "config=$CFG,keyfile=$KEY"
 export DSFS STORE KEY CFG NAME M T FIX MOUNT_PID
 python3 "$(dirname "$0")/stress.py" || fail "stress driver"
 kill -0 "$MOUNT_PID" || fail "daemon died"
-before=$(grep -o '"fd_before": [0-9]*' /dev/null || true)
+# no descriptor leak: what the daemon had open before the run, plus a few
+# (the config watcher, open archives' readers) — fd_before from the driver
+before=$(python3 -c "import json,sys; print(json.load(open('$T/stress.json'))['fd_before'])")
 n=$(ls /proc/$MOUNT_PID/fd | wc -l)
-echo "fds now: $n"
+echo "fds before: $before, after: $n"
+[ "$n" -le $((before + 8)) ] || fail "descriptors leaked: $before before, $n after"
+# Open pxar archives keep a reader (their decoder's) while the datastore
+# serves; a refusing mode closes them, as PBS's unmount/maintenance tasks
+# expect: with 'offline' set, the counts must fall to zero.
+"$DSFS" maintenance --config "$CFG" "$NAME" offline >/dev/null
 for _ in $(seq 50); do
 	ops=$(python3 -c "import json,sys; e=[x for x in json.load(open('$OPS/$NAME')) if x['pid']==$MOUNT_PID]; o=e[0]['active_operations'] if e else {'read':0,'write':0}; print(o['read'],o['write'])")
 	[ "$ops" = "0 0" ] && break; sleep 0.1
 done
 [ "$ops" = "0 0" ] || fail "active operations left: $ops"
+"$DSFS" maintenance --config "$CFG" "$NAME" clear >/dev/null
 "$DSFS" verify --keyfile "$KEY" "$STORE" >"$T/verify.out" 2>&1 || { tail "$T/verify.out" >&2; fail "verify"; }
 unmount_dsfs "$M"
