@@ -20,6 +20,7 @@
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 static char dir[64];
+static unsigned skipped;
 
 static void quiet(enum ds_log_level level, const char *msg, void *userdata)
 {
@@ -43,7 +44,10 @@ static int setup(void)
 {
 	if (dir[0])
 		return 0;
-	snprintf(dir, sizeof(dir), "/tmp/dsfs-fuzz-activeops-XXXXXX");
+	/* tmpfs when there is one: the update writes and syncs a file per
+	 * input, which on a disk bounds the rate at a few hundred per second. */
+	snprintf(dir, sizeof(dir), "%s/dsfs-fuzz-activeops-XXXXXX",
+		 access("/dev/shm", W_OK) == 0 ? "/dev/shm" : "/tmp");
 	if (!mkdtemp(dir)) {
 		dir[0] = '\0';
 		return -1;
@@ -68,6 +72,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		abort(); /* only a sum of two or more entries can overflow */
 	if (r == 0 && !json_is_array(j))
 		abort();
+	/* The update pair costs a file write and a rename: run it for every
+	 * array and for one in 64 other inputs (garbage in the file is
+	 * dropped, one path, it need not be taken a million times). */
+	if (!json_is_array(j) && (++skipped & 63) != 0) {
+		json_decref(j);
+		return 0;
+	}
 	json_decref(j);
 
 	snprintf(path, sizeof(path), "%s/fuzz", dir);
