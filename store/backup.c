@@ -478,18 +478,32 @@ int ds_archive_write(struct ds_archive_writer *aw, const void *data, size_t len)
 	return 0;
 }
 
+int ds_archive_encode_chunk(struct ds_archive_writer *aw, const uint8_t *data, size_t len,
+			    struct ds_digest *ret_digest)
+{
+	/* aw->fixed and aw->chunk_size are set at begin and never change. */
+	if (!aw->fixed || len == 0 || len > aw->chunk_size)
+		return -EINVAL;
+	return put_chunk(aw, data, len, ret_digest);
+}
+
+int ds_archive_set_fixed_digest(struct ds_archive_writer *aw, size_t i,
+				const struct ds_digest *d)
+{
+	if (!aw->fixed)
+		return -EINVAL;
+	return ds_fidx_writer_set(aw->fidx, i, d);
+}
+
 int ds_archive_put_fixed_chunk(struct ds_archive_writer *aw, size_t i, const uint8_t *data,
 			       size_t len, struct ds_digest *ret_digest)
 {
 	struct ds_digest d;
 	int r;
 
-	if (!aw->fixed || len == 0 || len > aw->chunk_size)
-		return -EINVAL;
-	r = put_chunk(aw, data, len, &d);
-	if (r < 0)
-		return r;
-	r = ds_fidx_writer_set(aw->fidx, i, &d);
+	r = ds_archive_encode_chunk(aw, data, len, &d);
+	if (r == 0)
+		r = ds_archive_set_fixed_digest(aw, i, &d);
 	if (r == 0 && ret_digest)
 		*ret_digest = d;
 	return r;

@@ -92,6 +92,16 @@ int ds_archive_write(struct ds_archive_writer *aw, const void *data, size_t len)
  * NULL). */
 int ds_archive_put_fixed_chunk(struct ds_archive_writer *aw, size_t i, const uint8_t *data,
 			       size_t len, struct ds_digest *ret_digest);
+/* The same in two steps, for writers that encode on several threads:
+ * ds_archive_encode_chunk compresses (encrypts), hashes and inserts one
+ * chunk of a fixed archive and changes nothing in aw but its statistics
+ * (atomics), so it may run concurrently for chunks of one archive;
+ * ds_archive_set_fixed_digest then records it as chunk i (callers
+ * serialise it with every other call on aw). */
+int ds_archive_encode_chunk(struct ds_archive_writer *aw, const uint8_t *data, size_t len,
+			    struct ds_digest *ret_digest);
+int ds_archive_set_fixed_digest(struct ds_archive_writer *aw, size_t i,
+				const struct ds_digest *d);
 /* Dynamic archives: fn(ctx, end, digest) is called for every chunk cut, end
  * being its end offset in the stream. */
 typedef void (*ds_archive_chunk_fn)(void *ctx, uint64_t end, const struct ds_digest *d);

@@ -152,6 +152,8 @@ int vw_error(struct vwfile *w);
  * server file name it got goes to ret_server. */
 int vw_finish(struct vwfile *w, char *ret_server, size_t len);
 void vw_free(struct vwfile *w);
+/* Joins the encoding workers (after the last vw_free). */
+void vw_pool_stop(void);
 
 /* Open writable handles (vfile.c keeps one per open file). */
 int vwo_join(struct vfs *v, struct vnode *n, struct vwopen **ret); /* -EAGAIN: finished */

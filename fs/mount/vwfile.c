@@ -8,6 +8,11 @@
  * unnamed O_TMPFILE in the snapshot directory, gone with the process however
  * it ends) and completed there. A write into a chunk already inserted loads
  * it back. On finish, chunks never written become the zero chunk.
+ * A chunk completed by a write is compressed, hashed and inserted on one of
+ * VW_WORKERS encoding threads (shared by all files) while the writer goes
+ * on: at most VW_INFLIGHT chunks per file are in flight, and anything that
+ * needs one of them (a rewrite, a read-back, truncate, finish, free) waits
+ * for it. Both cores work on a sequential `cp`.
  *
  * Other names (blob or dynamic index): bytes appended at the end are kept in
  * memory up to VW_BLOB_MAX, then fed to the PBS chunker (a dynamic index);
@@ -32,8 +37,11 @@
 #define VW_CS DS_FIDX_DEFAULT_CHUNK_SIZE
 #define VW_MEM_CHUNKS 8
 #define VW_BLOB_MAX (1 * DS_MIB)
+#define VW_WORKERS 2
+#define VW_INFLIGHT 4
 
-enum cstate { C_EMPTY, C_PART, C_DONE };
+/* C_ENC: complete, being encoded by a worker (its buffer is the job's). */
+enum cstate { C_EMPTY, C_PART, C_ENC, C_DONE };
 
 struct ivl {
 	uint64_t a, b; /* [a, b) */
@@ -69,6 +77,9 @@ struct vwfile {
 	int stagefd;    /* -1 until needed */
 	uint64_t tick;
 	struct ds_archive_writer *aw;
+	bool pooled;           /* the workers encode its chunks */
+	unsigned inflight;     /* chunks with the encoding workers */
+	pthread_cond_t cond;   /* a chunk came back from a worker */
 	/* image */
 	uint8_t *cst;          /* enum cstate per chunk */
 	uint32_t *slot;        /* C_PART: index into parts */
@@ -218,6 +229,112 @@ static int grow(struct vwfile *w, size_t need)
 	return 0;
 }
 
+/* --- the encoding workers --- */
+
+struct job {
+	struct vwfile *w;
+	size_t idx, len;
+	uint8_t *buf;
+	struct job *next;
+};
+
+static struct {
+	pthread_mutex_t mu;
+	pthread_cond_t cond;
+	struct job *head, *tail;
+	pthread_t th[VW_WORKERS];
+	unsigned started;
+	bool stop;
+} pool = { .mu = PTHREAD_MUTEX_INITIALIZER, .cond = PTHREAD_COND_INITIALIZER };
+
+static void *worker(void *arg)
+{
+	(void)arg;
+	for (;;) {
+		struct ds_digest d;
+		struct vwfile *w;
+		struct job *j;
+		int r;
+
+		pthread_mutex_lock(&pool.mu);
+		while (!pool.head && !pool.stop)
+			pthread_cond_wait(&pool.cond, &pool.mu);
+		j = pool.head;
+		if (j) {
+			pool.head = j->next;
+			if (!pool.head)
+				pool.tail = NULL;
+		}
+		pthread_mutex_unlock(&pool.mu);
+		if (!j)
+			return NULL; /* stopping, queue empty */
+		w = j->w;
+		r = ds_archive_encode_chunk(w->aw, j->buf, j->len, &d);
+		pthread_mutex_lock(&w->lock);
+		if (r == 0)
+			r = ds_archive_set_fixed_digest(w->aw, j->idx, &d);
+		if (r == 0) {
+			w->dg[j->idx] = d;
+			w->dlen[j->idx] = (uint32_t)j->len;
+			w->cst[j->idx] = C_DONE;
+		} else {
+			ds_err("%s: chunk %zu: %s", w->server, j->idx, strerror(-r));
+			w->cst[j->idx] = C_EMPTY;
+			if (!w->err)
+				w->err = r;
+		}
+		w->inflight--;
+		pthread_cond_broadcast(&w->cond);
+		/* w may be freed as soon as the lock is dropped. */
+		pthread_mutex_unlock(&w->lock);
+		free(j->buf);
+		free(j);
+	}
+}
+
+/* Starts the workers on first use. Returns 0 or -errno. */
+static int pool_start(void)
+{
+	int r = 0;
+
+	pthread_mutex_lock(&pool.mu);
+	pool.stop = false;
+	while (pool.started < VW_WORKERS) {
+		r = -pthread_create(&pool.th[pool.started], NULL, worker, NULL);
+		if (r < 0)
+			break;
+		pool.started++;
+	}
+	pthread_mutex_unlock(&pool.mu);
+	/* One worker is enough to make progress. */
+	return pool.started > 0 ? 0 : r;
+}
+
+void vw_pool_stop(void)
+{
+	pthread_mutex_lock(&pool.mu);
+	pool.stop = true;
+	pthread_cond_broadcast(&pool.cond);
+	pthread_mutex_unlock(&pool.mu);
+	for (unsigned i = 0; i < pool.started; i++)
+		pthread_join(pool.th[i], NULL);
+	pool.started = 0;
+}
+
+/* w->lock held: waits until chunk idx is back from the workers. */
+static void wait_chunk(struct vwfile *w, size_t idx)
+{
+	while (idx < w->nci && w->cst[idx] == C_ENC)
+		pthread_cond_wait(&w->cond, &w->lock);
+}
+
+/* w->lock held: waits until at most max chunks are in flight. */
+static void wait_inflight(struct vwfile *w, unsigned max)
+{
+	while (w->inflight > max)
+		pthread_cond_wait(&w->cond, &w->lock);
+}
+
 static struct part *part_of(struct vwfile *w, size_t idx)
 {
 	return &w->parts[w->slot[idx]];
@@ -305,6 +422,34 @@ static int part_flush(struct vwfile *w, struct part *p, size_t len)
 	return 0;
 }
 
+/* Hands a complete chunk (all VW_CS bytes written) to the workers, or
+ * inserts it here when it is staged or there are no workers. The part is
+ * freed either way. */
+static int part_submit(struct vwfile *w, struct part *p)
+{
+	size_t idx = p->idx;
+	struct job *j;
+
+	if (!p->buf || !w->pooled || !(j = malloc(sizeof(*j))))
+		return part_flush(w, p, VW_CS);
+	*j = (struct job){ .w = w, .idx = idx, .len = VW_CS, .buf = p->buf };
+	p->buf = NULL;
+	w->in_mem--;
+	free(p->iv);
+	memset(p, 0, sizeof(*p));
+	w->cst[idx] = C_ENC;
+	w->inflight++;
+	pthread_mutex_lock(&pool.mu);
+	if (pool.tail)
+		pool.tail->next = j;
+	else
+		pool.head = j;
+	pool.tail = j;
+	pthread_cond_signal(&pool.cond);
+	pthread_mutex_unlock(&pool.mu);
+	return 0;
+}
+
 /* Makes room for one more chunk in memory: the least recently written one
  * goes to the staging file (or, when it is complete, into the store). */
 static int evict(struct vwfile *w)
@@ -388,6 +533,9 @@ static int image_write(struct vwfile *w, const uint8_t *data, size_t len, uint64
 		r = grow(w, idx + 1);
 		if (r < 0)
 			return r;
+		wait_chunk(w, idx); /* a rewrite of a chunk being encoded */
+		if (w->err)
+			return w->err;
 		if (w->cst[idx] == C_PART) {
 			p = part_of(w, idx);
 		} else {
@@ -423,7 +571,7 @@ static int image_write(struct vwfile *w, const uint8_t *data, size_t len, uint64
 		if (r < 0)
 			return r;
 		if (!p->reloaded && ivl_full(p, VW_CS)) {
-			r = part_flush(w, p, VW_CS);
+			r = part_submit(w, p);
 			if (r < 0)
 				return r;
 		}
@@ -444,6 +592,11 @@ static int image_read(struct vwfile *w, uint8_t *out, size_t len, uint64_t off)
 		uint64_t coff = off % VW_CS;
 		size_t n = VW_CS - coff < len ? (size_t)(VW_CS - coff) : len;
 
+		wait_chunk(w, idx);
+		if (w->err) {
+			r = w->err;
+			break;
+		}
 		if (idx >= w->nci || w->cst[idx] == C_EMPTY) {
 			memset(out, 0, n);
 		} else if (w->cst[idx] == C_PART && part_of(w, idx)->buf) {
@@ -473,6 +626,9 @@ static int image_truncate(struct vwfile *w, uint64_t size)
 	size_t last = (size_t)(size / VW_CS);
 	uint64_t tail = size % VW_CS;
 
+	wait_inflight(w, 0);
+	if (w->err)
+		return w->err;
 	for (size_t i = last; i < w->nci; i++) {
 		if (i == last && tail) {
 			if (w->cst[i] == C_DONE) {
@@ -514,7 +670,12 @@ static int image_finish(struct vwfile *w)
 {
 	size_t n = (size_t)((w->size + VW_CS - 1) / VW_CS);
 	uint8_t *buf = NULL;
-	int r = grow(w, n + 1);
+	int r;
+
+	wait_inflight(w, 0);
+	if (w->err)
+		return w->err;
+	r = grow(w, n + 1);
 
 	for (size_t i = 0; i < n && r == 0; i++) {
 		size_t len = i + 1 < n || w->size % VW_CS == 0 ? VW_CS : (size_t)(w->size % VW_CS);
@@ -825,6 +986,7 @@ int vw_new(struct ds_backup *b, pthread_mutex_t *blk, const struct ds_reader *rd
 	if (!w)
 		return -ENOMEM;
 	pthread_mutex_init(&w->lock, NULL);
+	pthread_cond_init(&w->cond, NULL);
 	w->b = b;
 	w->blk = blk;
 	w->rd = rd;
@@ -837,6 +999,7 @@ int vw_new(struct ds_backup *b, pthread_mutex_t *blk, const struct ds_reader *rd
 		pthread_mutex_lock(blk);
 		r = ds_backup_fixed_begin(b, server, 0, VW_CS, &w->aw);
 		pthread_mutex_unlock(blk);
+		w->pooled = r == 0 && pool_start() == 0;
 	} else {
 		w->small = malloc(VW_BLOB_MAX);
 		r = w->small ? 0 : -ENOMEM;
@@ -856,6 +1019,8 @@ ssize_t vw_write(struct vwfile *w, const void *buf, size_t len, uint64_t off)
 	if (off + len < off || off + len > (UINT64_C(1) << 50))
 		return -EFBIG;
 	pthread_mutex_lock(&w->lock);
+	if (w->image)
+		wait_inflight(w, VW_INFLIGHT - 1); /* bounded memory */
 	r = w->err;
 	if (r == 0) {
 		if (w->image) {
@@ -925,6 +1090,9 @@ int vw_error(struct vwfile *w)
 	int r;
 
 	pthread_mutex_lock(&w->lock);
+	/* close(2) and fsync(2) report the inserts of chunks still with the
+	 * workers too. */
+	wait_inflight(w, 0);
 	r = w->err;
 	pthread_mutex_unlock(&w->lock);
 	return r;
@@ -949,6 +1117,9 @@ void vw_free(struct vwfile *w)
 {
 	if (!w)
 		return;
+	pthread_mutex_lock(&w->lock);
+	wait_inflight(w, 0); /* the workers use w and its archive */
+	pthread_mutex_unlock(&w->lock);
 	ds_archive_abort(w->aw);
 	for (size_t i = 0; i < w->nparts; i++)
 		if (w->parts[i].used) {
@@ -964,6 +1135,7 @@ void vw_free(struct vwfile *w)
 	free(w->dch);
 	if (w->stagefd >= 0)
 		close(w->stagefd);
+	pthread_cond_destroy(&w->cond);
 	pthread_mutex_destroy(&w->lock);
 	free(w);
 }

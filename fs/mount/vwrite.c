@@ -1206,4 +1206,5 @@ void vwrite_shutdown(struct vfs *v)
 		free(c->snaprel);
 		free(c);
 	}
+	vw_pool_stop();
 }
