@@ -385,7 +385,11 @@ int main(int argc, char **argv)
 	lc = fuse_loop_cfg_create();
 	fuse_loop_cfg_set_max_threads(lc, 16);
 	r = fuse_session_loop_mt(se, lc);
-	ret = r == 0 ? 0 : 1;
+	/* A signal (SIGTERM from systemd or kill, SIGINT, SIGHUP) is a
+	 * requested stop: the loop returns its number. */
+	if (r > 0)
+		ds_info("stopping on signal %d", r);
+	ret = r >= 0 ? 0 : 1;
 	eventfd_write(w.stopfd, 1);
 	pthread_join(w.thread, NULL);
 	ds_info("unmounted %s", o.mountpoint);

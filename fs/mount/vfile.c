@@ -36,12 +36,35 @@ struct vfile {
 	_Atomic uint64_t next_off; /* where a sequential reader goes next */
 	struct vwopen *wo;     /* a file being written (vwrite.c), or NULL */
 	struct ds_lock *lock;  /* shared snapshot lock, as PBS readers hold */
+	struct vfile *fprev, *fnext; /* v->files, under v->lock */
 };
 
-static void vfile_unref(struct vfile *f)
+/* Every open file is on v->files until it is freed. */
+static void vfile_track(struct vfs *v, struct vfile *f)
 {
-	if (atomic_fetch_sub(&f->refs, 1) != 1)
-		return;
+	pthread_mutex_lock(&v->lock);
+	f->fprev = NULL;
+	f->fnext = v->files;
+	if (v->files)
+		v->files->fprev = f;
+	v->files = f;
+	pthread_mutex_unlock(&v->lock);
+}
+
+/* v->lock held. */
+static void vfile_untrack_locked(struct vfs *v, struct vfile *f)
+{
+	if (f->fprev)
+		f->fprev->fnext = f->fnext;
+	else if (v->files == f)
+		v->files = f->fnext;
+	if (f->fnext)
+		f->fnext->fprev = f->fprev;
+	f->fprev = f->fnext = NULL;
+}
+
+static void vfile_destroy(struct vfile *f)
+{
 	if (f->wo)
 		vwo_release(f->v, f->wo); /* the last handle commits the archive */
 	ds_index_free(f->idx);
@@ -49,6 +72,40 @@ static void vfile_unref(struct vfile *f)
 	ds_lock_release(f->lock);
 	ds_reader_release(f->rd);
 	free(f);
+}
+
+static void vfile_unref(struct vfile *f)
+{
+	if (atomic_fetch_sub(&f->refs, 1) != 1)
+		return;
+	pthread_mutex_lock(&f->v->lock);
+	vfile_untrack_locked(f->v, f);
+	pthread_mutex_unlock(&f->v->lock);
+	vfile_destroy(f);
+}
+
+void vfile_shutdown(struct vfs *v)
+{
+	size_t n = 0;
+
+	for (;;) {
+		struct vfile *f;
+
+		pthread_mutex_lock(&v->lock);
+		f = v->files;
+		if (f)
+			vfile_untrack_locked(v, f);
+		pthread_mutex_unlock(&v->lock);
+		if (!f)
+			break;
+		/* vwrite_shutdown has abandoned and freed what it was
+		 * writing: nothing to commit. */
+		f->wo = NULL;
+		vfile_destroy(f);
+		n++;
+	}
+	if (n)
+		ds_warn("%zu file(s) still open at unmount: released", n);
 }
 
 static int load_chunk(void *ctx, const struct ds_digest *d, size_t expect_len, uint8_t *buf,
@@ -154,6 +211,7 @@ int vfile_new_writing(struct vfs *v, struct vwopen *wo, struct vfile **ret)
 	atomic_init(&f->refs, 1);
 	f->v = v;
 	f->wo = wo;
+	vfile_track(v, f);
 	*ret = f;
 	return 0;
 }
@@ -237,13 +295,16 @@ int vfs_open(struct vfs *v, uint64_t ino, int flags, struct vfile **ret, bool *r
 {
 	struct vnode *n = vfs_node_get(v, ino);
 	struct vfile *f;
+	bool pxar_dir;
 	int r;
 
 	if (!n)
 		return -ESTALE;
+	pthread_mutex_lock(&v->lock); /* pe: see vfs_node_publish */
+	pxar_dir = n->kind == VK_PXAR && S_ISDIR(n->pe.mode);
+	pthread_mutex_unlock(&v->lock);
 	if (n->kind == VK_ROOT || n->kind == VK_NSROOT || n->kind == VK_NSLIST ||
-	    n->kind == VK_TYPE || n->kind == VK_GROUP || n->kind == VK_SNAPSHOT ||
-	    (n->kind == VK_PXAR && S_ISDIR(n->pe.mode)))
+	    n->kind == VK_TYPE || n->kind == VK_GROUP || n->kind == VK_SNAPSHOT || pxar_dir)
 		return -EISDIR;
 	if ((flags & O_ACCMODE) != O_RDONLY || (flags & O_TRUNC)) {
 		/* Any open for writing takes a write handle: its refusals
@@ -269,10 +330,11 @@ int vfs_open(struct vfs *v, uint64_t ino, int flags, struct vfile **ret, bool *r
 		return -ENOMEM;
 	atomic_init(&f->refs, 1);
 	f->v = v;
+	vfile_track(v, f);
 	snprintf(f->name, sizeof(f->name), "%s", n->path);
 	r = ds_reader_acquire(n->st->ds, &f->rd);
 	if (r < 0) {
-		free(f);
+		vfile_unref(f);
 		return r;
 	}
 	if (n->crypt_mode == DS_CRYPT_ENCRYPT) {
@@ -289,15 +351,13 @@ int vfs_open(struct vfs *v, uint64_t ino, int flags, struct vfile **ret, bool *r
 			goto fail;
 	}
 	if (n->kind == VK_PXAR)
-		r = vpxar_open_content(v, n, ds_reader_lookup(f->rd), &f->idx, &f->base);
+		r = vpxar_open_content(v, n, ds_reader_lookup(f->rd), &f->idx, &f->base, &f->size);
 	else if (n->kind == VK_IMAGE || n->kind == VK_STREAM)
 		r = open_index(v, n, ds_reader_lookup(f->rd), f);
 	else
 		r = open_small(v, n, ds_reader_lookup(f->rd), f);
 	if (r < 0)
 		goto fail;
-	if (n->kind == VK_PXAR)
-		f->size = n->pe.size;
 	*ret = f;
 	*ret_keep_cache = n->kind == VK_IMAGE || n->kind == VK_STREAM || n->kind == VK_BLOB ||
 			  n->kind == VK_PXAR;

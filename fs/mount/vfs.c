@@ -323,6 +323,11 @@ void vfs_free(struct vfs *v)
 	if (!v)
 		return;
 	vwrite_shutdown(v);
+	/* No prefetch may still hold a file when the files left open are
+	 * freed. */
+	if (v->cache)
+		ds_chunk_cache_drain(v->cache);
+	vfile_shutdown(v);
 	for (size_t i = 0; v->table && i < v->table_size; i++)
 		for (struct vnode *n = v->table[i], *next; n; n = next) {
 			next = n->hnext;
@@ -1122,12 +1127,28 @@ ssize_t vfs_xattr(struct vfs *v, uint64_t ino, const char *name, char *buf, size
 {
 	struct vnode *n = vfs_node_get(v, ino);
 	struct xattr_ctx c = { .want = name, .buf = buf, .size = size };
+	bool plain;
 	int r;
 
 	if (!n)
 		return -ESTALE;
 	if (n->kind != VK_PXAR)
 		return name ? -ENODATA : 0;
+	pthread_mutex_lock(&v->lock); /* ar, pe: see vfs_node_publish */
+	plain = n->ar && n->pe.attrs_off == n->pe.attrs_end;
+	pthread_mutex_unlock(&v->lock);
+	if (plain) {
+		/* No attribute items (most entries): answered from the node,
+		 * as getattr is, after the same refusal check. `ls -l` asks
+		 * twice per entry. */
+		struct ds_lookup *lk;
+
+		r = ds_lookup_acquire(n->st->ds, &lk);
+		if (r < 0)
+			return r;
+		ds_lookup_release(lk);
+		return name ? -ENODATA : 0;
+	}
 	r = vpxar_xattrs(v, n, xattr_cb, &c);
 	if (r < 0)
 		return r;

@@ -93,6 +93,7 @@ struct vfs {
 	int64_t mount_time;
 	uint64_t cfg_version; /* watcher thread only */
 	struct varchive *archives; /* open pxar archives, protected by lock */
+	struct vfile *files;       /* open files (vfile.c), protected by lock */
 	/* Writing (vwrite.c), protected by lock: */
 	struct vsession *sessions;  /* snapshots with files open for writing */
 	struct vcreated *created;   /* snapshots made by mkdir in this mount */
@@ -180,6 +181,10 @@ int vwrite_names(struct vfs *v, const struct vstore *st, const char *snaprel,
 		 struct ds_strv *ret);
 /* At unmount: abandons archives the kernel never released. */
 void vwrite_shutdown(struct vfs *v);
+/* Frees the files the kernel never released (the mount was torn down
+ * before their RELEASE arrived), after vwrite_shutdown and with no
+ * prefetch left in flight. Logs how many there were. */
+void vfile_shutdown(struct vfs *v);
 /* An open file for writing wo (vfile.c); the file owns one reference. */
 int vfile_new_writing(struct vfs *v, struct vwopen *wo, struct vfile **ret);
 /* The file's writable handle, or NULL. */
@@ -202,7 +207,8 @@ int vpxar_readlink(struct vfs *v, const struct vnode *n, char *buf, size_t len);
 /* Opens the stream range holding a file's content: an index (owned by the
  * caller) and the range [*ret_base, *ret_base + n->pe.size). */
 int vpxar_open_content(struct vfs *v, const struct vnode *n, const struct ds_lookup *lk,
-		       struct ds_index **ret_idx, uint64_t *ret_base);
+		       struct ds_index **ret_idx, uint64_t *ret_base,
+		       uint64_t *ret_size);
 int vpxar_xattrs(struct vfs *v, const struct vnode *n, ds_pxar_xattr_fn fn, void *ud);
 void varchive_ref(struct varchive *ar);
 void varchive_unref(struct varchive *ar);

@@ -227,7 +227,7 @@ static int archive_get(struct vfs *v, const struct vnode *snap, const char *name
 	bool have_meta = false, have_payload = false;
 	char snaprel[2048], key[2400], meta[300], payload[300];
 	enum ds_crypt_mode mode = DS_CRYPT_NONE;
-	struct varchive *ar;
+	struct varchive *ar = NULL;
 	int fd, r;
 
 	if ((r = vfs_node_snaprel(snap, snaprel, sizeof(snaprel))) < 0 ||
@@ -310,10 +310,10 @@ static void ar_leave(struct varchive *ar)
 	pthread_rwlock_unlock(&ar->lock);
 }
 
-uint64_t vpxar_ino(const struct vnode *archive_node, uint64_t entry_off)
+static uint64_t archive_ino(const char *store, const struct varchive *a, uint64_t entry_off)
 {
 	/* SHA-256 of "<store>\0<archive key>\0<entry offset, u64 LE>". */
-	const char *store = archive_node->st->name, *ar = archive_node->ar->key;
+	const char *ar = a->key;
 	size_t sl = strlen(store) + 1, al = strlen(ar) + 1;
 	uint8_t key[4096 + 64];
 
@@ -323,6 +323,11 @@ uint64_t vpxar_ino(const struct vnode *archive_node, uint64_t entry_off)
 	memcpy(key + sl, ar, al);
 	ds_put_le64(key + sl + al, entry_off);
 	return vfs_hash_ino(key, sl + al + 8);
+}
+
+uint64_t vpxar_ino(const struct vnode *archive_node, uint64_t entry_off)
+{
+	return archive_ino(archive_node->st->name, archive_node->ar, entry_off);
 }
 
 /* Entry attributes into the node. Archive entered. */
@@ -344,7 +349,7 @@ static void set_entry(struct varchive *ar, struct vnode *n, const struct ds_pxar
 int vpxar_lookup_root(struct vfs *v, const struct vnode *snap, const char *name, struct vnode *n)
 {
 	struct ds_pxar_entry root;
-	struct varchive *ar;
+	struct varchive *ar = NULL;
 	int r;
 
 	r = archive_get(v, snap, name, &ar);
@@ -369,36 +374,53 @@ int vpxar_lookup_root(struct vfs *v, const struct vnode *snap, const char *name,
 	return 0;
 }
 
-static int node_archive(const struct vnode *p)
+/* The node's archive (a reference: varchive_unref it) and entry, read
+ * together under v->lock: a lookup moves a node whose archive was closed to
+ * the reopened one (vfs_node_publish) while other threads use the node. */
+static int node_archive(struct vfs *v, const struct vnode *p, struct varchive **ret_ar,
+			struct ds_pxar_entry *ret_pe)
 {
-	return p->ar ? 0 : (p->ar_err ? p->ar_err : -EIO);
+	int r = 0;
+
+	pthread_mutex_lock(&v->lock);
+	if (p->ar) {
+		p->ar->refs++;
+		*ret_ar = p->ar;
+		*ret_pe = p->pe;
+	} else {
+		r = p->ar_err ? p->ar_err : -EIO;
+	}
+	pthread_mutex_unlock(&v->lock);
+	return r;
 }
 
 int vpxar_lookup(struct vfs *v, const struct vnode *p, const char *name, struct vnode *n)
 {
-	struct ds_pxar_entry e;
+	struct ds_pxar_entry pe = { 0 }, e;
+	struct varchive *ar = NULL;
 	int r;
 
-	(void)v;
-	if ((r = node_archive(p)) < 0)
+	if ((r = node_archive(v, p, &ar, &pe)) < 0)
 		return r;
-	if (!S_ISDIR(p->pe.mode))
-		return -ENOTDIR;
-	if ((r = ar_enter(p->ar)) < 0)
-		return r;
-	r = ds_pxar_lookup(p->ar->px, &p->pe, name, strlen(name), &e);
-	if (r == 0) {
-		varchive_ref(p->ar);
-		n->ar = p->ar;
-		set_entry(p->ar, n, &e);
-		n->ino = vpxar_ino(p, e.entry_off);
+	if (!S_ISDIR(pe.mode))
+		r = -ENOTDIR;
+	else if ((r = ar_enter(ar)) == 0) {
+		r = ds_pxar_lookup(ar->px, &pe, name, strlen(name), &e);
+		if (r == 0) {
+			n->ar = ar; /* takes our reference */
+			set_entry(ar, n, &e);
+			n->ino = vpxar_ino(n, e.entry_off);
+		}
+		ar_leave(ar);
 	}
-	ar_leave(p->ar);
+	if (r < 0)
+		varchive_unref(ar);
 	return r;
 }
 
 struct list_ctx {
 	const struct vnode *p;
+	const struct varchive *ar;
 	struct vfs_dir *d;
 };
 
@@ -413,7 +435,7 @@ static int list_one(void *ud, const char *name, size_t len, const struct ds_pxar
 	ne[c->d->n].name = strndup(name, len);
 	if (!ne[c->d->n].name)
 		return -ENOMEM;
-	ne[c->d->n].ino = vpxar_ino(c->p, e->entry_off);
+	ne[c->d->n].ino = archive_ino(c->p->st->name, c->ar, e->entry_off);
 	ne[c->d->n].type = e->mode & S_IFMT;
 	c->d->n++;
 	return 0;
@@ -421,78 +443,90 @@ static int list_one(void *ud, const char *name, size_t len, const struct ds_pxar
 
 int vpxar_list(struct vfs *v, const struct vnode *p, struct vfs_dir *d)
 {
-	struct list_ctx c = { p, d };
+	struct ds_pxar_entry pe = { 0 };
+	struct varchive *ar = NULL;
+	struct list_ctx c = { p, NULL, d };
 	int r;
 
-	(void)v;
-	if ((r = node_archive(p)) < 0)
+	if ((r = node_archive(v, p, &ar, &pe)) < 0)
 		return r;
-	if ((r = ar_enter(p->ar)) < 0)
-		return r;
-	r = ds_pxar_readdir(p->ar->px, &p->pe, 0, list_one, &c);
-	ar_leave(p->ar);
-	d->cacheable = true; /* an archive never changes */
+	c.ar = ar;
+	if ((r = ar_enter(ar)) == 0) {
+		r = ds_pxar_readdir(ar->px, &pe, 0, list_one, &c);
+		ar_leave(ar);
+		d->cacheable = true; /* an archive never changes */
+	}
+	varchive_unref(ar);
 	return r < 0 ? r : 0;
 }
 
 int vpxar_readlink(struct vfs *v, const struct vnode *n, char *buf, size_t len)
 {
+	struct ds_pxar_entry pe = { 0 };
+	struct varchive *ar = NULL;
 	int r;
 
-	(void)v;
-	if ((r = node_archive(n)) < 0)
+	if ((r = node_archive(v, n, &ar, &pe)) < 0)
 		return r;
-	if ((r = ar_enter(n->ar)) < 0)
-		return r;
-	r = ds_pxar_readlink(n->ar->px, &n->pe, buf, len);
-	ar_leave(n->ar);
+	if ((r = ar_enter(ar)) == 0) {
+		r = ds_pxar_readlink(ar->px, &pe, buf, len);
+		ar_leave(ar);
+	}
+	varchive_unref(ar);
 	return r < 0 ? r : 0;
 }
 
 int vpxar_open_content(struct vfs *v, const struct vnode *n, const struct ds_lookup *lk,
-		       struct ds_index **ret_idx, uint64_t *ret_base)
+		       struct ds_index **ret_idx, uint64_t *ret_base, uint64_t *ret_size)
 {
 	char snaprel[2048], meta[300], payload[300];
+	struct ds_pxar_entry pe = { 0 };
+	struct varchive *ar = NULL;
 	const char *slash;
 	int fd, r;
 
-	(void)v;
-	if ((r = node_archive(n)) < 0)
+	if ((r = node_archive(v, n, &ar, &pe)) < 0)
 		return r;
-	if (!S_ISREG(n->pe.mode))
-		return S_ISDIR(n->pe.mode) ? -EISDIR : -EINVAL;
 	/* The open file gets its own index mapping (and the caller's read
 	 * handle), so it keeps working when the archive is closed. */
-	slash = strrchr(n->ar->key, '/');
-	if ((r = vfs_node_snaprel(n, snaprel, sizeof(snaprel))) < 0)
-		return r;
-	fd = ds_open_snapshot(lk, snaprel);
-	if (fd < 0)
-		return fd;
-	r = vpxar_files(fd, slash + 1, meta, payload, sizeof(meta));
-	if (r == 0)
-		r = ds_index_open(fd, n->pe.data_in_payload ? payload : meta, ret_idx);
-	close(fd);
+	slash = strrchr(ar->key, '/');
+	if (!S_ISREG(pe.mode))
+		r = S_ISDIR(pe.mode) ? -EISDIR : -EINVAL;
+	else
+		r = vfs_node_snaprel(n, snaprel, sizeof(snaprel));
+	fd = r < 0 ? r : ds_open_snapshot(lk, snaprel);
+	if (fd >= 0) {
+		r = vpxar_files(fd, slash + 1, meta, payload, sizeof(meta));
+		if (r == 0)
+			r = ds_index_open(fd, pe.data_in_payload ? payload : meta, ret_idx);
+		close(fd);
+	} else {
+		r = fd;
+	}
+	varchive_unref(ar);
 	if (r < 0)
 		return r == -EBADMSG ? -EIO : r;
-	if (n->pe.data_off + n->pe.size > ds_index_size(*ret_idx)) {
+	if (pe.data_off + pe.size > ds_index_size(*ret_idx)) {
 		ds_index_free(*ret_idx);
 		return -EIO;
 	}
-	*ret_base = n->pe.data_off;
+	*ret_base = pe.data_off;
+	*ret_size = pe.size;
 	return 0;
 }
 
 int vpxar_xattrs(struct vfs *v, const struct vnode *n, ds_pxar_xattr_fn fn, void *ud)
 {
+	struct ds_pxar_entry pe = { 0 };
+	struct varchive *ar = NULL;
 	int r;
 
-	(void)v;
-	if ((r = node_archive(n)) < 0)
+	if ((r = node_archive(v, n, &ar, &pe)) < 0)
 		return r;
-	if ((r = ar_enter(n->ar)) < 0)
-		return r;
-	r = ds_pxar_xattrs(n->ar->px, &n->pe, fn, ud);
-	ar_leave(n->ar);
+	if ((r = ar_enter(ar)) == 0) {
+		r = ds_pxar_xattrs(ar->px, &pe, fn, ud);
+		ar_leave(ar);
+	}
+	varchive_unref(ar);
 	return r;
 }
