@@ -34,7 +34,8 @@
  * the buffer goes back to the pool at once: a mapping per small chunk would
  * waste up to a huge page each and could exhaust vm.max_map_count. The
  * budget is enforced on what entries hold (cost: the trimmed mapping or the
- * block), so resident memory follows it; stats.bytes reports the data. */
+ * block) plus the pool's resident pages, so resident memory follows it;
+ * stats.bytes reports the data. */
 #define COPY_MAX (1 * DS_MIB)
 #define POOL_MAX 4
 #define QUEUE_LEN 32
@@ -88,6 +89,7 @@ struct ds_chunk_cache {
 	struct entry lru; /* sentinel; lru.lru_next is the most recently used */
 	struct buf pool[POOL_MAX];
 	unsigned npool;
+	size_t pooled;   /* sum of resident of the pool's buffers */
 	struct ds_chunk_cache_stats st;
 
 	struct prefetch_req queue[QUEUE_LEN];
@@ -229,6 +231,7 @@ static int buf_get(struct ds_chunk_cache *c, size_t want, struct buf *ret)
 	if (best >= 0) {
 		b = c->pool[best];
 		c->pool[best] = c->pool[--c->npool];
+		c->pooled -= b.resident;
 	}
 	pthread_mutex_unlock(&c->lock);
 
@@ -256,11 +259,15 @@ static void buf_trim(struct ds_chunk_cache *c, struct buf *b, size_t len)
 	b->resident = keep;
 }
 
-/* Takes the buffer for the pool if there is room. Called under lock. */
+/* Takes the buffer for the pool if there is room. Pooled pages are
+ * resident memory too: they count against the budget (evict_locked), so a
+ * full pool leaves that much less room for cached chunks; it may take at
+ * most a quarter of the budget. Called under lock. */
 static bool pool_put_locked(struct ds_chunk_cache *c, struct buf *b)
 {
-	if (c->npool == POOL_MAX)
+	if (c->npool == POOL_MAX || c->pooled + b->resident > c->budget / 4)
 		return false;
+	c->pooled += b->resident;
 	c->pool[c->npool++] = *b;
 	b->p = NULL;
 	return true;
@@ -271,7 +278,7 @@ static bool pool_put_locked(struct ds_chunk_cache *c, struct buf *b)
  * dropped (munmap is not something to do under the table lock). */
 static void evict_locked(struct ds_chunk_cache *c, struct entry **victims)
 {
-	while (c->held > c->budget && c->lru.lru_prev != &c->lru) {
+	while (c->held + c->pooled > c->budget && c->lru.lru_prev != &c->lru) {
 		struct entry *e = c->lru.lru_prev;
 
 		lru_unlink(e);
@@ -610,6 +617,7 @@ void ds_chunk_cache_stats(struct ds_chunk_cache *c, struct ds_chunk_cache_stats 
 {
 	pthread_mutex_lock(&c->lock);
 	*ret = c->st;
+	ret->resident = c->held + c->pooled;
 	pthread_mutex_unlock(&c->lock);
 }
 

@@ -82,10 +82,12 @@ void ds_chunk_cache_drain(struct ds_chunk_cache *c);
  * prefetch's), so hits + misses + waits counts every get. Prefetch loads
  * count in none of these. evictions: entries dropped for the budget;
  * load_errors: failed loads (flights, not waiters). bytes, entries: cached
- * entries, pinned or not, not counting loads in flight. */
+ * entries, pinned or not, not counting loads in flight. resident: the
+ * memory the budget bounds (entries' mappings and blocks plus the pages of
+ * pooled buffers kept for reuse); above it only while entries are pinned. */
 struct ds_chunk_cache_stats {
 	uint64_t hits, misses, waits, evictions, load_errors;
-	size_t bytes, entries;
+	size_t bytes, entries, resident;
 };
 void ds_chunk_cache_stats(struct ds_chunk_cache *c, struct ds_chunk_cache_stats *ret);
 

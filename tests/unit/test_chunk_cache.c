@@ -366,6 +366,40 @@ static void test_big_chunks(void **state)
 	fake_release(&f);
 }
 
+/* A sequential reader streaming 4 MiB chunks through a full cache: the
+ * pages of the buffers pooled for reuse count against the budget too, so
+ * what the cache holds stays within it (issue 6: RSS within the budget),
+ * and the pool is used (evicted buffers come back for the next loads). */
+static void test_resident_within_budget(void **state)
+{
+	const size_t budget = 32 * DS_MIB;
+	struct ds_chunk_cache_stats st;
+	struct ds_chunk_cache *c;
+	struct fake f;
+	size_t peak = 0;
+
+	(void)state;
+	fake_init(&f);
+	f.fixed = true;
+	f.fixed_len = 4 * DS_MIB;
+	assert_int_equal(ds_chunk_cache_new(budget, &c), 0);
+	for (unsigned i = 0; i < 40; i++) {
+		assert_int_equal(get_put(c, &f, 500 + i), 0);
+		st = stats(c);
+		assert_true(st.resident <= budget);
+		assert_true(st.resident >= st.bytes);
+		if (st.resident > peak)
+			peak = st.resident;
+	}
+	st = stats(c);
+	assert_true(st.evictions >= 30);
+	/* Cached data alone stays below the budget by what the pool keeps. */
+	assert_true(st.bytes < budget);
+	assert_true(peak > budget / 2);
+	ds_chunk_cache_free(c);
+	fake_release(&f);
+}
+
 struct racer {
 	struct ds_chunk_cache *c;
 	struct fake *f;
@@ -757,6 +791,7 @@ int main(void)
 		cmocka_unit_test(test_budget),
 		cmocka_unit_test(test_pinned_survives),
 		cmocka_unit_test(test_big_chunks),
+		cmocka_unit_test(test_resident_within_budget),
 		cmocka_unit_test(test_single_flight),
 		cmocka_unit_test(test_failed_flight),
 		cmocka_unit_test(test_prefetch),
