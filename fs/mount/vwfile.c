@@ -305,9 +305,10 @@ static int pool_start(void)
 			break;
 		pool.started++;
 	}
+	if (pool.started > 0)
+		r = 0; /* one worker is enough to make progress */
 	pthread_mutex_unlock(&pool.mu);
-	/* One worker is enough to make progress. */
-	return pool.started > 0 ? 0 : r;
+	return r;
 }
 
 void vw_pool_stop(void)

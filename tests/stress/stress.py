@@ -75,8 +75,10 @@ def toggler():
         m = random.choice(["none", "read-only", "offline"])
         t = time.monotonic()
         arg = ["clear"] if m == "none" else [m]
-        subprocess.run([DSFS, "maintenance", "--config", CFG, NAME] + arg, check=True, stdout=subprocess.DEVNULL)
+        # on the timeline before the command runs: the mount may act on
+        # the new mode before the command returns
         with lk: tl.append((t, m))
+        subprocess.run([DSFS, "maintenance", "--config", CFG, NAME] + arg, check=True, stdout=subprocess.DEVNULL)
         bump("toggles")
         stop.wait(random.uniform(0.2, 0.5))
 def reader(seed):
