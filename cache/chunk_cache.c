@@ -34,7 +34,8 @@
  * the buffer goes back to the pool at once: a mapping per small chunk would
  * waste up to a huge page each and could exhaust vm.max_map_count. The
  * budget is enforced on what entries hold (cost: the trimmed mapping or the
- * block) plus the pool's resident pages, so resident memory follows it;
+ * block) plus the pool's resident pages and the room reserved for loads in
+ * flight, so resident memory follows it;
  * stats.bytes reports the data. */
 #define COPY_MAX (1 * DS_MIB)
 #define POOL_MAX 4
@@ -90,6 +91,7 @@ struct ds_chunk_cache {
 	struct buf pool[POOL_MAX];
 	unsigned npool;
 	size_t pooled;   /* sum of resident of the pool's buffers */
+	size_t loading;  /* room reserved for the loads in flight */
 	struct ds_chunk_cache_stats st;
 
 	struct prefetch_req queue[QUEUE_LEN];
@@ -278,7 +280,7 @@ static bool pool_put_locked(struct ds_chunk_cache *c, struct buf *b)
  * dropped (munmap is not something to do under the table lock). */
 static void evict_locked(struct ds_chunk_cache *c, struct entry **victims)
 {
-	while (c->held + c->pooled > c->budget && c->lru.lru_prev != &c->lru) {
+	while (c->held + c->pooled + c->loading > c->budget && c->lru.lru_prev != &c->lru) {
 		struct entry *e = c->lru.lru_prev;
 
 		lru_unlink(e);
@@ -324,8 +326,18 @@ static int load(struct ds_chunk_cache *c, struct entry *e, size_t expect_len,
 	struct entry *victims = NULL;
 	struct buf b = { NULL, 0 };
 	uint8_t *copy = NULL;
-	size_t len = 0;
+	size_t len = 0, reserve = expect_len;
 	int r;
+
+	/* Room for what the load will decode (when the caller knows it) is
+	 * made before it runs: loads in flight count against the budget as
+	 * cached chunks do. */
+	pthread_mutex_lock(&c->lock);
+	c->loading += reserve;
+	evict_locked(c, &victims);
+	pthread_mutex_unlock(&c->lock);
+	release_victims(victims);
+	victims = NULL;
 
 	r = buf_get(c, expect_len ? expect_len : DS_MAX_CHUNK_SIZE, &b);
 	if (r == 0) {
@@ -352,6 +364,7 @@ static int load(struct ds_chunk_cache *c, struct entry *e, size_t expect_len,
 	}
 
 	pthread_mutex_lock(&c->lock);
+	c->loading -= reserve;
 	if (r == 0) {
 		e->len = len;
 		if (copy) {

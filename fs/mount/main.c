@@ -7,6 +7,7 @@
 #include "fs/mount/mount.h"
 
 #include <errno.h>
+#include <malloc.h>
 #include <fcntl.h>
 #include <poll.h>
 #include <pthread.h>
@@ -328,6 +329,12 @@ int main(int argc, char **argv)
 	char dirbuf[4096], fsname[4200];
 	int r, ret = 1;
 
+	/* Two malloc arenas instead of one per thread (up to 8 per core): the
+	 * chunk loads free multi-MiB blocks on many threads, and every arena
+	 * keeps its own freed pages resident. Measured during an rsync restore
+	 * (scripts/bench (5)): peak RSS 346 MiB with the default, 314 MiB
+	 * with two, at the same speed. */
+	mallopt(M_ARENA_MAX, 2);
 	ds_log_set_ident("mount.dsfs");
 	r = parse_args(&o, argc, argv);
 	if (r != 0)
