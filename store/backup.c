@@ -31,6 +31,7 @@ struct ds_backup {
 	struct ds_lock *group_lock, *snap_lock; /* exclusive while the backup runs */
 	bool finished;
 	bool keep; /* opened with ds_backup_open: never removed by _free */
+	int failed; /* sticky: a sync lost data of this backup */
 	struct ds_backup_stats stats; /* updated atomically (archive writers) */
 };
 
@@ -571,10 +572,33 @@ static int store_manifest(const struct ds_writer *w, const char *snaprel, int sn
 	return r;
 }
 
+int ds_backup_sync(struct ds_backup *b)
+{
+	if (b->failed)
+		return b->failed;
+	/* A writeback error is reported once per descriptor: kept, so that
+	 * no later commit of this backup publishes what was lost. */
+	if (syncfs(b->snapfd) < 0) {
+		b->failed = -errno;
+		ds_err("%s: data written to the datastore was lost: %s", b->snaprel,
+		       strerror(errno));
+	}
+	return b->failed;
+}
+
 int ds_backup_finish(struct ds_backup *b)
 {
 	int r;
 
+	/* sync-level=filesystem (PBS's default): every chunk and index is
+	 * durable before a manifest names it. */
+	if (b->failed)
+		return b->failed;
+	if (!ds_writer_sync_each(b->w)) {
+		r = ds_backup_sync(b);
+		if (r < 0)
+			return r;
+	}
 	if (b->crypt) {
 		r = ds_manifest_sign(b->manifest, b->crypt);
 		if (r < 0)
@@ -584,11 +608,14 @@ int ds_backup_finish(struct ds_backup *b)
 	if (r < 0)
 		return r;
 	b->finished = true;
-	/* sync-level=filesystem (PBS's default): one syncfs when a backup
-	 * finishes makes every chunk and index durable. */
-	if (!ds_writer_sync_each(b->w) && syncfs(b->snapfd) < 0)
-		return -errno;
 	return 0;
+}
+
+void ds_backup_drop_file(struct ds_backup *b, const char *name)
+{
+	ds_manifest_remove_file(b->manifest, name);
+	if (unlinkat(b->snapfd, name, 0) < 0 && errno != ENOENT)
+		ds_warn("%s/%s: cannot remove: %s", b->snaprel, name, strerror(errno));
 }
 
 void ds_backup_stats(const struct ds_backup *b, struct ds_backup_stats *ret)

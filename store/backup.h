@@ -121,6 +121,12 @@ void ds_archive_abort(struct ds_archive_writer *aw);
  * Returns 0 or -errno; the snapshot stays in place either way only if the
  * manifest was written. */
 int ds_backup_finish(struct ds_backup *b);
+/* syncfs of the snapshot's filesystem; a failure is kept (every later
+ * _sync and _finish fail with it). */
+int ds_backup_sync(struct ds_backup *b);
+/* Takes an archive that was put in place but not published (a failed
+ * _finish) out of the manifest and off the disk. */
+void ds_backup_drop_file(struct ds_backup *b, const char *name);
 /* The chunk counts so far. */
 void ds_backup_stats(const struct ds_backup *b, struct ds_backup_stats *ret);
 /* Frees; an unfinished backup's snapshot directory is removed. NULL ok. */

@@ -34,6 +34,7 @@ struct ds_datastore {
 	 * while the store refuses new handles. Shared by all handles. */
 	struct ds_chunkstore *cs;
 	bool cs_locked; /* shared .lock held for our writers */
+	int base_err;   /* what the last lookup found at base (0: a datastore) */
 };
 
 struct ds_lookup {
@@ -336,6 +337,17 @@ void ds_lookup_release(struct ds_lookup *lk)
 	free(lk);
 }
 
+/* Whether the open chunk store is still the directory at base: it may
+ * have been removed and made anew, renamed away, or a disk mounted over or
+ * unmounted from under it. Lock held. */
+static bool cs_current_locked(struct ds_datastore *ds)
+{
+	struct stat a, b;
+
+	return stat(ds->base, &a) == 0 && fstat(ds_chunkstore_basefd(ds->cs), &b) == 0 &&
+	       a.st_dev == b.st_dev && a.st_ino == b.st_ino;
+}
+
 /* Shared part of reader and writer acquisition. Lock held. */
 static int open_store_locked(struct ds_datastore *ds, int refusal, const char *what)
 {
@@ -344,6 +356,14 @@ static int open_store_locked(struct ds_datastore *ds, int refusal, const char *w
 		       refusal_reason(ds, refusal), ds->maintenance_message ? ": " : "",
 		       ds->maintenance_message ? ds->maintenance_message : "");
 		return refusal;
+	}
+	/* Handles still open keep the old one (their files stay right). */
+	if (ds->cs && ds->readers + ds->writers == 0 && !cs_current_locked(ds)) {
+		ds_info("datastore %s: %s is no longer the directory opened, reopening", ds->name,
+			ds->base);
+		ds_chunkstore_free(ds->cs);
+		ds->cs = NULL;
+		ds->cs_locked = false;
 	}
 	if (!ds->cs)
 		return ds_chunkstore_open(ds->base, &ds->cs);
@@ -467,6 +487,27 @@ int ds_lookup_check_io(const struct ds_lookup *lk)
 	return lk->io_err;
 }
 
+/* Logs when the datastore's directory goes away or comes back: once per
+ * change, not per lookup. */
+static int note_base(struct ds_datastore *ds, int err)
+{
+	if (__atomic_load_n(&ds->base_err, __ATOMIC_RELAXED) == err)
+		return err;
+	pthread_mutex_lock(&ds->lock);
+	if (ds->base_err != err) {
+		if (err == -ENOMEDIUM)
+			ds_err("datastore %s: %s holds no datastore (no .chunks): its disk not mounted?",
+			       ds->name, ds->base);
+		else if (err < 0)
+			ds_err("datastore %s: %s: %s", ds->name, ds->base, strerror(-err));
+		else
+			ds_info("datastore %s: %s is a datastore again", ds->name, ds->base);
+		__atomic_store_n(&ds->base_err, err, __ATOMIC_RELAXED);
+	}
+	pthread_mutex_unlock(&ds->lock);
+	return err;
+}
+
 int ds_lookup_open_dir(const struct ds_lookup *lk, const char *relpath)
 {
 	char comp[256];
@@ -481,7 +522,13 @@ int ds_lookup_open_dir(const struct ds_lookup *lk, const char *relpath)
 	 * so a link inside it must not lead outside. */
 	fd = open(lk->ds->base, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (fd < 0)
-		return -errno;
+		return note_base(lk->ds, -errno);
+	/* An empty mount point (the disk is gone) is not an empty datastore. */
+	if (faccessat(fd, ".chunks", F_OK, AT_SYMLINK_NOFOLLOW) < 0) {
+		close(fd);
+		return note_base(lk->ds, -ENOMEDIUM);
+	}
+	note_base(lk->ds, 0);
 	while (*p) {
 		const char *slash = strchr(p, '/');
 		size_t n = slash ? (size_t)(slash - p) : strlen(p);

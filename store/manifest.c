@@ -536,6 +536,19 @@ int ds_manifest_find(const struct ds_manifest *m, const char *filename,
 	return 0;
 }
 
+int ds_manifest_remove_file(struct ds_manifest *m, const char *filename)
+{
+	for (size_t i = 0; i < m->nfiles; i++)
+		if (strcmp(m->files[i].filename, filename) == 0) {
+			free(m->files[i].filename);
+			memmove(&m->files[i], &m->files[i + 1],
+				(m->nfiles - i - 1) * sizeof(*m->files));
+			m->nfiles--;
+			return 0;
+		}
+	return -ENOENT;
+}
+
 int ds_manifest_set_file(struct ds_manifest *m, const char *filename, uint64_t size,
 			 const struct ds_digest *csum, enum ds_crypt_mode mode)
 {

@@ -72,6 +72,8 @@ int ds_manifest_find(const struct ds_manifest *m, const char *filename,
  * size > INT64_MAX, unknown mode) or -ENOMEM. */
 int ds_manifest_set_file(struct ds_manifest *m, const char *filename, uint64_t size,
 			 const struct ds_digest *csum, enum ds_crypt_mode mode);
+/* Removes the entry for filename: 0 or -ENOENT. */
+int ds_manifest_remove_file(struct ds_manifest *m, const char *filename);
 
 /* unprotected.notes, or NULL. Borrowed until the next change of m. */
 const char *ds_manifest_notes(const struct ds_manifest *m);

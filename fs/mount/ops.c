@@ -380,8 +380,9 @@ static void op_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 
 static void op_fsync(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file_info *fi)
 {
+	(void)ino;
 	(void)datasync;
-	op_flush(req, ino, fi);
+	fuse_reply_err(req, -vfs_fsync((struct vfile *)(uintptr_t)fi->fh));
 }
 
 static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set,

@@ -564,6 +564,11 @@ ssize_t vfs_write(struct vfile *f, const void *buf, size_t len, uint64_t off)
 	return vwo_write(f->v, f->wo, buf, len, off);
 }
 
+int vfs_fsync(struct vfile *f)
+{
+	return f->wo ? vwo_fsync(f->wo) : 0;
+}
+
 int vfs_flush(struct vfile *f)
 {
 	return f->wo ? vwo_flush(f->wo) : 0;

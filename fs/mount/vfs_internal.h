@@ -153,6 +153,8 @@ int vw_error(struct vwfile *w);
  * server file name it got goes to ret_server. */
 int vw_finish(struct vwfile *w, char *ret_server, size_t len);
 void vw_free(struct vwfile *w);
+/* Waits until every chunk written so far is in the chunk store. */
+void vw_wait(struct vwfile *w);
 /* Joins the encoding workers (after the last vw_free). */
 void vw_pool_stop(void);
 
@@ -162,6 +164,7 @@ ssize_t vwo_write(struct vfs *v, struct vwopen *wo, const void *buf, size_t len,
 ssize_t vwo_read(struct vwopen *wo, void *buf, size_t len, uint64_t off);
 int vwo_truncate(struct vwopen *wo, uint64_t size);
 int vwo_flush(struct vwopen *wo);
+int vwo_fsync(struct vwopen *wo);
 void vwo_release(struct vfs *v, struct vwopen *wo);
 /* Notes handle for a snapshot's "notes" (trunc: start empty). */
 int vwo_notes(struct vfs *v, struct vnode *n, bool trunc, struct vwopen **ret);

@@ -1114,6 +1114,13 @@ int vw_finish(struct vwfile *w, char *ret_server, size_t len)
 	return r;
 }
 
+void vw_wait(struct vwfile *w)
+{
+	pthread_mutex_lock(&w->lock);
+	wait_inflight(w, 0);
+	pthread_mutex_unlock(&w->lock);
+}
+
 void vw_free(struct vwfile *w)
 {
 	if (!w)

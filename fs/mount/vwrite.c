@@ -512,6 +512,25 @@ int vwo_truncate(struct vwopen *wo, uint64_t size)
 	return -EINVAL;
 }
 
+int vwo_fsync(struct vwopen *wo)
+{
+	int r = vwo_flush(wo);
+
+	if (r < 0 || wo->kind != WO_ARCHIVE)
+		return r;
+	vw_wait(wo->vf); /* the chunks written so far are in the store */
+	pthread_mutex_lock(&wo->ss->blk);
+	r = ds_backup_sync(wo->ss->b);
+	pthread_mutex_unlock(&wo->ss->blk);
+	if (r < 0) {
+		pthread_mutex_lock(&wo->mu);
+		if (!wo->err)
+			wo->err = r; /* abandoned: some of it is lost */
+		pthread_mutex_unlock(&wo->mu);
+	}
+	return r;
+}
+
 int vwo_flush(struct vwopen *wo)
 {
 	int r;
@@ -665,8 +684,17 @@ static void finish_archive(struct vfs *v, struct vwopen *wo)
 	pthread_mutex_unlock(&wo->mu);
 	if (r == 0)
 		r = vw_finish(wo->vf, server, sizeof(server));
-	if (r == 0)
+	if (r == 0) {
 		r = session_commit(s);
+		if (r < 0) {
+			/* vw_finish put the index in place and named it in the
+			 * manifest; neither may stay, or the next commit of
+			 * this snapshot would publish it. */
+			pthread_mutex_lock(&s->blk);
+			ds_backup_drop_file(s->b, server);
+			pthread_mutex_unlock(&s->blk);
+		}
+	}
 	if (r < 0)
 		ds_err("%s/%s/%s: archive abandoned: %s", wo->st->name, wo->snaprel, wo->name,
 		       strerror(-r));
