@@ -4,6 +4,7 @@
 #include <fuse_lowlevel.h>
 
 #include <errno.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -116,8 +117,15 @@ static void op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 		vfs_releasedir(d); /* the opener was interrupted */
 }
 
-static void op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
-		       struct fuse_file_info *fi)
+/* READDIR and READDIRPLUS. Offsets: 0 ".", 1 "..", then entry i at i + 2.
+ * READDIRPLUS gives each entry what a lookup of it returns, so `ls -l`,
+ * `rsync` and `find -type` need no LOOKUP round trip per entry. An entry
+ * counts as a kernel reference only once it is in the reply: its size is
+ * checked before it is looked up. An entry that cannot be looked up now
+ * (removed since opendir, a refusal) is listed without attributes (node 0:
+ * the kernel takes it as a plain directory entry). */
+static void list_dir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+		     struct fuse_file_info *fi, bool plus)
 {
 	struct vfs_dir *d = (struct vfs_dir *)(uintptr_t)fi->fh;
 	char *buf = malloc(size);
@@ -127,71 +135,48 @@ static void op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		fuse_reply_err(req, ENOMEM);
 		return;
 	}
-	/* Offsets: 0 ".", 1 "..", then entry i at i + 2. */
 	for (size_t i = (size_t)off; i < d->n + 2; i++) {
-		struct stat st = { 0 };
-		const char *name;
-		size_t need;
-
-		if (i < 2) {
-			name = i == 0 ? "." : "..";
-			st.st_ino = ino;
-			st.st_mode = S_IFDIR;
-		} else {
-			name = d->ents[i - 2].name;
-			st.st_ino = d->ents[i - 2].ino;
-			st.st_mode = d->ents[i - 2].type;
-		}
-		need = fuse_add_direntry(req, buf + used, size - used, name, &st, (off_t)i + 1);
-		if (need > size - used)
-			break;
-		used += need;
-	}
-	fuse_reply_buf(req, buf, used);
-	free(buf);
-}
-
-/* READDIRPLUS: each entry comes with what a lookup of it returns, so
- * `ls -l`, `rsync` and `find -type` need no LOOKUP round trip per entry.
- * An entry counts as a kernel reference only once it is in the reply: its
- * size is checked before it is looked up. An entry that cannot be looked
- * up now (removed since opendir, a refusal) is listed without attributes
- * (node 0: the kernel takes it as a plain directory entry). */
-static void op_readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
-			   struct fuse_file_info *fi)
-{
-	struct vfs_dir *d = (struct vfs_dir *)(uintptr_t)fi->fh;
-	struct vfs *v = vfs_of(req);
-	char *buf = malloc(size);
-	size_t used = 0;
-
-	if (!buf) {
-		fuse_reply_err(req, ENOMEM);
-		return;
-	}
-	for (size_t i = (size_t)off; i < d->n + 2; i++) {
+		const char *name = i == 0 ? "." : i == 1 ? ".." : d->ents[i - 2].name;
 		struct fuse_entry_param p;
 		struct vfs_entry e;
-		const char *name = i == 0 ? "." : i == 1 ? ".." : d->ents[i - 2].name;
-		size_t need = fuse_add_direntry_plus(req, NULL, 0, name, NULL, 0);
+		size_t need;
 
-		if (need > size - used)
-			break;
 		memset(&p, 0, sizeof(p));
-		if (i >= 2 && vfs_lookup(v, ino, name, &e) == 0) {
+		p.attr.st_ino = i < 2 ? ino : d->ents[i - 2].ino;
+		p.attr.st_mode = i < 2 ? S_IFDIR : d->ents[i - 2].type;
+		if (!plus) {
+			need = fuse_add_direntry(req, buf + used, size - used, name, &p.attr,
+						 (off_t)i + 1);
+			if (need > size - used)
+				break;
+			used += need;
+			continue;
+		}
+		if (fuse_add_direntry_plus(req, NULL, 0, name, NULL, 0) > size - used)
+			break;
+		if (i >= 2 && vfs_lookup(vfs_of(req), ino, name, &e) == 0) {
 			p.ino = e.ino;
 			p.attr = e.st;
 			p.attr_timeout = e.attr_timeout;
 			p.entry_timeout = e.entry_timeout;
-		} else {
-			p.attr.st_ino = i < 2 ? ino : d->ents[i - 2].ino;
-			p.attr.st_mode = i < 2 ? S_IFDIR : d->ents[i - 2].type;
 		}
 		used += fuse_add_direntry_plus(req, buf + used, size - used, name, &p,
 					       (off_t)i + 1);
 	}
 	fuse_reply_buf(req, buf, used);
 	free(buf);
+}
+
+static void op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+		       struct fuse_file_info *fi)
+{
+	list_dir(req, ino, size, off, fi, false);
+}
+
+static void op_readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+			   struct fuse_file_info *fi)
+{
+	list_dir(req, ino, size, off, fi, true);
 }
 
 static void op_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
