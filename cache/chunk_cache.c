@@ -326,12 +326,13 @@ static int load(struct ds_chunk_cache *c, struct entry *e, size_t expect_len,
 	struct entry *victims = NULL;
 	struct buf b = { NULL, 0 };
 	uint8_t *copy = NULL;
-	size_t len = 0, reserve = expect_len;
+	size_t len = 0, reserve = 2 * expect_len;
 	int r;
 
-	/* Room for what the load will decode (when the caller knows it) is
-	 * made before it runs: loads in flight count against the budget as
-	 * cached chunks do. */
+	/* Room for what the load will decode (when the caller knows it) and
+	 * for the encoded chunk the loader reads past it in the same buffer
+	 * (at most about as large) is made before it runs: loads in flight
+	 * count against the budget as cached chunks do. */
 	pthread_mutex_lock(&c->lock);
 	c->loading += reserve;
 	evict_locked(c, &victims);

@@ -69,7 +69,9 @@ int ds_chunkstore_read_raw(struct ds_chunkstore *cs, const struct ds_digest *d,
  * with the digest. Errors: -ENOENT missing; -EBADMSG corrupt or digest/length
  * mismatch; -ENOKEY encrypted chunk and c == NULL; -EFBIG larger than cap
  * while cap is below 16 MiB and below expect_len (or expect_len is 0) — past
- * a cap that holds either, the chunk is corrupt: -EBADMSG. */
+ * a cap that holds either, the chunk is corrupt: -EBADMSG. Bytes of out
+ * past the result may be overwritten up to cap: with expect_len set and
+ * room past it, the chunk file is read there and decoded below it. */
 int ds_chunkstore_load(struct ds_chunkstore *cs, const struct ds_digest *d,
 		       const struct ds_crypt *c, size_t expect_len, uint8_t *out, size_t cap,
 		       size_t *ret_len);

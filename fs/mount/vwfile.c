@@ -375,8 +375,10 @@ static int chunk_data(struct vwfile *w, size_t idx, uint8_t *out, size_t len)
 		int r;
 
 		memset(out, 0, len);
-		r = ds_reader_load_chunk(w->rd, &w->dg[idx], w->crypt, w->dlen[idx], out, VW_CS,
-					 &got);
+		/* cap = the length: the bytes of out past it stay as they
+		 * are (a load may use spare room as scratch space). */
+		r = ds_reader_load_chunk(w->rd, &w->dg[idx], w->crypt, w->dlen[idx], out,
+					 w->dlen[idx], &got);
 		if (r < 0)
 			ds_err("%s: cannot read back chunk %zu: %s", w->server, idx, strerror(-r));
 		return r;
