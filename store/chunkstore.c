@@ -206,6 +206,16 @@ int ds_chunkstore_basefd(const struct ds_chunkstore *cs)
 	return cs->basefd;
 }
 
+/* Logs why the chunk file rel could not be opened or read; returns r. */
+static int raw_error(const char *rel, int r)
+{
+	if (r == -ENOENT)
+		ds_err("chunk %s: missing", rel + 5);
+	else
+		ds_err("chunk %s: %s", rel + 5, strerror(-r));
+	return r;
+}
+
 int ds_chunkstore_read_raw(struct ds_chunkstore *cs, const struct ds_digest *d,
 			   uint8_t **ret_raw, size_t *ret_len)
 {
@@ -221,13 +231,8 @@ int ds_chunkstore_read_raw(struct ds_chunkstore *cs, const struct ds_digest *d,
 		ds_err("chunk %s: file larger than the 16 MiB chunk limit", rel + 5);
 		return -EBADMSG;
 	}
-	if (r < 0) {
-		if (r == -ENOENT)
-			ds_err("chunk %s: missing", rel + 5);
-		else
-			ds_err("chunk %s: %s", rel + 5, strerror(-r));
-		return r;
-	}
+	if (r < 0)
+		return raw_error(rel, r);
 	if (len == 0) {
 		free(raw);
 		ds_err("chunk %s: empty file", rel + 5);
@@ -249,13 +254,8 @@ static int read_raw_into(struct ds_chunkstore *cs, const char *rel, uint8_t *dst
 	int fd, r = 1;
 
 	fd = ds_open_regular_at(cs->chunksfd, rel, &st);
-	if (fd < 0) {
-		if (fd == -ENOENT)
-			ds_err("chunk %s: missing", rel + 5);
-		else
-			ds_err("chunk %s: %s", rel + 5, strerror(-fd));
-		return fd;
-	}
+	if (fd < 0)
+		return raw_error(rel, fd);
 	if ((uint64_t)st.st_size > cap) {
 		close(fd);
 		return 0;
@@ -266,8 +266,7 @@ static int read_raw_into(struct ds_chunkstore *cs, const char *rel, uint8_t *dst
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n <= 0) {
-			r = n < 0 ? -errno : -EIO; /* 0: truncated while read */
-			ds_err("chunk %s: %s", rel + 5, strerror(-r));
+			r = raw_error(rel, n < 0 ? -errno : -EIO); /* 0: truncated while read */
 			break;
 		}
 		got += (size_t)n;
