@@ -6,6 +6,10 @@
 #include <string.h>
 
 #include <openssl/rand.h>
+#include <unistd.h>
+/* ZSTD_d_stableOutBuffer (zstd >= 1.4.7, in the shared library; its name
+ * is in the static-linking section of zstd.h). */
+#define ZSTD_STATIC_LINKING_ONLY
 #include <zstd.h>
 #include <zstd_errors.h>
 
@@ -30,7 +34,9 @@ static const uint8_t blob_magic[4][DS_BLOB_MAGIC_LEN] = {
  * The key's destructor frees them when a thread exits. */
 struct zctx {
 	ZSTD_DCtx *d;
+	ZSTD_DCtx *stable; /* decodes into a fixed buffer (ds_blob_decode_fd) */
 	ZSTD_CCtx *c;
+	struct ds_sha256 *h; /* ds_blob_decode_fd */
 };
 
 static pthread_key_t zctx_key;
@@ -42,7 +48,9 @@ static void zctx_free(void *p)
 	struct zctx *z = p;
 
 	ZSTD_freeDCtx(z->d);
+	ZSTD_freeDCtx(z->stable);
 	ZSTD_freeCCtx(z->c);
+	ds_sha256_free(z->h);
 	free(z);
 }
 
@@ -77,6 +85,31 @@ static ZSTD_DCtx *dctx_get(void)
 	if (z && !z->d)
 		z->d = ZSTD_createDCtx();
 	return z ? z->d : NULL;
+}
+
+/* A context that decodes straight into the caller's output buffer: with
+ * ZSTD_d_stableOutBuffer zstd keeps no window buffer of its own and copies
+ * nothing out of it. Without that parameter (an older libzstd) it still
+ * decodes correctly, through its window buffer. */
+static ZSTD_DCtx *stable_dctx_get(void)
+{
+	struct zctx *z = zctx_get();
+
+	if (z && !z->stable) {
+		z->stable = ZSTD_createDCtx();
+		if (z->stable)
+			(void)ZSTD_DCtx_setParameter(z->stable, ZSTD_d_stableOutBuffer, 1);
+	}
+	return z ? z->stable : NULL;
+}
+
+static struct ds_sha256 *sha256_get(void)
+{
+	struct zctx *z = zctx_get();
+
+	if (z && !z->h)
+		z->h = ds_sha256_new();
+	return z ? z->h : NULL;
 }
 
 static ZSTD_CCtx *cctx_get(void)
@@ -291,6 +324,124 @@ static int decode(const uint8_t *raw, size_t len, const struct ds_crypt *c,
 	if (r == 0)
 		r = zstd_decode(plain, n, ob);
 	free(plain);
+	return r;
+}
+
+/* Reads exactly len bytes at off; -EAGAIN when the file is shorter. */
+static int pread_full(int fd, uint8_t *p, size_t len, uint64_t off)
+{
+	while (len > 0) {
+		ssize_t n = pread(fd, p, len, (off_t)off);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return -errno;
+		if (n == 0)
+			return -EAGAIN; /* truncated meanwhile */
+		p += n;
+		len -= (size_t)n;
+		off += (uint64_t)n;
+	}
+	return 0;
+}
+
+/* The window a zstd payload is read through: small enough for any thread's
+ * stack and to stay in the CPU's cache between read and decode. A plain
+ * payload is read, checked and hashed in steps of PLAIN_STEP, each while
+ * it is still in the cache. */
+#define DECODE_WINDOW (64 * 1024)
+#define PLAIN_STEP (256 * 1024)
+
+static int zstd_decode_fd(int fd, uint64_t off, uint64_t end, uint32_t *crc,
+			  struct ds_sha256 *h, uint8_t *out, size_t out_cap, size_t *ret_len)
+{
+	uint8_t win[DECODE_WINDOW];
+	ZSTD_DCtx *d = stable_dctx_get();
+	ZSTD_outBuffer ob = { out, out_cap, 0 };
+	size_t zr = 1;
+	int r;
+
+	if (!d)
+		return -ENOMEM;
+	ZSTD_DCtx_reset(d, ZSTD_reset_session_only);
+	while (off < end) {
+		size_t n = end - off < sizeof(win) ? (size_t)(end - off) : sizeof(win);
+		ZSTD_inBuffer in = { win, n, 0 };
+
+		r = pread_full(fd, win, n, off);
+		if (r < 0)
+			return r;
+		*crc = ds_crc32_update(*crc, win, n);
+		off += n;
+		while (in.pos < in.size) {
+			size_t before = ob.pos, in_before = in.pos;
+
+			zr = ZSTD_decompressStream(d, &ob, &in);
+			if (ZSTD_isError(zr))
+				return -EAGAIN;
+			ds_sha256_update(h, out + before, ob.pos - before);
+			/* Output full with input left: too large for out. */
+			if (ob.pos == before && in.pos == in_before)
+				return -EAGAIN;
+		}
+	}
+	/* zr == 0: the last frame ended with the input. Otherwise the stream
+	 * was cut short, or output is still held back (never, with a stable
+	 * buffer, unless out is full). */
+	if (zr != 0)
+		return -EAGAIN;
+	*ret_len = ob.pos;
+	return 0;
+}
+
+int ds_blob_decode_fd(int fd, uint64_t file_len, uint8_t *out, size_t out_cap,
+		      struct ds_digest *ret_digest, size_t *ret_len)
+{
+	uint8_t hdr[DS_BLOB_HEADER_LEN];
+	struct ds_sha256 *h = sha256_get();
+	uint32_t crc = 0;
+	size_t len = 0;
+	int type, r;
+
+	if (!h)
+		return -ENOMEM;
+	if (file_len <= DS_BLOB_HEADER_LEN)
+		return -EAGAIN;
+	r = pread_full(fd, hdr, sizeof(hdr), 0);
+	if (r < 0)
+		return r;
+	type = ds_blob_type(hdr, sizeof(hdr));
+	if (type == DS_BLOB_PLAIN) {
+		if (file_len - DS_BLOB_HEADER_LEN > out_cap)
+			return -EAGAIN;
+		len = (size_t)(file_len - DS_BLOB_HEADER_LEN);
+		for (size_t pos = 0; pos < len;) {
+			size_t n = len - pos < PLAIN_STEP ? len - pos : PLAIN_STEP;
+
+			r = pread_full(fd, out + pos, n, DS_BLOB_HEADER_LEN + pos);
+			if (r < 0)
+				goto fail;
+			crc = ds_crc32_update(crc, out + pos, n);
+			ds_sha256_update(h, out + pos, n);
+			pos += n;
+		}
+	} else if (type == DS_BLOB_ZSTD) {
+		r = zstd_decode_fd(fd, DS_BLOB_HEADER_LEN, file_len, &crc, h, out, out_cap, &len);
+		if (r < 0)
+			goto fail;
+	} else {
+		return -EAGAIN;
+	}
+	if (crc != ds_le32(hdr + DS_BLOB_MAGIC_LEN)) {
+		r = -EAGAIN;
+		goto fail;
+	}
+	ds_sha256_final(h, ret_digest);
+	*ret_len = len;
+	return 0;
+fail:
+	ds_sha256_final(h, ret_digest); /* resets it for the next blob */
 	return r;
 }
 

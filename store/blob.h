@@ -16,6 +16,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+struct ds_digest;
+
 struct ds_crypt;
 
 #define DS_BLOB_MAGIC_LEN 8
@@ -53,6 +55,20 @@ int ds_blob_verify_crc(const uint8_t *raw, size_t len);
  * a content-size field. */
 int ds_blob_decode_into(const uint8_t *raw, size_t len, const struct ds_crypt *c,
 			uint8_t *out, size_t out_cap, size_t *ret_len);
+
+/* Decodes an unencrypted blob from fd (file_len bytes, read with pread)
+ * into out (capacity out_cap) without holding its encoded bytes in memory:
+ * a plain blob is read straight into out, a zstd one decompressed from a
+ * small window on the stack into out. The CRC is checked as by _into, and
+ * the plaintext's SHA-256 is computed piece by piece as it is produced
+ * (while in the CPU's cache), into *ret_digest.
+ * Returns 0, *ret_len and *ret_digest, or -EAGAIN when this path does not
+ * apply or the blob is not a valid one that fits (encrypted, damaged, too
+ * large, short read): the caller then reads the file whole and decodes it
+ * with _into, which names the fault. Other errors: -ENOMEM, or a read
+ * error (-errno). */
+int ds_blob_decode_fd(int fd, uint64_t file_len, uint8_t *out, size_t out_cap,
+		      struct ds_digest *ret_digest, size_t *ret_len);
 
 /* Like _into, but allocates: *ret_data is malloc'ed (caller frees), at most
  * max_len bytes (use DS_MAX_BLOB_SIZE or DS_MAX_CHUNK_SIZE). */

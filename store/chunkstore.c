@@ -290,6 +290,32 @@ int ds_chunkstore_load(struct ds_chunkstore *cs, const struct ds_digest *d,
 	size_t raw_len, len;
 	int type, r = 0;
 
+	/* An unencrypted chunk is read and decoded straight into out: a plain
+	 * one by pread, a zstd one through a small window (ds_blob_decode_fd).
+	 * No copy of the encoded chunk is held anywhere, so a load touches
+	 * no memory but out's. A chunk this path cannot take (encrypted,
+	 * damaged, too large) is read again below, where the fault is named. */
+	if (!c) {
+		char rel[DS_CHUNK_RELPATH_LEN];
+		struct stat st;
+		int fd;
+
+		ds_chunk_relpath(d, rel);
+		fd = ds_open_regular_at(cs->chunksfd, rel, &st);
+		if (fd < 0)
+			return raw_error(rel, fd);
+		r = ds_blob_decode_fd(fd, (uint64_t)st.st_size, out, cap, &got, &len);
+		close(fd);
+		if (r == 0) {
+			if (ds_digest_eq(&got, d) && (!expect_len || len == expect_len)) {
+				*ret_len = len;
+				return 0;
+			}
+		} else if (r != -EAGAIN) {
+			return raw_error(rel, r);
+		}
+		r = 0;
+	}
 	/* When the caller's buffer has room past the promised length, the
 	 * chunk file is read there and decoded below it: no second buffer of
 	 * a chunk's size to allocate and free per load (on a busy mount such

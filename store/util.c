@@ -121,20 +121,25 @@ void ds_sha256_free(struct ds_sha256 *h)
 	free(h);
 }
 
-uint32_t ds_crc32(const void *data, size_t len)
+uint32_t ds_crc32_update(uint32_t crc, const void *data, size_t len)
 {
 	const uint8_t *p = data;
-	uLong crc = crc32(0L, Z_NULL, 0);
+	uLong c = crc;
 
 	/* zlib takes uInt lengths; feed large buffers in pieces. */
 	while (len > 0) {
 		uInt n = len > (1u << 30) ? (1u << 30) : (uInt)len;
 
-		crc = crc32(crc, p, n);
+		c = crc32(c, p, n);
 		p += n;
 		len -= n;
 	}
-	return (uint32_t)crc;
+	return (uint32_t)c;
+}
+
+uint32_t ds_crc32(const void *data, size_t len)
+{
+	return ds_crc32_update(0, data, len);
 }
 
 int ds_open_regular_at(int dirfd, const char *path, struct stat *ret_st)

@@ -87,6 +87,9 @@ void ds_sha256_free(struct ds_sha256 *h);                         /* accepts NUL
 
 /* zlib CRC-32 (reflected 0xEDB88320, init/xorout 0xFFFFFFFF). */
 uint32_t ds_crc32(const void *data, size_t len);
+/* Continues a CRC-32: ds_crc32_update(ds_crc32(a), b) == ds_crc32(a b);
+ * start from 0. */
+uint32_t ds_crc32_update(uint32_t crc, const void *data, size_t len);
 
 /* Opens path (relative to dirfd, or AT_FDCWD) read-only and checks that it
  * is a regular file; *ret_st gets its stat. Relative to a directory
