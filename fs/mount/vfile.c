@@ -18,8 +18,11 @@
 #include "store/locks.h"
 #include "store/log.h"
 
-/* Chunks read ahead of a sequential reader. */
-#define PREFETCH_DEPTH 2
+/* Chunks read ahead of a sequential reader. With 2, the two decoding
+ * workers sat idle between a reply and the next prefetch; 4 (16 MiB of
+ * 4 MiB chunks) took a cat of the bench image from ~930 to ~1080 MiB/s
+ * (medians of 5), 6 gave no more. */
+#define PREFETCH_DEPTH 4
 
 struct vfile {
 	atomic_uint refs; /* the open file + queued prefetches */
@@ -32,6 +35,7 @@ struct vfile {
 	size_t len;
 	bool image;
 	struct ds_digest zero; /* image: digest of a full zero chunk */
+	uint64_t zero_len;     /* image: its length (the chunk size) */
 	char name[300];        /* for log lines */
 	_Atomic uint64_t next_off; /* where a sequential reader goes next */
 	struct vwopen *wo;     /* a file being written (vwrite.c), or NULL */
@@ -198,6 +202,7 @@ static int open_index(struct vfs *v, const struct vnode *n, const struct ds_look
 			f->zero = v->zero4m;
 		else
 			vfs_zero_digest(f->crypt, cs, &f->zero);
+		f->zero_len = cs;
 	}
 	return 0;
 }
@@ -384,12 +389,23 @@ static void prefetch_done(void *ctx)
 	vfile_unref(ctx);
 }
 
+/* A full-size zero chunk of an image: its bytes are known without
+ * loading it (the digest names them), so a read answers it from v->zeros.
+ * This skips decompressing and hashing a quarter of a typical VM image. */
+static bool zero_chunk(const struct vfile *f, const struct ds_index_chunk *ch)
+{
+	return f->image && ch->end - ch->start == f->zero_len && f->zero_len <= DS_MAX_CHUNK_SIZE &&
+	       ds_digest_eq(&ch->digest, &f->zero);
+}
+
 static void prefetch_after(struct vfile *f, size_t i)
 {
 	for (size_t k = i + 1; k <= i + PREFETCH_DEPTH && k < ds_index_count(f->idx); k++) {
 		struct ds_index_chunk ch;
 
 		ds_index_chunk(f->idx, k, &ch);
+		if (zero_chunk(f, &ch))
+			continue;
 		atomic_fetch_add(&f->refs, 1);
 		if (ds_chunk_cache_prefetch(f->v->cache, &ch.digest, ch.end - ch.start, load_chunk, f,
 					    prefetch_done) != 0)
@@ -473,20 +489,28 @@ ssize_t vfs_read(struct vfile *f, uint64_t off, size_t size, struct vfs_read *re
 		void *grow;
 
 		ds_index_chunk(f->idx, (size_t)i, &ch);
-		r = ds_chunk_cache_get(f->v->cache, &ch.digest, ch.end - ch.start, load_chunk, f, &ref);
-		if (r < 0)
-			break;
-		grow = realloc(pins->refs, (pins->n + 1) * sizeof(*pins->refs));
-		if (grow)
+		if (zero_chunk(f, &ch)) {
+			ref = (struct ds_chunk_ref){ .data = f->v->zeros };
+		} else {
+			r = ds_chunk_cache_get(f->v->cache, &ch.digest, ch.end - ch.start,
+					       load_chunk, f, &ref);
+			if (r < 0)
+				break;
+			grow = realloc(pins->refs, (pins->n + 1) * sizeof(*pins->refs));
+			if (!grow) {
+				ds_chunk_cache_put(f->v->cache, &ref);
+				r = -ENOMEM;
+				break;
+			}
 			pins->refs = grow;
-		grow = grow ? realloc(ret->iov, (ret->n_iov + 1) * sizeof(*ret->iov)) : NULL;
+			pins->refs[pins->n++] = ref;
+		}
+		grow = realloc(ret->iov, (ret->n_iov + 1) * sizeof(*ret->iov));
 		if (!grow) {
-			ds_chunk_cache_put(f->v->cache, &ref);
 			r = -ENOMEM;
 			break;
 		}
 		ret->iov = grow;
-		pins->refs[pins->n++] = ref;
 		{
 			uint64_t in = pos - ch.start;
 			uint64_t n = (end < ch.end ? end : ch.end) - pos;

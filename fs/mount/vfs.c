@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <sys/mman.h>
 #include <sys/sysmacros.h>
 #include <unistd.h>
 
@@ -266,6 +267,15 @@ int vfs_new(const struct vfs_options *opt, struct vfs **ret)
 		goto fail;
 	}
 	vfs_zero_digest(NULL, DS_FIDX_DEFAULT_CHUNK_SIZE, &v->zero4m);
+	{
+		void *z = mmap(NULL, DS_MAX_CHUNK_SIZE, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+
+		if (z == MAP_FAILED) {
+			r = -errno;
+			goto fail;
+		}
+		v->zeros = z;
+	}
 	r = ds_chunk_cache_new(opt->cache_size, &v->cache);
 	if (r < 0)
 		goto fail;
@@ -334,6 +344,8 @@ void vfs_free(struct vfs *v)
 			vfs_node_free(n);
 		}
 	free(v->table);
+	if (v->zeros)
+		munmap((void *)v->zeros, DS_MAX_CHUNK_SIZE);
 	vfs_node_free(v->root);
 	vpxar_close_store(v, NULL); /* before the datastores their readers hold */
 	if (v->cache)

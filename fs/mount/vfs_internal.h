@@ -90,6 +90,10 @@ struct vfs {
 	struct vnode *root;
 	/* Digest of an all-zero 4 MiB chunk (plain), for holes. */
 	struct ds_digest zero4m;
+	/* DS_MAX_CHUNK_SIZE bytes of read-only anonymous memory: the reply
+	 * to a read of a zero chunk. Never written, so it stays on the
+	 * kernel's shared zero page and costs no resident memory. */
+	const uint8_t *zeros;
 	int64_t mount_time;
 	uint64_t cfg_version; /* watcher thread only */
 	struct varchive *archives; /* open pxar archives, protected by lock */

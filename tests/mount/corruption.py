@@ -145,8 +145,18 @@ for s in exp["snapshots"]:
                             archives=[a["name"], p["name"]], entries=a["pxar"]["entries"], split=True,
                             enc=enc))
         else:
-            objs.append(Obj("file", rel, size=a["size"], sha256=a["sha256"], chunks=a["chunks"], enc=enc))
+            objs.append(Obj("file", rel, size=a["size"], sha256=a["sha256"], chunks=a["chunks"], enc=enc,
+                            image=a["name"].endswith(".img.fidx"), chunk_size=a.get("chunk_size")))
 archive_of = {(s["path"], a["name"]): a for s in exp["snapshots"] for a in s["archives"]}
+
+
+def zero_chunk(o, d):
+    """A full-size zero chunk of an image (plain or encrypted): its digest
+    names its bytes, so the mount serves zeros without loading it, damaged
+    or not. Known from the bytes a clean read gave, which matched the
+    expect file's SHA-256 (baseline), not from dsfs's own idea of it."""
+    cd = chunk_data.get(d)
+    return o.kind == "file" and o.image and cd is not None and len(cd) == o.chunk_size and not any(cd)
 
 
 def intervals(chunks, d):
@@ -218,6 +228,7 @@ class Stats:
     eio = 0
     reads = 0
     must_fail = 0
+    zero_served = 0  # reads of a damaged zero chunk that had to succeed
 
 
 def judge(what, want, s, e, got, err, bad, stats):
@@ -245,6 +256,12 @@ def check_file(o, d, rng, stats, benign=False):
     path = f"{M}/{o.rel}"
     bad = [] if benign else intervals(o.chunks, d)
     loose = intervals(o.chunks, d) if benign else []
+    if zero_chunk(o, d):
+        # Served as zeros whatever its file holds: no EIO allowed.
+        full = [(s, e) for s, e in intervals(o.chunks, d) if e - s == o.chunk_size]
+        check(len(full) == len(intervals(o.chunks, d)), f"{o.rel}: a short chunk has the zero digest")
+        bad, loose = [], []
+        stats.zero_served += len(full)
     st = os.stat(path)
     check(st.st_size == o.size, f"{o.rel}: size {st.st_size}, want {o.size}")
 
@@ -594,7 +611,8 @@ def trials():
     print(f"{TRIALS} chunk trials in {el:.1f} s (seed {SEED}): " +
           ", ".join(f"{k} {counts.get(k, 0)}" for k, _ in KINDS) +
           f"; {stats.reads} reads checked, {stats.eio} EIO, {stats.must_fail} must-fail checks, "
-          f"{benign_n} damages left the chunk intact, {weak} trials without a must-fail check")
+          f"{benign_n} damages left the chunk intact, {weak} trials without a must-fail check, "
+          f"{stats.zero_served} damaged zero-chunk ranges served as zeros")
 
 
 # --- whole-file faults: an encrypted chunk in a plain index, indexes, manifests ---
@@ -787,7 +805,37 @@ except Fail as e:
     sys.exit(f"FAIL: {e}")
 print(f"reference: {sum(o.kind == 'file' for o in objs)} images and streams and "
       f"{sum(o.kind == 'pxar' for o in objs)} pxar archives match the expect file")
+def zero_chunk_missing():
+    """The zero chunk's file removed: every plain image that uses it still
+    reads whole and right (the mount never loads a full-size zero chunk),
+    while verify reports the missing file."""
+    zeros = {(d, o.enc) for o in objs for d in o.digests() if zero_chunk(o, d)}
+    check({enc for _, enc in zeros} == {False, True}, f"want a plain and an encrypted zero chunk: {zeros}")
+    n = 0
+    for d, _ in sorted(zeros):
+        imgs = [o for o in objs if d in o.digests()]
+        path = chunk_file(d)
+        saved = open(path, "rb").read()
+        os.unlink(path)
+        try:
+            m = Mount()
+            try:
+                for o in imgs:
+                    got, err = read_all(f"{M}/{o.rel}")
+                    check(err is None and sha(got) == o.sha256,
+                          f"{o.rel}: with the zero chunk's file gone: {err}, sha256 {sha(got)}")
+                    n += 1
+            finally:
+                m.close()
+            check(d not in m.log(), f"the zero chunk was loaded:\n{m.log()[-2000:]}")
+            verify({(a, i, d) for a, i in uses[d]}, 3, "zero chunk missing", "missing", [""])
+        finally:
+            open(path, "wb").write(saved)
+    print(f"zero chunks missing: {n} image reads right without them (plain and encrypted), verify reports them")
+
+
 try:
+    zero_chunk_missing()
     trials()
     file_faults()
 except Fail as e:

@@ -5,7 +5,10 @@
 # chunk: each range reads the right bytes or fails with EIO, and only where
 # the damaged chunk is (never wrong bytes, never a silently short file, the
 # daemon never crashes); the mount log names the chunk, and `dsfs verify`
-# names it for every archive and position using it and nothing else. Then
+# names it for every archive and position using it and nothing else. A
+# full-size zero chunk of an image is the exception: its digest names its
+# bytes, so the mount serves zeros without loading it, damaged or missing
+# (checked first with the plain and the encrypted zero chunk removed). Then
 # truncated indexes, damaged manifests and an encrypted chunk in a plain
 # index: a clean errno, and verify reports each. See corruption.py.
 # DSFS_CORRUPTION_TRIALS sets the number of chunk trials (default 300, about
