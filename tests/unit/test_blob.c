@@ -12,6 +12,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 #include <jansson.h>
 #include <zstd.h>
@@ -146,6 +148,24 @@ static uint8_t *text_bytes(size_t n)
 	return b;
 }
 
+/* ds_blob_decode_fd on raw (from a memfd); on success the digest it
+ * returns must be the plaintext's SHA-256, computed here in one piece. */
+static int decode_fd(const uint8_t *raw, size_t len, uint8_t *out, size_t cap, size_t *ret_len)
+{
+	int fd = memfd_create("blob", MFD_CLOEXEC), r;
+	struct ds_digest got, want;
+
+	assert_true(fd >= 0);
+	assert_int_equal(write(fd, raw, len), (ssize_t)len);
+	r = ds_blob_decode_fd(fd, len, out, cap, &got, ret_len);
+	close(fd);
+	if (r == 0) {
+		ds_sha256(out, *ret_len, &want);
+		assert_memory_equal(got.b, want.b, DS_DIGEST_LEN);
+	}
+	return r;
+}
+
 static void roundtrip_one(const uint8_t *data, size_t n, const struct ds_crypt *c,
 			  bool compress, int want_type)
 {
@@ -170,6 +190,26 @@ static void roundtrip_one(const uint8_t *data, size_t n, const struct ds_crypt *
 	}
 	if (c)
 		assert_int_equal(ds_blob_decode_into(raw, len, NULL, out, n, &blen), -ENOKEY);
+	/* The file path: unencrypted blobs only, and only when they fit;
+	 * an empty payload goes to _into as well. */
+	if (c || n == 0) {
+		assert_int_equal(decode_fd(raw, len, out, n, &blen), -EAGAIN);
+	} else {
+		memset(out, 0xa5, n + 1);
+		assert_int_equal(decode_fd(raw, len, out, n, &blen), 0);
+		assert_int_equal(blen, n);
+		assert_memory_equal(out, data, n);
+		assert_int_equal(out[n], 0xa5);
+		assert_int_equal(decode_fd(raw, len, out, n - 1, &blen), -EAGAIN);
+		/* A flipped payload byte (CRC mismatch) and a flipped CRC. */
+		raw[len - 1] ^= 1;
+		assert_int_equal(decode_fd(raw, len, out, n, &blen), -EAGAIN);
+		raw[len - 1] ^= 1;
+		raw[9] ^= 1;
+		assert_int_equal(decode_fd(raw, len, out, n, &blen), -EAGAIN);
+		raw[9] ^= 1;
+		assert_int_equal(decode_fd(raw, len - 1, out, n, &blen), -EAGAIN);
+	}
 	free(out);
 	free(raw);
 }
@@ -262,6 +302,11 @@ static void test_zstd_frames(void **state)
 	assert_memory_equal(out, txt, n);
 	assert_int_equal(ds_blob_decode_into(raw, len, NULL, out, n - 1, &dlen), -EFBIG);
 	assert_int_equal(ds_blob_decode(raw, len, NULL, n - 1, &data, &dlen), -EFBIG);
+	memset(out, 0, n);
+	assert_int_equal(decode_fd(raw, len, out, n, &dlen), 0);
+	assert_int_equal(dlen, n);
+	assert_memory_equal(out, txt, n);
+	assert_int_equal(decode_fd(raw, len, out, n - 1, &dlen), -EAGAIN);
 	free(raw);
 
 	/* Two concatenated frames decode to the concatenation (zstd's
@@ -274,6 +319,16 @@ static void test_zstd_frames(void **state)
 	assert_memory_equal(data + n, txt, 1000);
 	free(data);
 	assert_int_equal(ds_blob_decode_into(raw, len, NULL, out, n, &dlen), -EFBIG);
+	assert_int_equal(decode_fd(raw, len, out, n, &dlen), -EAGAIN);
+	{
+		uint8_t *big = malloc(n + 1000);
+
+		assert_int_equal(decode_fd(raw, len, big, n + 1000, &dlen), 0);
+		assert_int_equal(dlen, n + 1000);
+		assert_memory_equal(big, txt, n);
+		assert_memory_equal(big + n, txt, 1000);
+		free(big);
+	}
 	free(raw);
 
 	/* Truncated frames and trailing garbage are corrupt. */
@@ -282,14 +337,17 @@ static void test_zstd_frames(void **state)
 		assert_int_equal(ds_blob_decode(raw, len, NULL, DS_MAX_BLOB_SIZE, &data, &dlen),
 				 -EBADMSG);
 		assert_int_equal(ds_blob_decode_into(raw, len, NULL, out, n, &dlen), -EBADMSG);
+		assert_int_equal(decode_fd(raw, len, out, n, &dlen), -EAGAIN);
 		free(raw);
 	}
 	memcpy(frames + f1, "garbage!", 8);
 	raw = zstd_blob(frames, f1 + 8, &len);
 	assert_int_equal(ds_blob_decode(raw, len, NULL, DS_MAX_BLOB_SIZE, &data, &dlen), -EBADMSG);
+	assert_int_equal(decode_fd(raw, len, out, n, &dlen), -EAGAIN);
 	free(raw);
 	raw = zstd_blob("not zstd at all", 15, &len);
 	assert_int_equal(ds_blob_decode(raw, len, NULL, DS_MAX_BLOB_SIZE, &data, &dlen), -EBADMSG);
+	assert_int_equal(decode_fd(raw, len, out, n, &dlen), -EAGAIN);
 	free(raw);
 	raw = zstd_blob("", 0, &len);
 	assert_int_equal(ds_blob_decode(raw, len, NULL, DS_MAX_BLOB_SIZE, &data, &dlen), -EBADMSG);
