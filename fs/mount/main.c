@@ -366,6 +366,8 @@ int main(int argc, char **argv)
 				fuse_opt_add_arg(&args, o.fuse_opts) < 0)) ||
 	    (o.debug && fuse_opt_add_arg(&args, "-d") < 0))
 		goto out;
+	if (o.debug)
+		ds_log_set_level(DS_LOG_DEBUG);
 	se = fuse_session_new(&args, &dsfs_ops, sizeof(dsfs_ops), v);
 	if (!se)
 		goto out;

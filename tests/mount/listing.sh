@@ -1,0 +1,91 @@
+# Attributes in directory listings (READDIRPLUS) go to the readers that use
+# them: `ls -lR` and `du` get them and need no LOOKUP per entry, `find` does
+# not (it would pay a lookup and a kernel inode per entry for nothing).
+# Counted from libfuse's own request log (mount.dsfs -d), for a pxar tree of
+# 12 directories of 150 files made here; every walk must also show exactly
+# the source tree (names, types, sizes, modes, mtimes), including walks that
+# mix readers on one mount (find, then ls -lR and stat of what find listed
+# without attributes).
+. "$(dirname "$0")/../testlib.bash"
+. "$(dirname "$0")/../mountlib.bash"
+need_fuse
+src=$T/tree
+python3 - "$src" <<'PY'
+import os, sys
+root = sys.argv[1]
+for d in range(12):
+    os.makedirs(f"{root}/d{d:02d}/sub")
+    for i in range(150):
+        p = f"{root}/d{d:02d}/f{i:03d}"
+        with open(p, "w") as f:
+            f.write("x" * (i * 7 + d))
+        os.chmod(p, 0o600 + (i % 3) * 0o40)
+        os.utime(p, (1700000000 + i, 1700000000 + i * 3 + d))
+PY
+"$DSFS" init "$T/store" >/dev/null
+"$DSFS" backup "$T/store" host/l --time 2025-01-01T00:00:00Z root.pxar="$src" >/dev/null ||
+	fail "backup"
+M=$T/m
+R=$M/host/l/2025-01-01T00:00:00Z/root.pxar
+dirs=$(find "$src" -type d | wc -l)
+files=$(find "$src" -type f | wc -l)
+
+# What a walk shows, relative to its root: path, type, size, mode, mtime
+# (directories without size: ours are 0, ext4's are not).
+tree_of() {
+	(cd "$1" && find . -printf '%p %y %m %T@ ' -a \( -type d -printf '-\n' -o -printf '%s\n' \) | sort)
+}
+want=$(tree_of "$src")
+
+# walk CMD...: runs CMD on a fresh mount with the request log; sets OPS to
+# the LOOKUP count, LISTED to the entries listed by READDIRPLUS and ATTRS
+# to those of them given attributes (mount.dsfs's debug lines), and checks
+# the mount shows the source tree after it.
+walk() {
+	: >"$T/mount.log"
+	mount_dsfs "$T/store" "$M" -d
+	"$@" >"$T/out" || fail "$*"
+	OPS=$(grep -c 'opcode: LOOKUP' "$T/mount.log")
+	LISTED=$(sed -n 's/.*readdirplus [0-9]* from [0-9]*: \([0-9]*\) entries, [0-9]* with attributes$/\1/p' \
+		"$T/mount.log" | awk '{ s += $1 } END { print s + 0 }')
+	ATTRS=$(sed -n 's/.*readdirplus [0-9]* from [0-9]*: [0-9]* entries, \([0-9]*\) with attributes$/\1/p' \
+		"$T/mount.log" | awk '{ s += $1 } END { print s + 0 }')
+	[ "$(tree_of "$R")" = "$want" ] || fail "after $*: the mount does not show the source tree"
+	unmount_dsfs "$M"
+}
+
+walk find "$R"
+[ "$(wc -l <"$T/out")" = $((dirs + files)) ] || fail "find listed $(wc -l <"$T/out") entries"
+# Everything was listed (. and .. in each directory); attributes went
+# with the first listing only (the root's 12 directories), and each other
+# directory took one lookup to descend.
+[ "$LISTED" -ge $((dirs + files)) ] || fail "find: $LISTED entries listed by READDIRPLUS"
+[ "$ATTRS" -le 12 ] || fail "find: $ATTRS entries listed with attributes, want at most 12"
+[ "$OPS" -le $((dirs + 8)) ] || fail "find: $OPS LOOKUPs for $dirs directories"
+find_ops=$OPS find_attrs=$ATTRS
+
+walk ls -lR "$R"
+[ "$(grep -c '^-rw' "$T/out")" = "$files" ] || fail "ls -lR: $(grep -c '^-rw' "$T/out") files"
+[ "$OPS" -le 8 ] || fail "ls -lR: $OPS LOOKUPs (listings without attributes?)"
+[ "$ATTRS" = $((dirs + files - 1)) ] || fail "ls -lR: $ATTRS entries with attributes, want $((dirs + files - 1))"
+
+walk du -s --apparent-size -B1 "$R"
+# du's total: the files' sizes plus the directories' (0 here).
+want_du=$(cd "$src" && find . -type f -printf '%s\n' | awk '{ s += $1 } END { print s }')
+[ "$(cut -f1 "$T/out")" = "$want_du" ] || fail "du: $(cut -f1 "$T/out"), want $want_du"
+# du's stats come from the kernel's cache: at most one directory of
+# lookups before its listings get attributes for good.
+[ "$OPS" -le $((150 + dirs + 8)) ] || fail "du: $OPS LOOKUPs (attributes withheld from du)"
+
+# One mount, readers mixed: find first (entries listed without
+# attributes), then the same entries stat'ed and listed long.
+: >"$T/mount.log"
+mount_dsfs "$T/store" "$M" -d
+find "$R" >/dev/null
+stat -c '%n %s %a %Y' "$R"/d03/f1* | sed "s|$R|.|" | sort >"$T/got"
+(cd "$src" && stat -c '%n %s %a %Y' ./d03/f1* | sort) >"$T/want"
+cmp -s "$T/got" "$T/want" || fail "stat after find differs: $(diff "$T/got" "$T/want" | head -5)"
+[ "$(tree_of "$R")" = "$want" ] || fail "after find and stat: the mount does not show the source tree"
+ls -lR "$R" >/dev/null
+unmount_dsfs "$M"
+echo "listing ok: find $find_ops lookups and $find_attrs entries with attributes for $dirs directories and $files files"
