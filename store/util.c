@@ -2,9 +2,11 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/random.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -70,7 +72,7 @@ int ds_digest_from_hex(const char *hex, struct ds_digest *ret)
 	return 0;
 }
 
-void ds_sha256(const void *data, size_t len, struct ds_digest *ret)
+static void sha256_evp(const void *data, size_t len, struct ds_digest *ret)
 {
 	unsigned int outlen = DS_DIGEST_LEN;
 
@@ -78,6 +80,43 @@ void ds_sha256(const void *data, size_t len, struct ds_digest *ret)
 	 * OpenSSL's internals; abort rather than hand out an unset digest. */
 	if (!EVP_Digest(data, len, ret->b, &outlen, EVP_sha256(), NULL))
 		abort();
+}
+
+/* A full 4 MiB chunk of zeros (the unwritten parts of a VM image) is
+ * common enough to know its digest: checking that a buffer is all zeros
+ * runs at memory speed, hashing it at a tenth of that. */
+#define ZERO_CHUNK_LEN (4 * DS_MIB)
+static struct ds_digest zero_chunk_digest;
+static pthread_once_t zero_chunk_once = PTHREAD_ONCE_INIT;
+
+static void zero_chunk_init(void)
+{
+	uint8_t *z = calloc(1, ZERO_CHUNK_LEN);
+
+	if (!z)
+		abort();
+	sha256_evp(z, ZERO_CHUNK_LEN, &zero_chunk_digest);
+	free(z);
+}
+
+static bool all_zero(const uint8_t *p, size_t len)
+{
+	/* Data that is not zero almost always shows it in its first bytes. */
+	for (size_t i = 0; i < 64 && i < len; i++)
+		if (p[i])
+			return false;
+	return len == 0 || (p[0] == 0 && memcmp(p, p + 1, len - 1) == 0);
+}
+
+void ds_sha256(const void *data, size_t len, struct ds_digest *ret)
+{
+	if (len == ZERO_CHUNK_LEN && all_zero(data, len)) {
+		if (pthread_once(&zero_chunk_once, zero_chunk_init) != 0)
+			abort();
+		*ret = zero_chunk_digest;
+		return;
+	}
+	sha256_evp(data, len, ret);
 }
 
 struct ds_sha256 {

@@ -51,6 +51,47 @@ static void test_sha256_crc(void **state)
 	ds_sha256_free(h);
 	/* spec §2.3: CRC of "hello" is 0x3610a686 */
 	assert_int_equal(ds_crc32("hello", 5), 0x3610a686u);
+	assert_int_equal(ds_crc32_update(ds_crc32("he", 2), "llo", 3), 0x3610a686u);
+}
+
+/* ds_sha256 knows the digest of a 4 MiB zero chunk without hashing it:
+ * it must be the real one (the fixture store's zero chunk, written by PBS,
+ * has this name), and a single non-zero byte anywhere must be seen. */
+static void test_sha256_zero_chunk(void **state)
+{
+	size_t len = 4 * DS_MIB;
+	uint8_t *z = calloc(1, len);
+	struct ds_digest d, d2;
+	struct ds_sha256 *h = ds_sha256_new();
+	char hex[65];
+
+	(void)state;
+	assert_non_null(z);
+	assert_non_null(h);
+	ds_sha256(z, len, &d);
+	ds_digest_to_hex(&d, hex);
+	assert_string_equal(hex, "bb9f8df61474d25e71fa00722318cd387396ca1736605e1248821cc0de3d3af8");
+	for (size_t at = 0; at < len; at += len / 5 + 1) {
+		for (size_t k = 0; k < 2; k++) {
+			size_t i = k ? len - 1 : at;
+
+			z[i] = 1;
+			ds_sha256(z, len, &d);
+			ds_sha256_update(h, z, len);
+			ds_sha256_final(h, &d2);
+			assert_true(ds_digest_eq(&d, &d2));
+			ds_digest_to_hex(&d, hex);
+			assert_string_not_equal(hex, "bb9f8df61474d25e71fa00722318cd387396ca1736605e1248821cc0de3d3af8");
+			z[i] = 0;
+		}
+	}
+	/* Other lengths of zeros are hashed as usual. */
+	ds_sha256(z, len - 1, &d);
+	ds_sha256_update(h, z, len - 1);
+	ds_sha256_final(h, &d2);
+	assert_true(ds_digest_eq(&d, &d2));
+	ds_sha256_free(h);
+	free(z);
 }
 
 static void test_time(void **state)
@@ -127,6 +168,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_hex),
 		cmocka_unit_test(test_sha256_crc),
+		cmocka_unit_test(test_sha256_zero_chunk),
 		cmocka_unit_test(test_time),
 		cmocka_unit_test(test_tmp_name),
 		cmocka_unit_test(test_replace_file),
