@@ -75,7 +75,6 @@ static struct plus_reader *plus_reader_locked(pid_t pid)
 static void plus_used(fuse_req_t req)
 {
 	pid_t pid = fuse_req_ctx(req)->pid;
-
 	struct plus_reader *r;
 
 	pthread_mutex_lock(&readers.lock);

@@ -391,7 +391,7 @@ static void prefetch_done(void *ctx)
 
 /* A full-size zero chunk of an image: its bytes are known without
  * loading it (the digest names them), so a read answers it from v->zeros.
- * This skips decompressing and hashing a quarter of a typical VM image. */
+ * This skips decompressing and hashing the unwritten parts of a VM image. */
 static bool zero_chunk(const struct vfile *f, const struct ds_index_chunk *ch)
 {
 	return f->image && ch->end - ch->start == f->zero_len && f->zero_len <= DS_MAX_CHUNK_SIZE &&
