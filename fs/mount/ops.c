@@ -236,15 +236,14 @@ static void list_dir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	struct vfs_dir *d = (struct vfs_dir *)(uintptr_t)fi->fh;
 	char *buf = malloc(size);
 	size_t used = 0;
-	bool attrs = plus;
+	bool attrs;
 	size_t n = 0, given = 0;
 
 	if (!buf) {
 		fuse_reply_err(req, ENOMEM);
 		return;
 	}
-	if (plus && !plus_wanted(req, off))
-		attrs = false;
+	attrs = plus && plus_wanted(req, off);
 	for (size_t i = (size_t)off; i < d->n + 2; i++) {
 		const char *name = i == 0 ? "." : i == 1 ? ".." : d->ents[i - 2].name;
 		struct fuse_entry_param p;

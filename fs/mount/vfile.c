@@ -35,7 +35,7 @@ struct vfile {
 	size_t len;
 	bool image;
 	struct ds_digest zero; /* image: digest of a full zero chunk */
-	uint64_t zero_len;     /* image: its length (the chunk size) */
+	uint64_t zero_len;     /* image: its length (the chunk size); else 0 */
 	char name[300];        /* for log lines */
 	_Atomic uint64_t next_off; /* where a sequential reader goes next */
 	struct vwopen *wo;     /* a file being written (vwrite.c), or NULL */
@@ -198,11 +198,14 @@ static int open_index(struct vfs *v, const struct vnode *n, const struct ds_look
 	if (f->image) {
 		uint64_t cs = ds_index_chunk_size(f->idx);
 
+		/* A chunk size past the chunk limit cannot name a loadable
+		 * chunk: no zero chunk then (and no hashing of its zeros). */
 		if (cs == DS_FIDX_DEFAULT_CHUNK_SIZE && !f->crypt)
 			f->zero = v->zero4m;
-		else
+		else if (cs <= DS_MAX_CHUNK_SIZE)
 			vfs_zero_digest(f->crypt, cs, &f->zero);
-		f->zero_len = cs;
+		if (cs <= DS_MAX_CHUNK_SIZE)
+			f->zero_len = cs;
 	}
 	return 0;
 }
@@ -394,8 +397,7 @@ static void prefetch_done(void *ctx)
  * This skips decompressing and hashing the unwritten parts of a VM image. */
 static bool zero_chunk(const struct vfile *f, const struct ds_index_chunk *ch)
 {
-	return f->image && ch->end - ch->start == f->zero_len && f->zero_len <= DS_MAX_CHUNK_SIZE &&
-	       ds_digest_eq(&ch->digest, &f->zero);
+	return f->zero_len && ch->end - ch->start == f->zero_len && ds_digest_eq(&ch->digest, &f->zero);
 }
 
 static void prefetch_after(struct vfile *f, size_t i)
@@ -573,7 +575,7 @@ int64_t vfs_lseek(struct vfile *f, int64_t off, int whence)
 		ds_index_chunk(f->idx, (size_t)i, &ch);
 		/* Only full-size zero chunks are holes: a short last chunk has
 		 * another digest, and data there is reported as data. */
-		zero = ds_digest_eq(&ch.digest, &f->zero);
+		zero = zero_chunk(f, &ch);
 		if (zero == (whence == SEEK_HOLE))
 			return (uint64_t)off > ch.start ? off : (int64_t)ch.start;
 	}
