@@ -426,6 +426,29 @@ static void unpin(struct ds_chunk_cache *c, struct entry *e)
 	release_victims(victims);
 }
 
+/* e is pinned by the caller and READY: fills *ret, or unpins it when its
+ * length is not the one expected. */
+static int hand_out(struct ds_chunk_cache *c, struct entry *e, const struct ds_digest *d,
+		    size_t expect_len, struct ds_chunk_ref *ret)
+{
+	/* A pinned READY entry's buffer and length never change: no lock.
+	 * The loader checked the length for the index that loaded the chunk;
+	 * another index naming the same digest with another length is corrupt,
+	 * and its reader must not be handed a chunk shorter than it thinks. */
+	if (expect_len && e->len != expect_len) {
+		char hex[DS_DIGEST_HEX_LEN + 1];
+
+		ds_digest_to_hex(d, hex);
+		ds_err("chunk %s: length %zu, index says %zu", hex, e->len, expect_len);
+		unpin(c, e);
+		return -EBADMSG;
+	}
+	ret->data = e->data;
+	ret->len = e->len;
+	ret->priv = e;
+	return 0;
+}
+
 int ds_chunk_cache_get(struct ds_chunk_cache *c, const struct ds_digest *d, size_t expect_len,
 		       ds_chunk_loader loader, void *ctx, struct ds_chunk_ref *ret)
 {
@@ -463,26 +486,30 @@ int ds_chunk_cache_get(struct ds_chunk_cache *c, const struct ds_digest *d, size
 		r = load(c, e, expect_len, loader, ctx);
 		if (r < 0)
 			return r;
-		goto pinned;
+		return hand_out(c, e, d, expect_len, ret);
 	}
 	pthread_mutex_unlock(&c->lock);
-pinned:
-	/* A pinned READY entry's buffer and length never change: no lock.
-	 * The loader checked the length for the index that loaded the chunk;
-	 * another index naming the same digest with another length is corrupt,
-	 * and its reader must not be handed a chunk shorter than it thinks. */
-	if (expect_len && e->len != expect_len) {
-		char hex[DS_DIGEST_HEX_LEN + 1];
+	return hand_out(c, e, d, expect_len, ret);
+}
 
-		ds_digest_to_hex(d, hex);
-		ds_err("chunk %s: length %zu, index says %zu", hex, e->len, expect_len);
-		unpin(c, e);
-		return -EBADMSG;
+int ds_chunk_cache_peek(struct ds_chunk_cache *c, const struct ds_digest *d, size_t expect_len,
+			struct ds_chunk_ref *ret)
+{
+	struct entry *e;
+
+	if (!c || !d || !ret)
+		return -EINVAL;
+	pthread_mutex_lock(&c->lock);
+	e = lookup(c, d);
+	if (!e || e->state != READY) {
+		pthread_mutex_unlock(&c->lock);
+		return -ENOENT;
 	}
-	ret->data = e->data;
-	ret->len = e->len;
-	ret->priv = e;
-	return 0;
+	c->st.hits++;
+	if (e->refs++ == 0)
+		lru_unlink(e);
+	pthread_mutex_unlock(&c->lock);
+	return hand_out(c, e, d, expect_len, ret);
 }
 
 void ds_chunk_cache_put(struct ds_chunk_cache *c, struct ds_chunk_ref *ref)

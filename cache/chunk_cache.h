@@ -59,6 +59,11 @@ void ds_chunk_cache_free(struct ds_chunk_cache *c);
  * another caller, has another length (the entry stays cached). */
 int ds_chunk_cache_get(struct ds_chunk_cache *c, const struct ds_digest *d, size_t expect_len,
 		       ds_chunk_loader loader, void *ctx, struct ds_chunk_ref *ret);
+/* Like _get, but never loads: 0 and *ret pinned when d is cached (a hit,
+ * moved to the hot end); -ENOENT when it is not cached or still loading;
+ * -EBADMSG as _get. */
+int ds_chunk_cache_peek(struct ds_chunk_cache *c, const struct ds_digest *d, size_t expect_len,
+			struct ds_chunk_ref *ret);
 /* Unpins and clears *ref. Accepts a cleared ref. */
 void ds_chunk_cache_put(struct ds_chunk_cache *c, struct ds_chunk_ref *ref);
 

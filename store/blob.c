@@ -396,7 +396,7 @@ static int zstd_decode_fd(int fd, uint64_t off, uint64_t end, uint32_t *crc,
 }
 
 int ds_blob_decode_fd(int fd, uint64_t file_len, uint8_t *out, size_t out_cap,
-		      struct ds_digest *ret_digest, size_t *ret_len)
+		      struct ds_digest *ret_digest, size_t *ret_len, int *ret_type)
 {
 	uint8_t hdr[DS_BLOB_HEADER_LEN];
 	struct ds_sha256 *h = sha256_get();
@@ -439,6 +439,8 @@ int ds_blob_decode_fd(int fd, uint64_t file_len, uint8_t *out, size_t out_cap,
 	}
 	ds_sha256_final(h, ret_digest);
 	*ret_len = len;
+	if (ret_type)
+		*ret_type = type;
 	return 0;
 fail:
 	ds_sha256_final(h, ret_digest); /* resets it for the next blob */

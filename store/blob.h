@@ -62,13 +62,14 @@ int ds_blob_decode_into(const uint8_t *raw, size_t len, const struct ds_crypt *c
  * small window on the stack into out. The CRC is checked as by _into, and
  * the plaintext's SHA-256 is computed piece by piece as it is produced
  * (while in the CPU's cache), into *ret_digest.
- * Returns 0, *ret_len and *ret_digest, or -EAGAIN when this path does not
+ * Returns 0, *ret_len, *ret_digest and, if ret_type is not NULL, the blob's
+ * type (DS_BLOB_PLAIN or DS_BLOB_ZSTD), or -EAGAIN when this path does not
  * apply or the blob is not a valid one that fits (encrypted, damaged, too
  * large, short read): the caller then reads the file whole and decodes it
  * with _into, which names the fault. Other errors: -ENOMEM, or a read
  * error (-errno). */
 int ds_blob_decode_fd(int fd, uint64_t file_len, uint8_t *out, size_t out_cap,
-		      struct ds_digest *ret_digest, size_t *ret_len);
+		      struct ds_digest *ret_digest, size_t *ret_len, int *ret_type);
 
 /* Like _into, but allocates: *ret_data is malloc'ed (caller frees), at most
  * max_len bytes (use DS_MAX_BLOB_SIZE or DS_MAX_CHUNK_SIZE). */

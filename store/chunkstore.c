@@ -280,9 +280,25 @@ static int read_raw_into(struct ds_chunkstore *cs, const char *rel, uint8_t *dst
 	return r;
 }
 
+static void chunk_file_of(const struct stat *st, struct ds_chunk_file *ret)
+{
+	ret->dev = (uint64_t)st->st_dev;
+	ret->ino = (uint64_t)st->st_ino;
+	ret->size = (uint64_t)st->st_size;
+	ret->mtime_ns = (int64_t)st->st_mtim.tv_sec * 1000000000 + st->st_mtim.tv_nsec;
+	ret->ctime_ns = (int64_t)st->st_ctim.tv_sec * 1000000000 + st->st_ctim.tv_nsec;
+}
+
 int ds_chunkstore_load(struct ds_chunkstore *cs, const struct ds_digest *d,
 		       const struct ds_crypt *c, size_t expect_len, uint8_t *out, size_t cap,
 		       size_t *ret_len)
+{
+	return ds_chunkstore_load_file(cs, d, c, expect_len, out, cap, ret_len, NULL);
+}
+
+int ds_chunkstore_load_file(struct ds_chunkstore *cs, const struct ds_digest *d,
+			    const struct ds_crypt *c, size_t expect_len, uint8_t *out, size_t cap,
+			    size_t *ret_len, struct ds_chunk_file *ret_plain)
 {
 	char hex[DS_DIGEST_HEX_LEN + 1];
 	struct ds_digest got;
@@ -295,6 +311,8 @@ int ds_chunkstore_load(struct ds_chunkstore *cs, const struct ds_digest *d,
 	 * No copy of the encoded chunk is held anywhere, so a load touches
 	 * no memory but out's. A chunk this path cannot take (encrypted,
 	 * damaged, too large) is read again below, where the fault is named. */
+	if (ret_plain)
+		memset(ret_plain, 0, sizeof(*ret_plain));
 	if (!c) {
 		char rel[DS_CHUNK_RELPATH_LEN];
 		struct stat st;
@@ -304,10 +322,15 @@ int ds_chunkstore_load(struct ds_chunkstore *cs, const struct ds_digest *d,
 		fd = ds_open_regular_at(cs->chunksfd, rel, &st);
 		if (fd < 0)
 			return raw_error(rel, fd);
-		r = ds_blob_decode_fd(fd, (uint64_t)st.st_size, out, cap, &got, &len);
+		r = ds_blob_decode_fd(fd, (uint64_t)st.st_size, out, cap, &got, &len, &type);
 		close(fd);
 		if (r == 0) {
 			if (ds_digest_eq(&got, d) && (!expect_len || len == expect_len)) {
+				/* The identity is the one fstat gave before the
+				 * bytes were read: a change made since moves
+				 * ctime past it. */
+				if (ret_plain && type == DS_BLOB_PLAIN)
+					chunk_file_of(&st, ret_plain);
 				*ret_len = len;
 				return 0;
 			}
@@ -377,6 +400,45 @@ int ds_chunkstore_load(struct ds_chunkstore *cs, const struct ds_digest *d,
 	r = 0;
 out:
 	free(alloc);
+	return r;
+}
+
+int ds_chunkstore_read_plain(struct ds_chunkstore *cs, const struct ds_digest *d,
+			     const struct ds_chunk_file *f, uint64_t off, void *buf, size_t len)
+{
+	char rel[DS_CHUNK_RELPATH_LEN];
+	struct ds_chunk_file now;
+	struct stat st;
+	ssize_t n;
+	int fd, r = 0;
+
+	if (f->size < DS_BLOB_HEADER_LEN || off > f->size - DS_BLOB_HEADER_LEN ||
+	    len > f->size - DS_BLOB_HEADER_LEN - off)
+		return -EINVAL;
+	ds_chunk_relpath(d, rel);
+	fd = ds_open_regular_at(cs->chunksfd, rel, &st);
+	if (fd < 0)
+		return fd == -ENOENT ? -ESTALE : fd;
+	chunk_file_of(&st, &now);
+	if (memcmp(&now, f, sizeof(now)) != 0) {
+		r = -ESTALE;
+		goto out;
+	}
+	for (size_t pos = 0; pos < len; pos += (size_t)n) {
+		n = pread(fd, (uint8_t *)buf + pos, len - pos,
+			  (off_t)(DS_BLOB_HEADER_LEN + off + pos));
+		if (n < 0 && errno == EINTR) {
+			n = 0;
+			continue;
+		}
+		if (n <= 0) {
+			/* Shorter than when verified: changed after all. */
+			r = n < 0 ? -errno : -ESTALE;
+			goto out;
+		}
+	}
+out:
+	close(fd);
 	return r;
 }
 

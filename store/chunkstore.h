@@ -76,6 +76,23 @@ int ds_chunkstore_load(struct ds_chunkstore *cs, const struct ds_digest *d,
 		       const struct ds_crypt *c, size_t expect_len, uint8_t *out, size_t cap,
 		       size_t *ret_len);
 
+/* _load, and when the chunk was an unencrypted plain (uncompressed) blob
+ * read and verified by the fast path, its file's identity in *ret_plain
+ * (taken before its bytes were read); else ret_plain->size = 0. ret_plain
+ * may be NULL. */
+int ds_chunkstore_load_file(struct ds_chunkstore *cs, const struct ds_digest *d,
+			    const struct ds_crypt *c, size_t expect_len, uint8_t *out, size_t cap,
+			    size_t *ret_len, struct ds_chunk_file *ret_plain);
+
+/* Reads len bytes at plaintext offset off of the plain chunk d in place,
+ * without verifying them: only for a chunk verified whole by
+ * _load_file, whose identity f it gives. Returns 0; -ESTALE when the file
+ * under d's name is not that one any more (changed, replaced, removed,
+ * shorter): load it again; -EINVAL when [off, off + len) is past the chunk;
+ * other -errno from open or read. Logs nothing. */
+int ds_chunkstore_read_plain(struct ds_chunkstore *cs, const struct ds_digest *d,
+			     const struct ds_chunk_file *f, uint64_t off, void *buf, size_t len);
+
 /* Inserts an encoded chunk under digest d, following PBS's insert rules
  * (spec §1.2): an existing file of the same size is only touched (atime =
  * now), a zero-size one is replaced, a smaller existing unencrypted one is

@@ -557,6 +557,19 @@ int ds_reader_load_chunk(const struct ds_reader *r, const struct ds_digest *d,
 	return ds_chunkstore_load(r->cs, d, c, expect_len, out, cap, ret_len);
 }
 
+int ds_reader_load_chunk_file(const struct ds_reader *r, const struct ds_digest *d,
+			      const struct ds_crypt *c, size_t expect_len, uint8_t *out,
+			      size_t cap, size_t *ret_len, struct ds_chunk_file *ret_plain)
+{
+	return ds_chunkstore_load_file(r->cs, d, c, expect_len, out, cap, ret_len, ret_plain);
+}
+
+int ds_reader_read_plain_chunk(const struct ds_reader *r, const struct ds_digest *d,
+			       const struct ds_chunk_file *f, uint64_t off, void *buf, size_t len)
+{
+	return ds_chunkstore_read_plain(r->cs, d, f, off, buf, len);
+}
+
 int ds_reader_read_raw_chunk(const struct ds_reader *r, const struct ds_digest *d,
 			     uint8_t **ret_raw, size_t *ret_len)
 {

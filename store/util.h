@@ -22,6 +22,15 @@ struct ds_digest {
 	uint8_t b[DS_DIGEST_LEN];
 };
 
+/* A chunk file as it was when it was verified whole: while the file under
+ * the chunk's name still has this identity, it holds the bytes that were
+ * verified (writing, truncating, replacing or renaming it, even touching its
+ * times, moves its ctime). size 0: no identity. */
+struct ds_chunk_file {
+	uint64_t dev, ino, size;
+	int64_t mtime_ns, ctime_ns;
+};
+
 #define DS_KIB (UINT64_C(1) << 10)
 #define DS_MIB (UINT64_C(1) << 20)
 /* Limits from spec §2.7: decoded chunk and blob payload sizes. */

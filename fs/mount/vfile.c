@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "cache/chunk_cache.h"
+#include "cache/verified_set.h"
 #include "store/blob.h"
 #include "store/datastore.h"
 #include "store/hierarchy.h"
@@ -116,8 +117,13 @@ static int load_chunk(void *ctx, const struct ds_digest *d, size_t expect_len, u
 		      size_t cap, size_t *ret_len)
 {
 	struct vfile *f = ctx;
+	struct ds_chunk_file pf;
+	int r;
 
-	return ds_reader_load_chunk(f->rd, d, f->crypt, expect_len, buf, cap, ret_len);
+	r = ds_reader_load_chunk_file(f->rd, d, f->crypt, expect_len, buf, cap, ret_len, &pf);
+	if (r == 0 && pf.size)
+		ds_verified_set_add(f->v->verified, d, &pf);
+	return r;
 }
 
 /* Small files: owner, notes, decoded blobs. */
@@ -415,6 +421,45 @@ static void prefetch_after(struct vfile *f, size_t i)
 	}
 }
 
+/* A random read of a plain chunk verified whole earlier in this mount
+ * (load_chunk remembered its file) and no longer cached: the bytes asked
+ * for are read in place, as long as the file is still the one verified,
+ * instead of loading and hashing the whole chunk again. That makes a 4 KiB
+ * read of incompressible data a pread, not a 4 MiB load. -ENOENT (or
+ * another -errno): load it. */
+static int read_in_place(struct vfile *f, const struct ds_index_chunk *ch, uint64_t in, size_t n,
+			 uint8_t *dst)
+{
+	struct ds_chunk_file pf;
+	int r;
+
+	if (f->crypt || !ds_verified_set_find(f->v->verified, &ch->digest, &pf))
+		return -ENOENT;
+	/* Another length than the index says: the load names the fault. */
+	if (pf.size - DS_BLOB_HEADER_LEN != ch->end - ch->start)
+		return -ENOENT;
+	r = ds_reader_read_plain_chunk(f->rd, &ch->digest, &pf, in, dst, n);
+	if (r < 0) {
+		ds_verified_set_forget(f->v->verified, &ch->digest, &pf);
+		return r;
+	}
+	atomic_fetch_add(&f->v->in_place, 1);
+	return 0;
+}
+
+/* A random reader's part [in, in + n) of chunk ch: true when it was read in
+ * place into the read's own buffer (pins->own, size bytes, at count). A
+ * cached chunk is served from the cache instead: false with *ref pinned. */
+static bool in_place(struct vfile *f, const struct ds_index_chunk *ch, uint64_t in, size_t n,
+		     struct read_pins *pins, size_t size, size_t count, struct ds_chunk_ref *ref)
+{
+	if (ds_chunk_cache_peek(f->v->cache, &ch->digest, ch->end - ch->start, ref) == 0)
+		return false;
+	if (!pins->own)
+		pins->own = malloc(size);
+	return pins->own && read_in_place(f, ch, in, n, (uint8_t *)pins->own + count) == 0;
+}
+
 static void release_pins(struct vfile *f, struct vfs_read *r)
 {
 	struct read_pins *pins = r->priv;
@@ -435,6 +480,7 @@ ssize_t vfs_read(struct vfile *f, uint64_t off, size_t size, struct vfs_read *re
 	struct read_pins *pins;
 	uint64_t fsize, end, pos;
 	size_t count = 0, last_chunk = 0;
+	bool seq;
 	ssize_t i;
 	int r = 0;
 
@@ -485,17 +531,33 @@ ssize_t vfs_read(struct vfile *f, uint64_t off, size_t size, struct vfs_read *re
 		return i < 0 ? -EIO : -ENOMEM;
 	}
 	ret->priv = pins;
+	seq = off == atomic_load(&f->next_off) || off == f->base;
 	for (pos = off; pos < end; i++) {
 		struct ds_index_chunk ch;
 		struct ds_chunk_ref ref;
+		const uint8_t *src;
+		uint64_t in;
+		size_t n;
 		void *grow;
 
 		ds_index_chunk(f->idx, (size_t)i, &ch);
+		in = pos - ch.start;
+		n = (size_t)((end < ch.end ? end : ch.end) - pos);
+		grow = realloc(ret->iov, (ret->n_iov + 1) * sizeof(*ret->iov));
+		if (!grow) {
+			r = -ENOMEM;
+			break;
+		}
+		ret->iov = grow;
+		ref = (struct ds_chunk_ref){ 0 };
 		if (zero_chunk(f, &ch)) {
-			ref = (struct ds_chunk_ref){ .data = f->v->zeros };
+			src = f->v->zeros + in;
+		} else if (!seq && in_place(f, &ch, in, n, pins, size, count, &ref)) {
+			src = (uint8_t *)pins->own + count;
 		} else {
-			r = ds_chunk_cache_get(f->v->cache, &ch.digest, ch.end - ch.start,
-					       load_chunk, f, &ref);
+			if (!ref.priv)
+				r = ds_chunk_cache_get(f->v->cache, &ch.digest, ch.end - ch.start,
+						       load_chunk, f, &ref);
 			if (r < 0)
 				break;
 			grow = realloc(pins->refs, (pins->n + 1) * sizeof(*pins->refs));
@@ -506,23 +568,13 @@ ssize_t vfs_read(struct vfile *f, uint64_t off, size_t size, struct vfs_read *re
 			}
 			pins->refs = grow;
 			pins->refs[pins->n++] = ref;
+			src = ref.data + in;
 		}
-		grow = realloc(ret->iov, (ret->n_iov + 1) * sizeof(*ret->iov));
-		if (!grow) {
-			r = -ENOMEM;
-			break;
-		}
-		ret->iov = grow;
-		{
-			uint64_t in = pos - ch.start;
-			uint64_t n = (end < ch.end ? end : ch.end) - pos;
-
-			ret->iov[ret->n_iov].iov_base = (uint8_t *)ref.data + in;
-			ret->iov[ret->n_iov].iov_len = n;
-			ret->n_iov++;
-			pos += n;
-			count += n;
-		}
+		ret->iov[ret->n_iov].iov_base = (void *)src;
+		ret->iov[ret->n_iov].iov_len = n;
+		ret->n_iov++;
+		pos += n;
+		count += n;
 		last_chunk = (size_t)i;
 	}
 	if (r < 0) {
@@ -541,7 +593,7 @@ ssize_t vfs_read(struct vfile *f, uint64_t off, size_t size, struct vfs_read *re
 	}
 	/* Sequential reader: decode the next chunks on the cache's workers
 	 * while the kernel copies this one out. */
-	if (off == atomic_load(&f->next_off) || off == f->base)
+	if (seq)
 		prefetch_after(f, last_chunk);
 	atomic_store(&f->next_off, off + count);
 	return (ssize_t)count;

@@ -12,6 +12,7 @@
 
 #include "cache/chunk_cache.h"
 #include "cache/config_cache.h"
+#include "cache/verified_set.h"
 #include "store/blob.h"
 #include "store/config.h"
 #include "store/crypt.h"
@@ -25,6 +26,9 @@
  * which vfs_refresh invalidates explicitly). */
 #define TIMEOUT_IMMUTABLE 3600.0
 #define TIMEOUT_LIVE 1.0
+/* Plain chunk files remembered as verified: 16,384 cover 64 GiB of 4 MiB
+ * chunks in about 1.5 MiB, touched only as used. */
+#define VERIFIED_CHUNKS 16384
 
 /* --- node table --- */
 
@@ -279,6 +283,9 @@ int vfs_new(const struct vfs_options *opt, struct vfs **ret)
 	r = ds_chunk_cache_new(opt->cache_size, &v->cache);
 	if (r < 0)
 		goto fail;
+	r = ds_verified_set_new(VERIFIED_CHUNKS, &v->verified);
+	if (r < 0)
+		goto fail;
 	if (opt->config_path) {
 		r = ds_config_cache_new(opt->config_path, NULL, &v->cc);
 		if (r < 0) {
@@ -356,7 +363,18 @@ void vfs_free(struct vfs *v)
 		free(s->name);
 		free(s);
 	}
+	if (v->cache) {
+		struct ds_chunk_cache_stats cs;
+
+		ds_chunk_cache_stats(v->cache, &cs);
+		ds_debug("chunk cache: %llu hits, %llu misses, %llu waits, %llu evictions, "
+			 "%llu load errors; %llu reads in place",
+			 (unsigned long long)cs.hits, (unsigned long long)cs.misses,
+			 (unsigned long long)cs.waits, (unsigned long long)cs.evictions,
+			 (unsigned long long)cs.load_errors, (unsigned long long)v->in_place);
+	}
 	ds_chunk_cache_free(v->cache);
+	ds_verified_set_free(v->verified);
 	ds_config_cache_free(v->cc);
 	pthread_cond_destroy(&v->wcond);
 	pthread_mutex_destroy(&v->lock);

@@ -11,6 +11,7 @@
 #include "store/util.h"
 
 struct ds_config_cache;
+struct ds_verified_set;
 struct ds_datastore;
 struct ds_index;
 struct ds_lookup;
@@ -82,6 +83,9 @@ struct vfs {
 	bool multi;               /* root lists the datastores of a config */
 	struct ds_config_cache *cc; /* NULL in directory mode */
 	struct ds_chunk_cache *cache;
+	/* Plain chunks verified whole, read in place afterwards (vfile.c). */
+	struct ds_verified_set *verified;
+	_Atomic uint64_t in_place; /* reads answered that way */
 	pthread_mutex_t lock;
 	/* protected by lock: */
 	struct vnode **table;

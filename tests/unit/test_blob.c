@@ -149,19 +149,21 @@ static uint8_t *text_bytes(size_t n)
 }
 
 /* ds_blob_decode_fd on raw (from a memfd); on success the digest it
- * returns must be the plaintext's SHA-256, computed here in one piece. */
+ * returns must be the plaintext's SHA-256, computed here in one piece, and
+ * the type it returns the one in raw's magic. */
 static int decode_fd(const uint8_t *raw, size_t len, uint8_t *out, size_t cap, size_t *ret_len)
 {
-	int fd = memfd_create("blob", MFD_CLOEXEC), r;
+	int fd = memfd_create("blob", MFD_CLOEXEC), r, type = -1;
 	struct ds_digest got, want;
 
 	assert_true(fd >= 0);
 	assert_int_equal(write(fd, raw, len), (ssize_t)len);
-	r = ds_blob_decode_fd(fd, len, out, cap, &got, ret_len);
+	r = ds_blob_decode_fd(fd, len, out, cap, &got, ret_len, &type);
 	close(fd);
 	if (r == 0) {
 		ds_sha256(out, *ret_len, &want);
 		assert_memory_equal(got.b, want.b, DS_DIGEST_LEN);
+		assert_int_equal(type, ds_blob_type(raw, len));
 	}
 	return r;
 }

@@ -374,6 +374,106 @@ static void encode(const char *text, size_t reps, const struct ds_crypt *c, bool
 	assert_int_equal(ds_blob_encode(*data, *data_len, c, compress, raw, raw_len), 0);
 }
 
+/* A plain chunk verified by _load_file is read in place by _read_plain
+ * while its file is the one verified; any change to the file (its bytes,
+ * even in place at the same size and mtime; its times; a replacement;
+ * removal) gives -ESTALE. Compressed and encrypted chunks have no
+ * identity. */
+static void test_read_plain(void **state)
+{
+	char *base = mini_store(), *p, *tmp;
+	uint8_t *data = malloc(256 * 1024), *raw, *zdata, *zraw, *buf = malloc(DS_MAX_CHUNK_SIZE);
+	uint8_t b[4096];
+	size_t raw_len, zraw_len, len, zlen;
+	uint64_t x = 88172645463325252u;
+	struct ds_chunk_file f, f2;
+	struct ds_chunkstore *cs;
+	struct ds_digest d, z;
+	char rel[DS_CHUNK_RELPATH_LEN];
+	struct timespec keep[2];
+	struct stat st;
+	int fd;
+
+	(void)state;
+	assert_non_null(data);
+	assert_non_null(buf);
+	for (size_t i = 0; i < 256 * 1024; i++) { /* xorshift: incompressible */
+		x ^= x << 13;
+		x ^= x >> 7;
+		x ^= x << 17;
+		data[i] = (uint8_t)(x >> 24);
+	}
+	ds_sha256(data, 256 * 1024, &d);
+	assert_int_equal(ds_blob_encode(data, 256 * 1024, NULL, true, &raw, &raw_len), 0);
+	assert_int_equal(ds_blob_type(raw, raw_len), DS_BLOB_PLAIN); /* random: not compressed */
+	encode("compressible ", 1000, NULL, true, &zdata, &zlen, &zraw, &zraw_len, &z);
+	assert_int_equal(ds_chunkstore_open(base, &cs), 0);
+	assert_int_equal(ds_chunkstore_insert(cs, &d, raw, raw_len, false, NULL), 0);
+
+	assert_int_equal(ds_chunkstore_load_file(cs, &d, NULL, 256 * 1024, buf, DS_MAX_CHUNK_SIZE,
+						 &len, &f), 0);
+	assert_int_equal(len, 256 * 1024);
+	assert_int_equal(f.size, raw_len);
+	ds_chunk_relpath(&d, rel);
+	p = tu_pathf("%s/.chunks/%s", base, rel);
+	assert_int_equal(stat(p, &st), 0);
+	assert_int_equal(f.ino, st.st_ino);
+	assert_int_equal(ds_chunkstore_read_plain(cs, &d, &f, 0, b, 4096), 0);
+	assert_memory_equal(b, data, 4096);
+	assert_int_equal(ds_chunkstore_read_plain(cs, &d, &f, 256 * 1024 - 100, b, 100), 0);
+	assert_memory_equal(b, data + 256 * 1024 - 100, 100);
+	assert_int_equal(ds_chunkstore_read_plain(cs, &d, &f, 256 * 1024 - 100, b, 101), -EINVAL);
+	assert_int_equal(ds_chunkstore_read_plain(cs, &d, &f, 256 * 1024 + 1, b, 0), -EINVAL);
+
+	/* One byte changed in place, mtime put back: ctime still moves. */
+	keep[0] = st.st_atim;
+	keep[1] = st.st_mtim;
+	fd = open(p, O_WRONLY);
+	assert_true(fd >= 0);
+	assert_int_equal(pwrite(fd, "x", 1, 12 + 5000), 1);
+	close(fd);
+	assert_int_equal(utimensat(AT_FDCWD, p, keep, 0), 0);
+	assert_int_equal(ds_chunkstore_read_plain(cs, &d, &f, 0, b, 4096), -ESTALE);
+	/* Loading it again finds the damage (and gives no identity). */
+	assert_int_equal(ds_chunkstore_load_file(cs, &d, NULL, 0, buf, DS_MAX_CHUNK_SIZE, &len,
+						 &f2), -EBADMSG);
+	assert_int_equal(f2.size, 0);
+
+	/* Replaced by a good copy (a new inode): stale, then verified anew. */
+	tmp = tu_pathf("%s.new", p);
+	write_file(tmp, raw, raw_len);
+	assert_int_equal(rename(tmp, p), 0);
+	assert_int_equal(ds_chunkstore_read_plain(cs, &d, &f, 0, b, 4096), -ESTALE);
+	assert_int_equal(ds_chunkstore_load_file(cs, &d, NULL, 0, buf, DS_MAX_CHUNK_SIZE, &len, &f),
+			 0);
+	assert_int_equal(ds_chunkstore_read_plain(cs, &d, &f, 4096, b, 4096), 0);
+	assert_memory_equal(b, data + 4096, 4096);
+	/* Touched (as garbage collection and writers of the same data do). */
+	assert_int_equal(ds_chunkstore_insert(cs, &d, raw, raw_len, false, NULL), 0);
+	assert_int_equal(ds_chunkstore_read_plain(cs, &d, &f, 0, b, 4096), -ESTALE);
+	assert_int_equal(ds_chunkstore_load_file(cs, &d, NULL, 0, buf, DS_MAX_CHUNK_SIZE, &len, &f),
+			 0);
+	assert_int_equal(unlink(p), 0);
+	assert_int_equal(ds_chunkstore_read_plain(cs, &d, &f, 0, b, 4096), -ESTALE);
+
+	/* A compressed chunk loads but has no identity to read in place. */
+	assert_int_equal(ds_chunkstore_insert(cs, &z, zraw, zraw_len, false, NULL), 0);
+	f.size = 1;
+	assert_int_equal(ds_chunkstore_load_file(cs, &z, NULL, 0, buf, DS_MAX_CHUNK_SIZE, &len, &f),
+			 0);
+	assert_int_equal(f.size, 0);
+
+	ds_chunkstore_free(cs);
+	free(tmp);
+	free(p);
+	free(raw);
+	free(zraw);
+	free(zdata);
+	free(data);
+	free(buf);
+	free(base);
+}
+
 static void test_insert_new_and_touch(void **state)
 {
 	char *base = mini_store(), *p, *dir, *names;
@@ -714,6 +814,7 @@ int main(void)
 		cmocka_unit_test(test_relpath),
 		cmocka_unit_test(test_load_fixture),
 		cmocka_unit_test(test_load_bad_files),
+		cmocka_unit_test(test_read_plain),
 		cmocka_unit_test(test_insert_new_and_touch),
 		cmocka_unit_test(test_insert_size_rules),
 		cmocka_unit_test(test_lock_shared),

@@ -1,0 +1,83 @@
+# Random reads of plain (incompressible) chunks are read in place once the
+# chunk was verified whole: an image of 8 random 4 MiB chunks and a 16 MiB
+# cache, so most chunks are not cached when read again. Every read must
+# give the source's bytes; most must be in place (mount.dsfs -d counts them
+# at unmount); and a chunk file changed after it was verified must fail
+# (EIO), never hand out the changed bytes, and read again once restored.
+. "$(dirname "$0")/../testlib.bash"
+. "$(dirname "$0")/../mountlib.bash"
+need_fuse
+head -c $((32 << 20)) /dev/urandom >"$T/disk.img"
+"$DSFS" init "$T/store" >/dev/null
+"$DSFS" backup "$T/store" vm/1 --time 2025-01-01T00:00:00Z disk.img="$T/disk.img" >/dev/null ||
+	fail "backup"
+M=$T/m
+IMG=$M/vm/1/2025-01-01T00:00:00Z/disk.img
+mount_dsfs "$T/store" "$M" -d -o cache_size=16M
+
+# reads SEED COUNT [CHUNK]: COUNT random O_DIRECT reads (4 KiB, some across
+# a chunk boundary; only in CHUNK if given), each compared with the
+# source. Prints "ok N" or the first mismatch or error.
+reads() {
+	python3 - "$IMG" "$T/disk.img" "$@" <<'PY'
+import mmap, os, random, sys
+img, src, seed, count = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
+chunk = int(sys.argv[5]) if len(sys.argv) > 5 else None
+rng = random.Random(seed)
+want = open(src, "rb").read()
+fd = os.open(img, os.O_RDONLY | os.O_DIRECT)
+buf = mmap.mmap(-1, 4096)
+for i in range(count):
+    if chunk is not None:
+        off = chunk * (4 << 20) + rng.randrange(1024) * 4096
+    elif i % 10 == 0:
+        off = rng.randrange(1, 8) * (4 << 20) - 2048 // 512 * 512 - 1536
+    else:
+        off = rng.randrange(len(want) // 4096) * 4096
+    try:
+        n = os.preadv(fd, [buf], off)
+    except OSError as e:
+        print(f"error at {off}: {e.strerror}")
+        sys.exit(0)
+    if buf[:n] != want[off:off + n] or n != 4096:
+        print(f"mismatch at {off} ({n} bytes)")
+        sys.exit(0)
+print(f"ok {count}")
+PY
+}
+
+out=$(reads 1 400)
+[ "$out" = "ok 400" ] || fail "random reads: $out"
+
+# Change a byte of chunk 3's file in place (its size stays), then push
+# chunk 3 out of the cache by reading the others whole.
+d3=$(python3 - "$T/store/vm/1/2025-01-01T00:00:00Z/disk.img.fidx" <<'PY'
+import sys
+print(open(sys.argv[1], "rb").read()[4096 + 3 * 32:4096 + 4 * 32].hex())
+PY
+)
+f3=$T/store/.chunks/${d3:0:4}/$d3
+[ "$(head -c 8 "$f3" | od -An -tx1 | tr -d ' \n')" = 42ab3807be8370a1 ] ||
+	fail "chunk 3 is not a plain blob"
+flip() { python3 -c 'import sys
+f = open(sys.argv[1], "r+b"); f.seek(12 + 8192); b = f.read(1); f.seek(12 + 8192)
+f.write(bytes([b[0] ^ 0xff]))' "$f3"; }
+flip
+for c in 0 1 2 4 5 6 7; do dd if="$IMG" of=/dev/null bs=1M skip=$((c * 4)) count=4 iflag=direct 2>/dev/null; done
+out=$(reads 2 20 3)
+case $out in "error at "*": Input/output error") ;; *) fail "changed chunk file: $out, want EIO" ;; esac
+grep -q "chunk $d3: corrupt (CRC mismatch)" "$T/mount.log" || fail "no log line names chunk 3"
+flip
+out=$(reads 3 50 3)
+[ "$out" = "ok 50" ] || fail "restored chunk file: $out"
+
+unmount_dsfs "$M"
+line=$(grep 'debug: chunk cache: ' "$T/mount.log") || fail "no chunk cache line in the log"
+inplace=$(sed -n 's/.*; \([0-9]*\) reads in place$/\1/p' <<<"$line")
+misses=$(sed -n 's/.* \([0-9]*\) misses,.*/\1/p' <<<"$line")
+echo "$line"
+# 8 chunks, each loaded once per change of its file (chunk 3: three times,
+# each read of the others whole once more after the eviction); everything
+# else was either a cache hit or in place.
+[ "${inplace:-0}" -ge 200 ] || fail "only ${inplace:-0} of 470 reads in place"
+[ "${misses:-99}" -le 30 ] || fail "$misses chunk loads"
