@@ -39,6 +39,11 @@
  * stats.bytes reports the data. */
 #define COPY_MAX (1 * DS_MIB)
 #define POOL_MAX 4
+/* Chunks a sequential reader has passed that are kept, oldest dropped
+ * first: room for a second reader close behind (cmp of two snapshots, a
+ * pxar file's neighbour in the same chunk) without letting a long read
+ * push everything else out. */
+#define BEHIND_MAX 8
 #define QUEUE_LEN 32
 #define MAX_WORKERS 8
 #define INITIAL_BUCKETS 256
@@ -62,6 +67,7 @@ struct entry {
 	 * waiters; a FAILED entry is out of the table and freed by the last of
 	 * its waiters. */
 	unsigned refs;
+	bool behind; /* passed by a sequential reader: the behind list when unpinned */
 	enum entry_state state;
 	int err; /* FAILED: the loader's -errno */
 };
@@ -88,6 +94,8 @@ struct ds_chunk_cache {
 	size_t nentries; /* in the table: LOADING and READY */
 	size_t held;     /* sum of cost of READY entries */
 	struct entry lru; /* sentinel; lru.lru_next is the most recently used */
+	struct entry behind; /* sentinel; behind.lru_next is the oldest passed */
+	unsigned nbehind;
 	struct buf pool[POOL_MAX];
 	unsigned npool;
 	size_t pooled;   /* sum of resident of the pool's buffers */
@@ -167,15 +175,28 @@ static void table_insert(struct ds_chunk_cache *c, struct entry *e)
 	c->nentries++;
 }
 
-static void lru_unlink(struct entry *e)
+/* Takes e off the LRU or the behind list, whichever it is on. */
+static void lru_unlink(struct ds_chunk_cache *c, struct entry *e)
 {
 	e->lru_prev->lru_next = e->lru_next;
 	e->lru_next->lru_prev = e->lru_prev;
 	e->lru_prev = e->lru_next = NULL;
+	if (e->behind)
+		c->nbehind--;
 }
 
+/* An unpinned READY entry goes to the hot end of the LRU, or, when a
+ * sequential reader has passed it, to the young end of the behind list. */
 static void lru_push_front(struct ds_chunk_cache *c, struct entry *e)
 {
+	if (e->behind) {
+		e->lru_next = &c->behind;
+		e->lru_prev = c->behind.lru_prev;
+		c->behind.lru_prev->lru_next = e;
+		c->behind.lru_prev = e;
+		c->nbehind++;
+		return;
+	}
 	e->lru_prev = &c->lru;
 	e->lru_next = c->lru.lru_next;
 	c->lru.lru_next->lru_prev = e;
@@ -280,10 +301,19 @@ static bool pool_put_locked(struct ds_chunk_cache *c, struct buf *b)
  * dropped (munmap is not something to do under the table lock). */
 static void evict_locked(struct ds_chunk_cache *c, struct entry **victims)
 {
-	while (c->held + c->pooled + c->loading > c->budget && c->lru.lru_prev != &c->lru) {
-		struct entry *e = c->lru.lru_prev;
+	for (;;) {
+		struct entry *e;
 
-		lru_unlink(e);
+		/* Passed chunks beyond BEHIND_MAX go at once, and first when
+		 * room is needed; then the least recently used. */
+		if (c->nbehind > BEHIND_MAX ||
+		    (c->nbehind && c->held + c->pooled + c->loading > c->budget))
+			e = c->behind.lru_next;
+		else if (c->held + c->pooled + c->loading > c->budget && c->lru.lru_prev != &c->lru)
+			e = c->lru.lru_prev;
+		else
+			break;
+		lru_unlink(c, e);
 		table_remove(c, e);
 		c->st.bytes -= e->len;
 		c->held -= e->cost;
@@ -383,6 +413,10 @@ static int load(struct ds_chunk_cache *c, struct entry *e, size_t expect_len,
 		c->st.entries++;
 		c->held += e->cost;
 		evict_locked(c, &victims);
+		/* Highest after eviction: pinned entries and the pool can
+		 * hold it above the budget, loads in flight cannot. */
+		if (c->held + c->pooled > c->st.peak)
+			c->st.peak = c->held + c->pooled;
 	} else {
 		e->state = FAILED;
 		e->err = r;
@@ -463,7 +497,8 @@ int ds_chunk_cache_get(struct ds_chunk_cache *c, const struct ds_digest *d, size
 	if (e && e->state == READY) {
 		c->st.hits++;
 		if (e->refs++ == 0)
-			lru_unlink(e);
+			lru_unlink(c, e);
+		e->behind = false; /* wanted again */
 	} else if (e) {
 		c->st.waits++;
 		e->refs++;
@@ -507,7 +542,8 @@ int ds_chunk_cache_peek(struct ds_chunk_cache *c, const struct ds_digest *d, siz
 	}
 	c->st.hits++;
 	if (e->refs++ == 0)
-		lru_unlink(e);
+		lru_unlink(c, e);
+	e->behind = false; /* wanted again */
 	pthread_mutex_unlock(&c->lock);
 	return hand_out(c, e, d, expect_len, ret);
 }
@@ -611,7 +647,8 @@ int ds_chunk_cache_prefetch(struct ds_chunk_cache *c, const struct ds_digest *d,
 	if (e) {
 		/* About to be read: keep it away from the cold end. */
 		if (e->state == READY && e->refs == 0) {
-			lru_unlink(e);
+			lru_unlink(c, e);
+			e->behind = false;
 			lru_push_front(c, e);
 		}
 		r = 1;
@@ -654,11 +691,33 @@ void ds_chunk_cache_drain(struct ds_chunk_cache *c)
 	pthread_mutex_unlock(&c->lock);
 }
 
+void ds_chunk_cache_drop_behind(struct ds_chunk_cache *c, const struct ds_digest *d)
+{
+	struct entry *victims = NULL, *e;
+
+	if (!c || !d)
+		return;
+	pthread_mutex_lock(&c->lock);
+	e = lookup(c, d);
+	if (e && e->state == READY && !e->behind) {
+		if (e->refs == 0)
+			lru_unlink(c, e);
+		e->behind = true;
+		if (e->refs == 0)
+			lru_push_front(c, e);
+		evict_locked(c, &victims);
+	}
+	pthread_mutex_unlock(&c->lock);
+	release_victims(victims);
+}
+
 void ds_chunk_cache_stats(struct ds_chunk_cache *c, struct ds_chunk_cache_stats *ret)
 {
 	pthread_mutex_lock(&c->lock);
 	*ret = c->st;
 	ret->resident = c->held + c->pooled;
+	if (ret->resident > ret->peak)
+		ret->peak = ret->resident;
 	pthread_mutex_unlock(&c->lock);
 }
 
@@ -707,6 +766,7 @@ int ds_chunk_cache_new(size_t budget, struct ds_chunk_cache **ret)
 	c->budget = budget;
 	c->gran = trim_granularity();
 	c->lru.lru_next = c->lru.lru_prev = &c->lru;
+	c->behind.lru_next = c->behind.lru_prev = &c->behind;
 	pthread_mutex_init(&c->lock, NULL);
 	pthread_cond_init(&c->flight_done, NULL);
 	pthread_cond_init(&c->work, NULL);

@@ -79,20 +79,31 @@ void ds_chunk_cache_put(struct ds_chunk_cache *c, struct ds_chunk_ref *ref);
 int ds_chunk_cache_prefetch(struct ds_chunk_cache *c, const struct ds_digest *d,
 			    size_t expect_len, ds_chunk_loader loader, void *ctx,
 			    void (*done)(void *ctx));
+/* A sequential reader has passed chunk d: when unpinned it goes to a
+ * short list of passed chunks (8) instead of the hot end, from which the
+ * oldest are dropped first and beyond 8 at once, its buffer reused by the
+ * next load. So a long sequential read holds a few chunks, not the whole
+ * budget, and does not push out what other readers use. A get, peek or
+ * prefetch of d before it is dropped takes it back (another reader wants
+ * it). Nothing happens when d is not cached. */
+void ds_chunk_cache_drop_behind(struct ds_chunk_cache *c, const struct ds_digest *d);
+
 /* Waits until every queued prefetch has finished. */
 void ds_chunk_cache_drain(struct ds_chunk_cache *c);
 
-/* hits: gets served from a cached entry; misses: gets that ran the loader
- * themselves; waits: gets that joined a load in flight (a get's or a
- * prefetch's), so hits + misses + waits counts every get. Prefetch loads
- * count in none of these. evictions: entries dropped for the budget;
- * load_errors: failed loads (flights, not waiters). bytes, entries: cached
+/* hits: gets (and peeks) served from a cached entry; misses: gets that ran
+ * the loader themselves; waits: gets that joined a load in flight (a get's
+ * or a prefetch's), so hits + misses + waits counts every get. Prefetch
+ * loads count in none of these. evictions: entries dropped, for the budget
+ * or as passed by sequential readers; load_errors: failed loads (flights,
+ * not waiters). bytes, entries: cached
  * entries, pinned or not, not counting loads in flight. resident: the
  * memory the budget bounds (entries' mappings and blocks plus the pages of
- * pooled buffers kept for reuse); above it only while entries are pinned. */
+ * pooled buffers kept for reuse); above it only while entries are pinned.
+ * peak: the highest resident seen after a load. */
 struct ds_chunk_cache_stats {
 	uint64_t hits, misses, waits, evictions, load_errors;
-	size_t bytes, entries, resident;
+	size_t bytes, entries, resident, peak;
 };
 void ds_chunk_cache_stats(struct ds_chunk_cache *c, struct ds_chunk_cache_stats *ret);
 

@@ -39,6 +39,7 @@ struct vfile {
 	uint64_t zero_len;     /* image: its length (the chunk size); else 0 */
 	char name[300];        /* for log lines */
 	_Atomic uint64_t next_off; /* where a sequential reader goes next */
+	_Atomic uint64_t seq_chunk; /* 1 + the chunk its last read began in; 0: none */
 	struct vwopen *wo;     /* a file being written (vwrite.c), or NULL */
 	struct ds_lock *lock;  /* shared snapshot lock, as PBS readers hold */
 	struct vfile *fprev, *fnext; /* v->files, under v->lock */
@@ -460,6 +461,26 @@ static bool in_place(struct vfile *f, const struct ds_index_chunk *ch, uint64_t 
 	return pins->own && read_in_place(f, ch, in, n, (uint8_t *)pins->own + count) == 0;
 }
 
+/* A sequential read that begins in chunk first: the chunks from the one
+ * its previous read began in up to first are behind it. The chunk it is
+ * in stays, and a reader that jumped back passes nothing. */
+static void drop_behind(struct vfile *f, size_t first)
+{
+	uint64_t prev = atomic_exchange(&f->seq_chunk, (uint64_t)first + 1);
+
+	/* Its first read passed nothing (the chunks before a pxar file's
+	 * start belong to others). */
+	if (prev-- == 0)
+		return;
+	for (size_t k = (size_t)prev; k < first && first - k <= PREFETCH_DEPTH; k++) {
+		struct ds_index_chunk ch;
+
+		ds_index_chunk(f->idx, k, &ch);
+		if (!zero_chunk(f, &ch))
+			ds_chunk_cache_drop_behind(f->v->cache, &ch.digest);
+	}
+}
+
 static void release_pins(struct vfile *f, struct vfs_read *r)
 {
 	struct read_pins *pins = r->priv;
@@ -479,7 +500,7 @@ ssize_t vfs_read(struct vfile *f, uint64_t off, size_t size, struct vfs_read *re
 {
 	struct read_pins *pins;
 	uint64_t fsize, end, pos;
-	size_t count = 0, last_chunk = 0;
+	size_t count = 0, first_chunk, last_chunk = 0;
 	bool seq;
 	ssize_t i;
 	int r = 0;
@@ -532,6 +553,7 @@ ssize_t vfs_read(struct vfile *f, uint64_t off, size_t size, struct vfs_read *re
 	}
 	ret->priv = pins;
 	seq = off == atomic_load(&f->next_off) || off == f->base;
+	first_chunk = (size_t)i;
 	for (pos = off; pos < end; i++) {
 		struct ds_index_chunk ch;
 		struct ds_chunk_ref ref;
@@ -592,9 +614,12 @@ ssize_t vfs_read(struct vfile *f, uint64_t off, size_t size, struct vfs_read *re
 		return -EIO;
 	}
 	/* Sequential reader: decode the next chunks on the cache's workers
-	 * while the kernel copies this one out. */
-	if (seq)
+	 * while the kernel copies this one out, and let the chunks it has
+	 * passed go first. */
+	if (seq) {
 		prefetch_after(f, last_chunk);
+		drop_behind(f, first_chunk);
+	}
 	atomic_store(&f->next_off, off + count);
 	return (ssize_t)count;
 }

@@ -368,10 +368,11 @@ void vfs_free(struct vfs *v)
 
 		ds_chunk_cache_stats(v->cache, &cs);
 		ds_debug("chunk cache: %llu hits, %llu misses, %llu waits, %llu evictions, "
-			 "%llu load errors; %llu reads in place",
+			 "%llu load errors, peak %zu KiB; %llu reads in place",
 			 (unsigned long long)cs.hits, (unsigned long long)cs.misses,
 			 (unsigned long long)cs.waits, (unsigned long long)cs.evictions,
-			 (unsigned long long)cs.load_errors, (unsigned long long)v->in_place);
+			 (unsigned long long)cs.load_errors, cs.peak >> 10,
+			 (unsigned long long)v->in_place);
 	}
 	ds_chunk_cache_free(v->cache);
 	ds_verified_set_free(v->verified);

@@ -268,6 +268,117 @@ static void test_lru_order(void **state)
 	fake_release(&f);
 }
 
+/* peek: a hit pins without loading; a miss loads nothing. */
+static void test_peek(void **state)
+{
+	struct ds_chunk_cache *c;
+	struct ds_chunk_ref ref = { 0 };
+	struct ds_digest a = dig(1), b = dig(2);
+	struct fake f;
+
+	(void)state;
+	fake_init(&f);
+	f.fixed = true;
+	f.fixed_len = 4096;
+	assert_int_equal(ds_chunk_cache_new(10 * 4096, &c), 0);
+	assert_int_equal(ds_chunk_cache_peek(c, &a, 4096, &ref), -ENOENT);
+	assert_int_equal(get_put(c, &f, 1), 0);
+	assert_int_equal(ds_chunk_cache_peek(c, &a, 4096, &ref), 0);
+	assert_true(data_ok(&a, ref.data, ref.len));
+	assert_int_equal(stats(c).hits, 1);
+	ds_chunk_cache_put(c, &ref);
+	assert_int_equal(ds_chunk_cache_peek(c, &a, 4095, &ref), -EBADMSG);
+	assert_null(ref.priv);
+	assert_int_equal(ds_chunk_cache_peek(c, &b, 0, &ref), -ENOENT);
+	assert_int_equal(atomic_load(&f.calls), 1);
+	ds_chunk_cache_free(c);
+	fake_release(&f);
+}
+
+/* pass: get, put, then drop_behind, as a sequential reader does. */
+static void pass(struct ds_chunk_cache *c, struct fake *f, unsigned i)
+{
+	struct ds_digest d = dig(i);
+
+	assert_int_equal(get_put(c, f, i), 0);
+	ds_chunk_cache_drop_behind(c, &d);
+}
+
+/* A sequential reader's passed chunks: at most 8 kept, dropped before
+ * anything else, so a long read does not push out the chunks others use;
+ * one wanted again (get or prefetch) is taken back; one passed while
+ * pinned goes behind when unpinned. */
+static void test_drop_behind(void **state)
+{
+	struct ds_chunk_cache *c;
+	struct ds_chunk_ref ref;
+	struct ds_digest d;
+	struct fake f;
+	int calls;
+
+	(void)state;
+	fake_init(&f);
+	f.fixed = true;
+	f.fixed_len = 4096;
+	assert_int_equal(ds_chunk_cache_new(100 * 4096, &c), 0);
+	for (unsigned i = 1; i <= 5; i++)
+		assert_int_equal(get_put(c, &f, i), 0);
+	for (unsigned i = 100; i < 140; i++)
+		pass(c, &f, i);
+	assert_int_equal(stats(c).entries, 5 + 8);
+	assert_int_equal(stats(c).evictions, 40 - 8);
+	assert_true(stats(c).peak <= (5 + 9) * 4096);
+	calls = atomic_load(&f.calls);
+	for (unsigned i = 1; i <= 5; i++)
+		assert_int_equal(get_put(c, &f, i), 0); /* never pushed out */
+	assert_int_equal(get_put(c, &f, 132), 0);       /* kept, and taken back */
+	assert_int_equal(atomic_load(&f.calls), calls);
+	for (unsigned i = 200; i < 208; i++)
+		pass(c, &f, i);
+	assert_int_equal(get_put(c, &f, 132), 0);
+	assert_int_equal(atomic_load(&f.calls), calls + 8);
+	assert_int_equal(get_put(c, &f, 133), 0); /* the oldest passed: dropped */
+	assert_int_equal(atomic_load(&f.calls), calls + 9);
+
+	/* Passed while pinned: behind once unpinned, then dropped in turn. */
+	d = dig(300);
+	assert_int_equal(ds_chunk_cache_get(c, &d, 0, fake_loader, &f, &ref), 0);
+	ds_chunk_cache_drop_behind(c, &d);
+	for (unsigned i = 400; i < 408; i++)
+		pass(c, &f, i);
+	ds_chunk_cache_put(c, &ref); /* the youngest passed now */
+	pass(c, &f, 408);
+	calls = atomic_load(&f.calls);
+	assert_int_equal(get_put(c, &f, 300), 0);
+	assert_int_equal(atomic_load(&f.calls), calls);
+	for (unsigned i = 500; i < 509; i++)
+		pass(c, &f, i);
+	ds_chunk_cache_drop_behind(c, &d); /* after the get above: passed again */
+	for (unsigned i = 600; i < 608; i++)
+		pass(c, &f, i);
+	calls = atomic_load(&f.calls);
+	assert_int_equal(get_put(c, &f, 300), 0);
+	assert_int_equal(atomic_load(&f.calls), calls + 1);
+
+	/* Prefetch of a passed chunk takes it back too. */
+	pass(c, &f, 700);
+	d = dig(700);
+	assert_int_equal(ds_chunk_cache_prefetch(c, &d, 0, fake_loader, &f, fake_done), 1);
+	for (unsigned i = 800; i < 820; i++)
+		pass(c, &f, i);
+	calls = atomic_load(&f.calls);
+	assert_int_equal(get_put(c, &f, 700), 0);
+	assert_int_equal(atomic_load(&f.calls), calls);
+
+	/* Not cached: nothing happens. */
+	d = dig(999);
+	ds_chunk_cache_drop_behind(c, &d);
+	/* The 5, the 4 got again (132, 133, 300, 700) and 8 passed. */
+	assert_int_equal(stats(c).entries, 5 + 4 + 8);
+	ds_chunk_cache_free(c);
+	fake_release(&f);
+}
+
 static void test_budget(void **state)
 {
 	struct ds_chunk_cache *c;
@@ -788,6 +899,8 @@ int main(void)
 		cmocka_unit_test(test_new_invalid),
 		cmocka_unit_test(test_hit_miss),
 		cmocka_unit_test(test_lru_order),
+		cmocka_unit_test(test_peek),
+		cmocka_unit_test(test_drop_behind),
 		cmocka_unit_test(test_budget),
 		cmocka_unit_test(test_pinned_survives),
 		cmocka_unit_test(test_big_chunks),

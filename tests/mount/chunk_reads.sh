@@ -1,16 +1,24 @@
-# Random reads of plain (incompressible) chunks are read in place once the
-# chunk was verified whole: an image of 8 random 4 MiB chunks and a 16 MiB
-# cache, so most chunks are not cached when read again. Every read must
-# give the source's bytes; most must be in place (mount.dsfs -d counts them
-# at unmount); and a chunk file changed after it was verified must fail
-# (EIO), never hand out the changed bytes, and read again once restored.
+# How image reads use the chunk cache.
+# 1. Random reads of plain (incompressible) chunks are read in place once
+#    the chunk was verified whole: an image of 8 random 4 MiB chunks and a
+#    16 MiB cache, so most chunks are not cached when read again. Every read
+#    must give the source's bytes; most must be in place (mount.dsfs -d
+#    counts them at unmount); and a chunk file changed after it was
+#    verified must fail (EIO), never hand out the changed bytes, and read
+#    again once restored.
+# 2. A sequential reader lets the chunks it has passed go first: reading a
+#    128 MiB image through a 256 MiB cache holds a few chunks at a time,
+#    not the whole image (the cache's peak, logged at unmount), and two
+#    readers of one image at once both read it right.
 . "$(dirname "$0")/../testlib.bash"
 . "$(dirname "$0")/../mountlib.bash"
 need_fuse
 head -c $((32 << 20)) /dev/urandom >"$T/disk.img"
+# Text-like (base64): zstd chunks.
+head -c $((96 << 20)) /dev/urandom | base64 -w 100 >"$T/big.img" # 129 MiB
 "$DSFS" init "$T/store" >/dev/null
-"$DSFS" backup "$T/store" vm/1 --time 2025-01-01T00:00:00Z disk.img="$T/disk.img" >/dev/null ||
-	fail "backup"
+"$DSFS" backup "$T/store" vm/1 --time 2025-01-01T00:00:00Z disk.img="$T/disk.img" \
+	big.img="$T/big.img" >/dev/null || fail "backup"
 M=$T/m
 IMG=$M/vm/1/2025-01-01T00:00:00Z/disk.img
 mount_dsfs "$T/store" "$M" -d -o cache_size=16M
@@ -81,3 +89,21 @@ echo "$line"
 # else was either a cache hit or in place.
 [ "${inplace:-0}" -ge 200 ] || fail "only ${inplace:-0} of 470 reads in place"
 [ "${misses:-99}" -le 30 ] || fail "$misses chunk loads"
+
+: >"$T/mount.log"
+mount_dsfs "$T/store" "$M" -d -o cache_size=256M
+BIG=$M/vm/1/2025-01-01T00:00:00Z/big.img
+cmp "$BIG" "$T/big.img" || fail "sequential read of big.img"
+unmount_dsfs "$M"
+line=$(grep 'debug: chunk cache: ' "$T/mount.log") || fail "no chunk cache line in the log"
+echo "$line"
+peak=$(sed -n 's/.*, peak \([0-9]*\) KiB;.*/\1/p' <<<"$line")
+# The chunk being read, 4 ahead, 8 passed, buffers kept for reuse: about
+# 18 chunks at most (72 MiB), where keeping all would hold 128 MiB.
+[ "${peak:-999999}" -le $((80 << 10)) ] || fail "peak ${peak:-?} KiB for a 128 MiB sequential read"
+
+mount_dsfs "$T/store" "$M" -o cache_size=16M
+cmp "$BIG" "$T/big.img" & one=$!
+cmp "$BIG" "$T/big.img" || fail "second of two readers at once"
+wait $one || fail "first of two readers at once"
+unmount_dsfs "$M"
