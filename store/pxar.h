@@ -124,6 +124,40 @@ int ds_pxar_xattrs(struct ds_pxar *px, const struct ds_pxar_entry *e, ds_pxar_xa
  * gives -EIO from then on. Returns >= 1 or -errno. */
 int ds_pxar_nlink(struct ds_pxar *px, const struct ds_pxar_entry *e);
 
+/* The hardlink index from a list instead of the scan: targets holds the
+ * target ENTRY offset (ds_pxar_entry.entry_off) of every hardlink of the
+ * archive, one per hardlink. Later _nlink calls use it and never scan.
+ * Does nothing when the index exists already. Returns 0 or -ENOMEM. */
+int ds_pxar_set_links(struct ds_pxar *px, const uint64_t *targets, size_t n);
+
+/* The hardlink index from the snapshot's catalog (catalog.pcat1): every 'h'
+ * entry under the catalog directory named catalog_name ("root.pxar.didx")
+ * is looked up in the archive, which must give a hardlink, and counted for
+ * its target; then _set_links. Costs the catalog and one lookup per
+ * directory holding a hardlink, where the scan reads the whole metadata
+ * stream. The catalog is trusted to list every hardlink (PBS's client and
+ * dsfs write one 'h' per HARDLINK item). Returns 0; -ENOENT no such
+ * directory in the catalog; -EIO malformed catalog, or it does not match
+ * the archive (logged); -ENOMEM; or a source error. On failure nothing is
+ * set: _nlink scans as before. */
+int ds_pxar_links_from_catalog(struct ds_pxar *px, const struct ds_pxar_source *catalog,
+			       const char *catalog_name);
+
+/* Walks the tree of the directory named archive ("root.pxar.didx") in the
+ * root of a catalog read through src, depth first in catalog order: enter
+ * for a directory before its entries, leave after them, entry for anything
+ * else (type 'f', 'l', 'h', 'b', 'c', 'p' or 's'). Names are raw bytes,
+ * borrowed for the call. Callbacks return 0 to go on or -errno to stop
+ * with it. Returns 0, -ENOENT no such directory, -EIO malformed (logged),
+ * or -errno of the source or a callback. */
+struct ds_pxar_catalog_visitor {
+	int (*enter)(void *ud, const char *name, size_t len);
+	int (*leave)(void *ud);
+	int (*entry)(void *ud, char type, const char *name, size_t len);
+};
+int ds_pxar_catalog_walk(const struct ds_pxar_source *src, const char *archive,
+			 const struct ds_pxar_catalog_visitor *vis, void *ud);
+
 /* SipHash-2-4 of a name with pxar's keys (spec §2.4). Returns 0 (logged)
  * only if OpenSSL cannot compute it. */
 uint64_t ds_pxar_hash(const void *name, size_t len);

@@ -535,3 +535,134 @@ int ds_pxar_nlink(struct ds_pxar *px, const struct ds_pxar_entry *e)
 		return r;
 	return n >= INT_MAX - 1 ? INT_MAX : (int)n + 1;
 }
+
+int ds_pxar_set_links(struct ds_pxar *px, const uint64_t *targets, size_t n)
+{
+	int r = 0;
+
+	pthread_mutex_lock(&px->lock);
+	if (px->links_state == 0) {
+		for (size_t i = 0; i < n && r == 0; i++)
+			r = links_inc(px, targets[i]);
+		if (r < 0)
+			pxar_links_free(px);
+		else
+			px->links_state = 1;
+	}
+	pthread_mutex_unlock(&px->lock);
+	return r;
+}
+
+/* ---- hardlinks from the catalog ---- */
+
+/* The catalog directories the walk is in, looked up in the archive only
+ * when a hardlink below one needs it. */
+struct cat_dir_ref {
+	size_t name_off, name_len; /* in names */
+	struct ds_pxar_entry e;
+	bool resolved;
+};
+
+struct cat_links {
+	struct ds_pxar *px;
+	struct cat_dir_ref *dirs;
+	size_t depth, dirs_cap;
+	char *names;
+	size_t names_len, names_cap;
+	uint64_t *targets;
+	size_t n, cap;
+};
+
+static int cat_enter(void *ud, const char *name, size_t len)
+{
+	struct cat_links *cl = ud;
+
+	if (cl->depth == cl->dirs_cap) {
+		size_t cap = cl->dirs_cap ? 2 * cl->dirs_cap : 16;
+		void *p = realloc(cl->dirs, cap * sizeof(*cl->dirs));
+
+		if (!p)
+			return -ENOMEM;
+		cl->dirs = p;
+		cl->dirs_cap = cap;
+	}
+	if (cl->names_len + len > cl->names_cap) {
+		size_t cap = cl->names_cap ? cl->names_cap : 4096;
+		void *p;
+
+		while (cap < cl->names_len + len)
+			cap *= 2;
+		p = realloc(cl->names, cap);
+		if (!p)
+			return -ENOMEM;
+		cl->names = p;
+		cl->names_cap = cap;
+	}
+	memcpy(cl->names + cl->names_len, name, len);
+	cl->dirs[cl->depth++] = (struct cat_dir_ref){ .name_off = cl->names_len, .name_len = len };
+	cl->names_len += len;
+	return 0;
+}
+
+static int cat_leave(void *ud)
+{
+	struct cat_links *cl = ud;
+
+	cl->names_len = cl->dirs[--cl->depth].name_off;
+	return 0;
+}
+
+static int cat_entry(void *ud, char type, const char *name, size_t len)
+{
+	struct cat_links *cl = ud;
+	struct ds_pxar_entry dir, e;
+	int r;
+
+	if (type != 'h')
+		return 0;
+	/* The directories down to this one, those not looked up yet. */
+	ds_pxar_root(cl->px, &dir);
+	for (size_t i = 0; i < cl->depth; i++) {
+		struct cat_dir_ref *d = &cl->dirs[i];
+
+		if (!d->resolved) {
+			r = ds_pxar_lookup(cl->px, &dir, cl->names + d->name_off, d->name_len, &d->e);
+			if (r < 0 || !S_ISDIR(d->e.mode))
+				return pxar_bad(dir.entry_off, "catalog directory %zu of a hardlink is %s",
+						i, r < 0 ? "not in the archive" : "not a directory");
+			d->resolved = true;
+		}
+		dir = d->e;
+	}
+	r = ds_pxar_lookup(cl->px, &dir, name, len, &e);
+	if (r < 0 || !e.hardlink)
+		return pxar_bad(dir.entry_off, "catalog hardlink is %s",
+				r < 0 ? "not in the archive" : "no hardlink there");
+	if (cl->n == cl->cap) {
+		size_t cap = cl->cap ? 2 * cl->cap : 64;
+		void *p = realloc(cl->targets, cap * sizeof(*cl->targets));
+
+		if (!p)
+			return -ENOMEM;
+		cl->targets = p;
+		cl->cap = cap;
+	}
+	cl->targets[cl->n++] = e.entry_off;
+	return 0;
+}
+
+int ds_pxar_links_from_catalog(struct ds_pxar *px, const struct ds_pxar_source *catalog,
+			       const char *catalog_name)
+{
+	static const struct ds_pxar_catalog_visitor vis = { cat_enter, cat_leave, cat_entry };
+	struct cat_links cl = { .px = px };
+	int r;
+
+	r = ds_pxar_catalog_walk(catalog, catalog_name, &vis, &cl);
+	if (r == 0)
+		r = ds_pxar_set_links(px, cl.targets, cl.n);
+	free(cl.targets);
+	free(cl.names);
+	free(cl.dirs);
+	return r;
+}

@@ -1,12 +1,14 @@
-/* The PBS catalog writer (spec pxar-format.md §6), as the PBS client's
- * CatalogWriter lays it out: magic, then one block per directory written
- * when the directory is closed (children before parents), the root block
- * last, then the root block's offset. */
+/* The PBS catalog (spec pxar-format.md §6). The writer lays it out as the
+ * PBS client's CatalogWriter does: magic, then one block per directory
+ * written when the directory is closed (children before parents), the
+ * root block last, then the root block's offset. The reader walks one
+ * archive's tree of it. */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "store/log.h"
+#include "store/pxar.h"
 #include "store/pxar_encoder.h"
 #include "store/util.h"
 
@@ -315,4 +317,186 @@ void ds_pxar_catalog_free(struct ds_pxar_catalog *c)
 		dir_release(&c->stack[i]);
 	free(c->stack);
 	free(c);
+}
+
+/* ---- reading (spec §6) ---- */
+
+/* Larger directory blocks (about a million entries) are refused. */
+#define CAT_BLOCK_MAX (64 * DS_MIB)
+/* Deeper trees are refused (a path of PATH_MAX holds at most 2048). */
+#define CAT_DEPTH_MAX 2048
+
+struct walk {
+	const struct ds_pxar_source *src;
+	const struct ds_pxar_catalog_visitor *vis;
+	void *ud;
+};
+
+static int cat_bad(uint64_t off, const char *what)
+{
+	ds_err("catalog: offset %llu: %s", (unsigned long long)off, what);
+	return -EIO;
+}
+
+/* A varint from p[*pos..end): -EIO past end or beyond 10 bytes. */
+static int read_varint(const uint8_t *p, size_t end, size_t *pos, uint64_t *ret)
+{
+	uint64_t v = 0;
+
+	for (unsigned i = 0; i < 10; i++) {
+		uint8_t b;
+
+		if (*pos >= end)
+			return -EIO;
+		b = p[(*pos)++];
+		if (i == 9 && b > 1)
+			return -EIO;
+		v |= (uint64_t)(b & 0x7f) << (7 * i);
+		if (!(b & 0x80)) {
+			*ret = v;
+			return 0;
+		}
+	}
+	return -EIO;
+}
+
+/* A signed varint's bytes (groups with the high bit, then a last byte). */
+static int skip_svarint_checked(const uint8_t *p, size_t end, size_t *pos)
+{
+	for (unsigned i = 0; i < 11; i++) {
+		if (*pos >= end)
+			return -EIO;
+		if (!(p[(*pos)++] & 0x80))
+			return 0;
+	}
+	return -EIO;
+}
+
+/* Reads the block at off: *ret (malloc'ed) holds its table, *ret_len bytes. */
+static int read_block(const struct ds_pxar_source *src, uint64_t off, uint8_t **ret,
+		      size_t *ret_len)
+{
+	uint8_t head[10], *b;
+	uint64_t len, end = src->size - 8;
+	size_t n = end - off < sizeof(head) ? (size_t)(end - off) : sizeof(head), pos = 0;
+	int r;
+
+	if (off < sizeof(catalog_magic) || off >= end)
+		return cat_bad(off, "block offset outside the catalog");
+	r = src->pread(src->ctx, head, n, off);
+	if (r < 0)
+		return r;
+	if (read_varint(head, n, &pos, &len) < 0 || len > CAT_BLOCK_MAX || len > end - off - pos)
+		return cat_bad(off, "bad block length");
+	b = malloc(len ? (size_t)len : 1);
+	if (!b)
+		return -ENOMEM;
+	r = src->pread(src->ctx, b, (size_t)len, off + pos);
+	if (r < 0) {
+		free(b);
+		return r;
+	}
+	*ret = b;
+	*ret_len = (size_t)len;
+	return 0;
+}
+
+/* The entries of the block at off. In the root block (archive not NULL)
+ * only the 'd' entry named archive is followed: 1 when it was found and
+ * walked, 0 when it is not there. Else 0, a visitor's non-zero value, or
+ * -errno. */
+static int walk_block(struct walk *w, uint64_t off, unsigned depth, const char *archive)
+{
+	uint64_t count, v;
+	size_t len, pos = 0;
+	uint8_t *b;
+	int r;
+
+	if (depth > CAT_DEPTH_MAX)
+		return cat_bad(off, "directories nested too deep");
+	r = read_block(w->src, off, &b, &len);
+	if (r < 0)
+		return r;
+	if (read_varint(b, len, &pos, &count) < 0) {
+		r = cat_bad(off, "bad entry count");
+		goto out;
+	}
+	for (uint64_t i = 0; i < count; i++) {
+		const char *name;
+		uint8_t type;
+		uint64_t nlen;
+
+		if (pos >= len)
+			goto bad;
+		type = b[pos++];
+		if (read_varint(b, len, &pos, &nlen) < 0 || nlen == 0 || nlen > CAT_NAME_MAX ||
+		    nlen > len - pos)
+			goto bad;
+		name = (const char *)b + pos;
+		pos += (size_t)nlen;
+		switch (type) {
+		case 'd':
+			/* The child block lies before this one: no cycles. */
+			if (read_varint(b, len, &pos, &v) < 0 || v == 0 || v > off)
+				goto bad;
+			if (archive) {
+				if (nlen != strlen(archive) || memcmp(name, archive, nlen) != 0)
+					break;
+				r = walk_block(w, off - v, depth + 1, NULL);
+				r = r == 0 ? 1 : r;
+				goto out;
+			}
+			r = w->vis->enter(w->ud, name, (size_t)nlen);
+			if (r == 0)
+				r = walk_block(w, off - v, depth + 1, NULL);
+			if (r == 0)
+				r = w->vis->leave(w->ud);
+			if (r != 0)
+				goto out;
+			break;
+		case 'f':
+			if (read_varint(b, len, &pos, &v) < 0 || skip_svarint_checked(b, len, &pos) < 0)
+				goto bad;
+			/* fall through */
+		case 'l':
+		case 'h':
+		case 'b':
+		case 'c':
+		case 'p':
+		case 's':
+			if (!archive && (r = w->vis->entry(w->ud, (char)type, name, (size_t)nlen)) != 0)
+				goto out;
+			break;
+		default:
+			goto bad;
+		}
+	}
+	r = pos == len ? 0 : cat_bad(off, "bytes after the last entry");
+	goto out;
+bad:
+	r = cat_bad(off, "malformed entry");
+out:
+	free(b);
+	return r;
+}
+
+int ds_pxar_catalog_walk(const struct ds_pxar_source *src, const char *archive,
+			 const struct ds_pxar_catalog_visitor *vis, void *ud)
+{
+	struct walk w = { src, vis, ud };
+	uint8_t tail[8];
+	int r;
+
+	if (src->size < 2 * sizeof(catalog_magic))
+		return cat_bad(0, "too short");
+	r = src->pread(src->ctx, tail, sizeof(tail), 0);
+	if (r < 0)
+		return r;
+	if (memcmp(tail, catalog_magic, sizeof(tail)) != 0)
+		return cat_bad(0, "not a catalog (magic)");
+	r = src->pread(src->ctx, tail, sizeof(tail), src->size - 8);
+	if (r < 0)
+		return r;
+	r = walk_block(&w, ds_le64(tail), 0, archive);
+	return r == 1 ? 0 : r == 0 ? -ENOENT : r;
 }

@@ -38,6 +38,11 @@ struct varchive {
 	struct vstream meta, payload;
 	struct ds_pxar *px;
 	struct varchive *next; /* registry, protected by v->lock */
+	/* v1 archives: the snapshot and the archive's index file name, to
+	 * find its hardlinks in the snapshot's catalog (archive_links). */
+	char *snaprel, *meta_name;
+	pthread_mutex_t links_lock;
+	bool links_tried; /* protected by links_lock */
 };
 
 static int load_chunk(void *ctx, const struct ds_digest *d, size_t expect_len, uint8_t *buf,
@@ -142,6 +147,9 @@ void varchive_unref(struct varchive *ar)
 		archive_close(ar);
 	pthread_rwlock_unlock(&ar->lock);
 	pthread_rwlock_destroy(&ar->lock);
+	pthread_mutex_destroy(&ar->links_lock);
+	free(ar->snaprel);
+	free(ar->meta_name);
 	free(ar->key);
 	free(ar);
 }
@@ -266,7 +274,12 @@ static int archive_get(struct vfs *v, const struct vnode *snap, const char *name
 		return r;
 
 	ar = calloc(1, sizeof(*ar));
-	if (!ar || !(ar->key = strdup(key))) {
+	if (!ar || !(ar->key = strdup(key)) ||
+	    (!payload[0] && (!(ar->snaprel = strdup(snaprel)) || !(ar->meta_name = strdup(meta))))) {
+		if (ar) {
+			free(ar->snaprel);
+			free(ar->key);
+		}
 		free(ar);
 		return -ENOMEM;
 	}
@@ -274,6 +287,7 @@ static int archive_get(struct vfs *v, const struct vnode *snap, const char *name
 	ar->st = snap->st;
 	ar->refs = 2; /* the caller's and the registry's */
 	pthread_rwlock_init(&ar->lock, NULL);
+	pthread_mutex_init(&ar->links_lock, NULL);
 	r = archive_open(v, ar, snaprel, meta, payload, mode, have_meta ? &mf_meta : NULL,
 			 have_payload ? &mf_payload : NULL);
 	if (r < 0) {
@@ -330,6 +344,61 @@ uint64_t vpxar_ino(const struct vnode *archive_node, uint64_t entry_off)
 	return archive_ino(archive_node->st->name, archive_node->ar, entry_off);
 }
 
+#define CATALOG_NAME "catalog.pcat1.didx"
+
+/* A v1 archive's hardlinks from the snapshot's catalog, before the first
+ * link count is needed: otherwise ds_pxar_nlink scans every item header
+ * of the archive, which in a v1 archive means loading nearly every chunk
+ * of it (a restore then reads the archive three times: the scan, the
+ * walk, the copy). Once per archive; any failure leaves the scan to do it
+ * (a catalog not in the manifest, or not matching it, is not used).
+ * Archive entered. */
+static void archive_links(struct varchive *ar)
+{
+	struct ds_manifest_file mf;
+	struct ds_manifest *m = NULL;
+	struct ds_pxar_source src;
+	struct vstream cat = { .ar = ar };
+	int fd, r;
+
+	if (!ar->meta_name)
+		return;
+	pthread_mutex_lock(&ar->links_lock);
+	if (ar->links_tried) {
+		pthread_mutex_unlock(&ar->links_lock);
+		return;
+	}
+	ar->links_tried = true;
+	fd = ds_open_snapshot(ds_reader_lookup(ar->rd), ar->snaprel);
+	r = fd;
+	if (fd >= 0) {
+		r = ds_manifest_load(fd, &m);
+		if (r == 0)
+			r = ds_manifest_find(m, CATALOG_NAME, &mf);
+		if (r == 0)
+			r = ds_index_open(fd, CATALOG_NAME, &cat.idx);
+		if (r == 0) {
+			char what[2100];
+
+			snprintf(what, sizeof(what), "%s/%s", ar->snaprel, CATALOG_NAME);
+			r = vfs_index_check(cat.idx, &mf, what);
+		}
+		close(fd);
+	}
+	if (r == 0) {
+		src = (struct ds_pxar_source){ stream_pread, ds_index_size(cat.idx), &cat };
+		r = ds_pxar_links_from_catalog(ar->px, &src, ar->meta_name);
+	}
+	if (r == 0)
+		ds_debug("%s: hardlinks from the catalog", ar->key);
+	else
+		ds_debug("%s: hardlinks by a scan of the archive (catalog: %s)", ar->key,
+			 strerror(-r));
+	ds_index_free(cat.idx);
+	ds_manifest_free(m);
+	pthread_mutex_unlock(&ar->links_lock);
+}
+
 /* Entry attributes into the node. Archive entered. */
 static void set_entry(struct varchive *ar, struct vnode *n, const struct ds_pxar_entry *e)
 {
@@ -340,7 +409,10 @@ static void set_entry(struct varchive *ar, struct vnode *n, const struct ds_pxar
 	if (S_ISDIR(e->mode)) {
 		n->nlink = 2;
 	} else if (S_ISREG(e->mode)) {
-		int r = ds_pxar_nlink(ar->px, e);
+		int r;
+
+		archive_links(ar);
+		r = ds_pxar_nlink(ar->px, e);
 
 		n->nlink = r > 0 ? (uint32_t)r : 1;
 	}

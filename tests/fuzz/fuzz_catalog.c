@@ -1,20 +1,23 @@
 /* Fuzz target for the catalog (catalog.pcat1, spec pxar-format.md §6).
  *
- * dsfs writes catalogs (store/pxar_catalog.c) but never parses one: the
- * mount serves catalog.pcat1 as bytes. So this is a round trip, as zstd's
+ * The writer (store/pxar_catalog.c) is checked by a round trip, as zstd's
  * fuzzers do it: the input is decoded by a strict reader written here from
  * the spec (bounded: depth, entries, name bytes; child blocks strictly
  * before their parent), the tree is written again through
  * ds_pxar_catalog_*, and the writer's output must decode to the same tree,
- * and writing that tree once more must give the same bytes. Inputs the
- * reader refuses are dropped. Any writer error on a valid tree, a
- * difference, or a read outside a buffer aborts. */
+ * and writing that tree once more must give the same bytes. The mount's
+ * reader, ds_pxar_catalog_walk (hardlink counts from the catalog), gets
+ * every input: it must not read outside it, and where the strict reader
+ * accepts the input, it must visit each archive's tree exactly as that
+ * reader decoded it. Any writer error on a valid tree, a difference, or a
+ * read outside a buffer aborts. */
 #include <errno.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "store/log.h"
+#include "store/pxar.h"
 #include "store/pxar_encoder.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -256,6 +259,101 @@ static int dir_eq(const struct dir *a, const struct dir *b)
 	return 1;
 }
 
+/* Visits as a flat byte string: type ('D' enter, 'U' leave, or the entry's
+ * type), name length (2 bytes), name. */
+static void ev(struct buf *b, char type, const void *name, size_t len)
+{
+	uint8_t h[3] = { (uint8_t)type, (uint8_t)len, (uint8_t)(len >> 8) };
+
+	buf_write(b, h, sizeof(h));
+	buf_write(b, name, len);
+}
+
+static void ev_tree(struct buf *b, const struct dir *d)
+{
+	for (size_t i = 0; i < d->n; i++) {
+		const struct ent *e = &d->ents[i];
+
+		if (e->type == 'd') {
+			ev(b, 'D', e->name, e->name_len);
+			ev_tree(b, e->dir);
+			ev(b, 'U', "", 0);
+		} else {
+			ev(b, e->type, e->name, e->name_len);
+		}
+	}
+}
+
+static int w_enter(void *ud, const char *name, size_t len)
+{
+	ev(ud, 'D', name, len);
+	return 0;
+}
+
+static int w_leave(void *ud)
+{
+	ev(ud, 'U', "", 0);
+	return 0;
+}
+
+static int w_entry(void *ud, char type, const char *name, size_t len)
+{
+	ev(ud, type, name, len);
+	return 0;
+}
+
+struct mem {
+	const uint8_t *b;
+	size_t len;
+};
+
+static int mem_pread(void *ctx, void *buf, size_t len, uint64_t off)
+{
+	const struct mem *m = ctx;
+
+	if (off > m->len || len > m->len - off)
+		abort(); /* the walk reads only inside the catalog */
+	memcpy(buf, m->b + off, len);
+	return 0;
+}
+
+/* Walks archive name in data; when the strict reader decoded it (root not
+ * NULL), the visits must be its tree under the first root entry of that
+ * name. */
+static void check_walk(const uint8_t *data, size_t size, const struct dir *root,
+		       const uint8_t *name, size_t name_len)
+{
+	static const struct ds_pxar_catalog_visitor vis = { w_enter, w_leave, w_entry };
+	struct mem m = { data, size };
+	struct ds_pxar_source src = { mem_pread, size, &m };
+	struct buf got = { 0 }, want = { 0 };
+	char cname[4096];
+	int r;
+
+	if (name_len >= sizeof(cname) || memchr(name, 0, name_len))
+		return;
+	memcpy(cname, name, name_len);
+	cname[name_len] = '\0';
+	r = ds_pxar_catalog_walk(&src, cname, &vis, &got);
+	if (root) {
+		const struct ent *e = NULL;
+
+		for (size_t i = 0; i < root->n && !e; i++)
+			if (root->ents[i].type == 'd' && root->ents[i].name_len == name_len &&
+			    memcmp(root->ents[i].name, name, name_len) == 0)
+				e = &root->ents[i];
+		if (!e ? r != -ENOENT : r != 0)
+			abort();
+		if (e) {
+			ev_tree(&want, e->dir);
+			if (got.len != want.len || (got.len && memcmp(got.b, want.b, got.len) != 0))
+				abort();
+		}
+	}
+	free(got.b);
+	free(want.b);
+}
+
 static void quiet(enum ds_log_level level, const char *msg, void *userdata)
 {
 	(void)level;
@@ -269,8 +367,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	struct buf out = { 0 }, again = { 0 };
 
 	ds_log_set_sink(quiet, NULL);
-	if (read_catalog(data, size, &in) < 0)
+	if (read_catalog(data, size, &in) < 0) {
+		check_walk(data, size, NULL, (const uint8_t *)"root.pxar.didx", 14);
 		return 0;
+	}
+	for (size_t i = 0; i < in->n; i++)
+		if (in->ents[i].type == 'd')
+			check_walk(data, size, in, in->ents[i].name, in->ents[i].name_len);
+	check_walk(data, size, in, (const uint8_t *)"not-there.pxar.didx", 19);
 	write_catalog(in, &out);
 	if (read_catalog(out.b, out.len, &back) < 0 || !dir_eq(in, back))
 		abort();

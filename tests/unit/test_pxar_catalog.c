@@ -24,6 +24,7 @@
 
 #include "store/chunkstore.h"
 #include "store/index.h"
+#include "store/pxar.h"
 #include "store/pxar_encoder.h"
 #include "store/util.h"
 #include "testutil.h"
@@ -623,6 +624,230 @@ static void test_tree_catalog(void **state)
 	free(t);
 }
 
+/* ---- reading: ds_pxar_catalog_walk, hardlinks from the catalog ---- */
+
+static int mem_pread(void *ctx, void *buf, size_t len, uint64_t off)
+{
+	struct mem *m = ctx;
+
+	if (off > m->len || len > m->len - off)
+		return -EIO;
+	memcpy(buf, m->p + off, len);
+	return 0;
+}
+
+static struct ds_pxar_source src_of(struct mem *m)
+{
+	return (struct ds_pxar_source){ mem_pread, m->len, m };
+}
+
+/* A source that counts its reads. */
+struct counted {
+	struct mem *m;
+	unsigned reads;
+};
+
+static int counted_pread(void *ctx, void *buf, size_t len, uint64_t off)
+{
+	struct counted *c = ctx;
+
+	c->reads++;
+	return mem_pread(c->m, buf, len, off);
+}
+
+/* The walk as "/root.pxar.didx/..." paths, as parse_catalog lists them. */
+struct wlist {
+	struct clist l;
+	char path[8192];
+	size_t plen, stack[256];
+	unsigned depth;
+};
+
+static void wadd(struct wlist *w, char type, const char *name, size_t len)
+{
+	struct cent e = { 0 };
+
+	e.plen = w->plen + 1 + len;
+	e.path = malloc(e.plen + 1);
+	assert_non_null(e.path);
+	memcpy(e.path, w->path, w->plen);
+	e.path[w->plen] = '/';
+	memcpy(e.path + w->plen + 1, name, len);
+	e.path[e.plen] = '\0';
+	e.type = type;
+	if (w->l.n == w->l.cap) {
+		w->l.cap = w->l.cap ? 2 * w->l.cap : 64;
+		w->l.v = realloc(w->l.v, w->l.cap * sizeof(*w->l.v));
+		assert_non_null(w->l.v);
+	}
+	w->l.v[w->l.n++] = e;
+}
+
+static int w_enter(void *ud, const char *name, size_t len)
+{
+	struct wlist *w = ud;
+
+	wadd(w, 'd', name, len);
+	w->stack[w->depth++] = w->plen;
+	w->path[w->plen] = '/';
+	memcpy(w->path + w->plen + 1, name, len);
+	w->plen += 1 + len;
+	return 0;
+}
+
+static int w_leave(void *ud)
+{
+	struct wlist *w = ud;
+
+	w->plen = w->stack[--w->depth];
+	return 0;
+}
+
+static int w_entry(void *ud, char type, const char *name, size_t len)
+{
+	wadd(ud, type, name, len);
+	return 0;
+}
+
+/* The entry at a relative path ("sub/deep/l2") of an archive. */
+static void lookup_path(struct ds_pxar *px, const char *path, struct ds_pxar_entry *ret)
+{
+	struct ds_pxar_entry e;
+
+	ds_pxar_root(px, &e);
+	while (*path) {
+		size_t n = strcspn(path, "/");
+
+		assert_int_equal(ds_pxar_lookup(px, &e, path, n, &e), 0);
+		path += n + (path[n] == '/');
+	}
+	*ret = e;
+}
+
+static void test_catalog_links(void **state)
+{
+	static const char *const files[] = { "a", "b", "c", "d", "sub/l1", "sub/deep/l2",
+					     "sub/deep/e", "other/x", "other/l3" };
+	static const int want_links[] = { 3, 2, 2, 1, 3, 3, 2, 1, 2 };
+	char *t = tu_tmpdir(), p[4096], q[4096];
+	struct mem meta = { 0 }, cat = { 0 }, bad = { 0 };
+	struct ds_pxar_sink ms = { mem_write, &meta }, cs = { mem_write, &cat };
+	struct ds_pxar_sink bs = { mem_write, &bad };
+	static const struct ds_pxar_catalog_visitor vis = { w_enter, w_leave, w_entry };
+	struct ds_pxar_source msrc, csrc, bsrc, csrc2;
+	struct counted cnt = { 0 };
+	unsigned reads;
+	struct ds_pxar *scan, *fromcat, *px;
+	struct ds_pxar_catalog *c;
+	struct wlist *w = calloc(1, sizeof(*w));
+	struct clist got;
+	struct ds_pxar_entry e;
+
+	(void)state;
+	assert_non_null(w);
+	PJ(p, "%s/src", t);
+	assert_int_equal(mkdir(p, 0755), 0);
+	PJ(q, "%s/sub", p);
+	assert_int_equal(mkdir(q, 0755), 0);
+	PJ(q, "%s/sub/deep", p);
+	assert_int_equal(mkdir(q, 0755), 0);
+	PJ(q, "%s/other", p);
+	assert_int_equal(mkdir(q, 0755), 0);
+	PJ(q, "%s/empty", p);
+	assert_int_equal(mkdir(q, 0755), 0);
+	put_file(p, "a", "aaa", 1700000000);
+	put_file(p, "b", "bb", 1700000000);
+	put_file(p, "d", "d", 1700000000);
+	PJ(q, "%s/sub/deep", p);
+	put_file(q, "e", "e", 1700000000);
+	PJ(q, "%s/other", p);
+	put_file(q, "x", "x", 1700000000);
+	{
+		static const char *const ln[][2] = { { "a", "sub/l1" }, { "a", "sub/deep/l2" },
+						     { "b", "c" }, { "sub/deep/e", "other/l3" } };
+
+		for (size_t i = 0; i < DS_ARRAY_SIZE(ln); i++) {
+			char from[4096], to[4096];
+
+			PJ(from, "%s/%s", p, ln[i][0]);
+			PJ(to, "%s/%s", p, ln[i][1]);
+			assert_int_equal(link(from, to), 0);
+		}
+	}
+	assert_int_equal(ds_pxar_encode_dir(p, &ms, NULL, &cs, "root.pxar.didx", NULL), 0);
+	msrc = src_of(&meta);
+	csrc = src_of(&cat);
+
+	/* The walk lists what the test's own reader lists. */
+	assert_int_equal(parse_catalog(cat.p, cat.len, &got), 0);
+	memcpy(w->path, "/root.pxar.didx", 15);
+	w->plen = 15;
+	assert_int_equal(ds_pxar_catalog_walk(&csrc, "root.pxar.didx", &vis, w), 0);
+	assert_int_equal(w->l.n, got.n - 1);
+	for (size_t i = 0; i < w->l.n; i++) {
+		assert_string_equal(w->l.v[i].path, got.v[i + 1].path);
+		assert_int_equal(w->l.v[i].type, got.v[i + 1].type);
+	}
+	assert_int_equal(ds_pxar_catalog_walk(&csrc, "other.pxar.didx", &vis, w), -ENOENT);
+
+	/* Link counts from the catalog equal the scan's and the source's. */
+	assert_int_equal(ds_pxar_open(&msrc, NULL, &scan), 0);
+	cnt.m = &meta;
+	csrc2 = (struct ds_pxar_source){ counted_pread, meta.len, &cnt };
+	assert_int_equal(ds_pxar_open(&csrc2, NULL, &fromcat), 0);
+	assert_int_equal(ds_pxar_links_from_catalog(fromcat, &csrc, "root.pxar.didx"), 0);
+	for (size_t i = 0; i < DS_ARRAY_SIZE(files); i++) {
+		struct stat st;
+		int want;
+
+		PJ(q, "%s/%s", p, files[i]);
+		assert_int_equal(lstat(q, &st), 0);
+		want = want_links[i];
+		assert_int_equal(st.st_nlink, want);
+		lookup_path(scan, files[i], &e);
+		assert_int_equal(ds_pxar_nlink(scan, &e), want);
+		lookup_path(fromcat, files[i], &e);
+		reads = cnt.reads;
+		assert_int_equal(ds_pxar_nlink(fromcat, &e), want);
+		assert_int_equal(cnt.reads, reads); /* no scan */
+	}
+	ds_pxar_free(scan);
+	ds_pxar_free(fromcat);
+
+	/* A damaged catalog (root offset past the end; bad magic) or one that
+	 * names as a hardlink what is not one: -EIO, and nlink scans. */
+	bad.len = 0;
+	mem_write(&bad, cat.p, cat.len);
+	ds_put_le64(bad.p + bad.len - 8, bad.len);
+	bsrc = src_of(&bad);
+	assert_int_equal(ds_pxar_open(&msrc, NULL, &px), 0);
+	assert_int_equal(ds_pxar_links_from_catalog(px, &bsrc, "root.pxar.didx"), -EIO);
+	bad.p[0] ^= 1;
+	ds_put_le64(bad.p + bad.len - 8, ds_le64(cat.p + cat.len - 8));
+	assert_int_equal(ds_pxar_links_from_catalog(px, &bsrc, "root.pxar.didx"), -EIO);
+	bad.len = 0;
+	assert_int_equal(ds_pxar_catalog_new(&bs, &c), 0);
+	assert_int_equal(ds_pxar_catalog_begin_dir(c, "root.pxar.didx", 14), 0);
+	assert_int_equal(ds_pxar_catalog_add(c, 'h', "d", 1, 0, 0), 0);
+	assert_int_equal(ds_pxar_catalog_end_dir(c), 0);
+	assert_int_equal(ds_pxar_catalog_finish(c), 0);
+	ds_pxar_catalog_free(c);
+	bsrc = src_of(&bad);
+	assert_int_equal(ds_pxar_links_from_catalog(px, &bsrc, "root.pxar.didx"), -EIO);
+	lookup_path(px, "a", &e);
+	assert_int_equal(ds_pxar_nlink(px, &e), 3);
+	ds_pxar_free(px);
+
+	clist_free(&got);
+	clist_free(&w->l);
+	free(w);
+	free(meta.p);
+	free(cat.p);
+	free(bad.p);
+	tu_rmtree(t);
+	free(t);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -631,6 +856,7 @@ int main(void)
 		cmocka_unit_test(test_misuse),
 		cmocka_unit_test(test_fixture_catalogs),
 		cmocka_unit_test(test_tree_catalog),
+		cmocka_unit_test(test_catalog_links),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
