@@ -454,21 +454,16 @@ static int walk_block(struct walk *w, uint64_t off, unsigned depth, const char *
 			if (r != 0)
 				goto out;
 			break;
-		case 'f':
-			if (read_varint(b, len, &pos, &v) < 0 || skip_svarint_checked(b, len, &pos) < 0)
+		default:
+			/* 'f' has its size and mtime; the others, nothing. */
+			if (type == 'f' && (read_varint(b, len, &pos, &v) < 0 ||
+					    skip_svarint_checked(b, len, &pos) < 0))
 				goto bad;
-			/* fall through */
-		case 'l':
-		case 'h':
-		case 'b':
-		case 'c':
-		case 'p':
-		case 's':
+			if (!type || !strchr("flhbcps", type))
+				goto bad;
 			if (!archive && (r = w->vis->entry(w->ud, (char)type, name, (size_t)nlen)) != 0)
 				goto out;
 			break;
-		default:
-			goto bad;
 		}
 	}
 	r = pos == len ? 0 : cat_bad(off, "bytes after the last entry");
