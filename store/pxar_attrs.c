@@ -573,31 +573,33 @@ struct cat_links {
 	size_t n, cap;
 };
 
+/* p (capacity *cap elements of size bytes) with room for n: p itself, or
+ * p grown by doubling from 64 (*cap updated), or NULL (p unchanged). */
+static void *reserve(void *p, size_t *cap, size_t n, size_t size)
+{
+	size_t c = *cap ? *cap : 64;
+
+	if (n <= *cap)
+		return p;
+	while (c < n)
+		c *= 2;
+	p = realloc(p, c * size);
+	if (p)
+		*cap = c;
+	return p;
+}
+
 static int cat_enter(void *ud, const char *name, size_t len)
 {
 	struct cat_links *cl = ud;
+	void *p;
 
-	if (cl->depth == cl->dirs_cap) {
-		size_t cap = cl->dirs_cap ? 2 * cl->dirs_cap : 16;
-		void *p = realloc(cl->dirs, cap * sizeof(*cl->dirs));
-
-		if (!p)
-			return -ENOMEM;
-		cl->dirs = p;
-		cl->dirs_cap = cap;
-	}
-	if (cl->names_len + len > cl->names_cap) {
-		size_t cap = cl->names_cap ? cl->names_cap : 4096;
-		void *p;
-
-		while (cap < cl->names_len + len)
-			cap *= 2;
-		p = realloc(cl->names, cap);
-		if (!p)
-			return -ENOMEM;
-		cl->names = p;
-		cl->names_cap = cap;
-	}
+	if (!(p = reserve(cl->dirs, &cl->dirs_cap, cl->depth + 1, sizeof(*cl->dirs))))
+		return -ENOMEM;
+	cl->dirs = p;
+	if (!(p = reserve(cl->names, &cl->names_cap, cl->names_len + len, 1)))
+		return -ENOMEM;
+	cl->names = p;
 	memcpy(cl->names + cl->names_len, name, len);
 	cl->dirs[cl->depth++] = (struct cat_dir_ref){ .name_off = cl->names_len, .name_len = len };
 	cl->names_len += len;
@@ -616,6 +618,7 @@ static int cat_entry(void *ud, char type, const char *name, size_t len)
 {
 	struct cat_links *cl = ud;
 	struct ds_pxar_entry dir, e;
+	void *p;
 	int r;
 
 	if (type != 'h')
@@ -638,15 +641,9 @@ static int cat_entry(void *ud, char type, const char *name, size_t len)
 	if (r < 0 || !e.hardlink)
 		return pxar_bad(dir.entry_off, "catalog hardlink is %s",
 				r < 0 ? "not in the archive" : "no hardlink there");
-	if (cl->n == cl->cap) {
-		size_t cap = cl->cap ? 2 * cl->cap : 64;
-		void *p = realloc(cl->targets, cap * sizeof(*cl->targets));
-
-		if (!p)
-			return -ENOMEM;
-		cl->targets = p;
-		cl->cap = cap;
-	}
+	if (!(p = reserve(cl->targets, &cl->cap, cl->n + 1, sizeof(*cl->targets))))
+		return -ENOMEM;
+	cl->targets = p;
 	cl->targets[cl->n++] = e.entry_off;
 	return 0;
 }
