@@ -9,7 +9,7 @@
  * random reader of incompressible data pays one full load per chunk, not
  * one per cache miss.
  *
- * Bounded: capacity entries (about 90 bytes each), 4-way set associative;
+ * Bounded: capacity entries (80 bytes each), 4-way set associative;
  * a full set forgets its least recently found entry. Forgetting costs only
  * a full load.
  * Thread-safety: all functions are thread-safe.

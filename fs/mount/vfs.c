@@ -27,7 +27,7 @@
 #define TIMEOUT_IMMUTABLE 3600.0
 #define TIMEOUT_LIVE 1.0
 /* Plain chunk files remembered as verified: 16,384 cover 64 GiB of 4 MiB
- * chunks in about 1.5 MiB, touched only as used. */
+ * chunks in 1.25 MiB, its pages touched only as used. */
 #define VERIFIED_CHUNKS 16384
 
 /* --- node table --- */
