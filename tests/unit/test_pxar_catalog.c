@@ -1,8 +1,9 @@
 /* Suite for store/pxar_catalog (the PBS catalog writer): known-answer
  * encodings, a reader written here from spec §6 that must parse every
  * catalog PBS wrote in the fixture store and list exactly what expect.json
- * lists, the writer reproducing those catalogs byte for byte, and the
- * catalog of an encoded tree matching the tree on disk. */
+ * lists, the writer reproducing those catalogs byte for byte, the
+ * catalog of an encoded tree matching the tree on disk, and the mount's
+ * reader (ds_pxar_catalog_walk, hardlink counts from the catalog). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -27,37 +28,8 @@
 #include "store/pxar.h"
 #include "store/pxar_encoder.h"
 #include "store/util.h"
+#include "pxar_check.h"
 #include "testutil.h"
-
-#define PJ(buf, ...) assert_int_equal(ds_path_fmt(buf, sizeof(buf), __VA_ARGS__), 0)
-
-/* ---- a memory sink ---- */
-
-struct mem {
-	uint8_t *p;
-	size_t len, cap;
-	size_t fail_after; /* 0: never fail */
-};
-
-static int mem_write(void *ctx, const void *buf, size_t len)
-{
-	struct mem *m = ctx;
-
-	if (m->fail_after && m->len + len > m->fail_after)
-		return -ENOSPC;
-	if (m->len + len > m->cap) {
-		size_t cap = m->cap ? m->cap : 4096;
-
-		while (cap < m->len + len)
-			cap *= 2;
-		m->p = realloc(m->p, cap);
-		assert_non_null(m->p);
-		m->cap = cap;
-	}
-	memcpy(m->p + m->len, buf, len);
-	m->len += len;
-	return 0;
-}
 
 /* ---- the test's own catalog reader (spec §6, PBS catalog.rs) ---- */
 
@@ -625,16 +597,6 @@ static void test_tree_catalog(void **state)
 }
 
 /* ---- reading: ds_pxar_catalog_walk, hardlinks from the catalog ---- */
-
-static int mem_pread(void *ctx, void *buf, size_t len, uint64_t off)
-{
-	struct mem *m = ctx;
-
-	if (off > m->len || len > m->len - off)
-		return -EIO;
-	memcpy(buf, m->p + off, len);
-	return 0;
-}
 
 static struct ds_pxar_source src_of(struct mem *m)
 {
