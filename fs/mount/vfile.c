@@ -205,13 +205,7 @@ static int open_index(struct vfs *v, const struct vnode *n, const struct ds_look
 	if (f->image) {
 		uint64_t cs = ds_index_chunk_size(f->idx);
 
-		/* A chunk size past the chunk limit cannot name a loadable
-		 * chunk: no zero chunk then (and no hashing of its zeros). */
-		if (cs == DS_FIDX_DEFAULT_CHUNK_SIZE && !f->crypt)
-			f->zero = v->zero4m;
-		else if (cs <= DS_MAX_CHUNK_SIZE)
-			vfs_zero_digest(f->crypt, cs, &f->zero);
-		if (cs <= DS_MAX_CHUNK_SIZE)
+		if (vfs_zero_chunk(v, f->crypt, cs, &f->zero))
 			f->zero_len = cs;
 	}
 	return 0;

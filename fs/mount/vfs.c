@@ -211,7 +211,8 @@ static struct vstore *store_from_config(struct vfs *v, const char *name)
 
 /* --- creation and teardown --- */
 
-void vfs_zero_digest(const struct ds_crypt *c, size_t len, struct ds_digest *ret)
+/* Digest of len zero bytes, keyed with c when not NULL. */
+static void zero_digest(const struct ds_crypt *c, size_t len, struct ds_digest *ret)
 {
 	static const uint8_t zeros[64 * 1024];
 	struct ds_sha256 *h = ds_sha256_new();
@@ -229,6 +230,18 @@ void vfs_zero_digest(const struct ds_crypt *c, size_t len, struct ds_digest *ret
 		ds_sha256_update(h, ds_crypt_id_key(c), DS_CRYPT_KEY_LEN);
 	ds_sha256_final(h, ret);
 	ds_sha256_free(h);
+}
+
+bool vfs_zero_chunk(const struct vfs *v, const struct ds_crypt *c, uint64_t cs,
+		    struct ds_digest *ret)
+{
+	if (cs > DS_MAX_CHUNK_SIZE)
+		return false;
+	if (cs == DS_FIDX_DEFAULT_CHUNK_SIZE && !c)
+		*ret = v->zero4m;
+	else
+		zero_digest(c, (size_t)cs, ret);
+	return true;
 }
 
 static struct vnode *node_new(enum vkind kind, struct vstore *st, uint64_t parent,
@@ -270,7 +283,7 @@ int vfs_new(const struct vfs_options *opt, struct vfs **ret)
 		r = -ENOMEM;
 		goto fail;
 	}
-	vfs_zero_digest(NULL, DS_FIDX_DEFAULT_CHUNK_SIZE, &v->zero4m);
+	zero_digest(NULL, DS_FIDX_DEFAULT_CHUNK_SIZE, &v->zero4m);
 	{
 		void *z = mmap(NULL, DS_MAX_CHUNK_SIZE, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 
@@ -772,16 +785,14 @@ static int archive_attrs(struct vfs *v, int snapfd, struct vnode *n, const struc
 			uint64_t cs = ds_index_chunk_size(idx), used = 0;
 			const struct ds_crypt *c =
 				n->crypt_mode == DS_CRYPT_ENCRYPT ? v->opt.crypt : NULL;
+			bool holes = vfs_zero_chunk(v, c, cs, &zero);
 
-			if (cs == DS_FIDX_DEFAULT_CHUNK_SIZE && !c)
-				zero = v->zero4m;
-			else
-				vfs_zero_digest(c, cs, &zero);
 			for (size_t i = 0; i < ds_index_count(idx); i++) {
 				struct ds_index_chunk ch;
 
 				ds_index_chunk(idx, i, &ch);
-				if (!ds_digest_eq(&ch.digest, &zero) || ch.end - ch.start != cs)
+				if (!holes || !ds_digest_eq(&ch.digest, &zero) ||
+				    ch.end - ch.start != cs)
 					used += ch.end - ch.start;
 			}
 			n->blocks = (used + 511) / 512;

@@ -128,8 +128,13 @@ struct vnode *vfs_node_get(struct vfs *v, uint64_t ino); /* NULL if unknown */
 struct vnode *vfs_node_find_locked(struct vfs *v, uint64_t ino);
 /* "<ns dir>/<type>/<id>/<time>" of a snapshot-level node. */
 int vfs_node_snaprel(const struct vnode *n, char *out, size_t outlen);
-/* Digest of len zero bytes, keyed with c when not NULL. */
-void vfs_zero_digest(const struct ds_crypt *c, size_t len, struct ds_digest *ret);
+/* The digest of a full zero chunk of an image of chunk size cs, keyed with
+ * c when not NULL (encrypted archives): for holes, and for reads that need
+ * not load it. false when cs is past the 16 MiB chunk limit: no such chunk
+ * can be loaded, and hashing that many zeros would stall the caller (a
+ * damaged or hostile index may claim any power of two up to 2^63). */
+bool vfs_zero_chunk(const struct vfs *v, const struct ds_crypt *c, uint64_t cs,
+		    struct ds_digest *ret);
 /* Checks an opened index against its manifest entry (size and index
  * checksum, as PBS's reader does): 0, or -EBADMSG with a log line naming
  * what. */

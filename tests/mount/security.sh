@@ -28,6 +28,10 @@
 #   (ENOKEY) nor with a wrong one (EIO or ENOKEY); the right key reads them
 #   (control). Key files that group or others can access are refused by
 #   mount.dsfs and dsfs with a message saying why; nothing is mounted.
+# - An image index claiming a chunk size far past the 16 MiB chunk limit
+#   (any power of two passes the format check) is answered at once: stat
+#   (its st_blocks) and open do not hash that many zeros for the zero-chunk
+#   digest, and reading it gives EIO.
 . "$(dirname "$0")/../testlib.bash"
 . "$(dirname "$0")/../mountlib.bash"
 need_fuse
@@ -492,6 +496,33 @@ for mode in 0644 0640 0604 0660 0606 0610; do
 	[ "$rc" != 0 ] && [ ! -s "$T/out" ] || fail "dsfs cat with a $mode key file: exit $rc"
 	grep -q "has mode $mode; refusing" "$T/err" || fail "dsfs cat, $mode key: $(cat "$T/err")"
 done
+
+# An image index with a chunk size of 2^40, not in the manifest: stat
+# took 43 s for 2^36 when st_blocks hashed the zero chunk it names.
+python3 - "$SNAP/huge.img.fidx" <<'PY'
+import struct, sys
+h = bytearray(4096)
+h[0:8] = bytes([0x2f, 0x7f, 0x41, 0xed, 0x91, 0xfd, 0x0f, 0xcd])
+h[64:80] = struct.pack("<QQ", 1 << 40, 1 << 40)  # size, chunk size: one chunk
+open(sys.argv[1], "wb").write(bytes(h) + bytes(32))
+PY
+mount_dsfs "$S" "$M"
+H=$M/vm/1/$T0/huge.img
+# A daemon stuck hashing would not unmount: kill it before failing. (The
+# commands write to files: a failing $(...) would run the exit trap in
+# its subshell, whose cleanup waits for that daemon.)
+stuck() { kill -9 "$MOUNT_PID"; fusermount3 -u -z "$M"; fail "$1"; }
+rc=0
+timeout -s KILL 10 stat -c '%s %b' "$H" >"$T/out" || rc=$?
+[ "$rc" = 0 ] || stuck "stat of an index with a 2^40 chunk size: exit $rc (137: no answer in 10 s)"
+[ "$(cat "$T/out")" = "$((1 << 40)) $(((1 << 40) / 512))" ] || fail "stat of huge.img: $(cat "$T/out")"
+rc=0
+timeout -s KILL 10 dd if="$H" of=/dev/null bs=4096 count=1 2>"$T/out" || rc=$?
+[ "$rc" != 137 ] || stuck "read of huge.img: no answer in 10 s"
+[ "$rc" != 0 ] || fail "read of huge.img succeeded"
+grep -q "Input/output error" "$T/out" || fail "read of huge.img: $(cat "$T/out"), want EIO"
+unmount_dsfs "$M"
+rm "$SNAP/huge.img.fidx"
 
 # A multi-store mount: crafted store names at its root.
 printf 'datastore: store1\n\tpath %s\n' "$S" >"$T/datastore.cfg"
