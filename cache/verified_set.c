@@ -119,7 +119,7 @@ void ds_verified_set_forget(struct ds_verified_set *s, const struct ds_digest *d
 
 	pthread_mutex_lock(&s->lock);
 	e = find_locked(s, d);
-	if (e && memcmp(&e->f, f, sizeof(*f)) == 0)
+	if (e && ds_chunk_file_same(&e->f, f))
 		memset(e, 0, sizeof(*e));
 	pthread_mutex_unlock(&s->lock);
 }

@@ -1,15 +1,16 @@
-/* verified_set — plain chunk files verified whole, for reads in place.
+/* verified_set — chunk files verified whole, for reads in place and loads
+ * by identity.
  *
- * A plain (uncompressed, unencrypted) chunk holds its bytes at a fixed
- * offset of its file. Once the whole file has been read and its digest
- * checked, a later small read of that chunk can pread just the bytes it
- * needs, as long as the file is still the one that was verified (its
- * identity, struct ds_chunk_file, is checked at every such read). This set
- * remembers those identities by digest, a fixed number of them, so a
- * random reader of incompressible data pays one full load per chunk, not
- * one per cache miss.
+ * Once a chunk's whole file has been read and its digest checked, the
+ * file's bytes are known good for as long as it is still the same file (its
+ * identity, struct ds_chunk_file, is checked at every use). A later small
+ * read of a plain (uncompressed) chunk can then pread just the bytes it
+ * needs, and a zstd chunk pushed out of the cache can be decoded again
+ * without hashing it. This set remembers those identities by digest, a
+ * fixed number of them, so a random reader pays one full load per chunk,
+ * not one per cache miss.
  *
- * Bounded: capacity entries (80 bytes each), 4-way set associative;
+ * Bounded: capacity entries (88 bytes each), 4-way set associative;
  * a full set forgets its least recently found entry. Forgetting costs only
  * a full load.
  * Thread-safety: all functions are thread-safe.

@@ -380,7 +380,8 @@ static int zstd_decode_fd(int fd, uint64_t off, uint64_t end, uint32_t *crc,
 			zr = ZSTD_decompressStream(d, &ob, &in);
 			if (ZSTD_isError(zr))
 				return -EAGAIN;
-			ds_sha256_update(h, out + before, ob.pos - before);
+			if (h)
+				ds_sha256_update(h, out + before, ob.pos - before);
 			/* Output full with input left: too large for out. */
 			if (ob.pos == before && in.pos == in_before)
 				return -EAGAIN;
@@ -399,12 +400,12 @@ int ds_blob_decode_fd(int fd, uint64_t file_len, uint8_t *out, size_t out_cap,
 		      struct ds_digest *ret_digest, size_t *ret_len, int *ret_type)
 {
 	uint8_t hdr[DS_BLOB_HEADER_LEN];
-	struct ds_sha256 *h = sha256_get();
+	struct ds_sha256 *h = ret_digest ? sha256_get() : NULL;
 	uint32_t crc = 0;
 	size_t len = 0;
 	int type, r;
 
-	if (!h)
+	if (ret_digest && !h)
 		return -ENOMEM;
 	if (file_len <= DS_BLOB_HEADER_LEN)
 		return -EAGAIN;
@@ -423,7 +424,8 @@ int ds_blob_decode_fd(int fd, uint64_t file_len, uint8_t *out, size_t out_cap,
 			if (r < 0)
 				goto fail;
 			crc = ds_crc32_update(crc, out + pos, n);
-			ds_sha256_update(h, out + pos, n);
+			if (h)
+				ds_sha256_update(h, out + pos, n);
 			pos += n;
 		}
 	} else if (type == DS_BLOB_ZSTD) {
@@ -437,13 +439,15 @@ int ds_blob_decode_fd(int fd, uint64_t file_len, uint8_t *out, size_t out_cap,
 		r = -EAGAIN;
 		goto fail;
 	}
-	ds_sha256_final(h, ret_digest);
+	if (h)
+		ds_sha256_final(h, ret_digest);
 	*ret_len = len;
 	if (ret_type)
 		*ret_type = type;
 	return 0;
 fail:
-	ds_sha256_final(h, ret_digest); /* resets it for the next blob */
+	if (h)
+		ds_sha256_final(h, ret_digest); /* resets it for the next blob */
 	return r;
 }
 

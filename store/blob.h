@@ -61,7 +61,8 @@ int ds_blob_decode_into(const uint8_t *raw, size_t len, const struct ds_crypt *c
  * a plain blob is read straight into out, a zstd one decompressed from a
  * small window on the stack into out. The CRC is checked as by _into, and
  * the plaintext's SHA-256 is computed piece by piece as it is produced
- * (while in the CPU's cache), into *ret_digest.
+ * (while in the CPU's cache), into *ret_digest. ret_digest NULL: no
+ * digest is computed (a blob verified before, ds_chunkstore_load_known).
  * Returns 0, *ret_len, *ret_digest and, if ret_type is not NULL, the blob's
  * type (DS_BLOB_PLAIN or DS_BLOB_ZSTD), or -EAGAIN when this path does not
  * apply or the blob is not a valid one that fits (encrypted, damaged, too

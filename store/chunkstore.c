@@ -298,7 +298,7 @@ int ds_chunkstore_load(struct ds_chunkstore *cs, const struct ds_digest *d,
 
 int ds_chunkstore_load_file(struct ds_chunkstore *cs, const struct ds_digest *d,
 			    const struct ds_crypt *c, size_t expect_len, uint8_t *out, size_t cap,
-			    size_t *ret_len, struct ds_chunk_file *ret_plain)
+			    size_t *ret_len, struct ds_chunk_file *ret_file)
 {
 	char hex[DS_DIGEST_HEX_LEN + 1];
 	struct ds_digest got;
@@ -311,8 +311,8 @@ int ds_chunkstore_load_file(struct ds_chunkstore *cs, const struct ds_digest *d,
 	 * No copy of the encoded chunk is held anywhere, so a load touches
 	 * no memory but out's. A chunk this path cannot take (encrypted,
 	 * damaged, too large) is read again below, where the fault is named. */
-	if (ret_plain)
-		memset(ret_plain, 0, sizeof(*ret_plain));
+	if (ret_file)
+		memset(ret_file, 0, sizeof(*ret_file));
 	if (!c) {
 		char rel[DS_CHUNK_RELPATH_LEN];
 		struct stat st;
@@ -329,8 +329,10 @@ int ds_chunkstore_load_file(struct ds_chunkstore *cs, const struct ds_digest *d,
 				/* The identity is the one fstat gave before the
 				 * bytes were read: a change made since moves
 				 * ctime past it. */
-				if (ret_plain && type == DS_BLOB_PLAIN)
-					chunk_file_of(&st, ret_plain);
+				if (ret_file) {
+					chunk_file_of(&st, ret_file);
+					ret_file->plain = type == DS_BLOB_PLAIN;
+				}
 				*ret_len = len;
 				return 0;
 			}
@@ -403,27 +405,54 @@ out:
 	return r;
 }
 
-int ds_chunkstore_read_plain(struct ds_chunkstore *cs, const struct ds_digest *d,
-			     const struct ds_chunk_file *f, uint64_t off, void *buf, size_t len)
+/* The chunk file under d's name, opened, if it is still the one f names;
+ * -ESTALE when not (or gone). */
+static int open_known(struct ds_chunkstore *cs, const struct ds_digest *d,
+		      const struct ds_chunk_file *f, struct stat *st)
 {
 	char rel[DS_CHUNK_RELPATH_LEN];
 	struct ds_chunk_file now;
+	int fd;
+
+	ds_chunk_relpath(d, rel);
+	fd = ds_open_regular_at(cs->chunksfd, rel, st);
+	if (fd < 0)
+		return fd == -ENOENT ? -ESTALE : fd;
+	chunk_file_of(st, &now);
+	if (!ds_chunk_file_same(&now, f)) {
+		close(fd);
+		return -ESTALE;
+	}
+	return fd;
+}
+
+/* After reading from fd: a write that raced the read moved its ctime (the
+ * kernel updates the times before it copies the data in), so bytes read
+ * while the file changed are never taken for the verified ones. */
+static int still_known(int fd, const struct ds_chunk_file *f)
+{
+	struct ds_chunk_file now;
+	struct stat st;
+
+	if (fstat(fd, &st) < 0)
+		return -errno;
+	chunk_file_of(&st, &now);
+	return ds_chunk_file_same(&now, f) ? 0 : -ESTALE;
+}
+
+int ds_chunkstore_read_plain(struct ds_chunkstore *cs, const struct ds_digest *d,
+			     const struct ds_chunk_file *f, uint64_t off, void *buf, size_t len)
+{
 	struct stat st;
 	ssize_t n;
 	int fd, r = 0;
 
-	if (f->size < DS_BLOB_HEADER_LEN || off > f->size - DS_BLOB_HEADER_LEN ||
+	if (!f->plain || f->size < DS_BLOB_HEADER_LEN || off > f->size - DS_BLOB_HEADER_LEN ||
 	    len > f->size - DS_BLOB_HEADER_LEN - off)
 		return -EINVAL;
-	ds_chunk_relpath(d, rel);
-	fd = ds_open_regular_at(cs->chunksfd, rel, &st);
+	fd = open_known(cs, d, f, &st);
 	if (fd < 0)
-		return fd == -ENOENT ? -ESTALE : fd;
-	chunk_file_of(&st, &now);
-	if (memcmp(&now, f, sizeof(now)) != 0) {
-		r = -ESTALE;
-		goto out;
-	}
+		return fd;
 	for (size_t pos = 0; pos < len; pos += (size_t)n) {
 		n = pread(fd, (uint8_t *)buf + pos, len - pos,
 			  (off_t)(DS_BLOB_HEADER_LEN + off + pos));
@@ -437,8 +466,34 @@ int ds_chunkstore_read_plain(struct ds_chunkstore *cs, const struct ds_digest *d
 			goto out;
 		}
 	}
+	r = still_known(fd, f);
 out:
 	close(fd);
+	return r;
+}
+
+int ds_chunkstore_load_known(struct ds_chunkstore *cs, const struct ds_digest *d,
+			     const struct ds_chunk_file *f, size_t expect_len, uint8_t *out,
+			     size_t cap, size_t *ret_len)
+{
+	struct stat st;
+	size_t len;
+	int fd, type, r;
+
+	fd = open_known(cs, d, f, &st);
+	if (fd < 0)
+		return fd;
+	r = ds_blob_decode_fd(fd, (uint64_t)st.st_size, out, cap, NULL, &len, &type);
+	if (r == 0)
+		r = still_known(fd, f);
+	close(fd);
+	/* Not what was verified after all (-EAGAIN: it no longer decodes, or
+	 * not into cap): the full load names the fault. */
+	if (r == -EAGAIN || (r == 0 && ((type == DS_BLOB_PLAIN) != f->plain ||
+					(expect_len && len != expect_len))))
+		return -ESTALE;
+	if (r == 0)
+		*ret_len = len;
 	return r;
 }
 

@@ -76,22 +76,34 @@ int ds_chunkstore_load(struct ds_chunkstore *cs, const struct ds_digest *d,
 		       const struct ds_crypt *c, size_t expect_len, uint8_t *out, size_t cap,
 		       size_t *ret_len);
 
-/* _load, and when the chunk was an unencrypted plain (uncompressed) blob
- * read and verified by the fast path, its file's identity in *ret_plain
- * (taken before its bytes were read); else ret_plain->size = 0. ret_plain
- * may be NULL. */
+/* _load, and when the chunk was unencrypted and read and verified by the
+ * fast path, its file's identity in *ret_file (taken before its bytes were
+ * read; ret_file->plain for a plain blob, else zstd); else
+ * ret_file->size = 0. ret_file may be NULL. */
 int ds_chunkstore_load_file(struct ds_chunkstore *cs, const struct ds_digest *d,
 			    const struct ds_crypt *c, size_t expect_len, uint8_t *out, size_t cap,
-			    size_t *ret_len, struct ds_chunk_file *ret_plain);
+			    size_t *ret_len, struct ds_chunk_file *ret_file);
 
 /* Reads len bytes at plaintext offset off of the plain chunk d in place,
- * without verifying them: only for a chunk verified whole by
+ * without verifying them: only for a plain chunk verified whole by
  * _load_file, whose identity f it gives. Returns 0; -ESTALE when the file
  * under d's name is not that one any more (changed, replaced, removed,
- * shorter): load it again; -EINVAL when [off, off + len) is past the chunk;
- * other -errno from open or read. Logs nothing. */
+ * shorter), before or after the read: load it again; -EINVAL when
+ * [off, off + len) is past the chunk or f is not plain; other -errno from
+ * open or read. Logs nothing. */
 int ds_chunkstore_read_plain(struct ds_chunkstore *cs, const struct ds_digest *d,
 			     const struct ds_chunk_file *f, uint64_t off, void *buf, size_t len);
+
+/* Decodes the chunk d again into out (as _load) without computing its
+ * digest: only for a chunk verified whole by _load_file, whose identity f
+ * it gives. The CRC is still checked. Returns 0 and *ret_len; -ESTALE when
+ * the file under d's name is not that one any more, before or after the
+ * read, or it does not decode to what was verified (expect_len bytes, if
+ * set, of f's type): load it again, which names any fault; other -errno
+ * from open or read. Logs nothing. */
+int ds_chunkstore_load_known(struct ds_chunkstore *cs, const struct ds_digest *d,
+			     const struct ds_chunk_file *f, size_t expect_len, uint8_t *out,
+			     size_t cap, size_t *ret_len);
 
 /* Inserts an encoded chunk under digest d, following PBS's insert rules
  * (spec §1.2): an existing file of the same size is only touched (atime =

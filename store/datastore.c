@@ -559,9 +559,16 @@ int ds_reader_load_chunk(const struct ds_reader *r, const struct ds_digest *d,
 
 int ds_reader_load_chunk_file(const struct ds_reader *r, const struct ds_digest *d,
 			      const struct ds_crypt *c, size_t expect_len, uint8_t *out,
-			      size_t cap, size_t *ret_len, struct ds_chunk_file *ret_plain)
+			      size_t cap, size_t *ret_len, struct ds_chunk_file *ret_file)
 {
-	return ds_chunkstore_load_file(r->cs, d, c, expect_len, out, cap, ret_len, ret_plain);
+	return ds_chunkstore_load_file(r->cs, d, c, expect_len, out, cap, ret_len, ret_file);
+}
+
+int ds_reader_load_known_chunk(const struct ds_reader *r, const struct ds_digest *d,
+			       const struct ds_chunk_file *f, size_t expect_len, uint8_t *out,
+			       size_t cap, size_t *ret_len)
+{
+	return ds_chunkstore_load_known(r->cs, d, f, expect_len, out, cap, ret_len);
 }
 
 int ds_reader_read_plain_chunk(const struct ds_reader *r, const struct ds_digest *d,

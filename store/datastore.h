@@ -118,15 +118,20 @@ int ds_lookup_open_dir(const struct ds_lookup *lk, const char *relpath);
 int ds_reader_load_chunk(const struct ds_reader *r, const struct ds_digest *d,
 			 const struct ds_crypt *c, size_t expect_len, uint8_t *out, size_t cap,
 			 size_t *ret_len);
-/* The same, and the identity of a plain chunk's file for reads in place
- * (ds_chunkstore_load_file). */
+/* The same, and the identity of an unencrypted chunk's file, for reads in
+ * place and loads by identity (ds_chunkstore_load_file). */
 int ds_reader_load_chunk_file(const struct ds_reader *r, const struct ds_digest *d,
 			      const struct ds_crypt *c, size_t expect_len, uint8_t *out,
-			      size_t cap, size_t *ret_len, struct ds_chunk_file *ret_plain);
+			      size_t cap, size_t *ret_len, struct ds_chunk_file *ret_file);
 /* Part of a plain chunk verified whole before, read in place
  * (ds_chunkstore_read_plain): -ESTALE when its file changed since. */
 int ds_reader_read_plain_chunk(const struct ds_reader *r, const struct ds_digest *d,
 			       const struct ds_chunk_file *f, uint64_t off, void *buf, size_t len);
+/* A chunk verified whole before, decoded again without its digest
+ * (ds_chunkstore_load_known): -ESTALE when its file changed since. */
+int ds_reader_load_known_chunk(const struct ds_reader *r, const struct ds_digest *d,
+			       const struct ds_chunk_file *f, size_t expect_len, uint8_t *out,
+			       size_t cap, size_t *ret_len);
 /* The raw encoded chunk file (for CRC-only checks of encrypted chunks
  * without a key). *ret_raw malloc'ed. */
 int ds_reader_read_raw_chunk(const struct ds_reader *r, const struct ds_digest *d,

@@ -29,7 +29,15 @@ struct ds_digest {
 struct ds_chunk_file {
 	uint64_t dev, ino, size;
 	int64_t mtime_ns, ctime_ns;
+	bool plain; /* a plain blob: its bytes at DS_BLOB_HEADER_LEN; else zstd */
 };
+
+/* The same file: identity only (plain is what was read from it). */
+static inline bool ds_chunk_file_same(const struct ds_chunk_file *a, const struct ds_chunk_file *b)
+{
+	return a->dev == b->dev && a->ino == b->ino && a->size == b->size &&
+	       a->mtime_ns == b->mtime_ns && a->ctime_ns == b->ctime_ns;
+}
 
 #define DS_KIB (UINT64_C(1) << 10)
 #define DS_MIB (UINT64_C(1) << 20)
