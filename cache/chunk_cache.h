@@ -79,8 +79,9 @@ void ds_chunk_cache_put(struct ds_chunk_cache *c, struct ds_chunk_ref *ref);
 int ds_chunk_cache_prefetch(struct ds_chunk_cache *c, const struct ds_digest *d,
 			    size_t expect_len, ds_chunk_loader loader, void *ctx,
 			    void (*done)(void *ctx));
-/* A sequential reader has passed chunk d: when unpinned it goes to a
- * short list of passed chunks (8) instead of the hot end, from which the
+/* A sequential reader has passed chunk d (or a random reader reads it in
+ * place from now on): when unpinned it goes to a short list of passed
+ * chunks (8) instead of the hot end, from which the
  * oldest are dropped first and beyond 8 at once, its buffer reused by the
  * next load. So a long sequential read holds a few chunks, not the whole
  * budget, and does not push out what other readers use. A get, peek or

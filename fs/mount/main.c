@@ -34,6 +34,7 @@ struct options {
 	char *config, *keyfile, *owner;
 	size_t cache_size;
 	bool foreground, debug, read_only;
+	bool verify_always; /* -o verify=always */
 	char fuse_opts[4096]; /* passed to libfuse as one -o */
 };
 
@@ -52,6 +53,9 @@ static void usage(FILE *f)
 	      "  keyfile=FILE       PBS encryption key (password from $DSFS_KEY_PASSWORD);\n"
 	      "                     without it encrypted archives are listed, open gives ENOKEY\n"
 	      "  cache_size=SIZE    decoded-chunk cache (default 256M; suffixes K, M, G)\n"
+	      "  verify=first       verify each chunk's digest the first time it is loaded,\n"
+	      "                     then trust its file while unchanged (the default)\n"
+	      "  verify=always      verify the whole chunk at every load\n"
 	      "  owner=AUTHID       owner of groups made by mkdir (default root@pam)\n"
 	      "  ro                 refuse every write (EROFS)\n"
 	      "  rw                 the default\n"
@@ -143,6 +147,11 @@ static int parse_opts(struct options *o, char *list)
 			o->owner = strdup(opt + 6);
 		} else if (strncmp(opt, "cache_size=", 11) == 0) {
 			r = parse_size(opt + 11, &o->cache_size);
+		} else if (strcmp(opt, "verify=first") == 0 || strcmp(opt, "verify=always") == 0) {
+			o->verify_always = strcmp(opt, "verify=always") == 0;
+		} else if (strncmp(opt, "verify=", 7) == 0) {
+			fprintf(stderr, "mount.dsfs: %s: want verify=first or verify=always\n", opt);
+			return -EINVAL;
 		} else if (strcmp(opt, "ro") == 0) {
 			o->read_only = true;
 			r = add_fuse_opt(o, "ro");
@@ -350,6 +359,7 @@ int main(int argc, char **argv)
 	vo.read_only = o.read_only;
 	vo.track_operations = true;
 	vo.cache_size = o.cache_size;
+	vo.verify_always = o.verify_always;
 	vo.owner = o.owner;
 	if (vfs_new(&vo, &v) < 0)
 		goto out;

@@ -118,13 +118,8 @@ static int load_chunk(void *ctx, const struct ds_digest *d, size_t expect_len, u
 		      size_t cap, size_t *ret_len)
 {
 	struct vfile *f = ctx;
-	struct ds_chunk_file pf;
-	int r;
 
-	r = ds_reader_load_chunk_file(f->rd, d, f->crypt, expect_len, buf, cap, ret_len, &pf);
-	if (r == 0 && pf.size)
-		ds_verified_set_add(f->v->verified, d, &pf);
-	return r;
+	return vfs_load_chunk(f->v, f->rd, f->crypt, d, expect_len, buf, cap, ret_len);
 }
 
 /* Small files: owner, notes, decoded blobs. */
@@ -416,43 +411,46 @@ static void prefetch_after(struct vfile *f, size_t i)
 	}
 }
 
-/* A random read of a plain chunk verified whole earlier in this mount
- * (load_chunk remembered its file) and no longer cached: the bytes asked
- * for are read in place, as long as the file is still the one verified,
- * instead of loading and hashing the whole chunk again. That makes a 4 KiB
- * read of incompressible data a pread, not a 4 MiB load. -ENOENT (or
- * another -errno): load it. */
-static int read_in_place(struct vfile *f, const struct ds_index_chunk *ch, uint64_t in, size_t n,
-			 uint8_t *dst)
+/* Chunk ch is a plain one verified whole earlier in this mount (vfs_load_chunk
+ * remembered its file): true and its file in *pf. */
+static bool plain_known(struct vfile *f, const struct ds_index_chunk *ch, struct ds_chunk_file *pf)
 {
-	struct ds_chunk_file pf;
-	int r;
-
-	if (f->crypt || !ds_verified_set_find(f->v->verified, &ch->digest, &pf))
-		return -ENOENT;
 	/* Another length than the index says: the load names the fault. */
-	if (pf.size - DS_BLOB_HEADER_LEN != ch->end - ch->start)
-		return -ENOENT;
-	r = ds_reader_read_plain_chunk(f->rd, &ch->digest, &pf, in, dst, n);
-	if (r < 0) {
-		ds_verified_set_forget(f->v->verified, &ch->digest, &pf);
-		return r;
-	}
-	atomic_fetch_add(&f->v->in_place, 1);
-	return 0;
+	return !f->crypt && !f->v->opt.verify_always &&
+	       ds_verified_set_find(f->v->verified, &ch->digest, pf) && pf->plain &&
+	       pf->size - DS_BLOB_HEADER_LEN == ch->end - ch->start;
 }
 
-/* A random reader's part [in, in + n) of chunk ch: true when it was read in
- * place into the read's own buffer (pins->own, size bytes, at count). A
- * cached chunk is served from the cache instead: false with *ref pinned. */
+/* A random reader's part [in, in + n) of chunk ch, into the read's own
+ * buffer (pins->own, size bytes, at count): true when read in place. A
+ * plain chunk verified whole earlier is read there, as long as its file is
+ * still the one verified, whether cached or not: a 4 KiB read of
+ * incompressible data is a pread, not a 4 MiB load, and such chunks leave
+ * the cache to the ones that must be decoded. Otherwise a cached chunk is
+ * served from the cache: false with *ref pinned; false with nothing pinned:
+ * load it. */
 static bool in_place(struct vfile *f, const struct ds_index_chunk *ch, uint64_t in, size_t n,
 		     struct read_pins *pins, size_t size, size_t count, struct ds_chunk_ref *ref)
 {
-	if (ds_chunk_cache_peek(f->v->cache, &ch->digest, ch->end - ch->start, ref) == 0)
-		return false;
-	if (!pins->own)
-		pins->own = malloc(size);
-	return pins->own && read_in_place(f, ch, in, n, (uint8_t *)pins->own + count) == 0;
+	struct ds_chunk_file pf;
+
+	if (plain_known(f, ch, &pf)) {
+		int r = -ENOMEM;
+
+		if (!pins->own)
+			pins->own = malloc(size);
+		if (pins->own)
+			r = ds_reader_read_plain_chunk(f->rd, &ch->digest, &pf, in,
+						       (uint8_t *)pins->own + count, n);
+		if (r == 0) {
+			atomic_fetch_add(&f->v->in_place, 1);
+			return true;
+		}
+		if (r != -ENOMEM)
+			ds_verified_set_forget(f->v->verified, &ch->digest, &pf);
+	}
+	ds_chunk_cache_peek(f->v->cache, &ch->digest, ch->end - ch->start, ref);
+	return false;
 }
 
 /* A sequential read that begins in chunk first: the chunks from the one
@@ -571,9 +569,16 @@ ssize_t vfs_read(struct vfile *f, uint64_t off, size_t size, struct vfs_read *re
 		} else if (!seq && in_place(f, &ch, in, n, pins, size, count, &ref)) {
 			src = (uint8_t *)pins->own + count;
 		} else {
-			if (!ref.priv)
+			if (!ref.priv) {
+				struct ds_chunk_file pf;
+
 				r = ds_chunk_cache_get(f->v->cache, &ch.digest, ch.end - ch.start,
 						       load_chunk, f, &ref);
+				/* A random reader reads it in place from now
+				 * on: it goes first. */
+				if (r == 0 && !seq && plain_known(f, &ch, &pf))
+					ds_chunk_cache_drop_behind(f->v->cache, &ch.digest);
+			}
 			if (r < 0)
 				break;
 			grow = realloc(pins->refs, (pins->n + 1) * sizeof(*pins->refs));

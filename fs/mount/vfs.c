@@ -2,6 +2,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -26,8 +27,8 @@
  * which vfs_refresh invalidates explicitly). */
 #define TIMEOUT_IMMUTABLE 3600.0
 #define TIMEOUT_LIVE 1.0
-/* Plain chunk files remembered as verified: 16,384 cover 64 GiB of 4 MiB
- * chunks in 1.25 MiB, its pages touched only as used. */
+/* Chunk files remembered as verified: 16,384 cover 64 GiB of 4 MiB chunks
+ * in 1.4 MiB, its pages touched only as used. */
 #define VERIFIED_CHUNKS 16384
 
 /* --- node table --- */
@@ -244,6 +245,29 @@ bool vfs_zero_chunk(const struct vfs *v, const struct ds_crypt *c, uint64_t cs,
 	return true;
 }
 
+int vfs_load_chunk(struct vfs *v, const struct ds_reader *rd, const struct ds_crypt *c,
+		   const struct ds_digest *d, size_t expect_len, uint8_t *buf, size_t cap,
+		   size_t *ret_len)
+{
+	struct ds_chunk_file f;
+	int r;
+
+	if (v->opt.verify_always)
+		return ds_reader_load_chunk(rd, d, c, expect_len, buf, cap, ret_len);
+	if (!c && ds_verified_set_find(v->verified, d, &f)) {
+		r = ds_reader_load_known_chunk(rd, d, &f, expect_len, buf, cap, ret_len);
+		if (r == 0) {
+			atomic_fetch_add(&v->known_loads, 1);
+			return 0;
+		}
+		ds_verified_set_forget(v->verified, d, &f);
+	}
+	r = ds_reader_load_chunk_file(rd, d, c, expect_len, buf, cap, ret_len, &f);
+	if (r == 0 && f.size)
+		ds_verified_set_add(v->verified, d, &f);
+	return r;
+}
+
 static struct vnode *node_new(enum vkind kind, struct vstore *st, uint64_t parent,
 			      const char *name, const char *path)
 {
@@ -381,11 +405,11 @@ void vfs_free(struct vfs *v)
 
 		ds_chunk_cache_stats(v->cache, &cs);
 		ds_debug("chunk cache: %llu hits, %llu misses, %llu waits, %llu evictions, "
-			 "%llu load errors, peak %zu KiB; %llu reads in place",
+			 "%llu load errors, peak %zu KiB; %llu reads in place, %llu loads by identity",
 			 (unsigned long long)cs.hits, (unsigned long long)cs.misses,
 			 (unsigned long long)cs.waits, (unsigned long long)cs.evictions,
 			 (unsigned long long)cs.load_errors, cs.peak >> 10,
-			 (unsigned long long)v->in_place);
+			 (unsigned long long)v->in_place, (unsigned long long)v->known_loads);
 	}
 	ds_chunk_cache_free(v->cache);
 	ds_verified_set_free(v->verified);

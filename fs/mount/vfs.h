@@ -44,6 +44,9 @@ struct vfs_options {
 	bool read_only;
 	bool track_operations;   /* PBS active-operations file */
 	size_t cache_size;       /* bytes of decoded chunks */
+	/* -o verify=always: every chunk load computes the digest; no chunk
+	 * file is trusted by its identity (vfs_load_chunk). */
+	bool verify_always;
 };
 
 /* Builds the view. Loads the config (when there is one) and checks that a

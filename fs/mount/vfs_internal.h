@@ -15,6 +15,7 @@ struct ds_verified_set;
 struct ds_datastore;
 struct ds_index;
 struct ds_lookup;
+struct ds_reader;
 struct ds_strv;
 
 enum vkind {
@@ -83,9 +84,11 @@ struct vfs {
 	bool multi;               /* root lists the datastores of a config */
 	struct ds_config_cache *cc; /* NULL in directory mode */
 	struct ds_chunk_cache *cache;
-	/* Plain chunks verified whole, read in place afterwards (vfile.c). */
+	/* Chunk files verified whole (vfs_load_chunk): plain ones are read in
+	 * place afterwards (vfile.c), any is loaded again by identity. */
 	struct ds_verified_set *verified;
-	_Atomic uint64_t in_place; /* reads answered that way */
+	_Atomic uint64_t in_place;    /* reads answered in place */
+	_Atomic uint64_t known_loads; /* chunks loaded again by identity */
 	pthread_mutex_t lock;
 	/* protected by lock: */
 	struct vnode **table;
@@ -135,6 +138,15 @@ int vfs_node_snaprel(const struct vnode *n, char *out, size_t outlen);
  * damaged or hostile index may claim any power of two up to 2^63). */
 bool vfs_zero_chunk(const struct vfs *v, const struct ds_crypt *c, uint64_t cs,
 		    struct ds_digest *ret);
+/* Loads chunk d through reader rd for the chunk cache (its load function's
+ * contract, ds_chunkstore_load). An unencrypted chunk is verified whole the
+ * first time, and its file remembered (v->verified); while that file stays
+ * the same, a later load decodes it without hashing it again (a chunk the
+ * cache let go, read again). With -o verify=always, every load verifies
+ * and nothing is remembered. */
+int vfs_load_chunk(struct vfs *v, const struct ds_reader *rd, const struct ds_crypt *c,
+		   const struct ds_digest *d, size_t expect_len, uint8_t *buf, size_t cap,
+		   size_t *ret_len);
 /* Checks an opened index against its manifest entry (size and index
  * checksum, as PBS's reader does): 0, or -EBADMSG with a log line naming
  * what. */
@@ -154,7 +166,6 @@ void vfs_node_publish(struct vfs *v, struct vnode *n, struct vfs_entry *ret);
  * is taken around calls on b. */
 struct vwfile;
 struct ds_backup;
-struct ds_reader;
 int vw_new(struct ds_backup *b, pthread_mutex_t *blk, const struct ds_reader *rd,
 	   const struct ds_crypt *crypt, int snapfd, const char *server, struct vwfile **ret);
 ssize_t vw_write(struct vwfile *w, const void *buf, size_t len, uint64_t off);

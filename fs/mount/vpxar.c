@@ -50,7 +50,7 @@ static int load_chunk(void *ctx, const struct ds_digest *d, size_t expect_len, u
 {
 	struct varchive *ar = ctx;
 
-	return ds_reader_load_chunk(ar->rd, d, ar->crypt, expect_len, buf, cap, ret_len);
+	return vfs_load_chunk(ar->v, ar->rd, ar->crypt, d, expect_len, buf, cap, ret_len);
 }
 
 /* The pxar decoder's view of a stream: chunks through the shared cache. */

@@ -6,7 +6,14 @@
 #    counts them at unmount); and a chunk file changed after it was
 #    verified must fail (EIO), never hand out the changed bytes, and read
 #    again once restored.
-# 2. A sequential reader lets the chunks it has passed go first: reading a
+# 2. A compressed (zstd) chunk verified whole and pushed out of the cache
+#    is decoded again without hashing it, as long as its file is the one
+#    verified: random reads of a text image of 33 chunks through that
+#    16 MiB cache must mostly load that way (counted at unmount) and give
+#    the source's bytes, and a chunk file changed since must fail (EIO).
+#    With -o verify=always nothing is trusted: the same reads, none in
+#    place or by identity.
+# 3. A sequential reader lets the chunks it has passed go first: reading a
 #    128 MiB image through a 256 MiB cache holds a few chunks at a time,
 #    not the whole image (the cache's peak, logged at unmount), and two
 #    readers of one image at once both read it right.
@@ -27,7 +34,7 @@ mount_dsfs "$T/store" "$M" -d -o cache_size=16M
 # a chunk boundary; only in CHUNK if given), each compared with the
 # source. Prints "ok N" or the first mismatch or error.
 reads() {
-	python3 - "$IMG" "$T/disk.img" "$@" <<'PY'
+	python3 - "${RIMG:-$IMG}" "${RSRC:-$T/disk.img}" "$@" <<'PY'
 import mmap, os, random, sys
 img, src, seed, count = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
 chunk = int(sys.argv[5]) if len(sys.argv) > 5 else None
@@ -59,29 +66,34 @@ out=$(reads 1 400)
 
 # Change a byte of chunk 3's file in place (its size stays), then push
 # chunk 3 out of the cache by reading the others whole.
-d3=$(python3 - "$T/store/vm/1/2025-01-01T00:00:00Z/disk.img.fidx" <<'PY'
+# flip FILE: changes a byte of FILE in place, or changes it back.
+flip() { python3 -c 'import sys
+f = open(sys.argv[1], "r+b"); f.seek(12 + 8192); b = f.read(1); f.seek(12 + 8192)
+f.write(bytes([b[0] ^ 0xff]))' "$1"; }
+# digest IMAGE N: the digest of chunk N of IMAGE's index (.fidx).
+digest() {
+	python3 - "$T/store/vm/1/2025-01-01T00:00:00Z/$1.fidx" "$2" <<'PY'
 import sys
-print(open(sys.argv[1], "rb").read()[4096 + 3 * 32:4096 + 4 * 32].hex())
+n = int(sys.argv[2])
+print(open(sys.argv[1], "rb").read()[4096 + n * 32:4096 + (n + 1) * 32].hex())
 PY
-)
+}
+d3=$(digest disk.img 3)
 f3=$T/store/.chunks/${d3:0:4}/$d3
 [ "$(head -c 8 "$f3" | od -An -tx1 | tr -d ' \n')" = 42ab3807be8370a1 ] ||
 	fail "chunk 3 is not a plain blob"
-flip() { python3 -c 'import sys
-f = open(sys.argv[1], "r+b"); f.seek(12 + 8192); b = f.read(1); f.seek(12 + 8192)
-f.write(bytes([b[0] ^ 0xff]))' "$f3"; }
-flip
+flip "$f3"
 for c in 0 1 2 4 5 6 7; do dd if="$IMG" of=/dev/null bs=1M skip=$((c * 4)) count=4 iflag=direct 2>/dev/null; done
 out=$(reads 2 20 3)
 case $out in "error at "*": Input/output error") ;; *) fail "changed chunk file: $out, want EIO" ;; esac
 grep -q "chunk $d3: corrupt (CRC mismatch)" "$T/mount.log" || fail "no log line names chunk 3"
-flip
+flip "$f3"
 out=$(reads 3 50 3)
 [ "$out" = "ok 50" ] || fail "restored chunk file: $out"
 
 unmount_dsfs "$M"
 line=$(grep 'debug: chunk cache: ' "$T/mount.log") || fail "no chunk cache line in the log"
-inplace=$(sed -n 's/.*; \([0-9]*\) reads in place$/\1/p' <<<"$line")
+inplace=$(sed -n 's/.*; \([0-9]*\) reads in place,.*/\1/p' <<<"$line")
 misses=$(sed -n 's/.* \([0-9]*\) misses,.*/\1/p' <<<"$line")
 echo "$line"
 # 8 chunks, each loaded once per change of its file (chunk 3: three times,
@@ -89,6 +101,50 @@ echo "$line"
 # else was either a cache hit or in place.
 [ "${inplace:-0}" -ge 200 ] || fail "only ${inplace:-0} of 470 reads in place"
 [ "${misses:-99}" -le 30 ] || fail "$misses chunk loads"
+
+: >"$T/mount.log"
+mount_dsfs "$T/store" "$M" -d -o cache_size=16M
+d5=$(digest big.img 5)
+f5=$T/store/.chunks/${d5:0:4}/$d5
+[ "$(head -c 8 "$f5" | od -An -tx1 | tr -d ' \n')" = 31b958426fb6a37f ] ||
+	fail "chunk 5 of big.img is not a zstd blob"
+export RIMG=$M/vm/1/2025-01-01T00:00:00Z/big.img RSRC=$T/big.img
+out=$(reads 4 300)
+[ "$out" = "ok 300" ] || fail "random reads of zstd chunks: $out"
+flip "$f5"
+for c in 0 1 2 3 4 6 7; do dd if="$RIMG" of=/dev/null bs=1M skip=$((c * 4)) count=4 iflag=direct 2>/dev/null; done
+out=$(reads 5 20 5)
+case $out in "error at "*": Input/output error") ;; *) fail "changed zstd chunk file: $out, want EIO" ;; esac
+grep -q "chunk $d5: corrupt" "$T/mount.log" || fail "no log line names chunk 5 of big.img"
+flip "$f5"
+out=$(reads 6 50 5)
+[ "$out" = "ok 50" ] || fail "restored zstd chunk file: $out"
+unset RIMG RSRC
+unmount_dsfs "$M"
+line=$(grep 'debug: chunk cache: ' "$T/mount.log") || fail "no chunk cache line in the log"
+echo "$line"
+known=$(sed -n 's/.*, \([0-9]*\) loads by identity$/\1/p' <<<"$line")
+# 33 chunks, 4 of them cached at a time: each loaded whole once (chunk 5
+# three times), all other loads by identity.
+[ "${known:-0}" -ge 200 ] || fail "only ${known:-0} loads by identity"
+
+: >"$T/mount.log"
+mount_dsfs "$T/store" "$M" -d -o cache_size=16M,verify=always
+out=$(reads 7 200)
+[ "$out" = "ok 200" ] || fail "verify=always: random reads: $out"
+export RIMG=$M/vm/1/2025-01-01T00:00:00Z/big.img RSRC=$T/big.img
+out=$(reads 8 200)
+[ "$out" = "ok 200" ] || fail "verify=always: random reads of zstd chunks: $out"
+unset RIMG RSRC
+unmount_dsfs "$M"
+line=$(grep 'debug: chunk cache: ' "$T/mount.log") || fail "no chunk cache line in the log"
+echo "$line"
+case $line in
+*"; 0 reads in place, 0 loads by identity") ;;
+*) fail "verify=always trusted a chunk file: $line" ;;
+esac
+misses=$(sed -n 's/.* \([0-9]*\) misses,.*/\1/p' <<<"$line")
+[ "${misses:-0}" -ge 200 ] || fail "verify=always: only ${misses:-0} loads"
 
 : >"$T/mount.log"
 mount_dsfs "$T/store" "$M" -d -o cache_size=256M

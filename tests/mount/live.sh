@@ -121,6 +121,7 @@ for o in $opts; do
 done
 "$MOUNT_DSFS" 2>/dev/null && fail "no arguments accepted"
 expect_status 2 "$MOUNT_DSFS" "$STORE" "$M" -o cache_size=1K
+expect_status 2 "$MOUNT_DSFS" "$STORE" "$M" -o verify=sometimes
 expect_status 2 "$MOUNT_DSFS" "$STORE" "$M" --no-such-option
 
 # --- mount(8) helper: mount -t dsfs, and an fstab line ---
