@@ -130,6 +130,16 @@ static void op_init(void *userdata, struct fuse_conn_info *conn)
 		conn->want |= FUSE_CAP_PARALLEL_DIROPS;
 	if (conn->capable & FUSE_CAP_SPLICE_WRITE)
 		conn->want |= FUSE_CAP_SPLICE_WRITE;
+	/* The kernel enforces the POSIX ACLs of pxar entries (it asks for
+	 * system.posix_acl_access and caches the answer per inode); with
+	 * default_permissions alone it checks the mode bits only, and the
+	 * group bits of a file with an ACL are its mask: a user the ACL
+	 * denies would read a group-readable file, one it grants would not.
+	 * ACLs are never set through the mount (setxattr is refused), and
+	 * the modes of new files are not kept, so the umask the kernel then
+	 * leaves to us has nothing to apply to. */
+	if (conn->capable & FUSE_CAP_POSIX_ACL)
+		conn->want |= FUSE_CAP_POSIX_ACL;
 	/* A chunk is 4 MiB: let the kernel read ahead in large steps. */
 	conn->max_readahead = 4 << 20;
 	conn->max_read = 1 << 20; /* must equal -o max_read (main.c) */
