@@ -26,7 +26,7 @@
 #define ENTRY_LEN 40
 #define ENTRY_V1_LEN 32
 #define NSEC_PER_SEC UINT64_C(1000000000)
-#define READDIR_BATCH 256
+#define ADVISE_AHEAD 4 /* children whose place a listing announces ahead */
 
 int pxar_bad(uint64_t off, const char *fmt, ...)
 {
@@ -611,36 +611,68 @@ int ds_pxar_lookup(struct ds_pxar *px, const struct ds_pxar_entry *dir, const ch
 	return -ENOENT;
 }
 
+/* A child's goodbye record without its hash: enough for decode_child. */
+struct child_rec {
+	uint8_t rec[PXAR_GB_REC];
+};
+
+/* Archive order: the FILENAME at G - offset, so a larger offset comes first. */
+static int child_cmp(const void *a, const void *b)
+{
+	uint64_t x = ds_le64(((const struct child_rec *)a)->rec + 8);
+	uint64_t y = ds_le64(((const struct child_rec *)b)->rec + 8);
+
+	return x < y ? 1 : x > y ? -1 : 0;
+}
+
+/* Tells the source where the child of record rec starts (if it is inside
+ * the directory; decode_child checks it for real). */
+static void advise_child(struct ds_pxar *px, const struct ds_pxar_entry *dir, const uint8_t *rec)
+{
+	uint64_t o = ds_le64(rec + 8);
+
+	if (o <= dir->goodbye_off)
+		px->meta.advise(px->meta.ctx, dir->goodbye_off - o);
+}
+
+/* The children are listed in the order they lie in the archive, not in the
+ * goodbye table's (hash) order: a listing then reads the directory's span
+ * front to back, each chunk once, and tells the source what comes next
+ * (advise) so it can load it meanwhile. In hash order every child is a jump
+ * to a random place in the span, and a directory larger than the chunk
+ * cache loads a chunk per child (twice with READDIRPLUS). The records are
+ * copied whole (24 bytes a child; the table is at most PXAR_GOODBYE_MAX). */
 int ds_pxar_readdir(struct ds_pxar *px, const struct ds_pxar_entry *dir, size_t start,
 		    ds_pxar_dir_fn fn, void *ud)
 {
 	char name[PXAR_NAME_MAX + 1];
 	struct ds_pxar_entry e;
-	uint8_t *tbl;
-	uint64_t n = 0, i = start;
-	size_t len, k;
+	struct child_rec *kids;
+	uint64_t n = 0;
+	size_t len, i;
 	int r;
 
 	r = dir_records(px, dir, &n);
 	if (r < 0 || start >= n)
 		return r;
-	/* Records are read in batches as listing proceeds: a FUSE readdir
-	 * that stops after a page costs that page, not the whole table. */
-	tbl = malloc(READDIR_BATCH * PXAR_GB_REC);
-	if (!tbl)
+	kids = malloc((size_t)n * sizeof(*kids));
+	if (!kids)
 		return -ENOMEM;
-	while (r == 0 && i < n) {
-		k = n - i < READDIR_BATCH ? (size_t)(n - i) : READDIR_BATCH;
-		r = pxar_read(px, tbl, k * PXAR_GB_REC,
-			      dir->goodbye_off + PXAR_HDR + i * PXAR_GB_REC, dir->end,
-			      "goodbye table");
-		for (size_t j = 0; r == 0 && j < k; j++, i++) {
-			r = decode_child(px, dir, tbl + j * PXAR_GB_REC, NULL, 0, name, &len, &e);
-			if (r == 0)
-				r = fn(ud, name, len, &e);
+	r = pxar_read(px, kids, (size_t)n * PXAR_GB_REC, dir->goodbye_off + PXAR_HDR, dir->end,
+		      "goodbye table");
+	if (r == 0)
+		qsort(kids, (size_t)n, sizeof(*kids), child_cmp);
+	for (i = start; r == 0 && i < n; i++) {
+		if (px->meta.advise) {
+			for (size_t j = i == start ? i + 1 : i + ADVISE_AHEAD; j < n &&
+			     j <= i + ADVISE_AHEAD; j++)
+				advise_child(px, dir, kids[j].rec);
 		}
+		r = decode_child(px, dir, kids[i].rec, NULL, 0, name, &len, &e);
+		if (r == 0)
+			r = fn(ud, name, len, &e);
 	}
-	free(tbl);
+	free(kids);
 	return r;
 }
 

@@ -29,11 +29,14 @@
 #include <sys/types.h>
 
 /* A byte stream: pread fills buf with exactly len bytes at off (or fails
- * with -errno); size is the stream length. */
+ * with -errno); size is the stream length. advise (may be NULL) is a hint
+ * that a read at off will come soon, in increasing order within a listing;
+ * off is not checked and may lie beyond size. */
 struct ds_pxar_source {
 	int (*pread)(void *ctx, void *buf, size_t len, uint64_t off);
 	uint64_t size;
 	void *ctx;
+	void (*advise)(void *ctx, uint64_t off);
 };
 
 struct ds_pxar;
@@ -80,10 +83,11 @@ void ds_pxar_root(const struct ds_pxar *px, struct ds_pxar_entry *ret);
 int ds_pxar_lookup(struct ds_pxar *px, const struct ds_pxar_entry *dir, const char *name,
 		   size_t len, struct ds_pxar_entry *ret);
 
-/* Calls fn for every child of dir, in goodbye-table order, with the raw name
- * (not NUL-terminated) and the decoded (hardlink-resolved) entry. fn returns
- * 0 to go on, > 0 to stop (then returned), < 0 to abort with that errno.
- * start skips the first `start` children (for readdir offsets). */
+/* Calls fn for every child of dir, in the order the children lie in the
+ * archive (for archives written by PBS and dsfs: sorted by name), with the
+ * raw name (not NUL-terminated) and the decoded (hardlink-resolved) entry.
+ * fn returns 0 to go on, > 0 to stop (then returned), < 0 to abort with that
+ * errno. start skips the first `start` children (for readdir offsets). */
 typedef int (*ds_pxar_dir_fn)(void *ud, const char *name, size_t len,
 			      const struct ds_pxar_entry *e);
 int ds_pxar_readdir(struct ds_pxar *px, const struct ds_pxar_entry *dir, size_t start,

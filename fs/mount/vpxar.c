@@ -23,6 +23,7 @@
 struct vstream {
 	struct varchive *ar;
 	struct ds_index *idx;
+	atomic_size_t advised; /* the chunk last prefetched on advice, + 1 */
 };
 
 struct varchive {
@@ -86,6 +87,45 @@ static int stream_pread(void *ctx, void *buf, size_t len, uint64_t off)
 		len -= n;
 	}
 	return 0;
+}
+
+/* A prefetch's load: the archive may have been closed (a refusal) since the
+ * advice; its read handle is then gone. */
+static int prefetch_load(void *ctx, const struct ds_digest *d, size_t expect_len, uint8_t *buf,
+			 size_t cap, size_t *ret_len)
+{
+	struct varchive *ar = ctx;
+	int r = -ESTALE;
+
+	pthread_rwlock_rdlock(&ar->lock);
+	if (!ar->dead)
+		r = vfs_load_chunk(ar->v, ar->rd, ar->crypt, d, expect_len, buf, cap, ret_len);
+	pthread_rwlock_unlock(&ar->lock);
+	return r;
+}
+
+static void prefetch_done(void *ctx)
+{
+	varchive_unref(ctx);
+}
+
+/* The decoder will read at off soon (a listing going through a directory in
+ * archive order): load its chunk on a cache worker meanwhile, so listing a
+ * directory whose entries lie between file contents (v1) keeps both cores
+ * busy. Called under the archive's read lock. */
+static void stream_advise(void *ctx, uint64_t off)
+{
+	struct vstream *s = ctx;
+	struct ds_index_chunk ch;
+	ssize_t i = off < ds_index_size(s->idx) ? ds_index_find(s->idx, off) : -1;
+
+	if (i < 0 || atomic_exchange(&s->advised, (size_t)i + 1) == (size_t)i + 1)
+		return;
+	ds_index_chunk(s->idx, (size_t)i, &ch);
+	varchive_ref(s->ar);
+	if (ds_chunk_cache_prefetch(s->ar->v->cache, &ch.digest, ch.end - ch.start, prefetch_load,
+				    s->ar, prefetch_done) != 0)
+		varchive_unref(s->ar); /* cached, loading, or the queue is full */
 }
 
 int vpxar_files(int snapfd, const char *name, char *meta, char *payload, size_t len)
@@ -215,10 +255,11 @@ static int archive_open(struct vfs *v, struct varchive *ar, const char *snaprel,
 	if (r < 0)
 		return r == -EBADMSG ? -EIO : r;
 	ar->meta.ar = ar->payload.ar = ar;
-	ms = (struct ds_pxar_source){ stream_pread, ds_index_size(ar->meta.idx), &ar->meta };
+	ms = (struct ds_pxar_source){ stream_pread, ds_index_size(ar->meta.idx), &ar->meta,
+				      stream_advise };
 	if (ar->payload.idx)
 		ps = (struct ds_pxar_source){ stream_pread, ds_index_size(ar->payload.idx),
-					      &ar->payload };
+					      &ar->payload, NULL };
 	r = ds_pxar_open(&ms, ar->payload.idx ? &ps : NULL, &ar->px);
 	if (r < 0)
 		ds_err("%s: cannot open pxar archive: %s", ar->key, strerror(-r));
@@ -386,7 +427,7 @@ static void archive_links(struct varchive *ar)
 		close(fd);
 	}
 	if (r == 0) {
-		src = (struct ds_pxar_source){ stream_pread, ds_index_size(cat.idx), &cat };
+		src = (struct ds_pxar_source){ stream_pread, ds_index_size(cat.idx), &cat, NULL };
 		r = ds_pxar_links_from_catalog(ar->px, &src, ar->meta_name);
 	}
 	if (r == 0)

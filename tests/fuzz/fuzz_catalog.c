@@ -325,7 +325,7 @@ static void check_walk(const uint8_t *data, size_t size, const struct dir *root,
 {
 	static const struct ds_pxar_catalog_visitor vis = { w_enter, w_leave, w_entry };
 	struct mem m = { data, size };
-	struct ds_pxar_source src = { mem_pread, size, &m };
+	struct ds_pxar_source src = { mem_pread, size, &m, NULL };
 	struct buf got = { 0 }, want = { 0 };
 	char cname[4096];
 	int r;

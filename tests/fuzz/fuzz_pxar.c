@@ -113,7 +113,7 @@ static void visit(struct walk *w, const struct ds_pxar_entry *dir)
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	struct mem m = { data, size };
-	struct ds_pxar_source src = { mem_pread, size, &m };
+	struct ds_pxar_source src = { mem_pread, size, &m, NULL };
 	struct ds_pxar_entry root, e;
 	struct walk w = { .size = size };
 	int r;

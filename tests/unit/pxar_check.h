@@ -105,8 +105,8 @@ PXC_FN void enc_out_free(struct enc_out *o)
 
 PXC_FN struct ds_pxar *open_px(struct enc_out *o, bool split)
 {
-	struct ds_pxar_source ms = { mem_pread, o->meta.len, &o->meta };
-	struct ds_pxar_source ps = { mem_pread, o->pay.len, &o->pay };
+	struct ds_pxar_source ms = { mem_pread, o->meta.len, &o->meta, NULL };
+	struct ds_pxar_source ps = { mem_pread, o->pay.len, &o->pay, NULL };
 	struct ds_pxar *px;
 
 	assert_int_equal(ds_pxar_open(&ms, split ? &ps : NULL, &px), 0);

@@ -52,8 +52,8 @@ static int arch_open(struct arch *a, const uint8_t *b, size_t len, const uint8_t
 	memset(a, 0, sizeof(*a));
 	a->m = (struct mem){ b, len };
 	a->p = (struct mem){ pb, plen };
-	a->ms = (struct ds_pxar_source){ mem_pread, len, &a->m };
-	a->ps = (struct ds_pxar_source){ mem_pread, plen, &a->p };
+	a->ms = (struct ds_pxar_source){ mem_pread, len, &a->m, NULL };
+	a->ps = (struct ds_pxar_source){ mem_pread, plen, &a->p, NULL };
 	return ds_pxar_open(&a->ms, pb ? &a->ps : NULL, &a->px);
 }
 
@@ -631,6 +631,73 @@ static void test_all_kinds(void **state)
 	free(p);
 }
 
+/* --- readdir: archive order, and advice ahead of each child --- */
+
+struct advice {
+	struct mem m;
+	uint64_t off[64];
+	size_t when[64]; /* children listed when the advice came */
+	size_t n;
+	struct kids *k;
+};
+
+static void record_advice(void *ctx, uint64_t off)
+{
+	struct advice *a = ctx;
+
+	assert_true(a->n < 64);
+	a->off[a->n] = off;
+	a->when[a->n++] = a->k->n;
+}
+
+static int advised_pread(void *ctx, void *buf, size_t len, uint64_t off)
+{
+	return mem_pread(&((struct advice *)ctx)->m, buf, len, off);
+}
+
+static void test_readdir_order(void **state)
+{
+	size_t l1;
+	uint8_t *v1 = fixture("all-kinds.v1.pxar", &l1);
+	struct kids k = { 0 };
+	struct advice adv = { .k = &k };
+	struct ds_pxar_source src;
+	struct ds_pxar_entry root, many;
+	struct ds_pxar *px;
+
+	(void)state;
+	adv.m = (struct mem){ v1, l1 };
+	src = (struct ds_pxar_source){ advised_pread, l1, &adv, record_advice };
+	assert_int_equal(ds_pxar_open(&src, NULL, &px), 0);
+	ds_pxar_root(px, &root);
+	assert_int_equal(ds_pxar_lookup(px, &root, "many", 4, &many), 0);
+	adv.n = 0;
+	assert_int_equal(ds_pxar_readdir(px, &many, 0, collect, &k), 0);
+	assert_int_equal(k.n, 40);
+	/* Name order (the encoder's), which is archive order; each child
+	 * after the first announced once, before it was read: the offset of
+	 * its FILENAME item, right in front of its ENTRY. */
+	assert_int_equal(adv.n, 39);
+	for (size_t j = 1; j < 40; j++) {
+		assert_true(child_cmp(&k.v[j - 1], &k.v[j]) < 0);
+		assert_true(k.v[j - 1].e.entry_off < k.v[j].e.entry_off);
+		assert_int_equal(adv.off[j - 1], k.v[j].e.entry_off - 16 - (k.v[j].len + 1));
+		assert_true(adv.when[j - 1] < j);
+	}
+	/* From an offset: the same order's tail. */
+	free(k.v);
+	k = (struct kids){ 0 };
+	adv.n = 0;
+	assert_int_equal(ds_pxar_readdir(px, &many, 37, collect, &k), 0);
+	assert_int_equal(k.n, 3);
+	assert_string_equal(k.v[0].name, "f37");
+	assert_string_equal(k.v[2].name, "f39");
+	assert_int_equal(adv.n, 2);
+	free(k.v);
+	ds_pxar_free(px);
+	free(v1);
+}
+
 /* --- concurrent use: lookups, reads and the lazily built link index --- */
 
 static void *hammer(void *arg)
@@ -682,6 +749,7 @@ int main(void)
 		cmocka_unit_test(test_empty_root),
 		cmocka_unit_test(test_all_kinds),
 		cmocka_unit_test(test_threads),
+		cmocka_unit_test(test_readdir_order),
 	};
 
 	alarm(30);

@@ -600,7 +600,7 @@ static void test_tree_catalog(void **state)
 
 static struct ds_pxar_source src_of(struct mem *m)
 {
-	return (struct ds_pxar_source){ mem_pread, m->len, m };
+	return (struct ds_pxar_source){ mem_pread, m->len, m, NULL };
 }
 
 /* A source that counts its reads. */
@@ -755,7 +755,7 @@ static void test_catalog_links(void **state)
 	/* Link counts from the catalog equal the scan's and the source's. */
 	assert_int_equal(ds_pxar_open(&msrc, NULL, &scan), 0);
 	cnt.m = &meta;
-	csrc2 = (struct ds_pxar_source){ counted_pread, meta.len, &cnt };
+	csrc2 = (struct ds_pxar_source){ counted_pread, meta.len, &cnt, NULL };
 	assert_int_equal(ds_pxar_open(&csrc2, NULL, &fromcat), 0);
 	assert_int_equal(ds_pxar_links_from_catalog(fromcat, &csrc, "root.pxar.didx"), 0);
 	for (size_t i = 0; i < DS_ARRAY_SIZE(files); i++) {

@@ -52,8 +52,8 @@ static int arch_open(struct arch *a, const uint8_t *b, size_t len, const uint8_t
 	memset(a, 0, sizeof(*a));
 	a->m = (struct mem){ b, len };
 	a->p = (struct mem){ pb, plen };
-	a->ms = (struct ds_pxar_source){ mem_pread, len, &a->m };
-	a->ps = (struct ds_pxar_source){ mem_pread, plen, &a->p };
+	a->ms = (struct ds_pxar_source){ mem_pread, len, &a->m, NULL };
+	a->ps = (struct ds_pxar_source){ mem_pread, plen, &a->p, NULL };
 	return ds_pxar_open(&a->ms, pb ? &a->ps : NULL, &a->px);
 }
 

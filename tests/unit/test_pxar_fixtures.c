@@ -123,6 +123,18 @@ static void walk(struct tree *t, const struct ds_pxar_entry *dir, const char *pr
 
 	assert_int_equal(ds_pxar_readdir(t->px, dir, 0, walk_fn, &w), 0);
 	end = t->n;
+	/* In archive order, which PBS's encoder makes name order: entries
+	 * grow in offset (a hardlink has its target's, earlier), names
+	 * strictly in byte order. */
+	for (size_t i = w.first + 1; i < end; i++) {
+		const struct got *a = &t->v[i - 1], *b = &t->v[i];
+		size_t n = a->len < b->len ? a->len : b->len;
+		int c = memcmp(a->path, b->path, n);
+
+		if (!a->e.hardlink && !b->e.hardlink)
+			assert_true(a->e.entry_off < b->e.entry_off);
+		assert_true(c < 0 || (c == 0 && a->len < b->len));
+	}
 	assert_int_equal(ds_pxar_child_count(t->px, dir, &cnt), 0);
 	assert_int_equal(cnt, end - w.first);
 	if (cnt > 300) {
@@ -514,10 +526,10 @@ static void check_archive(struct ds_chunkstore *cs, const struct ds_crypt *c, js
 	size_t i, n;
 
 	load_stream(cs, c, sp, json_string_value(json_object_get(arch, "name")), &m);
-	ms = (struct ds_pxar_source){ mem_pread, m.len, &m };
+	ms = (struct ds_pxar_source){ mem_pread, m.len, &m, NULL };
 	if (pay) {
 		load_stream(cs, c, sp, json_string_value(pay), &p);
-		ps = (struct ds_pxar_source){ mem_pread, p.len, &p };
+		ps = (struct ds_pxar_source){ mem_pread, p.len, &p, NULL };
 	}
 	assert_int_equal(ds_pxar_open(&ms, pay ? &ps : NULL, &t.px), 0);
 	assert_int_equal(ds_pxar_format_version(t.px), jint(px_j, "format_version", 0));
