@@ -248,9 +248,15 @@ static void list_dir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	size_t used = 0;
 	bool attrs;
 	size_t n = 0, given = 0;
+	int r;
 
 	if (!buf) {
 		fuse_reply_err(req, ENOMEM);
+		return;
+	}
+	if ((r = vfs_dir_fill(d)) < 0) {
+		free(buf);
+		fuse_reply_err(req, -r);
 		return;
 	}
 	attrs = plus && plus_wanted(req, off);

@@ -252,6 +252,7 @@ int vfs_load_chunk(struct vfs *v, const struct ds_reader *rd, const struct ds_cr
 	struct ds_chunk_file f;
 	int r;
 
+	atomic_fetch_add(&v->loads, 1);
 	if (v->opt.verify_always)
 		return ds_reader_load_chunk(rd, d, c, expect_len, buf, cap, ret_len);
 	if (!c && ds_verified_set_find(v->verified, d, &f)) {
@@ -405,10 +406,11 @@ void vfs_free(struct vfs *v)
 
 		ds_chunk_cache_stats(v->cache, &cs);
 		ds_debug("chunk cache: %llu hits, %llu misses, %llu waits, %llu evictions, "
-			 "%llu load errors, peak %zu KiB; %llu reads in place, %llu loads by identity",
+			 "%llu load errors, peak %zu KiB; %llu chunk loads, %llu reads in place, "
+			 "%llu loads by identity",
 			 (unsigned long long)cs.hits, (unsigned long long)cs.misses,
 			 (unsigned long long)cs.waits, (unsigned long long)cs.evictions,
-			 (unsigned long long)cs.load_errors, cs.peak >> 10,
+			 (unsigned long long)cs.load_errors, cs.peak >> 10, (unsigned long long)v->loads,
 			 (unsigned long long)v->in_place, (unsigned long long)v->known_loads);
 	}
 	ds_chunk_cache_free(v->cache);

@@ -21,6 +21,7 @@
 #ifndef DSFS_FS_VFS_H
 #define DSFS_FS_VFS_H
 
+#include <pthread.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -68,7 +69,11 @@ void vfs_forget(struct vfs *v, uint64_t ino, uint64_t n);
 int vfs_getattr(struct vfs *v, uint64_t ino, struct vfs_entry *ret);
 int vfs_readlink(struct vfs *v, uint64_t ino, char *buf, size_t len);
 
-/* Directory listing: a snapshot of the entries, taken at opendir. */
+/* Directory listing: a snapshot of the entries, taken at opendir, or for a
+ * directory of a pxar archive at the first vfs_dir_fill: the kernel keeps
+ * such listings (they never change) and answers a later readdir from its
+ * cache after sending only OPENDIR, and listing a large directory again
+ * would decode all its entries for nothing. */
 struct vfs_dirent {
 	char *name;
 	uint64_t ino;
@@ -78,8 +83,16 @@ struct vfs_dir {
 	struct vfs_dirent *ents;
 	size_t n;
 	bool cacheable; /* immutable listing (inside a snapshot) */
+	/* Listed at the first fill (pxar); protected by lock. */
+	bool unlisted;
+	struct vfs *v;
+	uint64_t ino;
+	pthread_mutex_t lock;
 };
 int vfs_opendir(struct vfs *v, uint64_t ino, struct vfs_dir **ret);
+/* Takes the listing if opendir did not: 0 or -errno (-EIO, a refusal). A
+ * failed fill leaves no entries and is tried again by the next. */
+int vfs_dir_fill(struct vfs_dir *d);
 void vfs_releasedir(struct vfs_dir *d);
 
 /* Opens a file. flags are open(2)'s. Inside snapshots files are immutable:

@@ -226,6 +226,7 @@ int vfs_opendir(struct vfs *v, uint64_t ino, struct vfs_dir **ret)
 	d = calloc(1, sizeof(*d));
 	if (!d)
 		return -ENOMEM;
+	pthread_mutex_init(&d->lock, NULL);
 	if (p->kind == VK_ROOT) {
 		r = list_root(v, p, d);
 		goto out;
@@ -252,7 +253,11 @@ int vfs_opendir(struct vfs *v, uint64_t ino, struct vfs_dir **ret)
 			r = list_writing(v, p, d);
 		break;
 	case VK_PXAR:
-		r = vpxar_list(v, p, d);
+		r = vpxar_check_dir(v, p);
+		d->cacheable = true; /* an archive never changes */
+		d->unlisted = true;
+		d->v = v;
+		d->ino = ino;
 		break;
 	default:
 		r = -ENOTDIR;
@@ -267,13 +272,40 @@ out:
 	return 0;
 }
 
+static void dir_clear(struct vfs_dir *d)
+{
+	for (size_t i = 0; i < d->n; i++)
+		free(d->ents[i].name);
+	free(d->ents);
+	d->ents = NULL;
+	d->n = 0;
+}
+
+int vfs_dir_fill(struct vfs_dir *d)
+{
+	struct vnode *p;
+	int r = 0;
+
+	pthread_mutex_lock(&d->lock);
+	if (d->unlisted) {
+		/* The kernel holds the node while the directory is open. */
+		p = vfs_node_get(d->v, d->ino);
+		r = p ? vpxar_list(d->v, p, d) : -ESTALE;
+		if (r < 0)
+			dir_clear(d);
+		else
+			d->unlisted = false;
+	}
+	pthread_mutex_unlock(&d->lock);
+	return r;
+}
+
 void vfs_releasedir(struct vfs_dir *d)
 {
 	if (!d)
 		return;
-	for (size_t i = 0; i < d->n; i++)
-		free(d->ents[i].name);
-	free(d->ents);
+	dir_clear(d);
+	pthread_mutex_destroy(&d->lock);
 	free(d);
 }
 

@@ -87,6 +87,7 @@ struct vfs {
 	/* Chunk files verified whole (vfs_load_chunk): plain ones are read in
 	 * place afterwards (vfile.c), any is loaded again by identity. */
 	struct ds_verified_set *verified;
+	_Atomic uint64_t loads;       /* chunks loaded (misses and prefetches) */
 	_Atomic uint64_t in_place;    /* reads answered in place */
 	_Atomic uint64_t known_loads; /* chunks loaded again by identity */
 	pthread_mutex_t lock;
@@ -230,6 +231,10 @@ int vpxar_lookup_root(struct vfs *v, const struct vnode *snap, const char *name,
 /* Looks name up in pxar directory p; fills n (kind VK_PXAR). */
 int vpxar_lookup(struct vfs *v, const struct vnode *p, const char *name, struct vnode *n);
 int vpxar_list(struct vfs *v, const struct vnode *p, struct vfs_dir *d);
+/* What opendir of an archive's directory checks without listing it: the
+ * archive is open (or the refusal's errno) and the node a directory whose
+ * goodbye table is in place (-ENOTDIR, -EIO). */
+int vpxar_check_dir(struct vfs *v, const struct vnode *p);
 int vpxar_readlink(struct vfs *v, const struct vnode *n, char *buf, size_t len);
 /* Opens the stream range holding a file's content: an index (owned by the
  * caller) and the range [*ret_base, *ret_base + n->pe.size). */

@@ -567,7 +567,23 @@ int vpxar_list(struct vfs *v, const struct vnode *p, struct vfs_dir *d)
 	if ((r = ar_enter(ar)) == 0) {
 		r = ds_pxar_readdir(ar->px, &pe, 0, list_one, &c);
 		ar_leave(ar);
-		d->cacheable = true; /* an archive never changes */
+	}
+	varchive_unref(ar);
+	return r < 0 ? r : 0;
+}
+
+int vpxar_check_dir(struct vfs *v, const struct vnode *p)
+{
+	struct ds_pxar_entry pe = { 0 };
+	struct varchive *ar = NULL;
+	size_t n;
+	int r;
+
+	if ((r = node_archive(v, p, &ar, &pe)) < 0)
+		return r;
+	if ((r = ar_enter(ar)) == 0) {
+		r = ds_pxar_child_count(ar->px, &pe, &n);
+		ar_leave(ar);
 	}
 	varchive_unref(ar);
 	return r < 0 ? r : 0;

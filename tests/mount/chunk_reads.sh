@@ -93,7 +93,7 @@ out=$(reads 3 50 3)
 
 unmount_dsfs "$M"
 line=$(grep 'debug: chunk cache: ' "$T/mount.log") || fail "no chunk cache line in the log"
-inplace=$(sed -n 's/.*; \([0-9]*\) reads in place,.*/\1/p' <<<"$line")
+inplace=$(sed -n 's/.* \([0-9]*\) reads in place,.*/\1/p' <<<"$line")
 misses=$(sed -n 's/.* \([0-9]*\) misses,.*/\1/p' <<<"$line")
 echo "$line"
 # 8 chunks, each loaded once per change of its file (chunk 3: three times,
@@ -140,7 +140,7 @@ unmount_dsfs "$M"
 line=$(grep 'debug: chunk cache: ' "$T/mount.log") || fail "no chunk cache line in the log"
 echo "$line"
 case $line in
-*"; 0 reads in place, 0 loads by identity") ;;
+*" chunk loads, 0 reads in place, 0 loads by identity") ;;
 *) fail "verify=always trusted a chunk file: $line" ;;
 esac
 misses=$(sed -n 's/.* \([0-9]*\) misses,.*/\1/p' <<<"$line")

@@ -6,6 +6,11 @@
 # the source tree (names, types, sizes, modes, mtimes), including walks that
 # mix readers on one mount (find, then ls -lR and stat of what find listed
 # without attributes).
+# A directory larger than the chunk cache is listed in archive order (name
+# order), a pass over its span: `ls -f` shows the names sorted, and `ls -l`
+# of 3000 files of 16 KiB (v1: the contents lie between the entries) through
+# a 24 MiB cache loads each chunk at most about twice (in hash order, it
+# loaded a chunk per entry).
 . "$(dirname "$0")/../testlib.bash"
 . "$(dirname "$0")/../mountlib.bash"
 need_fuse
@@ -88,4 +93,40 @@ cmp -s "$T/got" "$T/want" || fail "stat after find differs: $(diff "$T/got" "$T/
 [ "$(tree_of "$R")" = "$want" ] || fail "after find and stat: the mount does not show the source tree"
 ls -lR "$R" >/dev/null
 unmount_dsfs "$M"
-echo "listing ok: find $find_ops lookups and $find_attrs entries with attributes for $dirs directories and $files files"
+
+# A directory larger than the cache.
+python3 - "$T/wide" <<'PY'
+import os, random, sys
+r = random.Random(7)
+os.makedirs(f"{sys.argv[1]}/big")
+words = [bytes(r.choice(b"abcdefghijklmnopqrstuvwxyz") for _ in range(r.randrange(2, 9)))
+         for _ in range(3000)]
+for i in range(3000):
+    with open(f"{sys.argv[1]}/big/f{i:04d}", "wb") as f:
+        f.write(b" ".join(r.choice(words) for _ in range(3000))[:16384])
+PY
+out=$("$DSFS" backup "$T/store" host/wide --time 2025-01-01T00:00:00Z root.pxar="$T/wide") ||
+	fail "backup of the wide tree"
+chunks=$(sed -n 's/.*: \([0-9]*\) chunks, .*/\1/p' <<<"$out")
+[ "${chunks:-0}" -ge 8 ] || fail "the wide archive has ${chunks:-?} chunks, want at least 8: $out"
+W=$M/host/wide/2025-01-01T00:00:00Z/root.pxar/big
+: >"$T/mount.log"
+mount_dsfs "$T/store" "$M" -d -o cache_size=24M
+ls -f "$W" | grep -v '^\.\.\?$' >"$T/order"
+(cd "$T/wide/big" && ls | LC_ALL=C sort) >"$T/want"
+cmp -s "$T/order" "$T/want" || fail "ls -f of a wide directory: not in name order: $(head -3 "$T/order" | tr '\n' ' ')"
+unmount_dsfs "$M"
+: >"$T/mount.log"
+mount_dsfs "$T/store" "$M" -d -o cache_size=24M
+ls -l "$W" >"$T/out" || fail "ls -l of the wide directory"
+[ "$(grep -c '^-' "$T/out")" = 3000 ] || fail "ls -l listed $(grep -c '^-' "$T/out") files"
+(cd "$T/wide/big" && find . -type f -printf '%p %s %T@\n' | sort) >"$T/want"
+(cd "$W" && find . -type f -printf '%p %s %T@\n' | sort) >"$T/got"
+cmp -s "$T/got" "$T/want" || fail "the wide directory differs from its source"
+unmount_dsfs "$M"
+line=$(grep 'debug: chunk cache: ' "$T/mount.log") || fail "no chunk cache line in the log"
+loads=$(sed -n 's/.* \([0-9]*\) chunk loads,.*/\1/p' <<<"$line")
+[ "${loads:-99999}" -le $((chunks * 3)) ] ||
+	fail "ls -l of a wide directory: ${loads:-?} chunk loads for $chunks chunks: $line"
+
+echo "listing ok: wide directory $loads chunk loads for $chunks chunks; find $find_ops lookups and $find_attrs entries with attributes for $dirs directories and $files files"
