@@ -611,7 +611,7 @@ int ds_pxar_lookup(struct ds_pxar *px, const struct ds_pxar_entry *dir, const ch
 	return -ENOENT;
 }
 
-/* A child's goodbye record without its hash: enough for decode_child. */
+/* A child's goodbye record (hash, offset, size), copied to be sorted. */
 struct child_rec {
 	uint8_t rec[PXAR_GB_REC];
 };
