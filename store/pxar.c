@@ -28,6 +28,8 @@
 #define NSEC_PER_SEC UINT64_C(1000000000)
 #define ADVISE_AHEAD 4 /* children whose place a listing announces ahead */
 
+_Static_assert(DS_PXAR_NAME_MAX == PXAR_NAME_MAX, "pxar.h and pxar_internal.h disagree");
+
 int pxar_bad(uint64_t off, const char *fmt, ...)
 {
 	char msg[256];
@@ -642,37 +644,80 @@ static void advise_child(struct ds_pxar *px, const struct ds_pxar_entry *dir, co
  * to a random place in the span, and a directory larger than the chunk
  * cache loads a chunk per child (twice with READDIRPLUS). The records are
  * copied whole (24 bytes a child; the table is at most PXAR_GOODBYE_MAX). */
+struct ds_pxar_dir {
+	struct ds_pxar_entry dir;
+	size_t n;
+	struct child_rec kids[];
+};
+
+int ds_pxar_dir_open(struct ds_pxar *px, const struct ds_pxar_entry *dir,
+		     struct ds_pxar_dir **ret)
+{
+	struct ds_pxar_dir *d;
+	uint64_t n = 0;
+	int r;
+
+	r = dir_records(px, dir, &n);
+	if (r < 0)
+		return r;
+	d = malloc(sizeof(*d) + (size_t)n * sizeof(d->kids[0]));
+	if (!d)
+		return -ENOMEM;
+	d->dir = *dir;
+	d->n = (size_t)n;
+	r = pxar_read(px, d->kids, (size_t)n * PXAR_GB_REC, dir->goodbye_off + PXAR_HDR, dir->end,
+		      "goodbye table");
+	if (r < 0) {
+		free(d);
+		return r;
+	}
+	qsort(d->kids, (size_t)n, sizeof(d->kids[0]), child_cmp);
+	*ret = d;
+	return 0;
+}
+
+size_t ds_pxar_dir_count(const struct ds_pxar_dir *d)
+{
+	return d->n;
+}
+
+int ds_pxar_dir_child(struct ds_pxar *px, const struct ds_pxar_dir *d, size_t i, size_t from,
+		      char *name, size_t *ret_len, struct ds_pxar_entry *ret)
+{
+	if (i >= d->n)
+		return -EINVAL;
+	/* A sliding window: the first child of a run announces the next
+	 * ADVISE_AHEAD, each later one the one ADVISE_AHEAD after it. */
+	if (px->meta.advise)
+		for (size_t j = i + 1; j < d->n && j <= i + ADVISE_AHEAD; j++)
+			if (i == from || j == i + ADVISE_AHEAD)
+				advise_child(px, &d->dir, d->kids[j].rec);
+	return decode_child(px, &d->dir, d->kids[i].rec, NULL, 0, name, ret_len, ret);
+}
+
+void ds_pxar_dir_free(struct ds_pxar_dir *d)
+{
+	free(d);
+}
+
 int ds_pxar_readdir(struct ds_pxar *px, const struct ds_pxar_entry *dir, size_t start,
 		    ds_pxar_dir_fn fn, void *ud)
 {
 	char name[PXAR_NAME_MAX + 1];
 	struct ds_pxar_entry e;
-	struct child_rec *kids;
-	uint64_t n = 0;
-	size_t len, i;
+	struct ds_pxar_dir *d;
+	size_t len;
 	int r;
 
-	r = dir_records(px, dir, &n);
-	if (r < 0 || start >= n)
+	r = ds_pxar_dir_open(px, dir, &d);
+	if (r < 0)
 		return r;
-	kids = malloc((size_t)n * sizeof(*kids));
-	if (!kids)
-		return -ENOMEM;
-	r = pxar_read(px, kids, (size_t)n * PXAR_GB_REC, dir->goodbye_off + PXAR_HDR, dir->end,
-		      "goodbye table");
-	if (r == 0)
-		qsort(kids, (size_t)n, sizeof(*kids), child_cmp);
-	for (i = start; r == 0 && i < n; i++) {
-		if (px->meta.advise) {
-			for (size_t j = i == start ? i + 1 : i + ADVISE_AHEAD; j < n &&
-			     j <= i + ADVISE_AHEAD; j++)
-				advise_child(px, dir, kids[j].rec);
-		}
-		r = decode_child(px, dir, kids[i].rec, NULL, 0, name, &len, &e);
+	for (size_t i = start; r == 0 && i < d->n; i++) {
+		r = ds_pxar_dir_child(px, d, i, start, name, &len, &e);
 		if (r == 0)
 			r = fn(ud, name, len, &e);
 	}
-	free(kids);
+	ds_pxar_dir_free(d);
 	return r;
 }
 

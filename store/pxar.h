@@ -95,6 +95,26 @@ int ds_pxar_readdir(struct ds_pxar *px, const struct ds_pxar_entry *dir, size_t 
 /* Number of children of dir. */
 int ds_pxar_child_count(struct ds_pxar *px, const struct ds_pxar_entry *dir, size_t *ret);
 
+/* A directory opened for listing child by child, in the order of
+ * ds_pxar_readdir: its goodbye table, read and sorted once (24 bytes a
+ * child). A reader that lists a page at a time decodes each page's
+ * children when it needs them. It holds no reference to px: any ds_pxar of
+ * the same archive (reopened) can decode its children. */
+struct ds_pxar_dir;
+/* -ENOTDIR, -EIO malformed, -ENOMEM, or the source's -errno. */
+int ds_pxar_dir_open(struct ds_pxar *px, const struct ds_pxar_entry *dir,
+		     struct ds_pxar_dir **ret);
+size_t ds_pxar_dir_count(const struct ds_pxar_dir *d);
+#define DS_PXAR_NAME_MAX 4096 /* a file name's bytes, at most */
+/* Decodes child i (< count, else -EINVAL) into name (DS_PXAR_NAME_MAX + 1
+ * bytes; *ret_len without the NUL it gets) and *ret, and advises the source
+ * of the children after it: of the next few when i == from, the first of a
+ * run of calls for from, from + 1, ..., else of one more. 0 or -errno as
+ * ds_pxar_readdir. */
+int ds_pxar_dir_child(struct ds_pxar *px, const struct ds_pxar_dir *d, size_t i, size_t from,
+		      char *name, size_t *ret_len, struct ds_pxar_entry *ret);
+void ds_pxar_dir_free(struct ds_pxar_dir *d); /* accepts NULL */
+
 /* Reads up to len bytes of a regular file's content at off. Returns the
  * bytes read (0 at EOF) or -errno: -EISDIR directory, -EINVAL not a regular
  * file, -EIO malformed. In a split archive every call first checks the

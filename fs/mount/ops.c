@@ -39,6 +39,7 @@ static struct vfs *vfs_of(fuse_req_t req)
  * entry without attributes (node 0) is a plain directory entry to the
  * kernel: a later stat looks it up. */
 #define PLUS_READERS 64
+#define FILL_BATCH 32 /* archive entries a listing decodes at a time */
 
 struct plus_reader {
 	pid_t pid;      /* 0: free */
@@ -254,13 +255,23 @@ static void list_dir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		fuse_reply_err(req, ENOMEM);
 		return;
 	}
-	if ((r = vfs_dir_fill(d)) < 0) {
+	if ((r = vfs_dir_fill(d, 0)) < 0) {
 		free(buf);
 		fuse_reply_err(req, -r);
 		return;
 	}
 	attrs = plus && plus_wanted(req, off);
 	for (size_t i = (size_t)off; i < d->n + 2; i++) {
+		/* An entry that cannot be decoded ends the page before it; the
+		 * next readdir starts there and fails with its errno. */
+		if (i >= 2 && i - 2 >= d->filled && (r = vfs_dir_fill(d, i - 2 + FILL_BATCH)) < 0) {
+			if (used == 0) {
+				free(buf);
+				fuse_reply_err(req, -r);
+				return;
+			}
+			break;
+		}
 		const char *name = i == 0 ? "." : i == 1 ? ".." : d->ents[i - 2].name;
 		struct fuse_entry_param p;
 		struct vfs_entry e;

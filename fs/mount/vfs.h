@@ -69,30 +69,37 @@ void vfs_forget(struct vfs *v, uint64_t ino, uint64_t n);
 int vfs_getattr(struct vfs *v, uint64_t ino, struct vfs_entry *ret);
 int vfs_readlink(struct vfs *v, uint64_t ino, char *buf, size_t len);
 
-/* Directory listing: a snapshot of the entries, taken at opendir, or for a
- * directory of a pxar archive at the first vfs_dir_fill: the kernel keeps
- * such listings (they never change) and answers a later readdir from its
- * cache after sending only OPENDIR, and listing a large directory again
- * would decode all its entries for nothing. */
+/* Directory listing: a snapshot of the entries, taken at opendir. A
+ * directory of a pxar archive is decoded as it is read instead, a page at a
+ * time (vfs_dir_fill): the kernel keeps such listings (they never change)
+ * and answers a later readdir from its cache after sending only OPENDIR;
+ * and READDIRPLUS then looks up the entries of a page right after they
+ * were decoded, while their chunks are cached, so `ls -l` of a directory
+ * larger than the chunk cache is one pass over it, not two. */
 struct vfs_dirent {
 	char *name;
 	uint64_t ino;
 	mode_t type; /* S_IFDIR, S_IFREG, S_IFLNK */
 };
+struct ds_pxar_dir;
 struct vfs_dir {
 	struct vfs_dirent *ents;
 	size_t n;
 	bool cacheable; /* immutable listing (inside a snapshot) */
-	/* Listed at the first fill (pxar); protected by lock. */
-	bool unlisted;
+	/* pxar: ents[0, filled) are decoded, of n once pxd is open. Changed
+	 * under lock by vfs_dir_fill only. */
+	bool lazy;
+	size_t filled;
+	struct ds_pxar_dir *pxd;
 	struct vfs *v;
 	uint64_t ino;
 	pthread_mutex_t lock;
 };
 int vfs_opendir(struct vfs *v, uint64_t ino, struct vfs_dir **ret);
-/* Takes the listing if opendir did not: 0 or -errno (-EIO, a refusal). A
- * failed fill leaves no entries and is tried again by the next. */
-int vfs_dir_fill(struct vfs_dir *d);
+/* Makes n known and ents[0, min(upto, n)) filled. 0 or -errno (-EIO, a
+ * refusal); after a failure, what was filled stays and the next call tries
+ * again. */
+int vfs_dir_fill(struct vfs_dir *d, size_t upto);
 void vfs_releasedir(struct vfs_dir *d);
 
 /* Opens a file. flags are open(2)'s. Inside snapshots files are immutable:

@@ -12,6 +12,7 @@
 #include "store/datastore.h"
 #include "store/hierarchy.h"
 #include "store/log.h"
+#include "store/pxar.h"
 
 static uint64_t child_ino(const struct vnode *p, const char *name)
 {
@@ -255,7 +256,7 @@ int vfs_opendir(struct vfs *v, uint64_t ino, struct vfs_dir **ret)
 	case VK_PXAR:
 		r = vpxar_check_dir(v, p);
 		d->cacheable = true; /* an archive never changes */
-		d->unlisted = true;
+		d->lazy = true;
 		d->v = v;
 		d->ino = ino;
 		break;
@@ -268,33 +269,22 @@ out:
 		vfs_releasedir(d);
 		return r;
 	}
+	if (!d->lazy)
+		d->filled = d->n;
 	*ret = d;
 	return 0;
 }
 
-static void dir_clear(struct vfs_dir *d)
-{
-	for (size_t i = 0; i < d->n; i++)
-		free(d->ents[i].name);
-	free(d->ents);
-	d->ents = NULL;
-	d->n = 0;
-}
-
-int vfs_dir_fill(struct vfs_dir *d)
+int vfs_dir_fill(struct vfs_dir *d, size_t upto)
 {
 	struct vnode *p;
 	int r = 0;
 
 	pthread_mutex_lock(&d->lock);
-	if (d->unlisted) {
+	if (d->lazy && (!d->pxd || d->filled < upto)) {
 		/* The kernel holds the node while the directory is open. */
 		p = vfs_node_get(d->v, d->ino);
-		r = p ? vpxar_list(d->v, p, d) : -ESTALE;
-		if (r < 0)
-			dir_clear(d);
-		else
-			d->unlisted = false;
+		r = p ? vpxar_dir_fill(d->v, p, d, upto) : -ESTALE;
 	}
 	pthread_mutex_unlock(&d->lock);
 	return r;
@@ -304,7 +294,10 @@ void vfs_releasedir(struct vfs_dir *d)
 {
 	if (!d)
 		return;
-	dir_clear(d);
+	for (size_t i = 0; i < d->filled; i++)
+		free(d->ents[i].name);
+	free(d->ents);
+	ds_pxar_dir_free(d->pxd);
 	pthread_mutex_destroy(&d->lock);
 	free(d);
 }

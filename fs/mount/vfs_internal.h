@@ -230,7 +230,9 @@ int vpxar_files(int snapfd, const char *name, char *meta, char *payload, size_t 
 int vpxar_lookup_root(struct vfs *v, const struct vnode *snap, const char *name, struct vnode *n);
 /* Looks name up in pxar directory p; fills n (kind VK_PXAR). */
 int vpxar_lookup(struct vfs *v, const struct vnode *p, const char *name, struct vnode *n);
-int vpxar_list(struct vfs *v, const struct vnode *p, struct vfs_dir *d);
+/* vfs_dir_fill of pxar directory p (d->lock held): opens d->pxd (setting
+ * d->n and d->ents) if not yet, then decodes entries up to upto. */
+int vpxar_dir_fill(struct vfs *v, const struct vnode *p, struct vfs_dir *d, size_t upto);
 /* What opendir of an archive's directory checks without listing it: the
  * archive is open (or the refusal's errno) and the node a directory whose
  * goodbye table is in place (-ENOTDIR, -EIO). */

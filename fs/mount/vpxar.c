@@ -531,45 +531,49 @@ int vpxar_lookup(struct vfs *v, const struct vnode *p, const char *name, struct 
 	return r;
 }
 
-struct list_ctx {
-	const struct vnode *p;
-	const struct varchive *ar;
-	struct vfs_dir *d;
-};
-
-static int list_one(void *ud, const char *name, size_t len, const struct ds_pxar_entry *e)
+int vpxar_dir_fill(struct vfs *v, const struct vnode *p, struct vfs_dir *d, size_t upto)
 {
-	struct list_ctx *c = ud;
-	struct vfs_dirent *ne = realloc(c->d->ents, (c->d->n + 1) * sizeof(*ne));
-
-	if (!ne)
-		return -ENOMEM;
-	c->d->ents = ne;
-	ne[c->d->n].name = strndup(name, len);
-	if (!ne[c->d->n].name)
-		return -ENOMEM;
-	ne[c->d->n].ino = archive_ino(c->p->st->name, c->ar, e->entry_off);
-	ne[c->d->n].type = e->mode & S_IFMT;
-	c->d->n++;
-	return 0;
-}
-
-int vpxar_list(struct vfs *v, const struct vnode *p, struct vfs_dir *d)
-{
-	struct ds_pxar_entry pe = { 0 };
+	char name[DS_PXAR_NAME_MAX + 1];
+	struct ds_pxar_entry pe = { 0 }, e;
 	struct varchive *ar = NULL;
-	struct list_ctx c = { p, NULL, d };
+	size_t len;
 	int r;
 
 	if ((r = node_archive(v, p, &ar, &pe)) < 0)
 		return r;
-	c.ar = ar;
-	if ((r = ar_enter(ar)) == 0) {
-		r = ds_pxar_readdir(ar->px, &pe, 0, list_one, &c);
-		ar_leave(ar);
+	if ((r = ar_enter(ar)) < 0) {
+		varchive_unref(ar);
+		return r;
 	}
+	if (!d->pxd) {
+		r = ds_pxar_dir_open(ar->px, &pe, &d->pxd);
+		if (r == 0 && ds_pxar_dir_count(d->pxd) > 0) {
+			d->ents = calloc(ds_pxar_dir_count(d->pxd), sizeof(*d->ents));
+			if (!d->ents) {
+				ds_pxar_dir_free(d->pxd);
+				d->pxd = NULL;
+				r = -ENOMEM;
+			}
+		}
+		if (r == 0)
+			d->n = ds_pxar_dir_count(d->pxd);
+	}
+	/* Entries in order from the first: one run of advice (from 0). */
+	while (r == 0 && d->filled < upto && d->filled < d->n) {
+		struct vfs_dirent *ne = &d->ents[d->filled];
+
+		r = ds_pxar_dir_child(ar->px, d->pxd, d->filled, 0, name, &len, &e);
+		if (r == 0 && !(ne->name = strndup(name, len)))
+			r = -ENOMEM;
+		if (r == 0) {
+			ne->ino = archive_ino(p->st->name, ar, e.entry_off);
+			ne->type = e.mode & S_IFMT;
+			d->filled++;
+		}
+	}
+	ar_leave(ar);
 	varchive_unref(ar);
-	return r < 0 ? r : 0;
+	return r;
 }
 
 int vpxar_check_dir(struct vfs *v, const struct vnode *p)

@@ -693,8 +693,33 @@ static void test_readdir_order(void **state)
 	assert_string_equal(k.v[0].name, "f37");
 	assert_string_equal(k.v[2].name, "f39");
 	assert_int_equal(adv.n, 2);
+
+	/* A directory handle decodes with any ds_pxar of the archive (the
+	 * mount reopens archives); past the end is -EINVAL. */
+	{
+		struct ds_pxar_dir *pd;
+		struct ds_pxar *px2;
+		struct ds_pxar_entry e;
+		char name[DS_PXAR_NAME_MAX + 1];
+		size_t len;
+
+		assert_int_equal(ds_pxar_dir_open(px, &many, &pd), 0);
+		assert_int_equal(ds_pxar_dir_count(pd), 40);
+		ds_pxar_free(px);
+		px = NULL;
+		assert_int_equal(ds_pxar_open(&src, NULL, &px2), 0);
+		assert_int_equal(ds_pxar_dir_child(px2, pd, 38, 38, name, &len, &e), 0);
+		assert_int_equal(len, 3);
+		assert_memory_equal(name, "f38", 3);
+		assert_int_equal(e.entry_off, k.v[1].e.entry_off);
+		assert_int_equal(ds_pxar_dir_child(px2, pd, 40, 40, name, &len, &e), -EINVAL);
+		ds_pxar_dir_free(pd);
+		pd = NULL;
+		assert_int_equal(ds_pxar_dir_open(px2, &e, &pd), -ENOTDIR); /* f38 */
+		assert_null(pd);
+		ds_pxar_free(px2);
+	}
 	free(k.v);
-	ds_pxar_free(px);
 	free(v1);
 }
 
