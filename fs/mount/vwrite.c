@@ -158,21 +158,30 @@ static int session_get(struct vfs *v, struct vstore *st, const char *snaprel,
 		       struct vsession **ret)
 {
 	struct timespec until;
+	bool retried = false;
 	int r;
 
 	clock_gettime(CLOCK_REALTIME, &until);
 	until.tv_sec += 30;
 	for (;;) {
-		bool waited = false;
+		bool waited = false, busy;
 
 		r = session_try(v, st, snaprel, ret);
 		if (r != -EBUSY)
 			return r;
 		pthread_mutex_lock(&v->lock);
+		busy = group_busy_locked(v, st, snaprel);
 		while (group_busy_locked(v, st, snaprel) &&
 		       pthread_cond_timedwait(&v->wcond, &v->lock, &until) == 0)
 			waited = true;
 		pthread_mutex_unlock(&v->lock);
+		/* Our own session may have ended (its locks released, the
+		 * broadcast gone) between the try and this check: try once
+		 * more before blaming someone else's lock. */
+		if (!busy && !retried) {
+			retried = true;
+			continue;
+		}
 		if (!waited)
 			return r;
 	}
