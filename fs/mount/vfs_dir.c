@@ -294,7 +294,9 @@ void vfs_releasedir(struct vfs_dir *d)
 {
 	if (!d)
 		return;
-	for (size_t i = 0; i < d->filled; i++)
+	/* Up to n: a listing that failed part-way has names past filled,
+	 * and a pxar listing's entries past filled are NULL (calloc). */
+	for (size_t i = 0; i < d->n; i++)
 		free(d->ents[i].name);
 	free(d->ents);
 	ds_pxar_dir_free(d->pxd);
