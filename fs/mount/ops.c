@@ -4,6 +4,7 @@
 #include <fuse_lowlevel.h>
 
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -329,6 +330,21 @@ static void op_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info 
 	fuse_reply_err(req, 0);
 }
 
+/* A file opened write-only (cp's, dd's, a shell's `>`) is going into a
+ * snapshot: its bytes go straight from the writer's buffer to the daemon
+ * (direct I/O) instead of through page cache pages of the mount's file, which
+ * the kernel would have to allocate, fill and later reclaim, and which
+ * nobody reads (the file is read back, if ever, from the chunk store). A
+ * 1 GiB `cp` of known chunks took 0.86-0.90 s through the page cache and
+ * 0.61-0.67 s direct. Read-write opens keep the page cache: a shared
+ * writable mmap needs it (the kernel refuses MAP_SHARED on direct-I/O files
+ * unless the daemon negotiates FUSE_DIRECT_IO_ALLOW_MMAP, which libfuse
+ * 3.14 cannot), and a write-only file cannot be mapped at all. */
+static bool write_only(const struct fuse_file_info *fi)
+{
+	return (fi->flags & O_ACCMODE) == O_WRONLY;
+}
+
 static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	struct vfile *f;
@@ -342,6 +358,7 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	}
 	fi->fh = (uintptr_t)f;
 	fi->keep_cache = keep;
+	fi->direct_io = write_only(fi);
 	if (fuse_reply_open(req, fi) == -ENOENT)
 		vfs_release(f);
 }
@@ -484,6 +501,7 @@ static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_
 	p.entry_timeout = e.entry_timeout;
 	fi->fh = (uintptr_t)f;
 	fi->keep_cache = 0;
+	fi->direct_io = write_only(fi);
 	if (fuse_reply_create(req, &p, fi) == -ENOENT)
 		vfs_release(f); /* the creator was interrupted */
 }

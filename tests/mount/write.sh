@@ -166,6 +166,31 @@ EOF
 cmp "$T/random.img" "$SNAP3/random.img" || fail "random writes into an image"
 cmp "$T/random.bin" "$SNAP3/random.bin" || fail "random writes into a stream"
 
+# --- a write-only open does not fill the page cache ---
+# Writes of a write-only open go to the daemon directly (direct I/O); a
+# read-write open's go through page cache pages of the mount's file, which is
+# the control that shows the measure works. Zeros, so the datastore's own
+# files add almost nothing to the page cache meanwhile.
+python3 - "$SNAP3" <<'EOF' || fail "page cache while writing"
+import os, sys
+def cached_mib():
+    for line in open("/proc/meminfo"):
+        if line.startswith("Cached:"):
+            return int(line.split()[1]) // 1024
+zero = bytes(1 << 20)
+grew = {}
+for name, mode in (("rw.img", os.O_RDWR), ("wo.img", os.O_WRONLY)):
+    fd = os.open(os.path.join(sys.argv[1], name), mode | os.O_CREAT | os.O_EXCL, 0o644)
+    before = cached_mib()
+    for _ in range(256):
+        os.write(fd, zero)
+    grew[name] = cached_mib() - before
+    os.close(fd)
+print("page cache grew by", grew, "(MiB) writing 256 MiB", file=sys.stderr)
+assert grew["rw.img"] >= 128, "the control did not fill the page cache"
+assert grew["wo.img"] < 64, "a write-only open filled the page cache"
+EOF
+
 # --- finished archives and other snapshots are immutable ---
 
 expect_errno EROFS openw "$SNAP/disk.img"
