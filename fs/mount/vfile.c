@@ -675,3 +675,8 @@ int vfs_flush(struct vfile *f)
 {
 	return f->wo ? vwo_flush(f->wo) : 0;
 }
+
+bool vfs_flush_reports(const struct vfile *f)
+{
+	return f->wo != NULL;
+}

@@ -155,6 +155,9 @@ int vfs_create(struct vfs *v, uint64_t parent, const char *name, struct vfs_entr
 ssize_t vfs_write(struct vfile *f, const void *buf, size_t len, uint64_t off);
 /* close(2): the first error a write hit, if any (0 else). */
 int vfs_flush(struct vfile *f);
+/* Whether vfs_flush can return anything but 0: only for files this mount
+ * is writing. */
+bool vfs_flush_reports(const struct vfile *f);
 /* fsync(2): as vfs_flush, then waits until the chunks written so far are
  * in the chunk store and syncs the datastore's filesystem; when written
  * data was lost (a writeback error) -EIO, and the archive is abandoned. */
