@@ -129,7 +129,10 @@ static int lock_with_timeout(int fd)
 	return -ETIMEDOUT;
 }
 
-int ds_activeops_update(const char *dir, const char *store, enum ds_operation op, int delta)
+/* set NULL: adds delta to op's counter; else sets read and write to
+ * set[0] and set[1]. */
+static int modify(const char *dir, const char *store, enum ds_operation op, int delta,
+		  const int64_t *set)
 {
 	char path[4096], lockpath[4096];
 	int me = (int)getpid();
@@ -188,8 +191,11 @@ int ds_activeops_update(const char *dir, const char *store, enum ds_operation op
 			json_t *ops = json_object_get(e, "active_operations");
 
 			found = true;
-			if ((op == DS_OP_READ && __builtin_add_overflow(rd, delta, &rd)) ||
-			    (op == DS_OP_WRITE && __builtin_add_overflow(wr, delta, &wr))) {
+			if (set) {
+				rd = set[0];
+				wr = set[1];
+			} else if ((op == DS_OP_READ && __builtin_add_overflow(rd, delta, &rd)) ||
+				   (op == DS_OP_WRITE && __builtin_add_overflow(wr, delta, &wr))) {
 				ds_err("%s: counter out of range", path);
 				r = -EBADMSG;
 				goto out;
@@ -199,7 +205,15 @@ int ds_activeops_update(const char *dir, const char *store, enum ds_operation op
 		}
 		json_array_append(out, e);
 	}
-	if (!found && delta >= 0) {
+	if (!found && set && (set[0] || set[1])) {
+		e = json_pack("{s:i, s:I, s:{s:I, s:I}}", "pid", me, "starttime",
+			      (json_int_t)mystart, "active_operations", "read", (json_int_t)set[0],
+			      "write", (json_int_t)set[1]);
+		if (!e || json_array_append_new(out, e) < 0) {
+			r = -ENOMEM;
+			goto out;
+		}
+	} else if (!found && !set && delta >= 0) {
 		/* As PBS: a new entry starts at 1 for the operation, whatever
 		 * delta says (spec §6.5 step 4). */
 		e = json_pack("{s:i, s:I, s:{s:i, s:i}}", "pid", me, "starttime",
@@ -223,4 +237,18 @@ out:
 	free(buf);
 	close(lockfd); /* drops the flock */
 	return r;
+}
+
+int ds_activeops_update(const char *dir, const char *store, enum ds_operation op, int delta)
+{
+	return modify(dir, store, op, delta, NULL);
+}
+
+int ds_activeops_set(const char *dir, const char *store, int64_t read, int64_t write)
+{
+	const int64_t set[2] = { read, write };
+
+	if (read < 0 || write < 0)
+		return -EINVAL;
+	return modify(dir, store, DS_OP_LOOKUP, 0, set);
 }

@@ -30,6 +30,10 @@ enum ds_operation {
  * (-ETIMEDOUT when the lock is not granted within 10 s). */
 int ds_activeops_update(const char *dir, const char *store, enum ds_operation op, int delta);
 
+/* Sets this process's counters to read and write, creating the entry with
+ * them (none is created for 0 and 0). Returns as ds_activeops_update. */
+int ds_activeops_set(const char *dir, const char *store, int64_t read, int64_t write);
+
 /* Sums the live entries (pid running and starttime matching).
  * A missing file is all zeros. Returns 0 or -errno / -EBADMSG. */
 int ds_activeops_get(const char *dir, const char *store, int64_t *ret_read, int64_t *ret_write);

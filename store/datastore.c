@@ -30,6 +30,8 @@ struct ds_datastore {
 	char *ops_dir;
 	unsigned readers; /* live reader handles (writers not included) */
 	unsigned writers;
+	unsigned pub_readers, pub_writers; /* what the active-operations file says */
+	bool ops_dirty;                    /* they differ, to be published */
 	/* Opened with the first reader/writer; closed when the last one goes
 	 * while the store refuses new handles. Shared by all handles. */
 	struct ds_chunkstore *cs;
@@ -76,6 +78,7 @@ void ds_datastore_free(struct ds_datastore *ds)
 {
 	if (!ds)
 		return;
+	ds_datastore_sync_operations(ds);
 	ds_chunkstore_free(ds->cs);
 	free(ds->name);
 	free(ds->base);
@@ -303,16 +306,46 @@ void ds_datastore_track_operations(struct ds_datastore *ds, bool on, const char 
 	pthread_mutex_unlock(&ds->lock);
 }
 
-static void track_locked(struct ds_datastore *ds, enum ds_operation op, int delta)
+/* The active-operations file is published lazily. PBS's unmount and
+ * maintenance tasks only wait for its totals to reach zero, polling once a
+ * second (spec §6.5), so the file must say "busy" before the first
+ * operation starts, and does: that is published at once. The exact count,
+ * and the drop to zero, follow within a second (ds_datastore_sync_operations,
+ * from the mount's watcher) or when the datastore is freed. Rewriting the
+ * file at every open and close (lock, parse, a /proc lookup per entry,
+ * atomic replace) was most of the daemon's time when `cp -a` copied small
+ * files. */
+static void publish_locked(struct ds_datastore *ds)
 {
-	int r;
+	int r = ds_activeops_set(ds->ops_dir, ds->name, ds->readers, ds->writers);
 
-	if (!ds->track_ops)
-		return;
-	r = ds_activeops_update(ds->ops_dir, ds->name, op, delta);
-	if (r < 0)
+	if (r < 0) {
 		ds_warn("datastore %s: cannot update active operations: %s", ds->name,
 			strerror(-r));
+		ds->ops_dirty = true; /* tried again at the next change or sync */
+		return;
+	}
+	ds->pub_readers = ds->readers;
+	ds->pub_writers = ds->writers;
+	ds->ops_dirty = false;
+}
+
+static void track_locked(struct ds_datastore *ds)
+{
+	if (!ds->track_ops)
+		return;
+	if ((ds->readers > 0 && ds->pub_readers == 0) || (ds->writers > 0 && ds->pub_writers == 0))
+		publish_locked(ds);
+	else if (ds->readers != ds->pub_readers || ds->writers != ds->pub_writers)
+		ds->ops_dirty = true;
+}
+
+void ds_datastore_sync_operations(struct ds_datastore *ds)
+{
+	pthread_mutex_lock(&ds->lock);
+	if (ds->track_ops && ds->ops_dirty)
+		publish_locked(ds);
+	pthread_mutex_unlock(&ds->lock);
 }
 
 int ds_lookup_acquire(struct ds_datastore *ds, struct ds_lookup **ret)
@@ -386,7 +419,7 @@ int ds_reader_acquire(struct ds_datastore *ds, struct ds_reader **ret)
 		return r;
 	}
 	ds->readers++;
-	track_locked(ds, DS_OP_READ, 1);
+	track_locked(ds);
 	rd->lk.ds = ds;
 	rd->cs = ds->cs;
 	pthread_mutex_unlock(&ds->lock);
@@ -403,7 +436,7 @@ void ds_reader_release(struct ds_reader *rd)
 	ds = rd->lk.ds;
 	pthread_mutex_lock(&ds->lock);
 	ds->readers--;
-	track_locked(ds, DS_OP_READ, -1);
+	track_locked(ds);
 	maybe_close_locked(ds);
 	pthread_mutex_unlock(&ds->lock);
 	free(rd);
@@ -428,7 +461,7 @@ int ds_writer_acquire(struct ds_datastore *ds, struct ds_writer **ret)
 		ds->cs_locked = true;
 	}
 	ds->writers++;
-	track_locked(ds, DS_OP_WRITE, 1);
+	track_locked(ds);
 	w->rd.lk.ds = ds;
 	w->rd.cs = ds->cs;
 	pthread_mutex_unlock(&ds->lock);
@@ -450,7 +483,7 @@ void ds_writer_release(struct ds_writer *w)
 	ds = w->rd.lk.ds;
 	pthread_mutex_lock(&ds->lock);
 	ds->writers--;
-	track_locked(ds, DS_OP_WRITE, -1);
+	track_locked(ds);
 	if (ds->writers == 0 && ds->cs_locked) {
 		/* GC may run again once no writer of ours is active: the shared
 		 * lock lives exactly as long as our writers. */

@@ -69,6 +69,9 @@ void ds_datastore_set_read_only(struct ds_datastore *ds, bool ro);
 /* Record handles in /run/proxmox-backup/active-operations/<name> as PBS does
  * (spec §6.5). Off by default; dir overrides the directory (tests). */
 void ds_datastore_track_operations(struct ds_datastore *ds, bool on, const char *dir);
+/* Publishes counts that changed without being published (only the first
+ * operation is at once); the mount calls it every second. */
+void ds_datastore_sync_operations(struct ds_datastore *ds);
 
 const char *ds_datastore_name(const struct ds_datastore *ds);
 /* The effective base directory (borrowed). */

@@ -382,6 +382,7 @@ void vfs_refresh(struct vfs *v, vfs_inval_fn inval, void *ctx)
 			changed = ds_datastore_configure(s->ds, dc ? dc : &gone);
 		}
 		changed |= ds_datastore_refresh_mount(s->ds);
+		ds_datastore_sync_operations(s->ds);
 		if (changed) {
 			enum ds_maintenance mode = ds_datastore_maintenance(s->ds);
 

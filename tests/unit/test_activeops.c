@@ -175,13 +175,28 @@ static void test_update_format(void **state)
 	check_file(file, 0, 0);
 	check_get(dir, "store1", 0, 0);
 
+	/* Absolute counts: set on the entry, or a new entry with them. */
+	assert_int_equal(ds_activeops_set(dir, "store1", 5, 2), 0);
+	check_file(file, 5, 2);
+	assert_int_equal(ds_activeops_set(dir, "store1", 0, 0), 0);
+	check_file(file, 0, 0);
+	assert_int_equal(ds_activeops_set(dir, "store1", -1, 0), -EINVAL);
+	assert_int_equal(ds_activeops_set(dir, "store3", 0, 0), 0);
+	free(file);
+	file = tu_pathf("%s/store3", dir);
+	got = slurp(file);
+	assert_string_equal(got, "[]"); /* zeros create no entry */
+	free(got);
+	assert_int_equal(ds_activeops_set(dir, "store3", 3, 0), 0);
+	check_file(file, 3, 0);
+
 	/* Lookup creates an all-zero entry; the first read starts at 1. */
 	assert_int_equal(ds_activeops_update(dir, "store2", DS_OP_LOOKUP, 1), 0);
 	free(file);
 	file = tu_pathf("%s/store2", dir);
 	check_file(file, 0, 0);
 	/* No temp files are left beside the state and lock files. */
-	assert_int_equal(count_entries(dir), 4);
+	assert_int_equal(count_entries(dir), 6);
 	free(lock);
 	free(file);
 	free(dir);

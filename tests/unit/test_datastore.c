@@ -461,7 +461,7 @@ static void test_track_operations(void **state)
 	char *base = mini_store(), *ops = tu_tmpdir();
 	char *file = tu_pathf("%s/store1", ops);
 	struct ds_datastore *ds;
-	struct ds_reader *rd;
+	struct ds_reader *rd, *rd2;
 	struct ds_writer *w;
 	json_int_t r, wr;
 	int64_t gr, gw;
@@ -474,6 +474,8 @@ static void test_track_operations(void **state)
 	assert_int_equal(access(file, F_OK), -1);
 
 	ds_datastore_track_operations(ds, true, ops);
+	/* The first operation of a kind is in the file before acquire
+	 * returns: PBS must never see zero while one runs. */
 	assert_int_equal(ds_reader_acquire(ds, &rd), 0);
 	our_entry(file, &r, &wr);
 	assert_int_equal(r, 1);
@@ -485,20 +487,52 @@ static void test_track_operations(void **state)
 	assert_int_equal(ds_activeops_get(ops, "store1", &gr, &gw), 0);
 	assert_int_equal(gr, 1);
 	assert_int_equal(gw, 1);
+	/* Further counts and the drop to zero wait for a sync. */
+	assert_int_equal(ds_reader_acquire(ds, &rd2), 0);
+	our_entry(file, &r, &wr);
+	assert_int_equal(r, 1);
+	ds_datastore_sync_operations(ds);
+	our_entry(file, &r, &wr);
+	assert_int_equal(r, 2);
+	assert_int_equal(wr, 1);
+	ds_reader_release(rd2);
 	ds_reader_release(rd);
+	our_entry(file, &r, &wr);
+	assert_int_equal(r, 2);
+	ds_datastore_sync_operations(ds);
 	our_entry(file, &r, &wr);
 	assert_int_equal(r, 0);
 	assert_int_equal(wr, 1);
 	ds_writer_release(w);
+	/* Zero again, then busy again before any sync: at once. */
+	assert_int_equal(ds_reader_acquire(ds, &rd), 0);
+	ds_reader_release(rd);
+	ds_datastore_sync_operations(ds);
 	our_entry(file, &r, &wr);
 	assert_int_equal(r, 0);
 	assert_int_equal(wr, 0);
+	assert_int_equal(ds_reader_acquire(ds, &rd), 0);
+	our_entry(file, &r, &wr);
+	assert_int_equal(r, 1);
+	ds_reader_release(rd);
 	/* A refused handle is not counted. */
+	ds_datastore_sync_operations(ds);
 	configure(ds, DS_MAINT_OFFLINE, NULL);
 	assert_int_equal(ds_reader_acquire(ds, &rd), -ENXIO);
 	our_entry(file, &r, &wr);
 	assert_int_equal(r, 0);
+	/* What is still unpublished goes out when the datastore is freed. */
+	configure(ds, DS_MAINT_NONE, NULL);
+	assert_int_equal(ds_reader_acquire(ds, &rd), 0);
+	assert_int_equal(ds_reader_acquire(ds, &rd2), 0);
+	ds_reader_release(rd2);
+	ds_reader_release(rd);
+	our_entry(file, &r, &wr);
+	assert_int_equal(r, 1);
 	ds_datastore_free(ds);
+	our_entry(file, &r, &wr);
+	assert_int_equal(r, 0);
+	assert_int_equal(wr, 0);
 	free(file);
 	tu_rmtree(ops);
 	free(ops);
