@@ -72,13 +72,32 @@ int ds_digest_from_hex(const char *hex, struct ds_digest *ret)
 	return 0;
 }
 
+/* SHA-256 fetched from OpenSSL's provider once. EVP_sha256() makes every
+ * EVP_DigestInit look the algorithm up again: about 0.7 µs, four times the
+ * hash of a 70-byte key. Inode numbers are such hashes, one per directory
+ * entry listed (OpenSSL 3.0, this machine: 874 → 177 ns per call). */
+static EVP_MD *sha256_md;
+static pthread_once_t sha256_md_once = PTHREAD_ONCE_INIT;
+
+static void sha256_md_fetch(void)
+{
+	sha256_md = EVP_MD_fetch(NULL, "SHA256", NULL);
+}
+
+static const EVP_MD *sha256(void)
+{
+	if (pthread_once(&sha256_md_once, sha256_md_fetch) != 0)
+		abort();
+	return sha256_md ? sha256_md : EVP_sha256();
+}
+
 static void sha256_evp(const void *data, size_t len, struct ds_digest *ret)
 {
 	unsigned int outlen = DS_DIGEST_LEN;
 
 	/* EVP_Digest with the built-in SHA-256 cannot fail short of ENOMEM in
 	 * OpenSSL's internals; abort rather than hand out an unset digest. */
-	if (!EVP_Digest(data, len, ret->b, &outlen, EVP_sha256(), NULL))
+	if (!EVP_Digest(data, len, ret->b, &outlen, sha256(), NULL))
 		abort();
 }
 
@@ -130,7 +149,7 @@ struct ds_sha256 *ds_sha256_new(void)
 	if (!h)
 		return NULL;
 	h->ctx = EVP_MD_CTX_new();
-	if (!h->ctx || !EVP_DigestInit_ex(h->ctx, EVP_sha256(), NULL)) {
+	if (!h->ctx || !EVP_DigestInit_ex(h->ctx, sha256(), NULL)) {
 		ds_sha256_free(h);
 		return NULL;
 	}
@@ -148,7 +167,7 @@ void ds_sha256_final(struct ds_sha256 *h, struct ds_digest *ret)
 	unsigned int outlen = DS_DIGEST_LEN;
 
 	if (!EVP_DigestFinal_ex(h->ctx, ret->b, &outlen) ||
-	    !EVP_DigestInit_ex(h->ctx, EVP_sha256(), NULL))
+	    !EVP_DigestInit_ex(h->ctx, sha256(), NULL))
 		abort();
 }
 
