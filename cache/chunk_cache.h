@@ -101,10 +101,13 @@ void ds_chunk_cache_drain(struct ds_chunk_cache *c);
  * entries, pinned or not, not counting loads in flight. resident: the
  * memory the budget bounds (entries' mappings and blocks plus the pages of
  * pooled buffers kept for reuse); above it only while entries are pinned.
- * peak: the highest resident seen after a load. */
+ * peak: the highest resident seen after a load. pooled: the part of
+ * resident in pooled buffers. fresh_maps: buffers a load had to map (and
+ * fault in) itself, with none in the pool; prefilled: buffers the workers
+ * mapped and faulted in ahead of need. */
 struct ds_chunk_cache_stats {
-	uint64_t hits, misses, waits, evictions, load_errors;
-	size_t bytes, entries, resident, peak;
+	uint64_t hits, misses, waits, evictions, load_errors, fresh_maps, prefilled;
+	size_t bytes, entries, resident, peak, pooled;
 };
 void ds_chunk_cache_stats(struct ds_chunk_cache *c, struct ds_chunk_cache_stats *ret);
 

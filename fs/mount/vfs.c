@@ -412,6 +412,8 @@ void vfs_free(struct vfs *v)
 			 (unsigned long long)cs.waits, (unsigned long long)cs.evictions,
 			 (unsigned long long)cs.load_errors, cs.peak >> 10, (unsigned long long)v->loads,
 			 (unsigned long long)v->in_place, (unsigned long long)v->known_loads);
+		ds_debug("chunk cache buffers: %llu mapped by loads, %llu prefilled by workers",
+			 (unsigned long long)cs.fresh_maps, (unsigned long long)cs.prefilled);
 	}
 	ds_chunk_cache_free(v->cache);
 	ds_verified_set_free(v->verified);

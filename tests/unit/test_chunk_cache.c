@@ -664,6 +664,56 @@ static void test_prefetch(void **state)
 	fake_release(&f);
 }
 
+/* Once workers run, they keep PREFILL buffers faulted in in the pool while
+ * the budget has room, so loads on a reader's path map nothing fresh; a
+ * budget whose quarter cannot hold one gets none. */
+static void test_prefill(void **state)
+{
+	struct ds_chunk_cache *c;
+	struct ds_digest a = dig(70);
+	struct ds_chunk_cache_stats st;
+	struct fake f;
+
+	(void)state;
+	fake_init(&f);
+	f.fixed = true;
+	f.fixed_len = 4 * DS_MIB;
+	assert_int_equal(ds_chunk_cache_new(64 * DS_MIB, &c), 0);
+	st = stats(c);
+	assert_int_equal(st.pooled, 0); /* no workers yet: nothing prefilled */
+	assert_int_equal(ds_chunk_cache_prefetch(c, &a, 0, fake_loader, &f, NULL), 0);
+	ds_chunk_cache_drain(c);
+	for (int ms = 0; ms < 10000 && stats(c).pooled < 8 * DS_MIB; ms++)
+		usleep(1000);
+	st = stats(c);
+	assert_int_equal(st.pooled, 8 * DS_MIB);
+	assert_int_equal(st.prefilled, 2);
+	assert_int_equal(st.fresh_maps, 1); /* the prefetch's, before any prefill */
+	assert_true(st.resident <= 64 * DS_MIB);
+	/* Loads take the prefilled buffers, and the workers fill the pool
+	 * again behind them. */
+	for (unsigned i = 0; i < 6; i++) {
+		assert_int_equal(get_put(c, &f, 71 + i), 0);
+		for (int ms = 0; ms < 10000 && stats(c).pooled < 8 * DS_MIB; ms++)
+			usleep(1000);
+	}
+	st = stats(c);
+	assert_int_equal(st.fresh_maps, 1);
+	assert_int_equal(st.prefilled, 8);
+	assert_true(st.resident <= 64 * DS_MIB);
+	ds_chunk_cache_free(c);
+
+	/* 12 MiB: a quarter (3 MiB) cannot hold a 4 MiB buffer. */
+	assert_int_equal(ds_chunk_cache_new(12 * DS_MIB, &c), 0);
+	assert_int_equal(ds_chunk_cache_prefetch(c, &a, 0, fake_loader, &f, NULL), 0);
+	ds_chunk_cache_drain(c);
+	usleep(100000);
+	st = stats(c);
+	assert_int_equal(st.prefilled, 0);
+	ds_chunk_cache_free(c);
+	fake_release(&f);
+}
+
 static void test_prefetch_queue_full(void **state)
 {
 	struct ds_chunk_cache *c;
@@ -908,6 +958,7 @@ int main(void)
 		cmocka_unit_test(test_single_flight),
 		cmocka_unit_test(test_failed_flight),
 		cmocka_unit_test(test_prefetch),
+		cmocka_unit_test(test_prefill),
 		cmocka_unit_test(test_prefetch_queue_full),
 		cmocka_unit_test(test_free_drains),
 		cmocka_unit_test(test_get_races_prefetch),
