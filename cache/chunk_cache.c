@@ -274,7 +274,6 @@ static void refill_locked(struct ds_chunk_cache *c)
 {
 	while (!c->stop && refill_room_locked(c)) {
 		struct buf b = { NULL, PREFILL_SIZE };
-		bool kept;
 
 		pthread_mutex_unlock(&c->lock);
 		b.p = map_fresh(c->gran);
@@ -284,10 +283,9 @@ static void refill_locked(struct ds_chunk_cache *c)
 		pthread_mutex_lock(&c->lock);
 		if (!b.p)
 			break;
-		kept = refill_room_locked(c) && pool_put_locked(c, &b);
-		if (kept)
+		if (refill_room_locked(c) && pool_put_locked(c, &b)) {
 			c->st.prefilled++;
-		if (!kept) {
+		} else {
 			pthread_mutex_unlock(&c->lock);
 			buf_unmap(&b);
 			pthread_mutex_lock(&c->lock);

@@ -31,7 +31,6 @@ struct ds_datastore {
 	unsigned readers; /* live reader handles (writers not included) */
 	unsigned writers;
 	unsigned pub_readers, pub_writers; /* what the active-operations file says */
-	bool ops_dirty;                    /* they differ, to be published */
 	/* Opened with the first reader/writer; closed when the last one goes
 	 * while the store refuses new handles. Shared by all handles. */
 	struct ds_chunkstore *cs;
@@ -320,30 +319,26 @@ static void publish_locked(struct ds_datastore *ds)
 	int r = ds_activeops_set(ds->ops_dir, ds->name, ds->readers, ds->writers);
 
 	if (r < 0) {
+		/* pub_* stay: tried again at the next change or sync */
 		ds_warn("datastore %s: cannot update active operations: %s", ds->name,
 			strerror(-r));
-		ds->ops_dirty = true; /* tried again at the next change or sync */
 		return;
 	}
 	ds->pub_readers = ds->readers;
 	ds->pub_writers = ds->writers;
-	ds->ops_dirty = false;
 }
 
 static void track_locked(struct ds_datastore *ds)
 {
-	if (!ds->track_ops)
-		return;
-	if ((ds->readers > 0 && ds->pub_readers == 0) || (ds->writers > 0 && ds->pub_writers == 0))
+	if (ds->track_ops &&
+	    ((ds->readers > 0 && ds->pub_readers == 0) || (ds->writers > 0 && ds->pub_writers == 0)))
 		publish_locked(ds);
-	else if (ds->readers != ds->pub_readers || ds->writers != ds->pub_writers)
-		ds->ops_dirty = true;
 }
 
 void ds_datastore_sync_operations(struct ds_datastore *ds)
 {
 	pthread_mutex_lock(&ds->lock);
-	if (ds->track_ops && ds->ops_dirty)
+	if (ds->track_ops && (ds->readers != ds->pub_readers || ds->writers != ds->pub_writers))
 		publish_locked(ds);
 	pthread_mutex_unlock(&ds->lock);
 }
