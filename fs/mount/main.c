@@ -20,6 +20,7 @@
 #include <syslog.h>
 #include <unistd.h>
 
+#include "fs/mount/loop.h"
 #include "fs/mount/vfs.h"
 #include "store/config.h"
 #include "store/crypt.h"
@@ -28,11 +29,14 @@
 #include "store/util.h"
 
 #define DEFAULT_CACHE_SIZE (256 * DS_MIB)
+#define MAX_SPIN_US 10000
+#define MAX_THREADS 16
 
 struct options {
 	const char *source, *mountpoint;
 	char *config, *keyfile, *owner;
 	size_t cache_size;
+	unsigned spin_us; /* -o spin=USEC */
 	bool foreground, debug, read_only;
 	bool verify_always; /* -o verify=always */
 	char fuse_opts[4096]; /* passed to libfuse as one -o */
@@ -57,6 +61,8 @@ static void usage(FILE *f)
 	      "                     then trust its file while unchanged (the default)\n"
 	      "  verify=always      verify the whole chunk at every load\n"
 	      "  owner=AUTHID       owner of groups made by mkdir (default root@pam)\n"
+	      "  spin=USEC          after each request, poll for the next one this long\n"
+	      "                     before sleeping (at most 10000; default 0: never)\n"
 	      "  ro                 refuse every write (EROFS)\n"
 	      "  rw                 the default\n"
 	      "FUSE and mount options passed through: allow_other, default_permissions,\n"
@@ -152,6 +158,16 @@ static int parse_opts(struct options *o, char *list)
 		} else if (strncmp(opt, "verify=", 7) == 0) {
 			fprintf(stderr, "mount.dsfs: %s: want verify=first or verify=always\n", opt);
 			return -EINVAL;
+		} else if (strncmp(opt, "spin=", 5) == 0) {
+			char *end;
+			unsigned long v = strtoul(opt + 5, &end, 10);
+
+			if (!opt[5] || *end || v > MAX_SPIN_US) {
+				fprintf(stderr, "mount.dsfs: %s: want spin=0..%d (microseconds)\n", opt,
+					MAX_SPIN_US);
+				return -EINVAL;
+			}
+			o->spin_us = (unsigned)v;
 		} else if (strcmp(opt, "ro") == 0) {
 			o->read_only = true;
 			r = add_fuse_opt(o, "ro");
@@ -330,7 +346,7 @@ int main(int argc, char **argv)
 	struct options o = { .cache_size = DEFAULT_CACHE_SIZE };
 	struct vfs_options vo = { 0 };
 	struct fuse_args args = FUSE_ARGS_INIT(0, NULL);
-	struct fuse_loop_config *lc = NULL;
+	struct fuse_loop_config *lc;
 	struct fuse_session *se = NULL;
 	struct ds_crypt *crypt = NULL;
 	struct watcher w = { .stopfd = -1 };
@@ -401,9 +417,14 @@ int main(int argc, char **argv)
 		ds_err("cannot start the config watcher");
 		goto out_unmount;
 	}
-	lc = fuse_loop_cfg_create();
-	fuse_loop_cfg_set_max_threads(lc, 16);
-	r = fuse_session_loop_mt(se, lc);
+	if (o.spin_us) {
+		r = loop_run(se, MAX_THREADS, o.spin_us);
+	} else {
+		lc = fuse_loop_cfg_create();
+		fuse_loop_cfg_set_max_threads(lc, MAX_THREADS);
+		r = fuse_session_loop_mt(se, lc);
+		fuse_loop_cfg_destroy(lc);
+	}
 	/* A signal (SIGTERM from systemd or kill, SIGINT, SIGHUP) is a
 	 * requested stop: the loop returns its number. */
 	if (r > 0)
@@ -419,7 +440,6 @@ out_handlers:
 out:
 	if (w.stopfd >= 0)
 		close(w.stopfd);
-	fuse_loop_cfg_destroy(lc);
 	if (se)
 		fuse_session_destroy(se);
 	vfs_free(v);
