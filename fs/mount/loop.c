@@ -40,7 +40,6 @@
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdlib.h>
-#include <string.h>
 #include <sys/eventfd.h>
 #include <time.h>
 #include <unistd.h>
@@ -61,7 +60,9 @@ struct loop {
 	unsigned nthreads;  /* started, thread 0 the caller's */
 	pthread_t *threads; /* [1, nthreads) */
 	int err;
-	uint64_t last; /* the reader's: when it last got a request */
+	/* When a reader last got a memory-only request: it polls until
+	 * spin_ns after that. */
+	uint64_t last;
 	/* The watchdog (see watch). */
 	pthread_cond_t wd_cv;
 	pthread_t wd;
@@ -97,16 +98,23 @@ static uint64_t now_ns(void)
 	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
-/* Requests dsfs answers from memory (the node table, an entry's attributes
- * decoded with it). An xattr of an entry that has attribute items is read
- * from the archive and may load a chunk; the watchdog covers that. */
-static bool quick(const struct fuse_buf *b)
+/* The request's opcode; 0 for a short buffer or a spliced one (dsfs has no
+ * write_buf, so libfuse does not splice). */
+static uint32_t opcode(const struct fuse_buf *b)
 {
 	const struct fuse_in_header *in = b->mem;
 
 	if ((b->flags & FUSE_BUF_IS_FD) || b->size < sizeof(*in))
-		return false;
-	switch (in->opcode) {
+		return 0;
+	return in->opcode;
+}
+
+/* Requests dsfs answers from memory (the node table, an entry's attributes
+ * decoded with it). An xattr of an entry that has attribute items is read
+ * from the archive and may load a chunk; the watchdog covers that. */
+static bool quick(uint32_t op)
+{
+	switch (op) {
 	case FUSE_GETATTR:
 	case FUSE_GETXATTR:
 	case FUSE_LISTXATTR:
@@ -123,13 +131,9 @@ static bool quick(const struct fuse_buf *b)
 
 /* Reads of the snapshots: they may load chunks (a few ms), but they wait on
  * nothing else. Answered by the reader when no other request waits. */
-static bool reading_op(const struct fuse_buf *b)
+static bool reading_op(uint32_t op)
 {
-	const struct fuse_in_header *in = b->mem;
-
-	if ((b->flags & FUSE_BUF_IS_FD) || b->size < sizeof(*in))
-		return false;
-	switch (in->opcode) {
+	switch (op) {
 	case FUSE_READ:
 	case FUSE_LOOKUP:
 	case FUSE_OPENDIR:
@@ -224,6 +228,7 @@ static void *worker(void *arg)
 	pthread_mutex_lock(&l->mu);
 	for (;;) {
 		uint64_t last, mine = 0;
+		uint32_t op;
 		bool slept;
 		int r;
 
@@ -254,9 +259,10 @@ static void *worker(void *arg)
 		 * two getxattr per entry); not after reads, whose pipeline
 		 * (readahead, the cache's prefetch) keeps both cores busy
 		 * without a poller taking one of them. */
-		if (quick(&b))
+		op = opcode(&b);
+		if (quick(op))
 			l->last = now_ns();
-		if (!quick(&b) && (!reading_op(&b) || pending(l))) {
+		if (!quick(op) && (!reading_op(op) || pending(l))) {
 			hand_over(l);
 		} else {
 			l->inline_answered++;
