@@ -45,6 +45,7 @@
 #include <unistd.h>
 
 #include "store/log.h"
+#include "store/util.h"
 
 struct loop {
 	struct fuse_session *se;
@@ -88,14 +89,6 @@ static void on_signal(int sig)
 	if (stop_fd >= 0)
 		eventfd_write(stop_fd, 1);
 	errno = e;
-}
-
-static uint64_t now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
 /* The request's opcode; 0 for a short buffer or a spliced one (dsfs has no
@@ -164,7 +157,7 @@ static int next_request(struct loop *l, struct fuse_buf *b, uint64_t last, bool 
 	for (;;) {
 		struct pollfd p[2] = { { .fd = fd, .events = POLLIN },
 				       { .fd = l->stopfd, .events = POLLIN } };
-		bool spin = l->spin_ns && now_ns() - last < l->spin_ns;
+		bool spin = l->spin_ns && ds_now_ns() - last < l->spin_ns;
 		int n;
 
 		if (!spin && !*slept) {
@@ -229,7 +222,7 @@ static void *worker(void *arg)
 	for (;;) {
 		uint64_t last, mine = 0;
 		uint32_t op;
-		bool slept;
+		bool slept, q;
 		int r;
 
 		while (l->reading && !l->stop) {
@@ -260,13 +253,14 @@ static void *worker(void *arg)
 		 * (readahead, the cache's prefetch) keeps both cores busy
 		 * without a poller taking one of them. */
 		op = opcode(&b);
-		if (quick(op))
-			l->last = now_ns();
-		if (!quick(op) && (!reading_op(op) || pending(l))) {
+		q = quick(op);
+		if (q)
+			l->last = ds_now_ns();
+		if (!q && (!reading_op(op) || pending(l))) {
 			hand_over(l);
 		} else {
 			l->inline_answered++;
-			mine = l->inline_since = now_ns();
+			mine = l->inline_since = ds_now_ns();
 		}
 		pthread_mutex_unlock(&l->mu);
 		fuse_session_process_buf(l->se, &b);
@@ -296,13 +290,12 @@ static void *watch(void *arg)
 			l->wd_parked = false;
 			continue;
 		}
-		clock_gettime(CLOCK_MONOTONIC, &ts);
-		t = (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec + WATCH_NS;
+		t = ds_now_ns() + WATCH_NS;
 		ts.tv_sec = (time_t)(t / 1000000000u);
 		ts.tv_nsec = (long)(t % 1000000000u);
 		pthread_cond_timedwait(&l->wd_cv, &l->mu, &ts);
 		if (!l->stop && !l->reading && l->inline_since &&
-		    now_ns() - l->inline_since >= WATCH_NS) {
+		    ds_now_ns() - l->inline_since >= WATCH_NS) {
 			l->inline_since = 0;
 			l->takeovers++;
 			hand_over(l);

@@ -346,7 +346,6 @@ int main(int argc, char **argv)
 	struct options o = { .cache_size = DEFAULT_CACHE_SIZE };
 	struct vfs_options vo = { 0 };
 	struct fuse_args args = FUSE_ARGS_INIT(0, NULL);
-	struct fuse_loop_config *lc;
 	struct fuse_session *se = NULL;
 	struct ds_crypt *crypt = NULL;
 	struct watcher w = { .stopfd = -1 };
@@ -420,7 +419,8 @@ int main(int argc, char **argv)
 	if (o.spin_us) {
 		r = loop_run(se, MAX_THREADS, o.spin_us);
 	} else {
-		lc = fuse_loop_cfg_create();
+		struct fuse_loop_config *lc = fuse_loop_cfg_create();
+
 		fuse_loop_cfg_set_max_threads(lc, MAX_THREADS);
 		r = fuse_session_loop_mt(se, lc);
 		fuse_loop_cfg_destroy(lc);
