@@ -37,6 +37,7 @@ struct zctx {
 	ZSTD_DCtx *stable; /* decodes into a fixed buffer (ds_blob_decode_fd) */
 	ZSTD_CCtx *c;
 	struct ds_sha256 *h; /* ds_blob_decode_fd */
+	uint8_t *part_in;    /* ds_blob_part_decode's input, ZSTD_BLOCKSIZE_MAX */
 };
 
 static pthread_key_t zctx_key;
@@ -51,6 +52,7 @@ static void zctx_free(void *p)
 	ZSTD_freeDCtx(z->stable);
 	ZSTD_freeCCtx(z->c);
 	ds_sha256_free(z->h);
+	free(z->part_in);
 	free(z);
 }
 
@@ -449,6 +451,136 @@ fail:
 	if (h)
 		ds_sha256_final(h, ret_digest); /* resets it for the next blob */
 	return r;
+}
+
+/* ---- a zstd blob decoded a part at a time ---- */
+
+/* zstd's buffer-less API: the caller hands it exactly the pieces it asks
+ * for (frame header, block headers, blocks), and it decodes each block
+ * straight after the earlier output, which must stay where it is. Its
+ * context (about 94 KiB) is all the state a paused decode needs: no input
+ * or window buffer of its own, unlike ZSTD_decompressStream's. */
+struct ds_blob_part {
+	ZSTD_DCtx *d;
+	uint64_t in_off; /* the next encoded byte in the file */
+	size_t done;     /* bytes decoded so far */
+	size_t len;      /* the frame's content size */
+	uint32_t crc;    /* over the encoded bytes read so far */
+	uint32_t want_crc;
+	uint8_t *out;    /* the buffer of the first decode; zstd keeps pointers into it */
+	bool spent;      /* failed: no further call decodes */
+};
+
+/* The largest piece the buffer-less API asks for is a whole block. */
+static uint8_t *part_scratch_get(void)
+{
+	struct zctx *z = zctx_get();
+
+	if (z && !z->part_in)
+		z->part_in = malloc(ZSTD_BLOCKSIZE_MAX);
+	return z ? z->part_in : NULL;
+}
+
+size_t ds_blob_part_size(void)
+{
+	return sizeof(struct ds_blob_part) + ZSTD_estimateDCtxSize();
+}
+
+int ds_blob_part_new(int fd, uint64_t file_len, size_t expect_len, size_t cap,
+		     struct ds_blob_part **ret)
+{
+	uint8_t hdr[DS_BLOB_HEADER_LEN + ZSTD_FRAMEHEADERSIZE_MAX];
+	size_t n = sizeof(hdr);
+	unsigned long long fcs;
+	struct ds_blob_part *p;
+	int r;
+
+	if (file_len <= DS_BLOB_HEADER_LEN)
+		return -EAGAIN;
+	if (file_len < n)
+		n = (size_t)file_len;
+	r = pread_full(fd, hdr, n, 0);
+	if (r < 0)
+		return r;
+	if (ds_blob_type(hdr, n) != DS_BLOB_ZSTD)
+		return -EAGAIN;
+	/* The decoded size bounds every step and is checked at the end. PBS
+	 * <= 3.2.8 wrote frames without it (spec §2.4): the caller's then. */
+	fcs = ZSTD_getFrameContentSize(hdr + DS_BLOB_HEADER_LEN, n - DS_BLOB_HEADER_LEN);
+	if (fcs == ZSTD_CONTENTSIZE_UNKNOWN)
+		fcs = expect_len;
+	if (fcs == ZSTD_CONTENTSIZE_ERROR || fcs == 0 || fcs > cap ||
+	    (expect_len && fcs != expect_len))
+		return -EAGAIN;
+	p = calloc(1, sizeof(*p));
+	if (!p)
+		return -ENOMEM;
+	p->d = ZSTD_createDCtx();
+	if (!p->d || ZSTD_isError(ZSTD_decompressBegin(p->d))) {
+		ds_blob_part_free(p);
+		return -ENOMEM;
+	}
+	p->in_off = DS_BLOB_HEADER_LEN;
+	p->len = (size_t)fcs;
+	p->want_crc = ds_le32(hdr + DS_BLOB_MAGIC_LEN);
+	*ret = p;
+	return 0;
+}
+
+size_t ds_blob_part_len(const struct ds_blob_part *p)
+{
+	return p->len;
+}
+
+int ds_blob_part_decode(struct ds_blob_part *p, int fd, uint64_t file_len, uint8_t *out,
+			size_t want, size_t *ret_done)
+{
+	uint8_t *in = part_scratch_get();
+	int r = -EAGAIN;
+
+	if (!in)
+		return -ENOMEM;
+	if (p->spent || (p->out && out != p->out))
+		return -EINVAL;
+	p->out = out;
+	for (;;) {
+		size_t n = ZSTD_nextSrcSizeToDecompress(p->d), zr;
+
+		/* Stop when the frame has ended, or with enough decoded and
+		 * more to come; all decoded, its checksum (if any) is read. */
+		if (n == 0 || (p->done >= want && p->done < p->len))
+			break;
+		if (n > ZSTD_BLOCKSIZE_MAX || p->in_off + n > file_len)
+			goto fail;
+		r = pread_full(fd, in, n, p->in_off);
+		if (r < 0)
+			goto fail;
+		r = -EAGAIN;
+		p->crc = ds_crc32_update(p->crc, in, n);
+		p->in_off += n;
+		zr = ZSTD_decompressContinue(p->d, out + p->done, p->len - p->done, in, n);
+		if (ZSTD_isError(zr) || zr > p->len - p->done)
+			goto fail;
+		p->done += zr;
+	}
+	/* The whole frame decoded: it must be the whole blob, its CRC the one
+	 * in the header, its size the one its header gave. */
+	if (ZSTD_nextSrcSizeToDecompress(p->d) == 0 &&
+	    (p->in_off != file_len || p->crc != p->want_crc || p->done != p->len))
+		goto fail;
+	*ret_done = p->done;
+	return 0;
+fail:
+	p->spent = true;
+	return r;
+}
+
+void ds_blob_part_free(struct ds_blob_part *p)
+{
+	if (!p)
+		return;
+	ZSTD_freeDCtx(p->d);
+	free(p);
 }
 
 int ds_blob_decode_into(const uint8_t *raw, size_t len, const struct ds_crypt *c,

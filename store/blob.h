@@ -72,6 +72,40 @@ int ds_blob_decode_into(const uint8_t *raw, size_t len, const struct ds_crypt *c
 int ds_blob_decode_fd(int fd, uint64_t file_len, uint8_t *out, size_t out_cap,
 		      struct ds_digest *ret_digest, size_t *ret_len, int *ret_type);
 
+/* A zstd blob decoded a part at a time: the first bytes of a chunk
+ * without decoding all of it, and more of it later, from where the last
+ * call stopped. For random reads of a chunk verified whole before (the
+ * caller trusts the file's identity, see ds_chunkstore_decode_known_part):
+ * no digest is computed, and the CRC is checked only once the whole frame
+ * has been decoded. A part holds ds_blob_part_size() bytes.
+ * Thread-safety: a part is used by one thread at a time. */
+struct ds_blob_part;
+
+size_t ds_blob_part_size(void);
+/* Starts on the blob in fd (file_len bytes), of expect_len decoded bytes
+ * (0: as its frame header says; frames written by PBS <= 3.2.8 may not
+ * say). Returns 0 and *ret (free with _free); -EAGAIN when it is not an
+ * unencrypted zstd blob, its header gives another size than expect_len,
+ * its size is unknown or larger than cap; -ENOMEM; read errors (-errno). */
+int ds_blob_part_new(int fd, uint64_t file_len, size_t expect_len, size_t cap,
+		     struct ds_blob_part **ret);
+/* Its decoded size. */
+size_t ds_blob_part_len(const struct ds_blob_part *p);
+/* Decodes on into out until at least want bytes of it are decoded (whole
+ * blocks, so usually more) or all of it, and sets *ret_done to the bytes
+ * decoded from its start. out is the same buffer at every call, of at least
+ * _len bytes, and its first *ret_done bytes stay as they are in between:
+ * zstd refers back to them. Bytes past *ret_done may be written. fd is the
+ * same file (the caller checks that, e.g. by its identity). Returns 0;
+ * -EAGAIN when it does not decode (damaged, or not the file it was: more or
+ * fewer bytes than the frame, another CRC once whole); -EINVAL for another
+ * out or after a failure; -ENOMEM; read errors (-errno). After a failure
+ * the part only can be freed. */
+int ds_blob_part_decode(struct ds_blob_part *p, int fd, uint64_t file_len, uint8_t *out,
+			size_t want, size_t *ret_done);
+/* Accepts NULL. */
+void ds_blob_part_free(struct ds_blob_part *p);
+
 /* Like _into, but allocates: *ret_data is malloc'ed (caller frees), at most
  * max_len bytes (use DS_MAX_BLOB_SIZE or DS_MAX_CHUNK_SIZE). */
 int ds_blob_decode(const uint8_t *raw, size_t len, const struct ds_crypt *c,

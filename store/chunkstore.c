@@ -497,6 +497,38 @@ int ds_chunkstore_load_known(struct ds_chunkstore *cs, const struct ds_digest *d
 	return r;
 }
 
+int ds_chunkstore_decode_known_part(struct ds_chunkstore *cs, const struct ds_digest *d,
+				    const struct ds_chunk_file *f, size_t expect_len,
+				    struct ds_blob_part **pp, uint8_t *out, size_t cap, size_t want,
+				    size_t *ret_done)
+{
+	struct ds_blob_part *p = *pp;
+	struct stat st;
+	size_t done;
+	int fd, r;
+
+	if (f->plain)
+		return -EINVAL;
+	fd = open_known(cs, d, f, &st);
+	if (fd < 0)
+		return fd;
+	if (!p) {
+		r = ds_blob_part_new(fd, (uint64_t)st.st_size, expect_len, cap, &p);
+		if (r < 0)
+			goto out;
+		*pp = p;
+	}
+	r = ds_blob_part_decode(p, fd, (uint64_t)st.st_size, out, want, &done);
+	if (r == 0)
+		r = still_known(fd, f);
+	if (r == 0)
+		*ret_done = done;
+out:
+	close(fd);
+	/* Not what was verified after all: the full load names the fault. */
+	return r == -EAGAIN ? -ESTALE : r;
+}
+
 static int touch_atime(int dirfd, const char *rel)
 {
 	const struct timespec ts[2] = {

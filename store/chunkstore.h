@@ -25,6 +25,7 @@
 
 #include "store/util.h"
 
+struct ds_blob_part;
 struct ds_crypt;
 struct ds_chunkstore;
 
@@ -104,6 +105,25 @@ int ds_chunkstore_read_plain(struct ds_chunkstore *cs, const struct ds_digest *d
 int ds_chunkstore_load_known(struct ds_chunkstore *cs, const struct ds_digest *d,
 			     const struct ds_chunk_file *f, size_t expect_len, uint8_t *out,
 			     size_t cap, size_t *ret_len);
+
+/* Decodes the zstd chunk d a part at a time (ds_blob_part): its first
+ * want bytes or more, and on a later call more of it, without computing its
+ * digest; only for a chunk verified whole by _load_file, whose identity f
+ * (not plain) it gives. *pp NULL: starts a new part (freed by the caller
+ * with ds_blob_part_free, also after a failure), checking that the chunk
+ * decodes to expect_len bytes if set; its length is then
+ * ds_blob_part_len(*pp). out (cap bytes) is the same buffer at every call
+ * of one part, as ds_blob_part_decode says. The CRC is checked when the
+ * last part is decoded, and the file's identity before and after every
+ * call. Returns 0 and *ret_done (>= want, or the whole length); -ESTALE
+ * when the file under d's name is not that one any more or does not decode
+ * as verified: free the part and load it again, which names any fault;
+ * -EINVAL f is plain; other -errno from open, read or allocation. Logs
+ * nothing. */
+int ds_chunkstore_decode_known_part(struct ds_chunkstore *cs, const struct ds_digest *d,
+				    const struct ds_chunk_file *f, size_t expect_len,
+				    struct ds_blob_part **pp, uint8_t *out, size_t cap, size_t want,
+				    size_t *ret_done);
 
 /* Inserts an encoded chunk under digest d, following PBS's insert rules
  * (spec §1.2): an existing file of the same size is only touched (atime =

@@ -599,6 +599,15 @@ int ds_reader_load_known_chunk(const struct ds_reader *r, const struct ds_digest
 	return ds_chunkstore_load_known(r->cs, d, f, expect_len, out, cap, ret_len);
 }
 
+int ds_reader_decode_known_part(const struct ds_reader *r, const struct ds_digest *d,
+				const struct ds_chunk_file *f, size_t expect_len,
+				struct ds_blob_part **pp, uint8_t *out, size_t cap, size_t want,
+				size_t *ret_done)
+{
+	return ds_chunkstore_decode_known_part(r->cs, d, f, expect_len, pp, out, cap, want,
+					       ret_done);
+}
+
 int ds_reader_read_plain_chunk(const struct ds_reader *r, const struct ds_digest *d,
 			       const struct ds_chunk_file *f, uint64_t off, void *buf, size_t len)
 {

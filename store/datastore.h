@@ -42,6 +42,7 @@
 #include "store/config.h"
 #include "store/util.h"
 
+struct ds_blob_part;
 struct ds_crypt;
 struct ds_datastore;
 struct ds_lookup;
@@ -135,6 +136,13 @@ int ds_reader_read_plain_chunk(const struct ds_reader *r, const struct ds_digest
 int ds_reader_load_known_chunk(const struct ds_reader *r, const struct ds_digest *d,
 			       const struct ds_chunk_file *f, size_t expect_len, uint8_t *out,
 			       size_t cap, size_t *ret_len);
+/* A zstd chunk verified whole before, decoded a part at a time without
+ * its digest (ds_chunkstore_decode_known_part): -ESTALE when its file
+ * changed since. */
+int ds_reader_decode_known_part(const struct ds_reader *r, const struct ds_digest *d,
+				const struct ds_chunk_file *f, size_t expect_len,
+				struct ds_blob_part **pp, uint8_t *out, size_t cap, size_t want,
+				size_t *ret_done);
 /* The raw encoded chunk file (for CRC-only checks of encrypted chunks
  * without a key). *ret_raw malloc'ed. */
 int ds_reader_read_raw_chunk(const struct ds_reader *r, const struct ds_digest *d,

@@ -720,6 +720,195 @@ static void test_fixture_corrupt_chunk(void **state)
 	free(raw);
 }
 
+/* ---- ds_blob_part ---- */
+
+static int memfd_of(const uint8_t *raw, size_t len)
+{
+	int fd = memfd_create("part", MFD_CLOEXEC);
+
+	assert_true(fd >= 0);
+	assert_int_equal(write(fd, raw, len), (ssize_t)len);
+	return fd;
+}
+
+/* Decodes raw (n bytes decoded) by parts, want growing by step, each part
+ * checked against data unless it is NULL; returns the last result (0 when
+ * all of it decoded). */
+static int decode_by_parts(const uint8_t *raw, size_t len, const uint8_t *data, size_t n,
+			   size_t step, size_t *ret_calls)
+{
+	int fd = memfd_of(raw, len), r;
+	uint8_t *out = malloc(n + 64);
+	struct ds_blob_part *p = NULL;
+	size_t done = 0, calls = 0;
+
+	assert_non_null(out);
+	r = ds_blob_part_new(fd, len, n, n + 64, &p);
+	if (r == 0) {
+		assert_int_equal(ds_blob_part_len(p), n);
+		for (size_t want = step; r == 0 && done < n; want += step) {
+			size_t prev = done;
+
+			r = ds_blob_part_decode(p, fd, len, out, want, &done);
+			if (r < 0)
+				break;
+			calls++;
+			assert_true(done >= (want < n ? want : n));
+			assert_true(done >= prev);
+			if (data)
+				assert_memory_equal(out, data, done);
+		}
+	}
+	ds_blob_part_free(p);
+	free(out);
+	close(fd);
+	if (ret_calls)
+		*ret_calls = calls;
+	return r;
+}
+
+/* Text with runs of incompressible bytes: zstd writes compressed and raw
+ * blocks. */
+static uint8_t *mixed_bytes(size_t n)
+{
+	uint8_t *b = text_bytes(n);
+	uint32_t x = 2463534242u;
+
+	for (size_t i = 0; i < n; i++) {
+		if ((i / (200 * 1000)) % 3 != 1)
+			continue;
+		x ^= x << 13;
+		x ^= x >> 17;
+		x ^= x << 5;
+		b[i] = (uint8_t)x;
+	}
+	return b;
+}
+
+static void test_part_decode(void **state)
+{
+	size_t n = 3 * DS_MIB, cap = ZSTD_compressBound(n) + 64, flen, len, done, calls;
+	uint8_t *data = mixed_bytes(n), *frame = malloc(cap), *raw, *out = malloc(n + 64);
+	struct ds_blob_part *p = NULL;
+	int fd;
+
+	(void)state;
+	flen = ZSTD_compress(frame, cap, data, n, 1);
+	assert_false(ZSTD_isError(flen));
+	raw = zstd_blob(frame, flen, &len);
+
+	/* A prefix, more of it, all of it; each a few blocks, not the whole. */
+	fd = memfd_of(raw, len);
+	assert_int_equal(ds_blob_part_new(fd, len, 0, n, &p), 0);
+	assert_int_equal(ds_blob_part_len(p), n);
+	assert_int_equal(ds_blob_part_decode(p, fd, len, out, 1, &done), 0);
+	assert_true(done >= 1 && done <= 128 * 1024);
+	assert_memory_equal(out, data, done);
+	assert_int_equal(ds_blob_part_decode(p, fd, len, out, 1000 * 1000, &done), 0);
+	assert_true(done >= 1000 * 1000 && done <= 1000 * 1000 + 128 * 1024);
+	assert_memory_equal(out, data, done);
+	/* Asking for less than is there decodes nothing more. */
+	assert_int_equal(ds_blob_part_decode(p, fd, len, out, 10, &done), 0);
+	assert_true(done >= 1000 * 1000 && done <= 1000 * 1000 + 128 * 1024);
+	assert_int_equal(ds_blob_part_decode(p, fd, len, out, SIZE_MAX, &done), 0);
+	assert_int_equal(done, n);
+	assert_memory_equal(out, data, n);
+	assert_int_equal(ds_blob_part_decode(p, fd, len, out, n, &done), 0);
+	assert_int_equal(done, n);
+	/* zstd refers back into the first buffer: no other one. */
+	assert_int_equal(ds_blob_part_decode(p, fd, len, out + 1, n, &done), -EINVAL);
+	ds_blob_part_free(p);
+	p = NULL;
+	/* Too small a buffer, another length than expected, not a zstd blob:
+	 * not by parts. */
+	assert_int_equal(ds_blob_part_new(fd, len, 0, n - 1, &p), -EAGAIN);
+	assert_int_equal(ds_blob_part_new(fd, len, n - 1, n, &p), -EAGAIN);
+	close(fd);
+	assert_int_equal(decode_by_parts(raw, len, data, n, 64 * 1024, &calls), 0);
+	assert_true(calls >= 20);
+	free(raw);
+	assert_int_equal(ds_blob_encode(data, n, NULL, false, &raw, &len), 0);
+	fd = memfd_of(raw, len);
+	assert_int_equal(ds_blob_part_new(fd, len, n, n, &p), -EAGAIN);
+	close(fd);
+	free(raw);
+	/* A frame without its size (PBS <= 3.2.8): the caller's length is
+	 * needed, and must be right. */
+	{
+		size_t sc = stream_compress(data, n, frame, cap);
+
+		raw = zstd_blob(frame, sc, &len);
+		fd = memfd_of(raw, len);
+		assert_int_equal(ds_blob_part_new(fd, len, 0, n, &p), -EAGAIN);
+		close(fd);
+		assert_int_equal(decode_by_parts(raw, len, data, n, 256 * 1024, &calls), 0);
+		assert_true(calls >= 10);
+		/* One byte short or long: found at the end. */
+		assert_int_equal(decode_by_parts(raw, len, NULL, n - 1, 256 * 1024, NULL), -EAGAIN);
+		assert_int_equal(decode_by_parts(raw, len, NULL, n + 1, 256 * 1024, NULL), -EAGAIN);
+		free(raw);
+		flen = ZSTD_compress(frame, cap, data, n, 1);
+	}
+
+	/* A wrong CRC shows once the last part is decoded; the prefixes
+	 * before it decode (the caller trusts the file's identity for them). */
+	raw = zstd_blob(frame, flen, &len);
+	raw[DS_BLOB_MAGIC_LEN] ^= 1;
+	assert_int_equal(decode_by_parts(raw, len, data, n, 512 * 1024, &calls), -EAGAIN);
+	assert_true(calls >= 5);
+	free(raw);
+	/* Trailing bytes after the frame, a frame cut short, a damaged last
+	 * block (CRC fixed): -EAGAIN, never a short or wrong "whole". */
+	raw = malloc(12 + flen + 8);
+	memcpy(raw, "\x31\xb9\x58\x42\x6f\xb6\xa3\x7f", 8);
+	memcpy(raw + 12, frame, flen);
+	memcpy(raw + 12 + flen, "garbage!", 8);
+	fix_crc(raw, 12 + flen + 8);
+	assert_int_equal(decode_by_parts(raw, 12 + flen + 8, data, n, 512 * 1024, NULL), -EAGAIN);
+	fix_crc(raw, 12 + flen - 100);
+	assert_int_equal(decode_by_parts(raw, 12 + flen - 100, data, n, 512 * 1024, NULL), -EAGAIN);
+	raw[12 + flen - 50] ^= 0x55;
+	fix_crc(raw, 12 + flen);
+	assert_int_equal(decode_by_parts(raw, 12 + flen, data, n, 512 * 1024, NULL), -EAGAIN);
+	free(raw);
+	free(frame);
+	free(data);
+	free(out);
+}
+
+/* PBS's own chunks decode by parts to what they decode to whole; the
+ * damaged fixture chunk fails by parts too. */
+static void test_part_fixture_chunks(void **state)
+{
+	static const char bad[] =
+		".chunks/d3d6/d3d62b1f9bbfbacbf229b89beddd9cdb10d59536f4ead7d4bd13a0cd71c07269";
+	size_t count, tried = 0, len, dlen;
+	char **names = list_chunks(&count);
+	uint8_t *out = malloc(DS_MAX_CHUNK_SIZE), *raw;
+
+	(void)state;
+	for (size_t i = 0; i < count; i++) {
+		raw = read_store_file("pbs-store-a/.chunks", names[i], &len);
+		if (ds_blob_type(raw, len) == DS_BLOB_ZSTD) {
+			assert_int_equal(ds_blob_decode_into(raw, len, NULL, out, DS_MAX_CHUNK_SIZE,
+							     &dlen), 0);
+			assert_int_equal(decode_by_parts(raw, len, out, dlen, 300 * 1000, NULL), 0);
+			tried++;
+		}
+		free(raw);
+		free(names[i]);
+	}
+	free(names);
+	assert_true(tried > 0);
+	/* Its damaged bytes may decode to other bytes before zstd or the CRC
+	 * notices: no comparison on the way. */
+	raw = read_store_file("pbs-store-a-corrupt", bad, &len);
+	assert_int_equal(ds_blob_type(raw, len), DS_BLOB_ZSTD);
+	assert_int_equal(decode_by_parts(raw, len, NULL, 4 * DS_MIB, 300 * 1000, NULL), -EAGAIN);
+	free(raw);
+	free(out);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -732,6 +921,8 @@ int main(void)
 		cmocka_unit_test(test_fixture_blobs),
 		cmocka_unit_test(test_fixture_chunks),
 		cmocka_unit_test(test_fixture_corrupt_chunk),
+		cmocka_unit_test(test_part_decode),
+		cmocka_unit_test(test_part_fixture_chunks),
 	};
 	return cmocka_run_group_tests_name("blob", tests, NULL, NULL);
 }

@@ -537,6 +537,71 @@ static void test_read_plain(void **state)
 	free(base);
 }
 
+/* A zstd chunk verified by _load_file decodes a part at a time while its
+ * file is the one verified; a change between two parts gives -ESTALE. */
+static void test_decode_known_part(void **state)
+{
+	char *base = mini_store();
+	uint8_t *data, *raw, *buf = malloc(DS_MAX_CHUNK_SIZE);
+	struct ds_blob_part *part = NULL;
+	struct ds_chunkstore *cs;
+	struct ds_chunk_file f, pf;
+	struct ds_digest d;
+	size_t len, raw_len, got, done;
+
+	(void)state;
+	encode("a line of text that compresses, number ", 60000, NULL, true, &data, &len, &raw,
+	       &raw_len, &d);
+	assert_int_equal(ds_blob_type(raw, raw_len), DS_BLOB_ZSTD);
+	assert_int_equal(ds_chunkstore_open(base, &cs), 0);
+	assert_int_equal(ds_chunkstore_insert(cs, &d, raw, raw_len, false, NULL), 0);
+	assert_int_equal(ds_chunkstore_load_file(cs, &d, NULL, len, buf, DS_MAX_CHUNK_SIZE, &got,
+						 &f), 0);
+	assert_false(f.plain);
+
+	memset(buf, 0, DS_MAX_CHUNK_SIZE);
+	assert_int_equal(ds_chunkstore_decode_known_part(cs, &d, &f, len, &part, buf,
+							 DS_MAX_CHUNK_SIZE, 1000, &done), 0);
+	assert_non_null(part);
+	assert_true(done >= 1000 && done < len);
+	assert_memory_equal(buf, data, done);
+	assert_int_equal(ds_blob_part_len(part), len);
+	assert_int_equal(ds_chunkstore_decode_known_part(cs, &d, &f, len, &part, buf,
+							 DS_MAX_CHUNK_SIZE, len / 2, &done), 0);
+	assert_true(done >= len / 2 && done < len);
+	assert_int_equal(ds_chunkstore_decode_known_part(cs, &d, &f, len, &part, buf,
+							 DS_MAX_CHUNK_SIZE, len, &done), 0);
+	assert_int_equal(done, len);
+	assert_memory_equal(buf, data, len);
+	ds_blob_part_free(part);
+	part = NULL;
+
+	/* Another length than the index says, or a plain identity: no part. */
+	assert_int_equal(ds_chunkstore_decode_known_part(cs, &d, &f, len + 1, &part, buf,
+							 DS_MAX_CHUNK_SIZE, 1000, &done), -ESTALE);
+	assert_null(part);
+	pf = f;
+	pf.plain = true;
+	assert_int_equal(ds_chunkstore_decode_known_part(cs, &d, &pf, len, &part, buf,
+							 DS_MAX_CHUNK_SIZE, 1000, &done), -EINVAL);
+	assert_null(part);
+
+	/* Touched (as a backup's insert does) between two parts: stale. */
+	assert_int_equal(ds_chunkstore_decode_known_part(cs, &d, &f, len, &part, buf,
+							 DS_MAX_CHUNK_SIZE, 1000, &done), 0);
+	assert_int_equal(ds_chunkstore_insert(cs, &d, raw, raw_len, false, NULL), 0);
+	assert_int_equal(ds_chunkstore_decode_known_part(cs, &d, &f, len, &part, buf,
+							 DS_MAX_CHUNK_SIZE, len, &done), -ESTALE);
+	ds_blob_part_free(part);
+
+	ds_chunkstore_free(cs);
+	free(raw);
+	free(data);
+	free(buf);
+	tu_rmtree(base);
+	free(base);
+}
+
 static void test_insert_new_and_touch(void **state)
 {
 	char *base = mini_store(), *p, *dir, *names;
@@ -878,6 +943,7 @@ int main(void)
 		cmocka_unit_test(test_load_fixture),
 		cmocka_unit_test(test_load_bad_files),
 		cmocka_unit_test(test_read_plain),
+		cmocka_unit_test(test_decode_known_part),
 		cmocka_unit_test(test_insert_new_and_touch),
 		cmocka_unit_test(test_insert_size_rules),
 		cmocka_unit_test(test_lock_shared),
