@@ -70,12 +70,24 @@ struct entry {
 	struct buf b;     /* a large chunk's buffer; b.p == NULL for a copied one */
 	const uint8_t *data; /* b.p or a malloc'ed block of len bytes */
 	size_t len;
+	/* Bytes of data decoded: len, or less for a partial entry
+	 * (ds_chunk_cache_get_part), which then holds its loader's
+	 * continuation in part. Grows only by an extension, under lock, which
+	 * writes past valid only: pinned readers read below it. */
+	size_t valid;
+	void *part;
+	const struct ds_chunk_part_ops *ops; /* part's */
 	size_t cost;      /* memory held, charged against the budget */
 	/* Pins of READY entries plus, while LOADING, the loading thread and the
 	 * waiters; a FAILED entry is out of the table and freed by the last of
 	 * its waiters. */
 	unsigned refs;
 	bool behind; /* passed by a sequential reader: the behind list when unpinned */
+	bool extending; /* a get_part is decoding more of it, with a pin */
+	/* Out of the table while pinned (replaced after a failed extension,
+	 * or by a get wanting the whole of a partial entry): the last unpin
+	 * frees it. Neither in the table nor on a list. */
+	bool orphan;
 	enum entry_state state;
 	int err; /* FAILED: the loader's -errno */
 };
@@ -372,7 +384,7 @@ static void evict_locked(struct ds_chunk_cache *c, struct entry **victims)
 			break;
 		lru_unlink(c, e);
 		table_remove(c, e);
-		c->st.bytes -= e->len;
+		c->st.bytes -= e->valid;
 		c->held -= e->cost;
 		c->st.entries--;
 		c->st.evictions++;
@@ -383,17 +395,42 @@ static void evict_locked(struct ds_chunk_cache *c, struct entry **victims)
 	}
 }
 
+/* Frees a READY entry that nothing refers to any more. */
+static void entry_free(struct entry *e)
+{
+	if (e->part)
+		e->ops->free_state(e->part);
+	if (e->b.p)
+		buf_unmap(&e->b);
+	else
+		free((void *)e->data);
+	free(e);
+}
+
 static void release_victims(struct entry *victims)
 {
 	while (victims) {
 		struct entry *next = victims->hnext;
 
-		if (victims->b.p)
-			buf_unmap(&victims->b);
-		else
-			free((void *)victims->data);
-		free(victims);
+		entry_free(victims);
 		victims = next;
+	}
+}
+
+/* Takes a READY entry out of the table: freed with the victims when
+ * unpinned, else an orphan its last unpin frees. Called under lock. */
+static void drop_locked(struct ds_chunk_cache *c, struct entry *e, struct entry **victims)
+{
+	table_remove(c, e);
+	c->st.bytes -= e->valid;
+	c->held -= e->cost;
+	c->st.entries--;
+	if (e->refs == 0) {
+		lru_unlink(c, e);
+		e->hnext = *victims;
+		*victims = e;
+	} else {
+		e->orphan = true;
 	}
 }
 
@@ -405,16 +442,47 @@ static void unref_failed_locked(struct entry *e)
 		free(e);
 }
 
+/* How a flight loads: with a loader of the whole chunk, or with part ops
+ * that may stop after want bytes. */
+struct how {
+	ds_chunk_loader loader;
+	const struct ds_chunk_part_ops *ops;
+	void *ctx;
+	size_t want;
+};
+
+/* Checks what a part loader returned; frees a state it left on failure. */
+static int part_result(const struct ds_chunk_part_ops *ops, int r, const struct ds_chunk_part *p,
+		       size_t prev_valid, size_t cap)
+{
+	if (r == 0 && (p->len > cap || p->valid > p->len || p->valid < prev_valid ||
+		       p->valid < (p->want < p->len ? p->want : p->len) ||
+		       (p->state != NULL) != (p->valid < p->len))) {
+		ds_err("chunk cache: part loader returned %zu of %zu bytes (%zu wanted)", p->valid,
+		       p->len, p->want);
+		r = -EIO;
+	}
+	if (r != 0 && p->state)
+		ops->free_state(p->state);
+	return r > 0 ? -EIO : r;
+}
+
 /* Runs one flight for e (LOADING, in the table, one reference held by the
  * caller). On success e is READY and stays pinned by that reference. */
 static int load(struct ds_chunk_cache *c, struct entry *e, size_t expect_len,
-		ds_chunk_loader loader, void *ctx)
+		const struct how *how)
 {
 	struct entry *victims = NULL;
 	struct buf b = { NULL, 0 };
+	struct ds_chunk_part p = { 0 };
 	uint8_t *copy = NULL;
-	size_t len = 0, reserve = 2 * expect_len;
+	size_t len = 0, valid, reserve = 2 * expect_len;
 	int r;
+
+	/* A part: about what it wants (a loader that loads the whole after
+	 * all is over the budget until the eviction after it). */
+	if (how->ops && how->want < expect_len)
+		reserve = ((how->want + c->gran - 1) & ~(c->gran - 1)) + c->gran;
 
 	/* Room for what the load will decode (when the caller knows it) and
 	 * for the encoded chunk the loader reads past it in the same buffer
@@ -428,15 +496,23 @@ static int load(struct ds_chunk_cache *c, struct entry *e, size_t expect_len,
 	victims = NULL;
 
 	r = buf_get(c, expect_len ? expect_len : DS_MAX_CHUNK_SIZE, &b);
-	if (r == 0) {
-		r = loader(ctx, &e->d, expect_len, b.p, DS_MAX_CHUNK_SIZE, &len);
+	if (r == 0 && how->ops) {
+		p.want = how->want;
+		r = how->ops->load(how->ctx, &e->d, expect_len, b.p, DS_MAX_CHUNK_SIZE, &p);
+		r = part_result(how->ops, r, &p, 0, DS_MAX_CHUNK_SIZE);
+		len = p.len;
+	} else if (r == 0) {
+		r = how->loader(how->ctx, &e->d, expect_len, b.p, DS_MAX_CHUNK_SIZE, &len);
 		if (r > 0 || (r == 0 && len > DS_MAX_CHUNK_SIZE)) {
 			ds_err("chunk cache: loader returned %d with length %zu", r, len);
 			r = -EIO;
 		}
+		p.valid = len;
 	}
-	/* Without memory for the copy, the chunk keeps its buffer. */
-	if (r == 0 && len < COPY_MAX) {
+	valid = p.valid;
+	/* Without memory for the copy, the chunk keeps its buffer; a partial
+	 * one keeps it to be decoded on into. */
+	if (r == 0 && len < COPY_MAX && valid == len) {
 		copy = malloc(len ? len : 1);
 		if (copy)
 			memcpy(copy, b.p, len);
@@ -446,8 +522,8 @@ static int load(struct ds_chunk_cache *c, struct entry *e, size_t expect_len,
 	if (b.p) {
 		size_t keep = b.resident;
 
-		if (r == 0 && (!copy || len > keep))
-			keep = len;
+		if (r == 0 && (!copy || valid > keep))
+			keep = valid;
 		buf_trim(c, &b, keep);
 	}
 
@@ -455,6 +531,7 @@ static int load(struct ds_chunk_cache *c, struct entry *e, size_t expect_len,
 	c->loading -= reserve;
 	if (r == 0) {
 		e->len = len;
+		e->valid = valid;
 		if (copy) {
 			e->data = copy;
 			e->cost = len;
@@ -465,8 +542,14 @@ static int load(struct ds_chunk_cache *c, struct entry *e, size_t expect_len,
 			e->cost = b.resident;
 			b.p = NULL;
 		}
+		if (p.state) {
+			e->part = p.state;
+			e->ops = how->ops;
+			e->cost += how->ops->state_size;
+			c->st.partial++;
+		}
 		e->state = READY;
-		c->st.bytes += len;
+		c->st.bytes += valid;
 		c->st.entries++;
 		c->held += e->cost;
 		evict_locked(c, &victims);
@@ -504,25 +587,38 @@ static struct entry *start_flight_locked(struct ds_chunk_cache *c, const struct 
 	return e;
 }
 
+/* Drops a pin of a READY entry; the last one of an orphan frees it. */
+static void unpin_locked(struct ds_chunk_cache *c, struct entry *e, struct entry **victims)
+{
+	if (--e->refs > 0)
+		return;
+	if (e->orphan) {
+		e->hnext = *victims;
+		*victims = e;
+		return;
+	}
+	lru_push_front(c, e);
+	evict_locked(c, victims);
+}
+
 static void unpin(struct ds_chunk_cache *c, struct entry *e)
 {
 	struct entry *victims = NULL;
 
 	pthread_mutex_lock(&c->lock);
-	if (--e->refs == 0) {
-		lru_push_front(c, e);
-		evict_locked(c, &victims);
-	}
+	unpin_locked(c, e, &victims);
 	pthread_mutex_unlock(&c->lock);
 	release_victims(victims);
 }
 
-/* e is pinned by the caller and READY: fills *ret, or unpins it when its
- * length is not the one expected. */
+/* e is pinned by the caller and READY, with valid bytes decoded when the
+ * caller looked under lock: fills *ret, or unpins it when its length is
+ * not the one expected. */
 static int hand_out(struct ds_chunk_cache *c, struct entry *e, const struct ds_digest *d,
-		    size_t expect_len, struct ds_chunk_ref *ret)
+		    size_t expect_len, size_t valid, struct ds_chunk_ref *ret)
 {
-	/* A pinned READY entry's buffer and length never change: no lock.
+	/* A pinned READY entry's buffer and length never change, and its
+	 * first valid bytes neither: no lock.
 	 * The loader checked the length for the index that loaded the chunk;
 	 * another index naming the same digest with another length is corrupt,
 	 * and its reader must not be handed a chunk shorter than it thinks. */
@@ -535,53 +631,183 @@ static int hand_out(struct ds_chunk_cache *c, struct entry *e, const struct ds_d
 		return -EBADMSG;
 	}
 	ret->data = e->data;
-	ret->len = e->len;
+	ret->len = valid;
 	ret->priv = e;
 	return 0;
 }
 
-int ds_chunk_cache_get(struct ds_chunk_cache *c, const struct ds_digest *d, size_t expect_len,
-		       ds_chunk_loader loader, void *ctx, struct ds_chunk_ref *ret)
+/* Decodes more of e (READY, pinned by the caller, partial, not being
+ * extended, and how->ops its ops) until it holds how->want bytes. On
+ * failure e is dropped, the caller's pin with it. Called under lock,
+ * drops it meanwhile. */
+static int extend_locked(struct ds_chunk_cache *c, struct entry *e, size_t expect_len,
+			 const struct how *how, struct entry **victims)
 {
-	struct entry *e;
+	struct ds_chunk_part p = { .want = how->want, .valid = e->valid, .len = e->len,
+				   .state = e->part };
+	size_t prev = e->valid, reserve = e->len - e->valid, keep = 0;
 	int r;
 
-	if (!c || !d || !loader || !ret)
-		return -EINVAL;
+	e->extending = true;
+	c->loading += reserve;
+	evict_locked(c, victims);
+	pthread_mutex_unlock(&c->lock);
+
+	r = how->ops->load(how->ctx, &e->d, expect_len, e->b.p, DS_MAX_CHUNK_SIZE, &p);
+	if (r == 0 && p.len != e->len) {
+		ds_err("chunk cache: part loader changed the length %zu to %zu", e->len, p.len);
+		r = -EIO;
+	}
+	r = part_result(how->ops, r, &p, prev, DS_MAX_CHUNK_SIZE);
+	if (r == 0) {
+		keep = (p.valid + c->gran - 1) & ~(c->gran - 1);
+		/* zstd may write a little past what it decoded: a page (or huge
+		 * page) that would hold no data is given back. */
+		if (p.valid < e->len && keep < DS_MAX_CHUNK_SIZE)
+			madvise(e->b.p + keep, c->gran, MADV_DONTNEED);
+	}
 
 	pthread_mutex_lock(&c->lock);
+	c->loading -= reserve;
+	e->extending = false;
+	if (r == 0) {
+		size_t old_cost = e->cost;
+
+		if (keep > e->b.resident)
+			e->b.resident = keep;
+		e->part = p.state;
+		e->cost = e->b.resident + (e->part ? e->ops->state_size : 0);
+		if (!e->orphan) {
+			c->held += e->cost - old_cost;
+			c->st.bytes += p.valid - prev;
+		}
+		e->valid = p.valid;
+		evict_locked(c, victims);
+		if (c->held + c->pooled > c->st.peak)
+			c->st.peak = c->held + c->pooled;
+	} else {
+		e->part = NULL; /* freed by part_result */
+		c->st.load_errors++;
+		if (!e->orphan)
+			drop_locked(c, e, victims);
+		unpin_locked(c, e, victims);
+	}
+	pthread_cond_broadcast(&c->flight_done);
+	return r;
+}
+
+/* _get and _get_part: a hit, a wait for another's load or extension, a
+ * load, or an extension of a partial entry; counted once, as the first
+ * of these it came to. */
+static int get(struct ds_chunk_cache *c, const struct ds_digest *d, size_t expect_len,
+	       const struct how *how, struct ds_chunk_ref *ret)
+{
+	struct entry *victims = NULL, *e;
+	bool counted = false, retried = false;
+	size_t valid;
+	int r;
+
+	pthread_mutex_lock(&c->lock);
+again:
 	e = lookup(c, d);
-	if (e && e->state == READY) {
-		c->st.hits++;
-		if (e->refs++ == 0)
-			lru_unlink(c, e);
-		e->behind = false; /* wanted again */
-	} else if (e) {
-		c->st.waits++;
-		e->refs++;
+	if (!e) {
+		e = start_flight_locked(c, d);
+		if (!e) {
+			pthread_mutex_unlock(&c->lock);
+			release_victims(victims);
+			return -ENOMEM;
+		}
+		if (!counted)
+			c->st.misses++;
+		pthread_mutex_unlock(&c->lock);
+		release_victims(victims);
+		r = load(c, e, expect_len, how);
+		if (r < 0)
+			return r;
+		pthread_mutex_lock(&c->lock);
+		valid = e->valid;
+		pthread_mutex_unlock(&c->lock);
+		return hand_out(c, e, d, expect_len, valid, ret);
+	}
+	e->refs++;
+	if (e->state == LOADING) {
+		if (!counted)
+			c->st.waits++;
+		counted = true;
 		while (e->state == LOADING)
 			pthread_cond_wait(&c->flight_done, &c->lock);
 		if (e->state == FAILED) {
 			r = e->err;
 			unref_failed_locked(e);
 			pthread_mutex_unlock(&c->lock);
+			release_victims(victims);
 			return r;
 		}
-	} else {
-		e = start_flight_locked(c, d);
-		if (!e) {
-			pthread_mutex_unlock(&c->lock);
-			return -ENOMEM;
-		}
-		c->st.misses++;
-		pthread_mutex_unlock(&c->lock);
-		r = load(c, e, expect_len, loader, ctx);
-		if (r < 0)
-			return r;
-		return hand_out(c, e, d, expect_len, ret);
+	} else if (e->refs == 1) {
+		lru_unlink(c, e);
 	}
+	e->behind = false; /* wanted again */
+	/* Pinned and READY: it holds enough, or more of it is decoded. */
+	while (e->valid < how->want && e->valid < e->len) {
+		if (e->orphan || how->ops != e->ops) {
+			/* Only its own loader can go on with it: loaded anew. */
+			if (!e->orphan)
+				drop_locked(c, e, &victims);
+			unpin_locked(c, e, &victims);
+			goto again;
+		}
+		if (e->extending) {
+			if (!counted)
+				c->st.waits++;
+			counted = true;
+			pthread_cond_wait(&c->flight_done, &c->lock);
+			continue;
+		}
+		if (!counted)
+			c->st.extends++;
+		counted = true;
+		r = extend_locked(c, e, expect_len, how, &victims);
+		if (r < 0) {
+			/* Dropped: loaded again from its start, once. */
+			if (retried) {
+				pthread_mutex_unlock(&c->lock);
+				release_victims(victims);
+				return r;
+			}
+			retried = true;
+			goto again;
+		}
+	}
+	if (!counted)
+		c->st.hits++;
+	valid = e->valid;
 	pthread_mutex_unlock(&c->lock);
-	return hand_out(c, e, d, expect_len, ret);
+	release_victims(victims);
+	return hand_out(c, e, d, expect_len, valid, ret);
+}
+
+int ds_chunk_cache_get(struct ds_chunk_cache *c, const struct ds_digest *d, size_t expect_len,
+		       ds_chunk_loader loader, void *ctx, struct ds_chunk_ref *ret)
+{
+	const struct how how = { loader, NULL, ctx, SIZE_MAX };
+
+	if (!c || !d || !loader || !ret)
+		return -EINVAL;
+	return get(c, d, expect_len, &how, ret);
+}
+
+int ds_chunk_cache_get_part(struct ds_chunk_cache *c, const struct ds_digest *d,
+			    size_t expect_len, size_t want, const struct ds_chunk_part_ops *ops,
+			    void *ctx, struct ds_chunk_ref *ret)
+{
+	struct how how = { NULL, ops, ctx, want };
+
+	if (!c || !d || !ops || !ops->load || !ops->free_state || !ret)
+		return -EINVAL;
+	/* Small chunks are copied whole into blocks of their own. */
+	if (want == 0 || want >= expect_len || expect_len < COPY_MAX)
+		how.want = SIZE_MAX;
+	return get(c, d, expect_len, &how, ret);
 }
 
 int ds_chunk_cache_peek(struct ds_chunk_cache *c, const struct ds_digest *d, size_t expect_len,
@@ -593,7 +819,7 @@ int ds_chunk_cache_peek(struct ds_chunk_cache *c, const struct ds_digest *d, siz
 		return -EINVAL;
 	pthread_mutex_lock(&c->lock);
 	e = lookup(c, d);
-	if (!e || e->state != READY) {
+	if (!e || e->state != READY || e->valid < e->len) {
 		pthread_mutex_unlock(&c->lock);
 		return -ENOENT;
 	}
@@ -602,7 +828,7 @@ int ds_chunk_cache_peek(struct ds_chunk_cache *c, const struct ds_digest *d, siz
 		lru_unlink(c, e);
 	e->behind = false; /* wanted again */
 	pthread_mutex_unlock(&c->lock);
-	return hand_out(c, e, d, expect_len, ret);
+	return hand_out(c, e, d, expect_len, e->len, ret);
 }
 
 void ds_chunk_cache_put(struct ds_chunk_cache *c, struct ds_chunk_ref *ref)
@@ -653,8 +879,12 @@ static void *worker_main(void *arg)
 			e = start_flight_locked(c, &req.d);
 		pthread_mutex_unlock(&c->lock);
 
-		if (e && load(c, e, req.expect_len, req.loader, req.ctx) == 0)
-			unpin(c, e);
+		if (e) {
+			const struct how how = { req.loader, NULL, req.ctx, SIZE_MAX };
+
+			if (load(c, e, req.expect_len, &how) == 0)
+				unpin(c, e);
+		}
 		if (req.done)
 			req.done(req.ctx);
 
@@ -859,11 +1089,7 @@ void ds_chunk_cache_free(struct ds_chunk_cache *c)
 			if (e->refs)
 				ds_err("chunk cache: freed with a pinned chunk (%u references)",
 				       e->refs);
-			if (e->b.p)
-				buf_unmap(&e->b);
-			else
-				free((void *)e->data);
-			free(e);
+			entry_free(e);
 		}
 	}
 	for (unsigned i = 0; i < c->npool; i++)

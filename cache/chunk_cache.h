@@ -27,7 +27,9 @@
 
 struct ds_chunk_cache;
 
-/* A pinned cache entry: data[0..len) is valid until ds_chunk_cache_put. */
+/* A pinned cache entry: data[0..len) is valid until ds_chunk_cache_put.
+ * len is the chunk's length, except from ds_chunk_cache_get_part, where it
+ * may be only the part of it decoded so far (at least what was wanted). */
 struct ds_chunk_ref {
 	const uint8_t *data;
 	size_t len;
@@ -38,6 +40,35 @@ struct ds_chunk_ref {
  * and sets *ret_len. Returns 0 or -errno. Called without any cache lock. */
 typedef int (*ds_chunk_loader)(void *ctx, const struct ds_digest *d, size_t expect_len,
 			       uint8_t *buf, size_t cap, size_t *ret_len);
+
+/* A load that may stop short of the whole chunk (ds_chunk_cache_get_part):
+ * a reader that wants 4 KiB of a 4 MiB zstd chunk needs only the chunk's
+ * start up to it decoded, and a later reader further in has the decode go
+ * on from there instead of starting over. */
+struct ds_chunk_part {
+	size_t want;  /* in: bytes wanted from the chunk's start */
+	size_t valid; /* in: bytes decoded into buf by earlier calls (0 at first);
+		       * out: bytes decoded now, at least want (or all) */
+	size_t len;   /* in: the chunk's length after the first call; out: it */
+	void *state;  /* in: the continuation earlier calls left (NULL at first);
+		       * out: the one to go on with while valid < len, else NULL */
+};
+
+struct ds_chunk_part_ops {
+	/* Loads chunk d into buf (capacity cap, DS_MAX_CHUNK_SIZE): at first
+	 * (p->state NULL) the whole chunk, or, when it can, only its first
+	 * p->want bytes or a little more, leaving a continuation in p->state;
+	 * later, from p->valid on, with that continuation, into the same buf,
+	 * whose first p->valid bytes are as it left them; it may write past
+	 * what it decodes, never before p->valid. A continuation it finishes
+	 * it frees. On failure it leaves p->state to the cache, which frees
+	 * it. Returns 0 or -errno. Called without any cache lock, one call per
+	 * entry at a time. */
+	int (*load)(void *ctx, const struct ds_digest *d, size_t expect_len, uint8_t *buf,
+		    size_t cap, struct ds_chunk_part *p);
+	void (*free_state)(void *state);
+	size_t state_size; /* memory a continuation holds, charged to the budget */
+};
 
 /* A cache holding at most budget bytes of decoded chunk data (plus pinned
  * entries). Returns 0, -EINVAL (budget 0) or -ENOMEM. The budget counts the
@@ -59,9 +90,22 @@ void ds_chunk_cache_free(struct ds_chunk_cache *c);
  * another caller, has another length (the entry stays cached). */
 int ds_chunk_cache_get(struct ds_chunk_cache *c, const struct ds_digest *d, size_t expect_len,
 		       ds_chunk_loader loader, void *ctx, struct ds_chunk_ref *ret);
-/* Like _get, but never loads: 0 and *ret pinned when d is cached (a hit,
- * moved to the hot end); -ENOENT when it is not cached or still loading;
- * -EBADMSG as _get. */
+/* Like _get, for a reader that needs only the chunk's first want bytes:
+ * *ret may pin an entry holding only part of the chunk, ret->len >= want.
+ * On a miss ops->load decides whether to stop short (chunks under 1 MiB
+ * and want 0 or >= expect_len: the whole). A cached partial entry holding
+ * less is decoded on in place by this caller, with ops->load and ctx,
+ * while readers of its start go on reading it and others wanting more
+ * wait. When that fails the entry is dropped and loaded again from its
+ * start, once. A partial entry is charged its decoded pages plus
+ * ops->state_size; _get of it (another loader) drops it and loads the
+ * whole anew. Returns as _get. */
+int ds_chunk_cache_get_part(struct ds_chunk_cache *c, const struct ds_digest *d,
+			    size_t expect_len, size_t want, const struct ds_chunk_part_ops *ops,
+			    void *ctx, struct ds_chunk_ref *ret);
+/* Like _get, but never loads: 0 and *ret pinned when d is cached whole (a
+ * hit, moved to the hot end); -ENOENT when it is not cached, still
+ * loading, or partial; -EBADMSG as _get. */
 int ds_chunk_cache_peek(struct ds_chunk_cache *c, const struct ds_digest *d, size_t expect_len,
 			struct ds_chunk_ref *ret);
 /* Unpins and clears *ref. Accepts a cleared ref. */
@@ -94,11 +138,14 @@ void ds_chunk_cache_drain(struct ds_chunk_cache *c);
 
 /* hits: gets (and peeks) served from a cached entry; misses: gets that ran
  * the loader themselves; waits: gets that joined a load in flight (a get's
- * or a prefetch's), so hits + misses + waits counts every get. Prefetch
- * loads count in none of these. evictions: entries dropped, for the budget
- * or as passed by sequential readers; load_errors: failed loads (flights,
- * not waiters). bytes, entries: cached
- * entries, pinned or not, not counting loads in flight. resident: the
+ * or a prefetch's) or waited for an extension; extends: gets that decoded
+ * more of a partial entry themselves; so hits + misses + waits + extends
+ * counts every get (a get that waits and then extends counts once, as a
+ * wait). Prefetch loads count in none of these. partial: loads that
+ * stopped short of the whole chunk. evictions: entries dropped, for the budget
+ * or as passed by sequential readers; load_errors: failed loads and extensions
+ * (flights, not waiters). bytes, entries: decoded bytes and number of
+ * cached entries, pinned or not, not counting loads in flight. resident: the
  * memory the budget bounds (entries' mappings and blocks plus the pages of
  * pooled buffers kept for reuse); above it only while entries are pinned.
  * peak: the highest resident seen after a load. pooled: the part of
@@ -106,7 +153,8 @@ void ds_chunk_cache_drain(struct ds_chunk_cache *c);
  * fault in) itself, with none in the pool; prefilled: buffers the workers
  * mapped and faulted in ahead of need. */
 struct ds_chunk_cache_stats {
-	uint64_t hits, misses, waits, evictions, load_errors, fresh_maps, prefilled;
+	uint64_t hits, misses, waits, extends, partial, evictions, load_errors, fresh_maps,
+		prefilled;
 	size_t bytes, entries, resident, peak, pooled;
 };
 void ds_chunk_cache_stats(struct ds_chunk_cache *c, struct ds_chunk_cache_stats *ret);

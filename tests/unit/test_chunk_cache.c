@@ -37,6 +37,10 @@ struct fake {
 	struct ds_digest fail;
 	int fail_err;
 	bool bad_len; /* report a length beyond cap */
+	bool part_fail; /* fake_part_load: extensions fail (-ESTALE) */
+	bool part_fail_all; /* and loads from the start too */
+	atomic_int part_calls;
+	atomic_int ext_calls; /* part_calls that went on from a continuation */
 	pthread_mutex_t gate_lock;
 	pthread_cond_t gate_cv;
 	bool gated;
@@ -152,6 +156,102 @@ static int fake_loader(void *ctx, const struct ds_digest *d, size_t expect_len, 
 	return 0;
 }
 
+/* The fake part loader: decodes in steps of PART_STEP, writes garbage just
+ * past what it decoded (as zstd may), and checks that the cache hands it
+ * back its own buffer and progress. Live continuations are counted. */
+#define PART_STEP (256 * 1024)
+
+static atomic_int live_states;
+
+struct fake_state {
+	size_t done;
+	const uint8_t *buf;
+};
+
+static void fill_range(const struct ds_digest *d, uint8_t *p, size_t from, size_t to,
+		       size_t len)
+{
+	uint8_t w[8];
+
+	for (size_t k = from / 8; 8 * k < to; k++) {
+		size_t n = len - 8 * k < 8 ? len - 8 * k : 8;
+
+		ds_put_le64(w, pattern_word(d, k));
+		memcpy(p + 8 * k, w, n);
+	}
+}
+
+static void fake_free_state(void *state)
+{
+	atomic_fetch_sub(&live_states, 1);
+	free(state);
+}
+
+static int fake_part_load(void *ctx, const struct ds_digest *d, size_t expect_len, uint8_t *buf,
+			  size_t cap, struct ds_chunk_part *p)
+{
+	struct fake *f = ctx;
+	struct fake_state *st = p->state;
+	size_t len = fake_len(f, d), to;
+
+	atomic_fetch_add(&f->part_calls, 1);
+	pthread_mutex_lock(&f->gate_lock);
+	while (f->gated)
+		pthread_cond_wait(&f->gate_cv, &f->gate_lock);
+	pthread_mutex_unlock(&f->gate_lock);
+	if (f->sleep_ms)
+		usleep(f->sleep_ms * 1000);
+	if (cap != DS_MAX_CHUNK_SIZE || (expect_len && expect_len != len))
+		return -EPROTO;
+	if (f->fail_set && ds_digest_eq(d, &f->fail))
+		return f->fail_err;
+	if (!st) {
+		if (p->valid != 0)
+			return -EPROTO;
+		if (f->part_fail_all)
+			return -ESTALE;
+		if (p->want >= len) {
+			fill(d, buf, len);
+			p->valid = p->len = len;
+			return 0;
+		}
+		st = calloc(1, sizeof(*st));
+		if (!st)
+			return -ENOMEM;
+		st->buf = buf;
+		atomic_fetch_add(&live_states, 1);
+		p->state = st;
+	} else {
+		atomic_fetch_add(&f->ext_calls, 1);
+		/* Its own buffer and progress, the decoded part intact. */
+		if (st->buf != buf || st->done != p->valid || p->len != len ||
+		    !data_ok_stride(d, buf, p->valid, 61))
+			return -EPROTO;
+		if (f->part_fail)
+			return -ESTALE;
+	}
+	to = p->want >= len ? len : (p->want + PART_STEP - 1) / PART_STEP * PART_STEP;
+	if (to > len)
+		to = len;
+	fill_range(d, buf, p->valid, to, len);
+	if (to < len)
+		memset(buf + to, 0xee, len - to < 32 ? len - to : 32);
+	st->done = to;
+	p->valid = to;
+	p->len = len;
+	if (to == len) {
+		fake_free_state(st);
+		p->state = NULL;
+	}
+	return 0;
+}
+
+static const struct ds_chunk_part_ops fake_part_ops = {
+	.load = fake_part_load,
+	.free_state = fake_free_state,
+	.state_size = 100 * 1024,
+};
+
 static void fake_done(void *ctx)
 {
 	struct fake *f = ctx;
@@ -234,6 +334,173 @@ static void test_hit_miss(void **state)
 	assert_int_equal(get_put(c, &f, 3), -EIO);
 	assert_int_equal(stats(c).load_errors, 1);
 	ds_chunk_cache_free(c);
+	fake_release(&f);
+}
+
+/* A partial entry: its start decoded, more of it decoded in place while
+ * its start stays pinned, a hit when it holds enough, the whole for a
+ * sequential reader; _get and _peek do not take it for the whole. */
+static void test_part(void **state)
+{
+	struct ds_chunk_cache *c;
+	struct ds_chunk_ref r1, r2, r3, r4;
+	struct ds_digest a = dig(7), b = dig(8), s = dig(9);
+	struct ds_chunk_cache_stats st;
+	const size_t len = 4 * DS_MIB;
+	struct fake f;
+
+	(void)state;
+	fake_init(&f);
+	f.fixed = true;
+	f.fixed_len = len;
+	assert_int_equal(ds_chunk_cache_new(64 * DS_MIB, &c), 0);
+	assert_int_equal(ds_chunk_cache_get_part(c, &a, len, 100, &fake_part_ops, &f, &r1), 0);
+	assert_int_equal(r1.len, PART_STEP);
+	assert_true(data_ok(&a, r1.data, r1.len));
+	st = stats(c);
+	assert_int_equal(st.misses, 1);
+	assert_int_equal(st.partial, 1);
+	assert_int_equal(st.bytes, PART_STEP);
+	assert_true(st.resident >= PART_STEP + fake_part_ops.state_size);
+	assert_int_equal(atomic_load(&live_states), 1);
+	/* Enough decoded: a hit. Not the whole: no peek. */
+	assert_int_equal(ds_chunk_cache_get_part(c, &a, len, PART_STEP, &fake_part_ops, &f, &r2), 0);
+	assert_ptr_equal(r2.data, r1.data);
+	assert_int_equal(r2.len, PART_STEP);
+	ds_chunk_cache_put(c, &r2);
+	assert_int_equal(stats(c).hits, 1);
+	assert_int_equal(ds_chunk_cache_peek(c, &a, len, &r2), -ENOENT);
+	/* More: decoded on in place while r1 pins the start. */
+	assert_int_equal(ds_chunk_cache_get_part(c, &a, len, DS_MIB + 1, &fake_part_ops, &f, &r2), 0);
+	assert_ptr_equal(r2.data, r1.data);
+	assert_int_equal(r2.len, DS_MIB + PART_STEP);
+	assert_true(data_ok(&a, r2.data, r2.len));
+	assert_true(data_ok(&a, r1.data, r1.len));
+	st = stats(c);
+	assert_int_equal(st.extends, 1);
+	assert_int_equal(st.bytes, DS_MIB + PART_STEP);
+	assert_int_equal(atomic_load(&f.part_calls), 2);
+	/* All of it (a sequential reader): the continuation is finished. */
+	assert_int_equal(ds_chunk_cache_get_part(c, &a, len, 0, &fake_part_ops, &f, &r3), 0);
+	assert_int_equal(r3.len, len);
+	assert_true(data_ok(&a, r3.data, r3.len));
+	assert_int_equal(atomic_load(&live_states), 0);
+	assert_int_equal(ds_chunk_cache_peek(c, &a, len, &r4), 0);
+	assert_int_equal(r4.len, len);
+	ds_chunk_cache_put(c, &r4);
+	ds_chunk_cache_put(c, &r3);
+	ds_chunk_cache_put(c, &r2);
+	ds_chunk_cache_put(c, &r1);
+	st = stats(c);
+	assert_int_equal(st.hits + st.misses + st.waits + st.extends, 5);
+	assert_int_equal(st.bytes, len);
+
+	/* _get of a partial entry (another loader) loads the whole anew; the
+	 * partial one stays readable for its pins and is freed after them. */
+	assert_int_equal(ds_chunk_cache_get_part(c, &b, len, 5000, &fake_part_ops, &f, &r1), 0);
+	assert_int_equal(r1.len, PART_STEP);
+	assert_int_equal(ds_chunk_cache_get(c, &b, len, fake_loader, &f, &r2), 0);
+	assert_int_equal(r2.len, len);
+	assert_ptr_not_equal(r2.data, r1.data);
+	assert_true(data_ok(&b, r2.data, r2.len));
+	assert_int_equal(atomic_load(&f.calls), 1);
+	st = stats(c);
+	assert_int_equal(st.entries, 2);
+	assert_int_equal(st.bytes, 2 * len);
+	assert_true(data_ok(&b, r1.data, r1.len));
+	ds_chunk_cache_put(c, &r1);
+	assert_int_equal(atomic_load(&live_states), 0);
+	ds_chunk_cache_put(c, &r2);
+	/* A small chunk is never partial. */
+	f.fixed_len = 100 * 1024;
+	assert_int_equal(ds_chunk_cache_get_part(c, &s, 100 * 1024, 10, &fake_part_ops, &f, &r1), 0);
+	assert_int_equal(r1.len, 100 * 1024);
+	assert_true(data_ok(&s, r1.data, r1.len));
+	ds_chunk_cache_put(c, &r1);
+	assert_int_equal(stats(c).partial, 2);
+	ds_chunk_cache_free(c);
+	assert_int_equal(atomic_load(&live_states), 0);
+	fake_release(&f);
+}
+
+/* A failed extension drops the entry and loads it again from its start,
+ * once; a second failure is the get's error. Pins of the dropped entry
+ * stay readable. */
+static void test_part_fails(void **state)
+{
+	struct ds_chunk_cache *c;
+	struct ds_chunk_ref r1, r2;
+	struct ds_digest a = dig(11);
+	struct ds_chunk_cache_stats st;
+	const size_t len = 4 * DS_MIB;
+	struct fake f;
+
+	(void)state;
+	fake_init(&f);
+	f.fixed = true;
+	f.fixed_len = len;
+	assert_int_equal(ds_chunk_cache_new(64 * DS_MIB, &c), 0);
+	assert_int_equal(ds_chunk_cache_get_part(c, &a, len, 1, &fake_part_ops, &f, &r1), 0);
+	f.part_fail = true;
+	assert_int_equal(ds_chunk_cache_get_part(c, &a, len, 3 * DS_MIB, &fake_part_ops, &f, &r2), 0);
+	assert_ptr_not_equal(r2.data, r1.data);
+	assert_true(r2.len >= 3 * DS_MIB);
+	assert_true(data_ok(&a, r2.data, r2.len));
+	assert_true(data_ok(&a, r1.data, r1.len));
+	st = stats(c);
+	assert_int_equal(st.load_errors, 1);
+	assert_int_equal(st.extends, 1);
+	assert_int_equal(st.entries, 1);
+	assert_int_equal(st.bytes, r2.len);
+	ds_chunk_cache_put(c, &r1);
+	ds_chunk_cache_put(c, &r2);
+	assert_int_equal(atomic_load(&live_states), 1);
+	/* Both fail: the error, and nothing cached. */
+	f.part_fail_all = true;
+	assert_int_equal(ds_chunk_cache_get_part(c, &a, len, len - 1, &fake_part_ops, &f, &r1),
+			 -ESTALE);
+	st = stats(c);
+	assert_int_equal(st.entries, 0);
+	assert_int_equal(st.bytes, 0);
+	assert_int_equal(atomic_load(&live_states), 0);
+	ds_chunk_cache_free(c);
+	fake_release(&f);
+}
+
+/* Partial entries are charged their pages and continuation: a cache of
+ * many of them stays within its budget. */
+static void test_part_budget(void **state)
+{
+	const size_t budget = 16 * DS_MIB;
+	struct ds_chunk_cache_stats st;
+	struct ds_chunk_cache *c;
+	struct ds_chunk_ref ref;
+	struct fake f;
+
+	(void)state;
+	fake_init(&f);
+	f.fixed = true;
+	f.fixed_len = 4 * DS_MIB;
+	assert_int_equal(ds_chunk_cache_new(budget, &c), 0);
+	for (unsigned i = 0; i < 60; i++) {
+		struct ds_digest d = dig(700 + i % 4);
+		size_t want = (size_t)(i * 7919 % 4096) * 1024;
+
+		assert_int_equal(ds_chunk_cache_get_part(c, &d, 4 * DS_MIB, want, &fake_part_ops, &f,
+							 &ref), 0);
+		assert_true(ref.len >= want);
+		assert_true(data_ok(&d, ref.data, ref.len));
+		ds_chunk_cache_put(c, &ref);
+		st = stats(c);
+		assert_true(st.resident <= budget);
+		assert_true(st.resident >= st.bytes + (size_t)atomic_load(&live_states) *
+								fake_part_ops.state_size);
+	}
+	st = stats(c);
+	assert_true(st.evictions > 0);
+	assert_true(st.extends > 0);
+	ds_chunk_cache_free(c);
+	assert_int_equal(atomic_load(&live_states), 0);
 	fake_release(&f);
 }
 
@@ -819,6 +1086,7 @@ struct stresser {
 	struct fake *f;
 	unsigned seed, ops, ndigests; /* the last digest fails to load */
 	size_t stride;
+	bool part; /* some gets are get_part, of random parts */
 	unsigned gets, bad_data, bad_errors, prefetched;
 };
 
@@ -845,6 +1113,28 @@ static void *stress_main(void *arg)
 			continue;
 		}
 		s->gets++;
+		if (s->part && action < 6) {
+			size_t len = fake_len(s->f, &d);
+			size_t want = action == 1 ? 0 : (size_t)rand_r(&s->seed) % len;
+
+			r = ds_chunk_cache_get_part(s->c, &d, len, want, &fake_part_ops, s->f, &ref);
+			if (i == s->ndigests - 1) {
+				if (r != -EIO)
+					s->bad_errors++;
+				if (r == 0)
+					ds_chunk_cache_put(s->c, &ref);
+				continue;
+			}
+			if (r != 0) {
+				s->bad_errors++;
+				continue;
+			}
+			if (ref.len < (want ? want : len) || ref.len > len ||
+			    !data_ok_stride(&d, ref.data, ref.len, s->stride))
+				s->bad_data++;
+			ds_chunk_cache_put(s->c, &ref);
+			continue;
+		}
 		r = ds_chunk_cache_get(s->c, &d, 0, fake_loader, s->f, &ref);
 		if (i == s->ndigests - 1) {
 			if (r != -EIO)
@@ -887,7 +1177,7 @@ static void *stress_main(void *arg)
 	return NULL;
 }
 
-static void stress(bool big, unsigned ops, unsigned ndigests)
+static void stress(bool big, bool part, unsigned ops, unsigned ndigests)
 {
 	struct ds_chunk_cache *c;
 	struct stresser s[STRESS_THREADS];
@@ -907,7 +1197,7 @@ static void stress(bool big, unsigned ops, unsigned ndigests)
 	for (unsigned i = 0; i < STRESS_THREADS; i++) {
 		s[i] = (struct stresser){ .c = c, .f = &f, .seed = 12345 + i, .ops = ops,
 					  .ndigests = ndigests,
-					  .stride = big ? 257 : 1 };
+					  .stride = big ? 257 : 1, .part = part };
 		assert_int_equal(pthread_create(&th[i], NULL, stress_main, &s[i]), 0);
 	}
 	for (unsigned i = 0; i < STRESS_THREADS; i++) {
@@ -919,20 +1209,26 @@ static void stress(bool big, unsigned ops, unsigned ndigests)
 	}
 	ds_chunk_cache_drain(c);
 	st = stats(c);
-	assert_int_equal(st.hits + st.misses + st.waits, gets);
+	assert_int_equal(st.hits + st.misses + st.waits + st.extends, gets);
+	if (part && big) {
+		assert_true(st.partial > 0);
+		assert_true(atomic_load(&f.ext_calls) > 0);
+	}
 	assert_true(st.bytes <= budget);
 	assert_true(st.evictions > 0);
 	assert_true(st.load_errors > 0);
-	assert_true((uint64_t)atomic_load(&f.calls) >= st.misses);
+	assert_true((uint64_t)atomic_load(&f.calls) + (uint64_t)atomic_load(&f.part_calls) >=
+		    st.misses);
 	assert_int_equal(atomic_load(&f.done_calls), prefetched);
 	ds_chunk_cache_free(c);
+	assert_int_equal(atomic_load(&live_states), 0);
 	fake_release(&f);
 }
 
 static void test_stress(void **state)
 {
 	(void)state;
-	stress(false, STRESS_OPS, 64);
+	stress(false, false, STRESS_OPS, 64);
 }
 
 /* The same with chunks that keep their load buffers (pool, trim, reuse);
@@ -940,7 +1236,15 @@ static void test_stress(void **state)
 static void test_stress_big(void **state)
 {
 	(void)state;
-	stress(true, STRESS_OPS / 20, 24);
+	stress(true, false, STRESS_OPS / 20, 24);
+}
+
+/* Gets of parts among them: partial entries loaded, extended while
+ * others read their starts, dropped for whole gets, evicted. */
+static void test_stress_part(void **state)
+{
+	(void)state;
+	stress(true, true, STRESS_OPS / 20, 24);
 }
 
 int main(void)
@@ -948,6 +1252,9 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_new_invalid),
 		cmocka_unit_test(test_hit_miss),
+		cmocka_unit_test(test_part),
+		cmocka_unit_test(test_part_fails),
+		cmocka_unit_test(test_part_budget),
 		cmocka_unit_test(test_lru_order),
 		cmocka_unit_test(test_peek),
 		cmocka_unit_test(test_drop_behind),
@@ -964,6 +1271,7 @@ int main(void)
 		cmocka_unit_test(test_get_races_prefetch),
 		cmocka_unit_test(test_stress),
 		cmocka_unit_test(test_stress_big),
+		cmocka_unit_test(test_stress_part),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
