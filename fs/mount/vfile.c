@@ -122,6 +122,14 @@ static int load_chunk(void *ctx, const struct ds_digest *d, size_t expect_len, u
 	return vfs_load_chunk(f->v, f->rd, f->crypt, d, expect_len, buf, cap, ret_len);
 }
 
+int vfile_load_part(void *ctx, const struct ds_digest *d, size_t expect_len, uint8_t *buf,
+		    size_t cap, struct ds_chunk_part *p)
+{
+	struct vfile *f = ctx;
+
+	return vfs_load_chunk_part(f->v, f->rd, f->crypt, d, expect_len, buf, cap, p);
+}
+
 /* Small files: owner, notes, decoded blobs. */
 static int open_small(struct vfs *v, const struct vnode *n, const struct ds_lookup *lk,
 		      struct vfile *f)
@@ -572,8 +580,12 @@ ssize_t vfs_read(struct vfile *f, uint64_t off, size_t size, struct vfs_read *re
 			if (!ref.priv) {
 				struct ds_chunk_file pf;
 
-				r = ds_chunk_cache_get(f->v->cache, &ch.digest, ch.end - ch.start,
-						       load_chunk, f, &ref);
+				/* A random reader needs the chunk decoded up to
+				 * its part only (vfs_load_chunk_part); a
+				 * sequential one all of it. */
+				r = ds_chunk_cache_get_part(f->v->cache, &ch.digest, ch.end - ch.start,
+							    seq ? 0 : in + n, &f->v->part_ops, f,
+							    &ref);
 				/* A random reader reads it in place from now
 				 * on: it goes first. */
 				if (r == 0 && !seq && plain_known(f, &ch, &pf))

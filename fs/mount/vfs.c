@@ -269,6 +269,83 @@ int vfs_load_chunk(struct vfs *v, const struct ds_reader *rd, const struct ds_cr
 	return r;
 }
 
+/* A continuation of vfs_load_chunk_part: zstd's state and the identity
+ * of the file it decodes. */
+struct vpart {
+	struct ds_blob_part *bp;
+	struct ds_chunk_file f;
+};
+
+void vfs_part_free(void *state)
+{
+	struct vpart *vp = state;
+
+	if (vp) {
+		ds_blob_part_free(vp->bp);
+		free(vp);
+	}
+}
+
+size_t vfs_part_size(void)
+{
+	return sizeof(struct vpart) + ds_blob_part_size();
+}
+
+int vfs_load_chunk_part(struct vfs *v, const struct ds_reader *rd, const struct ds_crypt *c,
+			const struct ds_digest *d, size_t expect_len, uint8_t *buf, size_t cap,
+			struct ds_chunk_part *p)
+{
+	struct vpart *vp = p->state;
+	size_t len, done;
+	int r;
+
+	if (!vp) {
+		struct ds_chunk_file f;
+
+		/* The first load of a chunk verifies it whole. */
+		if (c || v->opt.verify_always || !expect_len || p->want >= expect_len ||
+		    !ds_verified_set_find(v->verified, d, &f) || f.plain)
+			goto whole;
+		vp = calloc(1, sizeof(*vp));
+		if (!vp)
+			return -ENOMEM;
+		vp->f = f;
+		atomic_fetch_add(&v->loads, 1);
+		r = ds_reader_decode_known_part(rd, d, &f, expect_len, &vp->bp, buf, cap, p->want,
+						&done);
+		if (r < 0) {
+			vfs_part_free(vp);
+			if (r != -ESTALE)
+				return r;
+			ds_verified_set_forget(v->verified, d, &f);
+			goto whole;
+		}
+		atomic_fetch_add(&v->known_loads, 1);
+		p->len = ds_blob_part_len(vp->bp);
+		p->state = vp;
+	} else {
+		r = ds_reader_decode_known_part(rd, d, &vp->f, expect_len, &vp->bp, buf, cap,
+						p->want, &done);
+		if (r < 0) {
+			if (r == -ESTALE)
+				ds_verified_set_forget(v->verified, d, &vp->f);
+			return r;
+		}
+	}
+	atomic_fetch_add(&v->part_bytes, done - p->valid);
+	p->valid = done;
+	if (done == p->len) {
+		vfs_part_free(vp);
+		p->state = NULL;
+	}
+	return 0;
+whole:
+	r = vfs_load_chunk(v, rd, c, d, expect_len, buf, cap, &len);
+	if (r == 0)
+		p->valid = p->len = len;
+	return r;
+}
+
 static struct vnode *node_new(enum vkind kind, struct vstore *st, uint64_t parent,
 			      const char *name, const char *path)
 {
@@ -321,6 +398,7 @@ int vfs_new(const struct vfs_options *opt, struct vfs **ret)
 	r = ds_chunk_cache_new(opt->cache_size, &v->cache);
 	if (r < 0)
 		goto fail;
+	v->part_ops = (struct ds_chunk_part_ops){ vfile_load_part, vfs_part_free, vfs_part_size() };
 	r = ds_verified_set_new(VERIFIED_CHUNKS, &v->verified);
 	if (r < 0)
 		goto fail;
@@ -414,6 +492,10 @@ void vfs_free(struct vfs *v)
 			 (unsigned long long)v->in_place, (unsigned long long)v->known_loads);
 		ds_debug("chunk cache buffers: %llu mapped by loads, %llu prefilled by workers",
 			 (unsigned long long)cs.fresh_maps, (unsigned long long)cs.prefilled);
+		ds_debug("chunk cache parts: %llu loads of a part, %llu extended, %llu MiB decoded "
+			 "by parts",
+			 (unsigned long long)cs.partial, (unsigned long long)cs.extends,
+			 (unsigned long long)(v->part_bytes >> 20));
 	}
 	ds_chunk_cache_free(v->cache);
 	ds_verified_set_free(v->verified);

@@ -4,6 +4,7 @@
 
 #include <pthread.h>
 
+#include "cache/chunk_cache.h"
 #include "fs/mount/vfs.h"
 #include "store/manifest.h"
 #include "store/pxar.h"
@@ -90,6 +91,10 @@ struct vfs {
 	_Atomic uint64_t loads;       /* chunks loaded (misses and prefetches) */
 	_Atomic uint64_t in_place;    /* reads answered in place */
 	_Atomic uint64_t known_loads; /* chunks loaded again by identity */
+	_Atomic uint64_t part_bytes;  /* decoded by parts (vfs_load_chunk_part) */
+	/* Random reads of images (vfile.c): the cache's part ops, whose
+	 * load is vfile's; state_size is zstd's, known at run time. */
+	struct ds_chunk_part_ops part_ops;
 	pthread_mutex_t lock;
 	/* protected by lock: */
 	struct vnode **table;
@@ -148,6 +153,23 @@ bool vfs_zero_chunk(const struct vfs *v, const struct ds_crypt *c, uint64_t cs,
 int vfs_load_chunk(struct vfs *v, const struct ds_reader *rd, const struct ds_crypt *c,
 		   const struct ds_digest *d, size_t expect_len, uint8_t *buf, size_t cap,
 		   size_t *ret_len);
+/* The chunk cache's part load (struct ds_chunk_part_ops) for random
+ * readers: a zstd chunk verified whole earlier in this mount (as
+ * vfs_load_chunk remembers) whose file is still the same is decoded only
+ * up to what the reader wants, by identity, and later on from there
+ * (ds_reader_decode_known_part); anything else is loaded whole by
+ * vfs_load_chunk. A continuation that finds the file changed forgets it:
+ * the cache's retry then verifies it whole. */
+int vfs_load_chunk_part(struct vfs *v, const struct ds_reader *rd, const struct ds_crypt *c,
+			const struct ds_digest *d, size_t expect_len, uint8_t *buf, size_t cap,
+			struct ds_chunk_part *p);
+/* v->part_ops.load: vfs_load_chunk_part for the open file ctx (vfile.c). */
+int vfile_load_part(void *ctx, const struct ds_digest *d, size_t expect_len, uint8_t *buf,
+		    size_t cap, struct ds_chunk_part *p);
+/* Frees a continuation of vfs_load_chunk_part (ds_chunk_part_ops's). */
+void vfs_part_free(void *state);
+/* Memory one continuation holds. */
+size_t vfs_part_size(void);
 /* Checks an opened index against its manifest entry (size and index
  * checksum, as PBS's reader does): 0, or -EBADMSG with a log line naming
  * what. */

@@ -11,6 +11,13 @@
 #    verified: random reads of a text image of 33 chunks through that
 #    16 MiB cache must mostly load that way (counted at unmount) and give
 #    the source's bytes, and a chunk file changed since must fail (EIO).
+#    A random reader has such a chunk decoded only up to the part it
+#    reads, and decoded on from there for a later read further in: random
+#    reads of that image after it was read whole once must give the
+#    source's bytes and be loaded by parts, decoding on average well under
+#    a whole chunk per load (counted at unmount); a chunk file changed
+#    between two parts must fail (EIO) further in, not hand out bytes
+#    decoded from the changed file.
 #    With -o verify=always nothing is trusted: the same reads, none in
 #    place or by identity.
 # 3. A sequential reader lets the chunks it has passed go first: reading a
@@ -129,6 +136,59 @@ known=$(sed -n 's/.*, \([0-9]*\) loads by identity$/\1/p' <<<"$line")
 [ "${known:-0}" -ge 200 ] || fail "only ${known:-0} loads by identity"
 
 : >"$T/mount.log"
+mount_dsfs "$T/store" "$M" -d -o cache_size=16M
+export RIMG=$M/vm/1/2025-01-01T00:00:00Z/big.img RSRC=$T/big.img
+cmp "$RIMG" "$RSRC" || fail "big.img read whole"
+out=$(reads 9 400)
+[ "$out" = "ok 400" ] || fail "random reads of zstd chunks by parts: $out"
+# at OFF: one O_DIRECT 4 KiB read of RIMG at OFF, compared with RSRC:
+# "ok", "mismatch" or the error.
+at() {
+	python3 - "$RIMG" "$RSRC" "$1" <<'PY'
+import mmap, os, sys
+fd = os.open(sys.argv[1], os.O_RDONLY | os.O_DIRECT)
+off = int(sys.argv[3])
+buf = mmap.mmap(-1, 4096)
+try:
+    n = os.preadv(fd, [buf], off)
+except OSError as e:
+    print(e.strerror)
+    sys.exit(0)
+with open(sys.argv[2], "rb") as f:
+    f.seek(off)
+    print("ok" if n == 4096 and buf[:] == f.read(4096) else "mismatch")
+PY
+}
+# Chunk 7 decoded up to its first 4 KiB, after random reads of the ends
+# of eight other chunks pushed it out; its file changed; then a read in
+# its middle (before its end, where the CRC would show the change anyway).
+for c in 10 11 12 13 14 15 16 17; do
+	out=$(at $(((c + 1) * (4 << 20) - 4096)))
+	[ "$out" = ok ] || fail "end of chunk $c: $out"
+done
+out=$(at $((7 * (4 << 20))))
+[ "$out" = ok ] || fail "start of chunk 7: $out"
+d7=$(digest big.img 7)
+f7=$T/store/.chunks/${d7:0:4}/$d7
+flip "$f7"
+out=$(at $((7 * (4 << 20) + (2 << 20))))
+[ "$out" = "Input/output error" ] || fail "chunk 7 changed between two parts: $out, want EIO"
+grep -q "chunk $d7: corrupt" "$T/mount.log" || fail "no log line names chunk 7 of big.img"
+flip "$f7"
+out=$(reads 11 50 7)
+[ "$out" = "ok 50" ] || fail "restored chunk 7: $out"
+unset RIMG RSRC
+unmount_dsfs "$M"
+line=$(grep 'debug: chunk cache parts: ' "$T/mount.log") || fail "no chunk cache parts line in the log"
+echo "$line"
+parts=$(sed -n 's/.*parts: \([0-9]*\) loads of a part.*/\1/p' <<<"$line")
+mib=$(sed -n 's/.*extended, \([0-9]*\) MiB decoded by parts.*/\1/p' <<<"$line")
+# 400 random reads over 33 chunks, 4 cached: most load a part. A part is
+# on average half a chunk (2 MiB), a whole one 4 MiB.
+[ "${parts:-0}" -ge 200 ] || fail "only ${parts:-0} loads of a part"
+[ "${mib:-999999}" -le $((parts * 3)) ] || fail "$mib MiB decoded by $parts loads of a part"
+
+: >"$T/mount.log"
 mount_dsfs "$T/store" "$M" -d -o cache_size=16M,verify=always
 out=$(reads 7 200)
 [ "$out" = "ok 200" ] || fail "verify=always: random reads: $out"
@@ -143,6 +203,8 @@ case $line in
 *" chunk loads, 0 reads in place, 0 loads by identity") ;;
 *) fail "verify=always trusted a chunk file: $line" ;;
 esac
+grep -q 'debug: chunk cache parts: 0 loads of a part' "$T/mount.log" ||
+	fail "verify=always decoded by parts: $(grep 'chunk cache parts' "$T/mount.log")"
 misses=$(sed -n 's/.* \([0-9]*\) misses,.*/\1/p' <<<"$line")
 [ "${misses:-0}" -ge 200 ] || fail "verify=always: only ${misses:-0} loads"
 
