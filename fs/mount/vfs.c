@@ -310,7 +310,6 @@ int vfs_load_chunk_part(struct vfs *v, const struct ds_reader *rd, const struct 
 		if (!vp)
 			return -ENOMEM;
 		vp->f = f;
-		atomic_fetch_add(&v->loads, 1);
 		r = ds_reader_decode_known_part(rd, d, &f, expect_len, &vp->bp, buf, cap, p->want,
 						&done);
 		if (r < 0) {
@@ -320,6 +319,7 @@ int vfs_load_chunk_part(struct vfs *v, const struct ds_reader *rd, const struct 
 			ds_verified_set_forget(v->verified, d, &f);
 			goto whole;
 		}
+		atomic_fetch_add(&v->loads, 1);
 		atomic_fetch_add(&v->known_loads, 1);
 		p->len = ds_blob_part_len(vp->bp);
 		p->state = vp;
