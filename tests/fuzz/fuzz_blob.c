@@ -1,8 +1,12 @@
 /* Fuzz target for store/blob's decoder: type and CRC checks, then decoding
  * with and without a key, once as given and once with the CRC patched so
  * that mutations reach GCM and zstd. A successful decode must survive an
- * encode/decode round trip unchanged. */
+ * encode/decode round trip unchanged. Decoding by parts (ds_blob_part)
+ * must give the whole decode's bytes, and never finish where the whole
+ * decode fails. */
 #include <errno.h>
+#include <sys/mman.h>
+#include <unistd.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -44,6 +48,34 @@ static void roundtrip(const uint8_t *plain, size_t len, const struct ds_crypt *c
 	free(raw);
 }
 
+/* ds_blob_part over raw in a memfd, in three steps; plain (len bytes, or
+ * NULL when the whole decode failed) is what the whole decode gave. */
+static void decode_parts(const uint8_t *raw, size_t size, const uint8_t *plain, size_t len)
+{
+	static uint8_t out[256 * 1024];
+	static int fd = -1;
+	const size_t wants[] = { 1, len / 2, SIZE_MAX };
+	struct ds_blob_part *p = NULL;
+	size_t done = 0;
+	int r;
+
+	if (fd < 0)
+		fd = memfd_create("fuzz-part", MFD_CLOEXEC);
+	if (fd < 0 || ftruncate(fd, 0) < 0 || pwrite(fd, raw, size, 0) != (ssize_t)size)
+		abort();
+	r = ds_blob_part_new(fd, size, plain ? len : 0, sizeof(out), &p);
+	/* A prefix may decode where the whole does not (damage further on);
+	 * all of it may not. */
+	for (size_t i = 0; r == 0 && i < 3; i++) {
+		r = ds_blob_part_decode(p, fd, size, out, wants[i], &done);
+		if (r == 0 && plain && (done > len || memcmp(out, plain, done) != 0))
+			abort();
+	}
+	if (r == 0 && (!plain || done != len))
+		abort();
+	ds_blob_part_free(p);
+}
+
 static void decode_all(const uint8_t *raw, size_t size)
 {
 	static uint8_t out[64 * 1024];
@@ -67,6 +99,8 @@ static void decode_all(const uint8_t *raw, size_t size)
 			abort();
 		if (r == 0 && len <= 256 * 1024)
 			roundtrip(plain, len, keys[i]);
+		if (!keys[i] && type == DS_BLOB_ZSTD)
+			decode_parts(raw, size, r == 0 ? plain : NULL, r == 0 ? len : 0);
 		if (r == 0)
 			free(plain);
 	}
