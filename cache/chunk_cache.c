@@ -2,7 +2,6 @@
 
 #include <errno.h>
 #include <pthread.h>
-#include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -10,6 +9,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include "cache/chunk_cache_internal.h"
 #include "store/log.h"
 
 /* Decoded chunks live in anonymous mappings of their own, not in malloc'ed
@@ -38,7 +38,6 @@
  * flight, so resident memory follows it;
  * stats.bytes reports the data. */
 #define COPY_MAX (1 * DS_MIB)
-#define POOL_MAX 4
 /* Buffers the workers keep ready in the pool, their pages faulted in,
  * while the budget has room: a load on a reader's path then finds one
  * instead of faulting in fresh pages itself. On this project's VMs fresh
@@ -52,84 +51,7 @@
  * pxar file's neighbour in the same chunk) without letting a long read
  * push everything else out. */
 #define BEHIND_MAX 8
-#define QUEUE_LEN 32
-#define MAX_WORKERS 8
 #define INITIAL_BUCKETS 256
-
-enum entry_state { LOADING, READY, FAILED };
-
-struct buf {
-	uint8_t *p; /* DS_MAX_CHUNK_SIZE bytes mapped */
-	size_t resident; /* bytes from p that may hold pages */
-};
-
-struct entry {
-	struct ds_digest d;
-	struct entry *hnext;             /* hash chain; victim list after eviction */
-	struct entry *lru_prev, *lru_next; /* in the LRU only while READY and unpinned */
-	struct buf b;     /* a large chunk's buffer; b.p == NULL for a copied one */
-	const uint8_t *data; /* b.p or a malloc'ed block of len bytes */
-	size_t len;
-	/* Bytes of data decoded: len, or less for a partial entry
-	 * (ds_chunk_cache_get_part), which then holds its loader's
-	 * continuation in part. Grows only by an extension, under lock, which
-	 * writes past valid only: pinned readers read below it. */
-	size_t valid;
-	void *part;
-	const struct ds_chunk_part_ops *ops; /* part's */
-	size_t cost;      /* memory held, charged against the budget */
-	/* Pins of READY entries plus, while LOADING, the loading thread and the
-	 * waiters; a FAILED entry is out of the table and freed by the last of
-	 * its waiters. */
-	unsigned refs;
-	bool behind; /* passed by a sequential reader: the behind list when unpinned */
-	bool extending; /* a get_part is decoding more of it, with a pin */
-	/* Out of the table while pinned (replaced after a failed extension,
-	 * or by a get wanting the whole of a partial entry): the last unpin
-	 * frees it. Neither in the table nor on a list. */
-	bool orphan;
-	enum entry_state state;
-	int err; /* FAILED: the loader's -errno */
-};
-
-struct prefetch_req {
-	struct ds_digest d;
-	size_t expect_len;
-	ds_chunk_loader loader;
-	void *ctx;
-	void (*done)(void *ctx);
-};
-
-struct ds_chunk_cache {
-	pthread_mutex_t lock;
-	pthread_cond_t flight_done; /* broadcast whenever a flight ends */
-	pthread_cond_t work;        /* queue not empty, or stopping */
-	pthread_cond_t idle;        /* queue empty and no prefetch running */
-	size_t budget;
-	size_t gran; /* trim granularity: the THP size if THP is on, else a page */
-
-	/* protected by lock: */
-	struct entry **buckets;
-	size_t nbuckets; /* power of two */
-	size_t nentries; /* in the table: LOADING and READY */
-	size_t held;     /* sum of cost of READY entries */
-	struct entry lru; /* sentinel; lru.lru_next is the most recently used */
-	struct entry behind; /* sentinel; behind.lru_next is the oldest passed */
-	unsigned nbehind;
-	struct buf pool[POOL_MAX];
-	unsigned npool;
-	size_t pooled;   /* sum of resident of the pool's buffers */
-	size_t loading;  /* room reserved for the loads in flight */
-	struct ds_chunk_cache_stats st;
-
-	struct prefetch_req queue[QUEUE_LEN];
-	unsigned qhead, qlen;
-	unsigned active; /* prefetches popped and not finished */
-	bool refill;     /* a worker is to fill the pool (or is at it) */
-	bool stop;
-	pthread_t workers[MAX_WORKERS];
-	unsigned nworkers;
-};
 
 static size_t bucket_of(const struct ds_chunk_cache *c, const struct ds_digest *d)
 {
@@ -140,7 +62,7 @@ static size_t bucket_of(const struct ds_chunk_cache *c, const struct ds_digest *
 	return (size_t)h & (c->nbuckets - 1);
 }
 
-static struct entry *lookup(struct ds_chunk_cache *c, const struct ds_digest *d)
+struct entry *cc_lookup(struct ds_chunk_cache *c, const struct ds_digest *d)
 {
 	for (struct entry *e = c->buckets[bucket_of(c, d)]; e; e = e->hnext)
 		if (ds_digest_eq(&e->d, d))
@@ -197,7 +119,7 @@ static void table_insert(struct ds_chunk_cache *c, struct entry *e)
 }
 
 /* Takes e off the LRU or the behind list, whichever it is on. */
-static void lru_unlink(struct ds_chunk_cache *c, struct entry *e)
+void cc_lru_unlink(struct ds_chunk_cache *c, struct entry *e)
 {
 	e->lru_prev->lru_next = e->lru_next;
 	e->lru_next->lru_prev = e->lru_prev;
@@ -208,7 +130,7 @@ static void lru_unlink(struct ds_chunk_cache *c, struct entry *e)
 
 /* An unpinned READY entry goes to the hot end of the LRU, or, when a
  * sequential reader has passed it, to the young end of the behind list. */
-static void lru_push_front(struct ds_chunk_cache *c, struct entry *e)
+void cc_lru_push_front(struct ds_chunk_cache *c, struct entry *e)
 {
 	if (e->behind) {
 		e->lru_next = &c->behind;
@@ -270,7 +192,7 @@ static bool refill_room_locked(const struct ds_chunk_cache *c)
 }
 
 /* Asks a worker to fill the pool, once workers run. Called under lock. */
-static void want_refill_locked(struct ds_chunk_cache *c)
+void cc_want_refill_locked(struct ds_chunk_cache *c)
 {
 	if (c->nworkers > 0 && !c->refill && !c->stop && refill_room_locked(c)) {
 		c->refill = true;
@@ -282,7 +204,7 @@ static bool pool_put_locked(struct ds_chunk_cache *c, struct buf *b);
 
 /* A worker's share of want_refill: buffers mapped and faulted in outside
  * the lock, kept if there is still room. Called under lock, drops it. */
-static void refill_locked(struct ds_chunk_cache *c)
+void cc_refill_locked(struct ds_chunk_cache *c)
 {
 	while (!c->stop && refill_room_locked(c)) {
 		struct buf b = { NULL, PREFILL_SIZE };
@@ -324,7 +246,7 @@ static int buf_get(struct ds_chunk_cache *c, size_t want, struct buf *ret)
 	}
 	if (!b.p)
 		c->st.fresh_maps++;
-	want_refill_locked(c);
+	cc_want_refill_locked(c);
 	pthread_mutex_unlock(&c->lock);
 
 	if (!b.p) {
@@ -382,7 +304,7 @@ static void evict_locked(struct ds_chunk_cache *c, struct entry **victims)
 			e = c->lru.lru_prev;
 		else
 			break;
-		lru_unlink(c, e);
+		cc_lru_unlink(c, e);
 		table_remove(c, e);
 		c->st.bytes -= e->valid;
 		c->held -= e->cost;
@@ -426,7 +348,7 @@ static void drop_locked(struct ds_chunk_cache *c, struct entry *e, struct entry 
 	c->held -= e->cost;
 	c->st.entries--;
 	if (e->refs == 0) {
-		lru_unlink(c, e);
+		cc_lru_unlink(c, e);
 		e->hnext = *victims;
 		*victims = e;
 	} else {
@@ -441,15 +363,6 @@ static void unref_failed_locked(struct entry *e)
 	if (--e->refs == 0 && e->state == FAILED)
 		free(e);
 }
-
-/* How a flight loads: with a loader of the whole chunk, or with part ops
- * that may stop after want bytes. */
-struct how {
-	ds_chunk_loader loader;
-	const struct ds_chunk_part_ops *ops;
-	void *ctx;
-	size_t want;
-};
 
 /* Checks what a part loader returned; frees a state it left on failure. */
 static int part_result(const struct ds_chunk_part_ops *ops, int r, const struct ds_chunk_part *p,
@@ -469,7 +382,7 @@ static int part_result(const struct ds_chunk_part_ops *ops, int r, const struct 
 
 /* Runs one flight for e (LOADING, in the table, one reference held by the
  * caller). On success e is READY and stays pinned by that reference. */
-static int load(struct ds_chunk_cache *c, struct entry *e, size_t expect_len,
+int cc_load(struct ds_chunk_cache *c, struct entry *e, size_t expect_len,
 		const struct how *how)
 {
 	struct entry *victims = NULL;
@@ -574,7 +487,7 @@ static int load(struct ds_chunk_cache *c, struct entry *e, size_t expect_len,
 }
 
 /* Inserts a LOADING entry for d. Called under lock; NULL on ENOMEM. */
-static struct entry *start_flight_locked(struct ds_chunk_cache *c, const struct ds_digest *d)
+struct entry *cc_start_flight_locked(struct ds_chunk_cache *c, const struct ds_digest *d)
 {
 	struct entry *e = calloc(1, sizeof(*e));
 
@@ -597,11 +510,11 @@ static void unpin_locked(struct ds_chunk_cache *c, struct entry *e, struct entry
 		*victims = e;
 		return;
 	}
-	lru_push_front(c, e);
+	cc_lru_push_front(c, e);
 	evict_locked(c, victims);
 }
 
-static void unpin(struct ds_chunk_cache *c, struct entry *e)
+void cc_unpin(struct ds_chunk_cache *c, struct entry *e)
 {
 	struct entry *victims = NULL;
 
@@ -627,7 +540,7 @@ static int hand_out(struct ds_chunk_cache *c, struct entry *e, const struct ds_d
 
 		ds_digest_to_hex(d, hex);
 		ds_err("chunk %s: length %zu, index says %zu", hex, e->len, expect_len);
-		unpin(c, e);
+		cc_unpin(c, e);
 		return -EBADMSG;
 	}
 	ret->data = e->data;
@@ -709,9 +622,9 @@ static int get(struct ds_chunk_cache *c, const struct ds_digest *d, size_t expec
 
 	pthread_mutex_lock(&c->lock);
 again:
-	e = lookup(c, d);
+	e = cc_lookup(c, d);
 	if (!e) {
-		e = start_flight_locked(c, d);
+		e = cc_start_flight_locked(c, d);
 		if (!e) {
 			pthread_mutex_unlock(&c->lock);
 			release_victims(victims);
@@ -721,7 +634,7 @@ again:
 			c->st.misses++;
 		pthread_mutex_unlock(&c->lock);
 		release_victims(victims);
-		r = load(c, e, expect_len, how);
+		r = cc_load(c, e, expect_len, how);
 		if (r < 0)
 			return r;
 		pthread_mutex_lock(&c->lock);
@@ -744,7 +657,7 @@ again:
 			return r;
 		}
 	} else if (e->refs == 1) {
-		lru_unlink(c, e);
+		cc_lru_unlink(c, e);
 	}
 	e->behind = false; /* wanted again */
 	/* Pinned and READY: it holds enough, or more of it is decoded. */
@@ -818,14 +731,14 @@ int ds_chunk_cache_peek(struct ds_chunk_cache *c, const struct ds_digest *d, siz
 	if (!c || !d || !ret)
 		return -EINVAL;
 	pthread_mutex_lock(&c->lock);
-	e = lookup(c, d);
+	e = cc_lookup(c, d);
 	if (!e || e->state != READY || e->valid < e->len) {
 		pthread_mutex_unlock(&c->lock);
 		return -ENOENT;
 	}
 	c->st.hits++;
 	if (e->refs++ == 0)
-		lru_unlink(c, e);
+		cc_lru_unlink(c, e);
 	e->behind = false; /* wanted again */
 	pthread_mutex_unlock(&c->lock);
 	return hand_out(c, e, d, expect_len, e->len, ret);
@@ -835,153 +748,10 @@ void ds_chunk_cache_put(struct ds_chunk_cache *c, struct ds_chunk_ref *ref)
 {
 	if (!c || !ref || !ref->priv)
 		return;
-	unpin(c, ref->priv);
+	cc_unpin(c, ref->priv);
 	ref->data = NULL;
 	ref->len = 0;
 	ref->priv = NULL;
-}
-
-static bool queued_locked(const struct ds_chunk_cache *c, const struct ds_digest *d)
-{
-	for (unsigned i = 0; i < c->qlen; i++)
-		if (ds_digest_eq(&c->queue[(c->qhead + i) % QUEUE_LEN].d, d))
-			return true;
-	return false;
-}
-
-static void *worker_main(void *arg)
-{
-	struct ds_chunk_cache *c = arg;
-
-	pthread_mutex_lock(&c->lock);
-	for (;;) {
-		struct prefetch_req req;
-		struct entry *e = NULL;
-
-		while (c->qlen == 0 && !c->refill && !c->stop)
-			pthread_cond_wait(&c->work, &c->lock);
-		/* Prefetches first; the pool is filled when none waits. */
-		if (c->qlen == 0 && c->refill && !c->stop) {
-			refill_locked(c);
-			continue;
-		}
-		/* Stopping still empties the queue: every queued done() runs. */
-		if (c->qlen == 0)
-			break;
-		req = c->queue[c->qhead];
-		c->qhead = (c->qhead + 1) % QUEUE_LEN;
-		c->qlen--;
-		c->active++;
-		/* A chunk that got cached or is being loaded since it was queued
-		 * needs nothing more; waiting on its flight would only idle a
-		 * worker. */
-		if (!lookup(c, &req.d))
-			e = start_flight_locked(c, &req.d);
-		pthread_mutex_unlock(&c->lock);
-
-		if (e) {
-			const struct how how = { req.loader, NULL, req.ctx, SIZE_MAX };
-
-			if (load(c, e, req.expect_len, &how) == 0)
-				unpin(c, e);
-		}
-		if (req.done)
-			req.done(req.ctx);
-
-		pthread_mutex_lock(&c->lock);
-		c->active--;
-		if (c->qlen == 0 && c->active == 0)
-			pthread_cond_broadcast(&c->idle);
-	}
-	pthread_mutex_unlock(&c->lock);
-	return NULL;
-}
-
-/* Started on the first prefetch, so caches that never prefetch (the CLI)
- * run no threads. Workers block all signals: they belong to the process's
- * main loop (FUSE's session handlers). Called under lock. */
-static int start_workers_locked(struct ds_chunk_cache *c)
-{
-	long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
-	unsigned want = ncpu < 1 ? 1 : ncpu > MAX_WORKERS ? MAX_WORKERS : (unsigned)ncpu;
-	sigset_t all, old;
-	int r = 0;
-
-	sigfillset(&all);
-	pthread_sigmask(SIG_SETMASK, &all, &old);
-	while (c->nworkers < want) {
-		r = pthread_create(&c->workers[c->nworkers], NULL, worker_main, c);
-		if (r != 0)
-			break;
-		c->nworkers++;
-	}
-	pthread_sigmask(SIG_SETMASK, &old, NULL);
-	if (c->nworkers == 0) {
-		ds_err("chunk cache: cannot start a prefetch thread: %s", strerror(r));
-		return -r;
-	}
-	want_refill_locked(c);
-	return 0;
-}
-
-int ds_chunk_cache_prefetch(struct ds_chunk_cache *c, const struct ds_digest *d,
-			    size_t expect_len, ds_chunk_loader loader, void *ctx,
-			    void (*done)(void *ctx))
-{
-	struct prefetch_req *q;
-	struct entry *e;
-	int r;
-
-	if (!c || !d || !loader)
-		return -EINVAL;
-
-	pthread_mutex_lock(&c->lock);
-	e = lookup(c, d);
-	if (e) {
-		/* About to be read: keep it away from the cold end. */
-		if (e->state == READY && e->refs == 0) {
-			lru_unlink(c, e);
-			e->behind = false;
-			lru_push_front(c, e);
-		}
-		r = 1;
-		goto out;
-	}
-	if (queued_locked(c, d)) {
-		r = 1;
-		goto out;
-	}
-	if (c->qlen == QUEUE_LEN) {
-		r = -EAGAIN;
-		goto out;
-	}
-	if (c->nworkers == 0) {
-		r = start_workers_locked(c);
-		if (r < 0)
-			goto out;
-	}
-	q = &c->queue[(c->qhead + c->qlen) % QUEUE_LEN];
-	q->d = *d;
-	q->expect_len = expect_len;
-	q->loader = loader;
-	q->ctx = ctx;
-	q->done = done;
-	c->qlen++;
-	pthread_cond_signal(&c->work);
-	r = 0;
-out:
-	pthread_mutex_unlock(&c->lock);
-	return r;
-}
-
-void ds_chunk_cache_drain(struct ds_chunk_cache *c)
-{
-	if (!c)
-		return;
-	pthread_mutex_lock(&c->lock);
-	while (c->qlen > 0 || c->active > 0)
-		pthread_cond_wait(&c->idle, &c->lock);
-	pthread_mutex_unlock(&c->lock);
 }
 
 void ds_chunk_cache_drop_behind(struct ds_chunk_cache *c, const struct ds_digest *d)
@@ -991,13 +761,13 @@ void ds_chunk_cache_drop_behind(struct ds_chunk_cache *c, const struct ds_digest
 	if (!c || !d)
 		return;
 	pthread_mutex_lock(&c->lock);
-	e = lookup(c, d);
+	e = cc_lookup(c, d);
 	if (e && e->state == READY && !e->behind) {
 		if (e->refs == 0)
-			lru_unlink(c, e);
+			cc_lru_unlink(c, e);
 		e->behind = true;
 		if (e->refs == 0)
-			lru_push_front(c, e);
+			cc_lru_push_front(c, e);
 		evict_locked(c, &victims);
 	}
 	pthread_mutex_unlock(&c->lock);
