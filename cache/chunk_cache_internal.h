@@ -101,7 +101,7 @@ struct how {
 	size_t want;
 };
 
-/* The entry for d in the table (LOADING or READY), or NULL. */
+/* The entry for d in the table (LOADING or READY), or NULL. Under lock. */
 struct entry *cc_lookup(struct ds_chunk_cache *c, const struct ds_digest *d);
 /* Inserts a LOADING entry for d, one reference held; NULL on ENOMEM. */
 struct entry *cc_start_flight_locked(struct ds_chunk_cache *c, const struct ds_digest *d);
@@ -110,7 +110,8 @@ struct entry *cc_start_flight_locked(struct ds_chunk_cache *c, const struct ds_d
 int cc_load(struct ds_chunk_cache *c, struct entry *e, size_t expect_len, const struct how *how);
 /* Drops a pin of a READY entry (takes the lock). */
 void cc_unpin(struct ds_chunk_cache *c, struct entry *e);
-/* Off the LRU or the behind list; onto the hot end of the one it belongs to. */
+/* Off the LRU or the behind list; onto the hot end of the one it belongs
+ * to. Under lock. */
 void cc_lru_unlink(struct ds_chunk_cache *c, struct entry *e);
 void cc_lru_push_front(struct ds_chunk_cache *c, struct entry *e);
 /* Asks a worker to fill the pool; a worker's share of it (drops the
