@@ -261,12 +261,18 @@ static int buf_get(struct ds_chunk_cache *c, size_t want, struct buf *ret)
 	return 0;
 }
 
+/* n rounded up to the trim granularity. */
+static size_t gran_up(const struct ds_chunk_cache *c, size_t n)
+{
+	return (n + c->gran - 1) & ~(c->gran - 1);
+}
+
 /* Gives back the pages past len rounded up to the trim granularity. The
  * loader may have touched anything up to cap, so the whole tail goes. A
  * failed madvise only costs memory. */
 static void buf_trim(struct ds_chunk_cache *c, struct buf *b, size_t len)
 {
-	size_t keep = (len + c->gran - 1) & ~(c->gran - 1);
+	size_t keep = gran_up(c, len);
 
 	if (keep < DS_MAX_CHUNK_SIZE)
 		madvise(b->p + keep, DS_MAX_CHUNK_SIZE - keep, MADV_DONTNEED);
@@ -287,6 +293,23 @@ static bool pool_put_locked(struct ds_chunk_cache *c, struct buf *b)
 	return true;
 }
 
+/* Takes a READY entry out of the table: freed with the victims when
+ * unpinned, else an orphan its last unpin frees. Called under lock. */
+static void drop_locked(struct ds_chunk_cache *c, struct entry *e, struct entry **victims)
+{
+	table_remove(c, e);
+	c->st.bytes -= e->valid;
+	c->held -= e->cost;
+	c->st.entries--;
+	if (e->refs == 0) {
+		cc_lru_unlink(c, e);
+		e->hnext = *victims;
+		*victims = e;
+	} else {
+		e->orphan = true;
+	}
+}
+
 /* Evicts unpinned entries from the cold end until the budget holds. The
  * victims are chained on *victims for release_victims once the lock is
  * dropped (munmap is not something to do under the table lock). */
@@ -304,16 +327,10 @@ static void evict_locked(struct ds_chunk_cache *c, struct entry **victims)
 			e = c->lru.lru_prev;
 		else
 			break;
-		cc_lru_unlink(c, e);
-		table_remove(c, e);
-		c->st.bytes -= e->valid;
-		c->held -= e->cost;
-		c->st.entries--;
+		drop_locked(c, e, victims);
 		c->st.evictions++;
 		if (e->b.p && pool_put_locked(c, &e->b))
 			e->data = NULL;
-		e->hnext = *victims;
-		*victims = e;
 	}
 }
 
@@ -339,23 +356,6 @@ static void release_victims(struct entry *victims)
 	}
 }
 
-/* Takes a READY entry out of the table: freed with the victims when
- * unpinned, else an orphan its last unpin frees. Called under lock. */
-static void drop_locked(struct ds_chunk_cache *c, struct entry *e, struct entry **victims)
-{
-	table_remove(c, e);
-	c->st.bytes -= e->valid;
-	c->held -= e->cost;
-	c->st.entries--;
-	if (e->refs == 0) {
-		cc_lru_unlink(c, e);
-		e->hnext = *victims;
-		*victims = e;
-	} else {
-		e->orphan = true;
-	}
-}
-
 /* Drops a waiter's or the loader's reference on an entry that is not
  * READY; the last one frees a FAILED entry. Called under lock. */
 static void unref_failed_locked(struct entry *e)
@@ -364,11 +364,14 @@ static void unref_failed_locked(struct entry *e)
 		free(e);
 }
 
-/* Checks what a part loader returned; frees a state it left on failure. */
+/* Checks what a part loader returned (after an earlier call that left
+ * prev_valid of prev_len bytes; 0, 0 at first); frees a state it left on
+ * failure. */
 static int part_result(const struct ds_chunk_part_ops *ops, int r, const struct ds_chunk_part *p,
-		       size_t prev_valid, size_t cap)
+		       size_t prev_valid, size_t prev_len)
 {
-	if (r == 0 && (p->len > cap || p->valid > p->len || p->valid < prev_valid ||
+	if (r == 0 && (p->len > DS_MAX_CHUNK_SIZE || (prev_len && p->len != prev_len) ||
+		       p->valid > p->len || p->valid < prev_valid ||
 		       p->valid < (p->want < p->len ? p->want : p->len) ||
 		       (p->state != NULL) != (p->valid < p->len))) {
 		ds_err("chunk cache: part loader returned %zu of %zu bytes (%zu wanted)", p->valid,
@@ -395,7 +398,7 @@ int cc_load(struct ds_chunk_cache *c, struct entry *e, size_t expect_len,
 	/* A part: about what it wants (a loader that loads the whole after
 	 * all is over the budget until the eviction after it). */
 	if (how->ops && how->want < expect_len)
-		reserve = ((how->want + c->gran - 1) & ~(c->gran - 1)) + c->gran;
+		reserve = gran_up(c, how->want) + c->gran;
 
 	/* Room for what the load will decode (when the caller knows it) and
 	 * for the encoded chunk the loader reads past it in the same buffer
@@ -412,7 +415,7 @@ int cc_load(struct ds_chunk_cache *c, struct entry *e, size_t expect_len,
 	if (r == 0 && how->ops) {
 		p.want = how->want;
 		r = how->ops->load(how->ctx, &e->d, expect_len, b.p, DS_MAX_CHUNK_SIZE, &p);
-		r = part_result(how->ops, r, &p, 0, DS_MAX_CHUNK_SIZE);
+		r = part_result(how->ops, r, &p, 0, 0);
 		len = p.len;
 	} else if (r == 0) {
 		r = how->loader(how->ctx, &e->d, expect_len, b.p, DS_MAX_CHUNK_SIZE, &len);
@@ -558,7 +561,8 @@ static int extend_locked(struct ds_chunk_cache *c, struct entry *e, size_t expec
 {
 	struct ds_chunk_part p = { .want = how->want, .valid = e->valid, .len = e->len,
 				   .state = e->part };
-	size_t prev = e->valid, reserve = e->len - e->valid, keep = 0;
+	size_t prev = e->valid, reserve = e->len - e->valid;
+	struct buf b = e->b;
 	int r;
 
 	e->extending = true;
@@ -566,19 +570,13 @@ static int extend_locked(struct ds_chunk_cache *c, struct entry *e, size_t expec
 	evict_locked(c, victims);
 	pthread_mutex_unlock(&c->lock);
 
-	r = how->ops->load(how->ctx, &e->d, expect_len, e->b.p, DS_MAX_CHUNK_SIZE, &p);
-	if (r == 0 && p.len != e->len) {
-		ds_err("chunk cache: part loader changed the length %zu to %zu", e->len, p.len);
-		r = -EIO;
-	}
-	r = part_result(how->ops, r, &p, prev, DS_MAX_CHUNK_SIZE);
-	if (r == 0) {
-		keep = (p.valid + c->gran - 1) & ~(c->gran - 1);
-		/* zstd may write a little past what it decoded: a page (or huge
-		 * page) that would hold no data is given back. */
-		if (p.valid < e->len && keep < DS_MAX_CHUNK_SIZE)
-			madvise(e->b.p + keep, c->gran, MADV_DONTNEED);
-	}
+	r = how->ops->load(how->ctx, &e->d, expect_len, b.p, DS_MAX_CHUNK_SIZE, &p);
+	r = part_result(how->ops, r, &p, prev, e->len);
+	/* The loader may write past what it decoded (zstd keeps literals
+	 * there): as after a load, the tail goes. Only this extension
+	 * touches the buffer's pages past valid, so no lock. */
+	if (r == 0)
+		buf_trim(c, &b, p.valid);
 
 	pthread_mutex_lock(&c->lock);
 	c->loading -= reserve;
@@ -586,8 +584,7 @@ static int extend_locked(struct ds_chunk_cache *c, struct entry *e, size_t expec
 	if (r == 0) {
 		size_t old_cost = e->cost;
 
-		if (keep > e->b.resident)
-			e->b.resident = keep;
+		e->b.resident = b.resident;
 		e->part = p.state;
 		e->cost = e->b.resident + (e->part ? e->ops->state_size : 0);
 		if (!e->orphan) {
