@@ -75,27 +75,25 @@ int vfs_load_chunk_part(struct vfs *v, const struct ds_reader *rd, const struct 
 		if (!vp)
 			return -ENOMEM;
 		vp->f = f;
-		r = ds_reader_decode_known_part(rd, d, &f, expect_len, &vp->bp, buf, cap, p->want,
-						&done);
-		if (r < 0) {
-			vfs_part_free(vp);
-			if (r != -ESTALE)
-				return r;
-			ds_verified_set_forget(v->verified, d, &f);
+	}
+	r = ds_reader_decode_known_part(rd, d, &vp->f, expect_len, &vp->bp, buf, cap, p->want,
+					&done);
+	if (r == -ESTALE)
+		ds_verified_set_forget(v->verified, d, &vp->f);
+	if (r < 0 && !p->state) {
+		/* A new part: the file changed since it was verified, which
+		 * the whole load names (or verifies anew). */
+		vfs_part_free(vp);
+		if (r == -ESTALE)
 			goto whole;
-		}
+	}
+	if (r < 0)
+		return r;
+	if (!p->state) {
 		atomic_fetch_add(&v->loads, 1);
 		atomic_fetch_add(&v->known_loads, 1);
 		p->len = ds_blob_part_len(vp->bp);
 		p->state = vp;
-	} else {
-		r = ds_reader_decode_known_part(rd, d, &vp->f, expect_len, &vp->bp, buf, cap,
-						p->want, &done);
-		if (r < 0) {
-			if (r == -ESTALE)
-				ds_verified_set_forget(v->verified, d, &vp->f);
-			return r;
-		}
 	}
 	atomic_fetch_add(&v->part_bytes, done - p->valid);
 	p->valid = done;
