@@ -291,7 +291,7 @@ static void list_dir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		}
 		if (fuse_add_direntry_plus(req, NULL, 0, name, NULL, 0) > size - used)
 			break;
-		if (i >= 2 && attrs && vfs_lookup(vfs_of(req), ino, name, &e) == 0) {
+		if (i >= 2 && attrs && vfs_lookup_listed(vfs_of(req), d, i - 2, &e) == 0) {
 			given++;
 			p.ino = e.ino;
 			p.attr = e.st;

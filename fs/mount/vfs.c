@@ -891,7 +891,10 @@ static int lookup_snapshot(struct vfs *v, const struct ds_lookup *lk, const stru
 }
 
 /* Finds or builds the child; lookup handle acquired for the call. */
-static int resolve(struct vfs *v, struct vnode *p, const char *name, struct vnode **ret)
+/* The node of name in p; in a pxar directory, when d is not NULL, of its
+ * listed child i (vpxar_lookup_child). */
+static int resolve(struct vfs *v, struct vnode *p, const char *name, const struct vfs_dir *d,
+		   size_t i, struct vnode **ret)
 {
 	struct ds_lookup *lk = NULL;
 	struct vnode *n = NULL;
@@ -937,7 +940,12 @@ static int resolve(struct vfs *v, struct vnode *p, const char *name, struct vnod
 		break;
 	case VK_PXAR:
 		n = vfs_child_new(p, VK_PXAR, name);
-		r = n ? vpxar_lookup(v, p, name, n) : -ENOMEM;
+		if (!n)
+			r = -ENOMEM;
+		else if (d)
+			r = vpxar_lookup_child(v, p, d, i, n);
+		else
+			r = vpxar_lookup(v, p, name, n);
 		if (n)
 			n->file = p->file ? strdup(p->file) : NULL;
 		break;
@@ -1051,7 +1059,28 @@ int vfs_lookup(struct vfs *v, uint64_t parent, const char *name, struct vfs_entr
 		return -ENOENT; /* the kernel resolves these itself */
 	if (p->kind == VK_SNAPSHOT && lookup_writing(v, p, name, ret))
 		return 0;
-	r = resolve(v, p, name, &n);
+	r = resolve(v, p, name, NULL, 0, &n);
+	if (r < 0)
+		return r;
+	vfs_node_publish(v, n, ret);
+	return 0;
+}
+
+int vfs_lookup_listed(struct vfs *v, struct vfs_dir *d, size_t i, struct vfs_entry *ret)
+{
+	struct vnode *p = vfs_node_get(v, d->ino), *n = NULL;
+	bool listed;
+	int r;
+
+	if (!p)
+		return -ESTALE;
+	pthread_mutex_lock(&d->lock);
+	listed = d->lazy && d->pxd && i < d->filled;
+	pthread_mutex_unlock(&d->lock);
+	if (!listed || p->kind != VK_PXAR)
+		return vfs_lookup(v, d->ino, d->ents[i].name, ret);
+	/* The decoded part of a listing does not change: no lock needed. */
+	r = resolve(v, p, d->ents[i].name, d, i, &n);
 	if (r < 0)
 		return r;
 	vfs_node_publish(v, n, ret);

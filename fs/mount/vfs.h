@@ -100,6 +100,11 @@ int vfs_opendir(struct vfs *v, uint64_t ino, struct vfs_dir **ret);
  * refusal); after a failure, what was filled stays and the next call tries
  * again. */
 int vfs_dir_fill(struct vfs_dir *d, size_t upto);
+/* vfs_lookup of listed entry i (< n) of d, for READDIRPLUS: a pxar entry
+ * is decoded where the listing found it (ents[i] filled), not searched for
+ * by name in the directory's goodbye table, which lies at the directory's
+ * end: for a wide directory, in a chunk the listing is far from. */
+int vfs_lookup_listed(struct vfs *v, struct vfs_dir *d, size_t i, struct vfs_entry *ret);
 void vfs_releasedir(struct vfs_dir *d);
 
 /* Opens a file. flags are open(2)'s. Inside snapshots files are immutable:

@@ -252,6 +252,11 @@ int vpxar_files(int snapfd, const char *name, char *meta, char *payload, size_t 
 int vpxar_lookup_root(struct vfs *v, const struct vnode *snap, const char *name, struct vnode *n);
 /* Looks name up in pxar directory p; fills n (kind VK_PXAR). */
 int vpxar_lookup(struct vfs *v, const struct vnode *p, const char *name, struct vnode *n);
+/* The same for child i of d, an open listing of p with ents[i] filled:
+ * decoded where the listing found it, without a search of p's goodbye
+ * table. */
+int vpxar_lookup_child(struct vfs *v, const struct vnode *p, const struct vfs_dir *d, size_t i,
+		       struct vnode *n);
 /* vfs_dir_fill of pxar directory p (d->lock held): opens d->pxd (setting
  * d->n and d->ents) if not yet, then decodes entries up to upto. */
 int vpxar_dir_fill(struct vfs *v, const struct vnode *p, struct vfs_dir *d, size_t upto);

@@ -507,7 +507,9 @@ static int node_archive(struct vfs *v, const struct vnode *p, struct varchive **
 	return r;
 }
 
-int vpxar_lookup(struct vfs *v, const struct vnode *p, const char *name, struct vnode *n)
+/* vpxar_lookup, and vpxar_lookup_child when d is not NULL. */
+static int lookup_in(struct vfs *v, const struct vnode *p, const char *name,
+		     const struct vfs_dir *d, size_t i, struct vnode *n)
 {
 	struct ds_pxar_entry pe = { 0 }, e;
 	struct varchive *ar = NULL;
@@ -518,7 +520,18 @@ int vpxar_lookup(struct vfs *v, const struct vnode *p, const char *name, struct 
 	if (!S_ISDIR(pe.mode))
 		r = -ENOTDIR;
 	else if ((r = ar_enter(ar)) == 0) {
-		r = ds_pxar_lookup(ar->px, &pe, name, strlen(name), &e);
+		if (d) {
+			char got[DS_PXAR_NAME_MAX + 1];
+			size_t len;
+
+			/* from 0: at most one more chunk advised, which the
+			 * listing has advised already. */
+			r = ds_pxar_dir_child(ar->px, d->pxd, i, 0, got, &len, &e);
+			if (r == 0 && (len != strlen(name) || memcmp(got, name, len) != 0))
+				r = -EIO; /* not the child the listing decoded */
+		} else {
+			r = ds_pxar_lookup(ar->px, &pe, name, strlen(name), &e);
+		}
 		if (r == 0) {
 			n->ar = ar; /* takes our reference */
 			set_entry(ar, n, &e);
@@ -529,6 +542,17 @@ int vpxar_lookup(struct vfs *v, const struct vnode *p, const char *name, struct 
 	if (r < 0)
 		varchive_unref(ar);
 	return r;
+}
+
+int vpxar_lookup(struct vfs *v, const struct vnode *p, const char *name, struct vnode *n)
+{
+	return lookup_in(v, p, name, NULL, 0, n);
+}
+
+int vpxar_lookup_child(struct vfs *v, const struct vnode *p, const struct vfs_dir *d, size_t i,
+		       struct vnode *n)
+{
+	return lookup_in(v, p, d->ents[i].name, d, i, n);
 }
 
 int vpxar_dir_fill(struct vfs *v, const struct vnode *p, struct vfs_dir *d, size_t upto)
