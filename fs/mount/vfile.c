@@ -130,18 +130,30 @@ int vfile_load_part(void *ctx, const struct ds_digest *d, size_t expect_len, uin
 	return vfs_load_chunk_part(f->v, f->rd, f->crypt, d, expect_len, buf, cap, p);
 }
 
+/* What vfs_open goes by, read together under v->lock: a lookup can give
+ * the node the kernel knows another identity meanwhile (vfs_node_publish:
+ * a file written where an abandoned one was; node_settle: a written file
+ * committed), and frees the file name it had. */
+struct vopen_id {
+	enum vkind kind;
+	enum ds_crypt_mode crypt_mode;
+	bool pxar_dir;
+	bool writing; /* n->wo was set */
+	char *file;   /* a copy of n->file, or NULL */
+};
+
 /* Small files: owner, notes, decoded blobs. */
-static int open_small(struct vfs *v, const struct vnode *n, const struct ds_lookup *lk,
-		      struct vfile *f)
+static int open_small(struct vfs *v, const struct vnode *n, const struct vopen_id *id,
+		      const struct ds_lookup *lk, struct vfile *f)
 {
 	char rel[2048];
 	uint8_t *raw;
 	size_t raw_len;
 	int fd, r;
 
-	if (n->kind == VK_PROTECTED)
+	if (id->kind == VK_PROTECTED)
 		return 0;
-	if (n->kind == VK_OWNER || n->kind == VK_GNOTES)
+	if (id->kind == VK_OWNER || id->kind == VK_GNOTES)
 		r = ds_group_relpath(n->ns, ds_backup_type_name(n->type), n->id, rel, sizeof(rel));
 	else
 		r = vfs_node_snaprel(n, rel, sizeof(rel));
@@ -150,9 +162,9 @@ static int open_small(struct vfs *v, const struct vnode *n, const struct ds_look
 	fd = ds_lookup_open_dir(lk, rel);
 	if (fd < 0)
 		return fd;
-	if (n->kind == VK_OWNER || n->kind == VK_GNOTES) {
+	if (id->kind == VK_OWNER || id->kind == VK_GNOTES) {
 		r = ds_read_file_at(fd, n->name, 1 << 20, &f->data, &f->len);
-	} else if (n->kind == VK_SNOTES) {
+	} else if (id->kind == VK_SNOTES) {
 		struct ds_manifest *m;
 
 		r = ds_manifest_load(fd, &m);
@@ -165,8 +177,9 @@ static int open_small(struct vfs *v, const struct vnode *n, const struct ds_look
 			ds_manifest_free(m);
 		}
 	} else {
-		r = ds_read_file_at(fd, n->file, DS_MAX_BLOB_SIZE + DS_BLOB_ENC_HEADER_LEN, &raw,
-				    &raw_len);
+		r = id->file ? ds_read_file_at(fd, id->file, DS_MAX_BLOB_SIZE + DS_BLOB_ENC_HEADER_LEN,
+					       &raw, &raw_len)
+			     : -ENOENT;
 		if (r == 0) {
 			int type = ds_blob_type(raw, raw_len);
 
@@ -176,7 +189,7 @@ static int open_small(struct vfs *v, const struct vnode *n, const struct ds_look
 					   DS_MAX_BLOB_SIZE, &f->data, &f->len);
 			free(raw);
 			if (r == -EBADMSG || r == -EFBIG) {
-				ds_err("%s/%s: damaged blob", rel, n->file);
+				ds_err("%s/%s: damaged blob", rel, id->file);
 				r = -EIO;
 			}
 		}
@@ -185,8 +198,8 @@ static int open_small(struct vfs *v, const struct vnode *n, const struct ds_look
 	return r;
 }
 
-static int open_index(struct vfs *v, const struct vnode *n, const struct ds_lookup *lk,
-		      struct vfile *f)
+static int open_index(struct vfs *v, const struct vnode *n, const struct vopen_id *id,
+		      const struct ds_lookup *lk, struct vfile *f)
 {
 	char rel[2048];
 	int fd, r;
@@ -197,14 +210,14 @@ static int open_index(struct vfs *v, const struct vnode *n, const struct ds_look
 	fd = ds_lookup_open_dir(lk, rel);
 	if (fd < 0)
 		return fd;
-	r = ds_index_open(fd, n->file, &f->idx);
+	r = id->file ? ds_index_open(fd, id->file, &f->idx) : -ENOENT;
 	close(fd);
 	if (r == -EBADMSG)
 		return -EIO;
 	if (r < 0)
 		return r;
 	f->size = ds_index_size(f->idx);
-	f->image = n->kind == VK_IMAGE;
+	f->image = id->kind == VK_IMAGE;
 	if (f->image) {
 		uint64_t cs = ds_index_chunk_size(f->idx);
 
@@ -235,16 +248,17 @@ struct vwopen *vfile_writing(const struct vfile *f)
 
 /* Opens of files being written (any access), and of the files of a
  * snapshot that change: notes and .protected. -EAGAIN: open as usual. */
-static int open_writing(struct vfs *v, struct vnode *n, int flags, struct vfile **ret)
+static int open_writing(struct vfs *v, struct vnode *n, const struct vopen_id *id, int flags,
+			struct vfile **ret)
 {
 	bool wr = (flags & O_ACCMODE) != O_RDONLY || (flags & O_TRUNC);
 	struct vwopen *wo = NULL;
 	int r;
 
-	if (n->kind == VK_WFILE || n->wo) {
+	if (id->kind == VK_WFILE || id->writing) {
 		/* Being written: every handle shares the writer's state. */
 		r = vwo_join(v, n, &wo);
-		if (r == -EAGAIN && wr && n->kind == VK_SNOTES)
+		if (r == -EAGAIN && wr && id->kind == VK_SNOTES)
 			r = vwo_notes(v, n, flags & O_TRUNC, &wo);
 		else if (r == -EAGAIN && wr)
 			return -EROFS; /* committed: immutable from now on */
@@ -254,9 +268,9 @@ static int open_writing(struct vfs *v, struct vnode *n, int flags, struct vfile 
 			r = vwo_truncate(wo, 0);
 	} else if (!wr) {
 		return -EAGAIN;
-	} else if (n->kind == VK_SNOTES) {
+	} else if (id->kind == VK_SNOTES) {
 		r = vwo_notes(v, n, flags & O_TRUNC, &wo);
-	} else if (n->kind == VK_PROTECTED) {
+	} else if (id->kind == VK_PROTECTED) {
 		r = vwo_null(v, n, &wo);
 	} else {
 		return -EROFS;
@@ -303,20 +317,30 @@ static int lock_snapshot(struct vfs *v, const struct vnode *n, const struct ds_l
 	return 0;
 }
 
-int vfs_open(struct vfs *v, uint64_t ino, int flags, struct vfile **ret, bool *ret_keep_cache)
+static int open_id(struct vfs *v, const struct vnode *n, struct vopen_id *id)
 {
-	struct vnode *n = vfs_node_get(v, ino);
+	int r = 0;
+
+	pthread_mutex_lock(&v->lock);
+	id->kind = n->kind;
+	id->crypt_mode = n->crypt_mode;
+	id->pxar_dir = n->kind == VK_PXAR && S_ISDIR(n->pe.mode);
+	id->writing = n->wo != NULL;
+	id->file = NULL;
+	if (n->file && !(id->file = strdup(n->file)))
+		r = -ENOMEM;
+	pthread_mutex_unlock(&v->lock);
+	return r;
+}
+
+static int open_as(struct vfs *v, struct vnode *n, struct vopen_id *id, int flags,
+		   struct vfile **ret, bool *ret_keep_cache)
+{
 	struct vfile *f;
-	bool pxar_dir;
 	int r;
 
-	if (!n)
-		return -ESTALE;
-	pthread_mutex_lock(&v->lock); /* pe: see vfs_node_publish */
-	pxar_dir = n->kind == VK_PXAR && S_ISDIR(n->pe.mode);
-	pthread_mutex_unlock(&v->lock);
-	if (n->kind == VK_ROOT || n->kind == VK_NSROOT || n->kind == VK_NSLIST ||
-	    n->kind == VK_TYPE || n->kind == VK_GROUP || n->kind == VK_SNAPSHOT || pxar_dir)
+	if (id->kind == VK_ROOT || id->kind == VK_NSROOT || id->kind == VK_NSLIST ||
+	    id->kind == VK_TYPE || id->kind == VK_GROUP || id->kind == VK_SNAPSHOT || id->pxar_dir)
 		return -EISDIR;
 	if ((flags & O_ACCMODE) != O_RDONLY || (flags & O_TRUNC)) {
 		/* Any open for writing takes a write handle: its refusals
@@ -332,7 +356,15 @@ int vfs_open(struct vfs *v, uint64_t ino, int flags, struct vfile **ret, bool *r
 			return r;
 		ds_writer_release(w);
 	}
-	r = open_writing(v, n, flags, ret);
+	r = open_writing(v, n, id, flags, ret);
+	if (r == -EAGAIN && (id->kind == VK_WFILE || id->writing)) {
+		/* Committed since: open it as what it is now. */
+		free(id->file);
+		r = open_id(v, n, id);
+		if (r == 0)
+			r = open_as(v, n, id, flags, ret, ret_keep_cache);
+		return r;
+	}
 	if (r != -EAGAIN) {
 		*ret_keep_cache = false;
 		return r;
@@ -349,7 +381,7 @@ int vfs_open(struct vfs *v, uint64_t ino, int flags, struct vfile **ret, bool *r
 		vfile_unref(f);
 		return r;
 	}
-	if (n->crypt_mode == DS_CRYPT_ENCRYPT) {
+	if (id->crypt_mode == DS_CRYPT_ENCRYPT) {
 		if (!v->opt.crypt) {
 			ds_err("%s: encrypted, mount with -o keyfile= to read it", n->path);
 			r = -ENOKEY;
@@ -357,25 +389,40 @@ int vfs_open(struct vfs *v, uint64_t ino, int flags, struct vfile **ret, bool *r
 		}
 		f->crypt = v->opt.crypt;
 	}
-	if (n->kind == VK_IMAGE || n->kind == VK_STREAM || n->kind == VK_BLOB) {
+	if (id->kind == VK_IMAGE || id->kind == VK_STREAM || id->kind == VK_BLOB) {
 		r = lock_snapshot(v, n, ds_reader_lookup(f->rd), &f->lock);
 		if (r < 0)
 			goto fail;
 	}
-	if (n->kind == VK_PXAR)
+	if (id->kind == VK_PXAR)
 		r = vpxar_open_content(v, n, ds_reader_lookup(f->rd), &f->idx, &f->base, &f->size);
-	else if (n->kind == VK_IMAGE || n->kind == VK_STREAM)
-		r = open_index(v, n, ds_reader_lookup(f->rd), f);
+	else if (id->kind == VK_IMAGE || id->kind == VK_STREAM)
+		r = open_index(v, n, id, ds_reader_lookup(f->rd), f);
 	else
-		r = open_small(v, n, ds_reader_lookup(f->rd), f);
+		r = open_small(v, n, id, ds_reader_lookup(f->rd), f);
 	if (r < 0)
 		goto fail;
 	*ret = f;
-	*ret_keep_cache = n->kind == VK_IMAGE || n->kind == VK_STREAM || n->kind == VK_BLOB ||
-			  n->kind == VK_PXAR;
+	*ret_keep_cache = id->kind == VK_IMAGE || id->kind == VK_STREAM || id->kind == VK_BLOB ||
+			  id->kind == VK_PXAR;
 	return 0;
 fail:
 	vfile_unref(f);
+	return r;
+}
+
+int vfs_open(struct vfs *v, uint64_t ino, int flags, struct vfile **ret, bool *ret_keep_cache)
+{
+	struct vnode *n = vfs_node_get(v, ino);
+	struct vopen_id id;
+	int r;
+
+	if (!n)
+		return -ESTALE;
+	r = open_id(v, n, &id);
+	if (r == 0)
+		r = open_as(v, n, &id, flags, ret, ret_keep_cache);
+	free(id.file);
 	return r;
 }
 
