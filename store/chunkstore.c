@@ -653,6 +653,176 @@ int ds_chunkstore_touch_existing(struct ds_chunkstore *cs, const struct ds_diges
 	return r < 0 ? r : 1;
 }
 
+/* The alignment O_DIRECT wants of buffer, offset and length: the logical
+ * block size of nearly every device, and a multiple of the others'. */
+#define DIRECT_ALIGN 4096
+
+/* Reads the len bytes of fd from its start into raw (room bytes, aligned
+ * for O_DIRECT), whole blocks at a time: only the read that meets the end
+ * of the file comes back short. -EIO when the file ends before len. */
+static int read_aligned(int fd, uint8_t *raw, size_t len, size_t room)
+{
+	size_t got = 0;
+
+	while (got < len) {
+		ssize_t n = pread(fd, raw + got, room - got, (off_t)got);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return n < 0 ? -errno : -EIO;
+		got += (size_t)n;
+	}
+	return 0;
+}
+
+/* Opens the chunk file rel to read what the disk holds: O_DIRECT, past
+ * the page cache, which may still hold bytes whose writeback failed.
+ * Where O_DIRECT is refused (EINVAL: tmpfs and the like) there is no disk
+ * under the page cache to differ from it, and a plain open does. */
+static int open_disk(struct ds_chunkstore *cs, const char *rel, bool *ret_direct)
+{
+	int fd = openat(cs->chunksfd, rel, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_DIRECT);
+
+	*ret_direct = fd >= 0;
+	if (fd < 0 && errno == EINVAL)
+		fd = openat(cs->chunksfd, rel, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	return fd < 0 ? -errno : fd;
+}
+
+/* Whether raw (len bytes) is chunk d: decoded (keyed with c) and its
+ * digest checked as _load does; an encrypted chunk without c gets what a
+ * server can check of it, its CRC. 0, -EBADMSG (*ret_why says what is
+ * wrong) or -ENOMEM. */
+static int verify_raw(const struct ds_digest *d, const uint8_t *raw, size_t len,
+		      const struct ds_crypt *c, const char **ret_why)
+{
+	int type = ds_blob_type(raw, len);
+	struct ds_digest got;
+	uint8_t *data;
+	size_t dlen;
+	int r;
+
+	r = ds_blob_decode(raw, len, c, DS_MAX_CHUNK_SIZE, &data, &dlen);
+	if (r == -ENOMEM)
+		return r;
+	if (r == -ENOKEY && ds_blob_verify_crc(raw, len) == 0)
+		return 0;
+	if (r < 0) {
+		*ret_why = ds_blob_verify_crc(raw, len) < 0 ? "bad magic or CRC" : "cannot decode";
+		return -EBADMSG;
+	}
+	ds_crypt_digest(ds_blob_type_encrypted(type) ? c : NULL, data, dlen, &got);
+	free(data);
+	if (!ds_digest_eq(&got, d)) {
+		*ret_why = "digest mismatch";
+		return -EBADMSG;
+	}
+	return 0;
+}
+
+/* Reads and verifies the open chunk file fd (stat st) as check_disk
+ * says. 0 intact; -EBADMSG or a read error (*ret_why set) when not;
+ * -EINVAL when the direct read is refused; -ENOMEM. */
+static int check_fd(int fd, const struct stat *st, const struct ds_digest *d,
+		    const struct ds_crypt *c, char *why, size_t why_len)
+{
+	const char *what = NULL;
+	uint8_t *raw = NULL;
+	size_t len = (size_t)st->st_size, room;
+	int r;
+
+	if (!S_ISREG(st->st_mode) || st->st_size == 0 ||
+	    (uint64_t)st->st_size > DS_MAX_CHUNK_SIZE + DS_BLOB_ENC_HEADER_LEN) {
+		snprintf(why, why_len, "%s", st->st_size == 0 ? "empty file" : "not a chunk file");
+		return -EBADMSG;
+	}
+	room = (len + DIRECT_ALIGN - 1) & ~(size_t)(DIRECT_ALIGN - 1);
+	if (posix_memalign((void **)&raw, DIRECT_ALIGN, room) != 0)
+		return -ENOMEM;
+	r = read_aligned(fd, raw, len, room);
+	/* The first direct read of a file whose writeback failed may get
+	 * that failure (the kernel tells the next one to wait on the file's
+	 * writeback) instead of the disk's bytes. */
+	if (r == -EIO)
+		r = read_aligned(fd, raw, len, room);
+	if (r == 0)
+		r = verify_raw(d, raw, len, c, &what);
+	else
+		snprintf(why, why_len, "cannot read it: %s", strerror(-r));
+	if (what)
+		snprintf(why, why_len, "%s", what);
+	free(raw);
+	return r;
+}
+
+int ds_chunkstore_check_disk(struct ds_chunkstore *cs, const struct ds_digest *d,
+			     const struct ds_crypt *c)
+{
+	char rel[DS_CHUNK_RELPATH_LEN], why[96] = "";
+	struct stat st, now;
+	bool direct;
+	int fd, r;
+
+	ds_chunk_relpath(d, rel);
+	fd = open_disk(cs, rel, &direct);
+	if (fd < 0) {
+		if (fd != -ENOENT)
+			ds_err("chunk %s: cannot check it on the disk: %s", rel + 5, strerror(-fd));
+		return fd;
+	}
+	if (fstat(fd, &st) < 0) {
+		r = -errno;
+		ds_err("chunk %s: cannot check it on the disk: %s", rel + 5, strerror(-r));
+		goto out;
+	}
+	r = check_fd(fd, &st, d, c, why, sizeof(why));
+	if (r == -EINVAL && direct) {
+		/* The filesystem took O_DIRECT at open but refuses it for reads
+		 * (alignment): the page cache is what there is to read. */
+		close(fd);
+		fd = openat(cs->chunksfd, rel, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+		if (fd < 0 || fstat(fd, &st) < 0) {
+			r = -errno;
+			ds_err("chunk %s: cannot check it on the disk: %s", rel + 5, strerror(-r));
+			goto out;
+		}
+		r = check_fd(fd, &st, d, c, why, sizeof(why));
+	}
+	if (r == -ENOMEM)
+		ds_err("chunk %s: cannot check it on the disk: %s", rel + 5, strerror(-r));
+	if (r == 0 || r == -ENOMEM)
+		goto out;
+	/* Only the file that was read: another writer may have put a new one
+	 * (another inode) under the name since. */
+	if (fstatat(cs->chunksfd, rel, &now, AT_SYMLINK_NOFOLLOW) < 0) {
+		r = -errno;
+		goto out;
+	}
+	if (now.st_dev != st.st_dev || now.st_ino != st.st_ino) {
+		ds_warn("chunk %s: not intact on the disk (%s), but replaced since", rel + 5, why);
+		r = 0;
+		goto out;
+	}
+	if (unlinkat(cs->chunksfd, rel, 0) < 0) {
+		r = -errno;
+		ds_err("chunk %s: not intact on the disk (%s), cannot remove it: %s", rel + 5, why,
+		       strerror(-r));
+		goto out;
+	}
+	ds_err("chunk %s: not intact on the disk (%s), removed", rel + 5, why);
+	/* For good: a crash must not bring the name back for a later insert
+	 * to take as present. */
+	r = ds_fsync_parent_at(cs->chunksfd, rel);
+	if (r < 0)
+		ds_err("chunk %s: its removal may not be durable: %s", rel + 5, strerror(-r));
+	r = 1;
+out:
+	if (fd >= 0)
+		close(fd);
+	return r;
+}
+
 int ds_chunkstore_stat(struct ds_chunkstore *cs, const struct ds_digest *d, struct stat *ret)
 {
 	char rel[DS_CHUNK_RELPATH_LEN];

@@ -143,6 +143,20 @@ int ds_chunkstore_insert(struct ds_chunkstore *cs, const struct ds_digest *d,
 int ds_chunkstore_touch_existing(struct ds_chunkstore *cs, const struct ds_digest *d,
 				 bool encrypted);
 
+/* After a writeback of the store's filesystem failed: reads chunk d as the
+ * disk holds it (O_DIRECT, past the page cache, which may still hold the
+ * bytes the disk lost; a plain read where O_DIRECT is refused with EINVAL,
+ * as on tmpfs), verifies it as _load does (keyed with c; an encrypted
+ * chunk without c by its CRC only) and removes it when it does not verify
+ * or cannot be read, so that the next insert writes it again instead of
+ * touching it; the removal is made durable (directory fsync). Only the
+ * file that was read is removed: one put under the name since is kept.
+ * Returns 0 kept, 1 removed, -ENOENT missing, other -errno when it could
+ * not be checked or removed. Every removal and failure is logged with the
+ * digest. Allocates one chunk's encoded and decoded bytes for the call. */
+int ds_chunkstore_check_disk(struct ds_chunkstore *cs, const struct ds_digest *d,
+			     const struct ds_crypt *c);
+
 /* stat of the chunk file (-ENOENT if missing). */
 int ds_chunkstore_stat(struct ds_chunkstore *cs, const struct ds_digest *d, struct stat *ret);
 

@@ -657,6 +657,12 @@ int ds_writer_put_chunk(const struct ds_writer *w, const uint8_t *data, size_t l
 	return 0;
 }
 
+int ds_writer_check_chunk_disk(const struct ds_writer *w, const struct ds_digest *d,
+			       const struct ds_crypt *c)
+{
+	return ds_chunkstore_check_disk(w->rd.cs, d, c);
+}
+
 bool ds_writer_sync_each(const struct ds_writer *w)
 {
 	struct ds_datastore *ds = w->rd.lk.ds;

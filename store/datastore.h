@@ -158,6 +158,11 @@ int ds_reader_count_chunks(const struct ds_reader *r, uint64_t *ret_files, uint6
  * the writer lives. Returns 0 or -errno. */
 int ds_writer_put_chunk(const struct ds_writer *w, const uint8_t *data, size_t len,
 			const struct ds_crypt *c, struct ds_digest *ret_digest, bool *ret_existed);
+/* After a failed writeback: checks chunk d on the disk and removes it when
+ * it is not intact there (ds_chunkstore_check_disk: 0 kept, 1 removed,
+ * -ENOENT missing, -errno). c as given to _put_chunk. */
+int ds_writer_check_chunk_disk(const struct ds_writer *w, const struct ds_digest *d,
+			       const struct ds_crypt *c);
 /* True when sync-level=file: fsync every chunk and index. */
 bool ds_writer_sync_each(const struct ds_writer *w);
 /* Base directory descriptor for writing (borrowed, valid while w is held). */

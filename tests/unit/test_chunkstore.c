@@ -674,6 +674,94 @@ static void test_insert_new_and_touch(void **state)
 	free(base);
 }
 
+/* _check_disk, what a failed backup runs over the chunks it wrote: intact
+ * ones stay (plain, zstd, encrypted with or without the key); a file of
+ * the right size with other bytes (what a lost writeback leaves), an empty
+ * one, one that holds another chunk, or an encrypted one that does not
+ * decrypt with the backup's key is removed; a missing one is -ENOENT. */
+static void test_check_disk(void **state)
+{
+	char *base = mini_store(), *p;
+	uint8_t key[DS_CRYPT_KEY_LEN], *data, *plain, *zst, *enc, *zeros;
+	size_t data_len, plain_len, zst_len, enc_len;
+	struct ds_digest dp, dz, de, other;
+	struct ds_crypt *c, *c2;
+	struct ds_chunkstore *cs;
+	char rel[DS_CHUNK_RELPATH_LEN];
+	struct stat st;
+
+	(void)state;
+	assert_int_equal(ds_crypt_random_key(key), 0);
+	assert_int_equal(ds_crypt_new(key, &c), 0);
+	assert_int_equal(ds_crypt_random_key(key), 0);
+	assert_int_equal(ds_crypt_new(key, &c2), 0);
+	assert_int_equal(ds_chunkstore_open(base, &cs), 0);
+	encode("plain chunk ", 1000, NULL, false, &data, &data_len, &plain, &plain_len, &dp);
+	free(data);
+	encode("zstd chunk ", 1000, NULL, true, &data, &data_len, &zst, &zst_len, &dz);
+	free(data);
+	encode("encrypted chunk ", 1000, c, true, &data, &data_len, &enc, &enc_len, &de);
+	free(data);
+	assert_int_equal(ds_chunkstore_insert(cs, &dp, plain, plain_len, false, NULL), 0);
+	assert_int_equal(ds_chunkstore_insert(cs, &dz, zst, zst_len, false, NULL), 0);
+	assert_int_equal(ds_chunkstore_insert(cs, &de, enc, enc_len, false, NULL), 0);
+
+	/* Intact: kept. */
+	assert_int_equal(ds_chunkstore_check_disk(cs, &dp, NULL), 0);
+	assert_int_equal(ds_chunkstore_check_disk(cs, &dz, c), 0);
+	assert_int_equal(ds_chunkstore_check_disk(cs, &de, c), 0);
+	assert_int_equal(ds_chunkstore_check_disk(cs, &de, NULL), 0); /* its CRC */
+	assert_int_equal(ds_chunkstore_stat(cs, &dp, &st), 0);
+	assert_int_equal(ds_chunkstore_stat(cs, &dz, &st), 0);
+	assert_int_equal(ds_chunkstore_stat(cs, &de, &st), 0);
+
+	/* Not what the backup's key made: removed. */
+	assert_int_equal(ds_chunkstore_check_disk(cs, &de, c2), 1);
+	assert_int_equal(ds_chunkstore_stat(cs, &de, &st), -ENOENT);
+	assert_int_equal(ds_chunkstore_check_disk(cs, &de, c), -ENOENT);
+
+	/* Its size right, its bytes lost: removed, and the next insert
+	 * writes it again instead of touching it. */
+	zeros = calloc(1, zst_len);
+	ds_chunk_relpath(&dz, rel);
+	p = tu_pathf("%s/.chunks/%s", base, rel);
+	write_file(p, zeros, zst_len);
+	assert_int_equal(ds_chunkstore_check_disk(cs, &dz, NULL), 1);
+	assert_int_equal(ds_chunkstore_touch_existing(cs, &dz, false), 0);
+	assert_int_equal(ds_chunkstore_insert(cs, &dz, zst, zst_len, false, NULL), 0);
+	assert_int_equal(ds_chunkstore_check_disk(cs, &dz, NULL), 0);
+	/* One byte wrong in place. */
+	zst[zst_len / 2] ^= 1;
+	write_file(p, zst, zst_len);
+	assert_int_equal(ds_chunkstore_check_disk(cs, &dz, NULL), 1);
+	/* Empty. */
+	write_file(p, "", 0);
+	assert_int_equal(ds_chunkstore_check_disk(cs, &dz, NULL), 1);
+	free(p);
+
+	/* A whole chunk, but another one than its name says. */
+	ds_sha256("other", 5, &other);
+	ds_chunk_relpath(&other, rel);
+	p = tu_pathf("%s/.chunks/%.4s", base, rel);
+	mkdir(p, 0750);
+	free(p);
+	p = tu_pathf("%s/.chunks/%s", base, rel);
+	write_file(p, plain, plain_len);
+	assert_int_equal(ds_chunkstore_check_disk(cs, &other, NULL), 1);
+	assert_int_equal(access(p, F_OK), -1);
+	free(p);
+
+	ds_chunkstore_free(cs);
+	ds_crypt_free(c);
+	ds_crypt_free(c2);
+	free(zeros);
+	free(plain);
+	free(zst);
+	free(enc);
+	tu_rmtree(base);
+	free(base);
+}
+
 /* Puts content as the existing file of d, inserts raw, and checks whether
  * the result is ret and which content the file holds afterwards. */
 static void insert_over(struct ds_chunkstore *cs, const char *base, const struct ds_digest *d,
@@ -946,6 +1034,7 @@ int main(void)
 		cmocka_unit_test(test_decode_known_part),
 		cmocka_unit_test(test_insert_new_and_touch),
 		cmocka_unit_test(test_insert_size_rules),
+		cmocka_unit_test(test_check_disk),
 		cmocka_unit_test(test_lock_shared),
 		cmocka_unit_test(test_count_cleanup),
 	};
