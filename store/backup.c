@@ -3,6 +3,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -33,6 +34,12 @@ struct ds_backup {
 	bool keep; /* opened with ds_backup_open: never removed by _free */
 	int failed; /* sticky: a sync lost data of this backup */
 	struct ds_backup_stats stats; /* updated atomically (archive writers) */
+	/* The chunks this backup wrote anew that no sync has found durable
+	 * yet, by digest only: after a failed sync their files may have
+	 * their size right and their bytes lost (recheck_created). */
+	pthread_mutex_t created_lock; /* archive writers add concurrently */
+	struct ds_digest *created;    /* protected by created_lock */
+	size_t ncreated, created_cap; /* protected by created_lock */
 };
 
 struct ds_archive_writer {
@@ -134,6 +141,7 @@ int ds_backup_begin(const struct ds_writer *w, const char *ns, const char *type,
 	b = calloc(1, sizeof(*b));
 	if (!b)
 		return -ENOMEM;
+	pthread_mutex_init(&b->created_lock, NULL);
 	b->w = w;
 	b->crypt = crypt;
 	b->snapfd = -1;
@@ -174,6 +182,7 @@ fail:
 	ds_lock_release(b->snap_lock);
 	ds_lock_release(b->group_lock);
 	ds_manifest_free(b->manifest);
+	pthread_mutex_destroy(&b->created_lock);
 	free(b);
 	return r;
 }
@@ -233,6 +242,7 @@ int ds_backup_open(const struct ds_writer *w, const char *snaprel, const struct 
 	b = calloc(1, sizeof(*b));
 	if (!b)
 		return -ENOMEM;
+	pthread_mutex_init(&b->created_lock, NULL);
 	b->w = w;
 	b->crypt = crypt;
 	b->keep = true;
@@ -401,6 +411,95 @@ static uint64_t chunk_file_size(const struct ds_backup *b, const struct ds_diges
 	return (uint64_t)st.st_size;
 }
 
+/* Records chunk d as written anew by b. */
+static int created_add(struct ds_backup *b, const struct ds_digest *d)
+{
+	int r = 0;
+
+	pthread_mutex_lock(&b->created_lock);
+	if (b->ncreated == b->created_cap) {
+		size_t cap = b->created_cap ? 2 * b->created_cap : 256;
+		struct ds_digest *v = reallocarray(b->created, cap, sizeof(*v));
+
+		if (v) {
+			b->created = v;
+			b->created_cap = cap;
+		} else {
+			r = -ENOMEM;
+		}
+	}
+	if (r == 0)
+		b->created[b->ncreated++] = *d;
+	pthread_mutex_unlock(&b->created_lock);
+	return r;
+}
+
+static size_t created_count(struct ds_backup *b)
+{
+	size_t n;
+
+	pthread_mutex_lock(&b->created_lock);
+	n = b->ncreated;
+	pthread_mutex_unlock(&b->created_lock);
+	return n;
+}
+
+/* Forgets the first n chunks recorded: a sync that began after they were
+ * recorded wrote them back. Those recorded since stay. */
+static void created_forget(struct ds_backup *b, size_t n)
+{
+	if (n == 0)
+		return; /* b->created may be NULL: no memmove from it */
+	pthread_mutex_lock(&b->created_lock);
+	b->ncreated -= n;
+	memmove(b->created, b->created + n, b->ncreated * sizeof(*b->created));
+	if (b->ncreated == 0) {
+		free(b->created);
+		b->created = NULL;
+		b->created_cap = 0;
+	}
+	pthread_mutex_unlock(&b->created_lock);
+}
+
+/* After a failed sync: the chunks b wrote anew may be files of the right
+ * size whose bytes never reached the disk, and a later backup would take
+ * them as present (an existing chunk is only touched). Each one is read
+ * from the disk and removed when it is not intact, so that the next insert
+ * writes it again; intact ones stay (another backup may use them already).
+ * Those recorded while this runs wait for the next call. */
+static void recheck_created(struct ds_backup *b)
+{
+	size_t n, removed = 0, unchecked = 0;
+	struct ds_digest *v;
+
+	pthread_mutex_lock(&b->created_lock);
+	v = b->created;
+	n = b->ncreated;
+	b->created = NULL;
+	b->ncreated = b->created_cap = 0;
+	pthread_mutex_unlock(&b->created_lock);
+	for (size_t i = 0; i < n; i++) {
+		int r = ds_writer_check_chunk_disk(b->w, &v[i], b->crypt);
+
+		if (r == 1)
+			removed++;
+		else if (r < 0 && r != -ENOENT)
+			unchecked++;
+	}
+	free(v);
+	if (n == 0)
+		return;
+	if (removed)
+		ds_err("%s: %zu of the %zu chunks this backup wrote were not intact on the disk, "
+		       "removed", b->snaprel, removed, n);
+	if (unchecked)
+		ds_err("%s: %zu of the %zu chunks this backup wrote could not be checked or "
+		       "removed", b->snaprel, unchecked, n);
+	if (!removed && !unchecked)
+		ds_info("%s: the %zu chunks this backup wrote are intact on the disk", b->snaprel,
+			n);
+}
+
 static int put_chunk(struct ds_archive_writer *aw, const uint8_t *data, size_t len,
 		     struct ds_digest *ret)
 {
@@ -411,6 +510,13 @@ static int put_chunk(struct ds_archive_writer *aw, const uint8_t *data, size_t l
 	r = ds_writer_put_chunk(b->w, data, len, b->crypt, ret, &existed);
 	if (r < 0)
 		return r;
+	/* One not recorded could not be checked after a failed sync: the
+	 * write fails instead. */
+	if (!existed) {
+		r = created_add(b, ret);
+		if (r < 0)
+			return r;
+	}
 	__atomic_add_fetch(&b->stats.chunks, 1, __ATOMIC_RELAXED);
 	__atomic_add_fetch(&b->stats.bytes, len, __ATOMIC_RELAXED);
 	if (!existed) {
@@ -574,15 +680,23 @@ static int store_manifest(const struct ds_writer *w, const char *snaprel, int sn
 
 int ds_backup_sync(struct ds_backup *b)
 {
-	if (b->failed)
-		return b->failed;
-	/* A writeback error is reported once per descriptor: kept, so that
-	 * no later commit of this backup publishes what was lost. */
-	if (syncfs(b->snapfd) < 0) {
+	if (!b->failed) {
+		size_t n = created_count(b);
+
+		if (syncfs(b->snapfd) == 0) {
+			created_forget(b, n);
+			return 0;
+		}
+		/* A writeback error is reported once per descriptor: kept, so
+		 * that no later commit of this backup publishes what was
+		 * lost. */
 		b->failed = -errno;
 		ds_err("%s: data written to the datastore was lost: %s", b->snaprel,
-		       strerror(errno));
+		       strerror(-b->failed));
 	}
+	/* Also what was written after an earlier failure: a direct read
+	 * writes it back first, and it too may fail. */
+	recheck_created(b);
 	return b->failed;
 }
 
@@ -593,7 +707,7 @@ int ds_backup_finish(struct ds_backup *b)
 	/* sync-level=filesystem (PBS's default): every chunk and index is
 	 * durable before a manifest names it. */
 	if (b->failed)
-		return b->failed;
+		return ds_backup_sync(b);
 	if (!ds_writer_sync_each(b->w)) {
 		r = ds_backup_sync(b);
 		if (r < 0)
@@ -650,6 +764,8 @@ void ds_backup_free(struct ds_backup *b)
 {
 	if (!b)
 		return;
+	if (b->failed)
+		recheck_created(b); /* written since the last failed sync */
 	if (!b->finished && !b->keep && b->snapfd >= 0)
 		remove_snapshot(b);
 	if (b->snapfd >= 0)
@@ -657,6 +773,8 @@ void ds_backup_free(struct ds_backup *b)
 	ds_lock_release(b->snap_lock);
 	ds_lock_release(b->group_lock);
 	ds_manifest_free(b->manifest);
+	free(b->created);
+	pthread_mutex_destroy(&b->created_lock);
 	free(b);
 }
 

@@ -15,7 +15,7 @@
  * snapshots (only notes and protection change after finish; see
  * ds_snapshot_set_notes / ds_snapshot_set_protected).
  * Thread-safety: one struct ds_backup and its archive writers belong to one
- * thread at a time.
+ * thread at a time, but for ds_archive_encode_chunk (see there).
  */
 #ifndef DSFS_STORE_BACKUP_H
 #define DSFS_STORE_BACKUP_H
@@ -122,7 +122,13 @@ void ds_archive_abort(struct ds_archive_writer *aw);
  * manifest was written. */
 int ds_backup_finish(struct ds_backup *b);
 /* syncfs of the snapshot's filesystem; a failure is kept (every later
- * _sync and _finish fail with it). */
+ * _sync and _finish fail with it). After a failure, every chunk this
+ * backup wrote anew (and, at each later _sync, _finish and _free, those
+ * written since) is read back from the disk and removed when it is not
+ * intact there (ds_writer_check_chunk_disk), so that no later backup takes
+ * a chunk whose bytes were lost as present. Only the digests of chunks
+ * written since the last good sync are kept for that (32 bytes each); a
+ * good sync costs nothing more. */
 int ds_backup_sync(struct ds_backup *b);
 /* Takes an archive that was put in place but not published (a failed
  * _finish) out of the manifest and off the disk. */
