@@ -392,7 +392,7 @@ int cc_load(struct ds_chunk_cache *c, struct entry *e, size_t expect_len,
 	struct buf b = { NULL, 0 };
 	struct ds_chunk_part p = { 0 };
 	uint8_t *copy = NULL;
-	size_t len = 0, valid, reserve = 2 * expect_len;
+	size_t len = 0, valid, reserve = c->raw_in_buffer ? 2 * expect_len : expect_len;
 	int r;
 
 	/* A part: about what it wants (a loader that loads the whole after
@@ -400,10 +400,11 @@ int cc_load(struct ds_chunk_cache *c, struct entry *e, size_t expect_len,
 	if (how->ops && how->want < expect_len)
 		reserve = gran_up(c, how->want) + c->gran;
 
-	/* Room for what the load will decode (when the caller knows it) and
-	 * for the encoded chunk the loader reads past it in the same buffer
-	 * (at most about as large) is made before it runs: loads in flight
-	 * count against the budget as cached chunks do. */
+	/* Room for what the load will decode (when the caller knows it) and,
+	 * unless the loaders say they do not, for the encoded chunk read past
+	 * it in the same buffer (at most about as large) is made before it
+	 * runs: loads in flight count against the budget as cached chunks
+	 * do. */
 	pthread_mutex_lock(&c->lock);
 	c->loading += reserve;
 	evict_locked(c, &victims);
@@ -826,6 +827,7 @@ int ds_chunk_cache_new(size_t budget, struct ds_chunk_cache **ret)
 	}
 	c->budget = budget;
 	c->gran = trim_granularity();
+	c->raw_in_buffer = true;
 	c->lru.lru_next = c->lru.lru_prev = &c->lru;
 	c->behind.lru_next = c->behind.lru_prev = &c->behind;
 	pthread_mutex_init(&c->lock, NULL);
@@ -834,6 +836,11 @@ int ds_chunk_cache_new(size_t budget, struct ds_chunk_cache **ret)
 	pthread_cond_init(&c->idle, NULL);
 	*ret = c;
 	return 0;
+}
+
+void ds_chunk_cache_set_raw_in_buffer(struct ds_chunk_cache *c, bool raw)
+{
+	c->raw_in_buffer = raw;
 }
 
 void ds_chunk_cache_free(struct ds_chunk_cache *c)

@@ -78,6 +78,12 @@ struct ds_chunk_part_ops {
  * 4 free buffers kept for reuse. Prefetch threads (one per online CPU, at
  * most 8) start on the first prefetch. */
 int ds_chunk_cache_new(size_t budget, struct ds_chunk_cache **ret);
+/* Whether loaders may read the encoded chunk into their buffer past the
+ * bytes they decode, as a load of an encrypted chunk does: a load in flight
+ * then reserves twice the chunk's length in the budget, else once (a load
+ * whose chunk turns out damaged may still go past it until it fails).
+ * true by default; to be set before the cache is used. */
+void ds_chunk_cache_set_raw_in_buffer(struct ds_chunk_cache *c, bool raw);
 /* Frees the cache after draining the prefetch queue (every pending done()
  * runs); no entry may be pinned and no other call may be running. Accepts
  * NULL. */

@@ -68,6 +68,7 @@ struct ds_chunk_cache {
 	pthread_cond_t idle;        /* queue empty and no prefetch running */
 	size_t budget;
 	size_t gran; /* trim granularity: the THP size if THP is on, else a page */
+	bool raw_in_buffer; /* ds_chunk_cache_set_raw_in_buffer; set before use */
 
 	/* protected by lock: */
 	struct entry **buckets;

@@ -297,6 +297,10 @@ int vfs_new(const struct vfs_options *opt, struct vfs **ret)
 	r = ds_chunk_cache_new(opt->cache_size, &v->cache);
 	if (r < 0)
 		goto fail;
+	/* Without a key every chunk the mount can load is unencrypted, and is
+	 * read and decoded straight into its buffer (ds_chunkstore_load_file):
+	 * a load then needs room for its chunk, not twice that. */
+	ds_chunk_cache_set_raw_in_buffer(v->cache, opt->crypt != NULL);
 	v->part_ops = (struct ds_chunk_part_ops){ vfile_load_part, vfs_part_free, vfs_part_size() };
 	r = ds_verified_set_new(VERIFIED_CHUNKS, &v->verified);
 	if (r < 0)

@@ -676,6 +676,50 @@ static void test_budget(void **state)
 	fake_release(&f);
 }
 
+/* A load in flight reserves room in the budget for its chunk, twice when
+ * loaders may read the encoded chunk past it (the default). Three 4 MiB
+ * chunks loaded one after another into 12 MiB: the third load evicts the
+ * first when it reserves 8 MiB, and nothing when it reserves 4. */
+static void load_room(bool raw, unsigned want_cached)
+{
+	const size_t len = 4 * DS_MIB;
+	struct ds_chunk_cache *c;
+	struct ds_chunk_ref ref;
+	unsigned cached = 0;
+	struct fake f;
+
+	fake_init(&f);
+	f.fixed = true;
+	f.fixed_len = len;
+	assert_int_equal(ds_chunk_cache_new(3 * len, &c), 0);
+	ds_chunk_cache_set_raw_in_buffer(c, raw);
+	for (unsigned i = 1; i <= 3; i++) {
+		struct ds_digest d = dig(i);
+
+		assert_int_equal(ds_chunk_cache_get(c, &d, len, fake_loader, &f, &ref), 0);
+		ds_chunk_cache_put(c, &ref);
+	}
+	for (unsigned i = 1; i <= 3; i++) {
+		struct ds_digest d = dig(i);
+
+		if (ds_chunk_cache_peek(c, &d, len, &ref) == 0) {
+			cached++;
+			ds_chunk_cache_put(c, &ref);
+		}
+	}
+	assert_int_equal(cached, want_cached);
+	assert_int_equal(stats(c).evictions, 3 - want_cached);
+	ds_chunk_cache_free(c);
+	fake_release(&f);
+}
+
+static void test_load_room(void **state)
+{
+	(void)state;
+	load_room(true, 2);
+	load_room(false, 3);
+}
+
 /* Pins a (by a hit) and b (by its own load) of len bytes each, in a
  * budget of two, and streams other chunks past them: evicted buffers are
  * recycled for new loads, so a wrongly evicted pin would be overwritten. */
@@ -1260,6 +1304,7 @@ int main(void)
 		cmocka_unit_test(test_drop_behind),
 		cmocka_unit_test(test_budget),
 		cmocka_unit_test(test_pinned_survives),
+		cmocka_unit_test(test_load_room),
 		cmocka_unit_test(test_big_chunks),
 		cmocka_unit_test(test_resident_within_budget),
 		cmocka_unit_test(test_single_flight),
