@@ -894,9 +894,9 @@ static int lookup_snapshot(struct vfs *v, const struct ds_lookup *lk, const stru
 	return 0;
 }
 
-/* Finds or builds the child; lookup handle acquired for the call. */
-/* The node of name in p; in a pxar directory, when d is not NULL, of its
- * listed child i (vpxar_lookup_child). */
+/* Finds or builds the child named name of p (in a pxar directory, when d
+ * is not NULL, its listed child i: vpxar_lookup_child); lookup handle
+ * acquired for the call. */
 static int resolve(struct vfs *v, struct vnode *p, const char *name, const struct vfs_dir *d,
 		   size_t i, struct vnode **ret)
 {

@@ -524,8 +524,8 @@ static int lookup_in(struct vfs *v, const struct vnode *p, const char *name,
 			char got[DS_PXAR_NAME_MAX + 1];
 			size_t len;
 
-			/* from 0: at most one more chunk advised, which the
-			 * listing has advised already. */
+			/* from 0: the advice of one child ahead, as the
+			 * listing's own decoding gives. */
 			r = ds_pxar_dir_child(ar->px, d->pxd, i, 0, got, &len, &e);
 			if (r == 0 && (len != strlen(name) || memcmp(got, name, len) != 0))
 				r = -EIO; /* not the child the listing decoded */
