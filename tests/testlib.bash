@@ -25,6 +25,19 @@ fail() {
 	exit 1
 }
 
+# need_root_with TOOL...: skips the test unless it runs as root (loop
+# devices, mount, chattr) with every TOOL installed.
+need_root_with() {
+	local tool
+	for tool in "$@"; do
+		command -v "$tool" >/dev/null || { echo "SKIP: $tool missing" >&2; exit 77; }
+	done
+	if [ "$(id -u)" != 0 ]; then
+		echo "SKIP: needs root (loop devices, mount, chattr)" >&2
+		exit 77
+	fi
+}
+
 # expect_status WANT CMD...: runs CMD, fails unless it exits WANT.
 expect_status() {
 	local want=$1 got=0

@@ -15,13 +15,7 @@
 # exactly. Without the re-check, the second backup reuses the two chunk
 # files, whose contents were lost, and verify fails.
 . "$(dirname "$0")/../testlib.bash"
-for tool in losetup mkfs.ext4 chattr mkfifo; do
-	command -v "$tool" >/dev/null || { echo "SKIP: $tool missing" >&2; exit 77; }
-done
-if [ "$(id -u)" != 0 ]; then
-	echo "SKIP: needs root (loop devices, mount, chattr)" >&2
-	exit 77
-fi
+need_root_with losetup mkfs.ext4 chattr mkfifo
 
 export DSFS_LOCK_DIR=$T/locks
 R=$T/ram

@@ -19,13 +19,7 @@
 . "$(dirname "$0")/../testlib.bash"
 . "$(dirname "$0")/../mountlib.bash"
 need_fuse
-for tool in losetup mkfs.ext4 e2fsck chattr; do
-	command -v "$tool" >/dev/null || { echo "SKIP: $tool missing" >&2; exit 77; }
-done
-if [ "$(id -u)" != 0 ]; then
-	echo "SKIP: needs root (loop devices, mount, chattr)" >&2
-	exit 77
-fi
+need_root_with losetup mkfs.ext4 e2fsck chattr
 
 export DSFS_LOCK_DIR=$T/locks
 R=$T/ram # everything on a tmpfs: 65536 chunk directories are removed fast

@@ -6,10 +6,7 @@
 . "$(dirname "$0")/../testlib.bash"
 . "$(dirname "$0")/../mountlib.bash"
 need_fuse
-if [ "$(id -u)" != 0 ] || ! command -v losetup >/dev/null || ! command -v mkfs.ext4 >/dev/null; then
-	echo "SKIP: needs root, losetup and mkfs.ext4" >&2
-	exit 77
-fi
+need_root_with losetup mkfs.ext4
 
 export DSFS_LOCK_DIR=$T/locks
 DISK=$T/disk
