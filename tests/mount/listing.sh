@@ -9,13 +9,15 @@
 # A directory larger than the chunk cache is listed in archive order (name
 # order), one pass over its span: `ls -f` shows the names sorted, and
 # `ls -l` of 3000 files of 16 KiB (v1: the contents lie between the
-# entries) through a 24 MiB cache loads each chunk once, give or take
+# entries) through a 24 MiB cache loads each chunk once, plus at most
 # three (in hash order it loaded a chunk per entry; decoding the whole
 # directory before READDIRPLUS looked its entries up, twice; looking each
 # entry up by name in the goodbye table at the directory's end kept going
 # back to the last chunk, up to 1.5 loads a chunk); listing it again (`ls -f`,
 # `find`) loads nothing: the kernel answers from its cache, and the mount
-# decodes entries at readdir, not at each opendir.
+# decodes entries at readdir, not at each opendir. Entries READDIRPLUS
+# gives attributes (decoded where the listing found them) have the inode
+# number, mode and size a LOOKUP by name on a fresh mount gives.
 . "$(dirname "$0")/../testlib.bash"
 . "$(dirname "$0")/../mountlib.bash"
 need_fuse
@@ -123,10 +125,11 @@ cmp -s "$T/order" "$T/want" || fail "ls -f of a wide directory: not in name orde
 unmount_dsfs "$M"
 : >"$T/mount.log"
 mount_dsfs "$T/store" "$M" -d -o cache_size=24M
-ls -l "$W" >"$T/out" || fail "ls -l of the wide directory"
+ls -li "$W" >"$T/out" || fail "ls -l of the wide directory"
 # Listed again from the kernel's cache: no decoding at OPENDIR.
 for _ in 1 2 3; do ls -f "$W" >/dev/null; done
-[ "$(grep -c '^-' "$T/out")" = 3000 ] || fail "ls -l listed $(grep -c '^-' "$T/out") files"
+files_listed=$(awk '$2 ~ /^-/' "$T/out" | wc -l)
+[ "$files_listed" = 3000 ] || fail "ls -li listed $files_listed files"
 (cd "$T/wide/big" && find . -type f -printf '%p %s %T@\n' | sort) >"$T/want"
 (cd "$W" && find . -type f -printf '%p %s %T@\n' | sort) >"$T/got"
 cmp -s "$T/got" "$T/want" || fail "the wide directory differs from its source"
@@ -135,5 +138,18 @@ line=$(grep 'debug: chunk cache: ' "$T/mount.log") || fail "no chunk cache line 
 loads=$(sed -n 's/.* \([0-9]*\) chunk loads,.*/\1/p' <<<"$line")
 [ "${loads:-99999}" -le $((chunks + 3)) ] ||
 	fail "ls -l of a wide directory: ${loads:-?} chunk loads for $chunks chunks: $line"
+# READDIRPLUS made those entries' nodes from where the listing found them;
+# a LOOKUP by name (a fresh mount, no listing) searches the goodbye table.
+# Both must give the same inode and attributes.
+awk '$2 ~ /^-/ { print $NF, $1, $2, $6 }' "$T/out" | sort >"$T/listed"
+mount_dsfs "$T/store" "$M"
+# Names spelled out, not globbed: a glob would list the directory first.
+(cd "$W" && seq 7 10 2997 | xargs printf 'f%04d\n' | xargs stat -c '%n %i %A %s') | sort >"$T/looked"
+unmount_dsfs "$M"
+[ "$(wc -l <"$T/looked")" = 300 ] || fail "stat by name: $(wc -l <"$T/looked") files"
+join "$T/looked" "$T/listed" | awk '$2 != $5 || $3 != $6 || $4 != $7' >"$T/differ"
+[ "$(join "$T/looked" "$T/listed" | wc -l)" = 300 ] || fail "stat by name: names not in the listing"
+[ ! -s "$T/differ" ] ||
+	fail "a LOOKUP by name and READDIRPLUS disagree (name, ino, mode, size; then the listing's): $(head -3 "$T/differ")"
 
 echo "listing ok: wide directory $loads chunk loads for $chunks chunks; find $find_ops lookups and $find_attrs entries with attributes for $dirs directories and $files files"
