@@ -60,25 +60,6 @@ chunk_path() {
 	echo "$E/.chunks/${d:0:4}/$d"
 }
 
-# flush.py FILE...: waits for each FILE (up to 10 s), then writes its data
-# back with sync_file_range (data only: no journal commit). Prints how many
-# of those writebacks failed.
-cat >"$T/flush.py" <<'PY'
-import ctypes, os, sys, time
-libc = ctypes.CDLL(None, use_errno=True)
-libc.sync_file_range.argtypes = [ctypes.c_int, ctypes.c_longlong, ctypes.c_longlong, ctypes.c_uint]
-bad = 0
-for p in sys.argv[1:]:
-    deadline = time.monotonic() + 10
-    while not os.path.exists(p) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    fd = os.open(p, os.O_RDONLY | os.O_NOATIME)
-    # WAIT_BEFORE | WRITE | WAIT_AFTER
-    if libc.sync_file_range(fd, 0, 0, 7) != 0:
-        bad += 1
-    os.close(fd)
-print(bad)
-PY
 
 # --- 1. the backup whose writeback fails ---
 
@@ -91,7 +72,7 @@ exec 3<>"$R/fifo"
 head -c 8M "$R/src" >&3
 C0=$(chunk_path 0) C1=$(chunk_path 1) C2=$(chunk_path 2) C3=$(chunk_path 3)
 chattr +i "$R/outer/e.img"
-python3 "$T/flush.py" "$C0" "$C1" >"$T/flush.out" || true
+python3 "$(dirname "$0")/../flush_chunks.py" "$E" "$R/src" 2 >"$T/flush.out" || true
 chattr -i "$R/outer/e.img"
 tail -c +$((8 * 1024 * 1024 + 1)) "$R/src" >&3
 exec 3>&-
@@ -100,7 +81,7 @@ wait "$B1" || rc=$?
 B1=
 echo "first backup: exit $rc; chunk writebacks failed: $(cat "$T/flush.out")"
 sed 's/^/  /' "$T/b1.err"
-[ "$(cat "$T/flush.out")" = 2 ] || fail "the fault was not injected (flush.py: $(cat "$T/flush.out"))"
+[ "$(cat "$T/flush.out")" = 2 ] || fail "the fault was not injected (flush_chunks.py: $(cat "$T/flush.out"))"
 [ "$rc" != 0 ] || fail "the backup succeeded although its chunk writeback failed"
 grep -q "data written to the datastore was lost" "$T/b1.err" ||
 	fail "the lost writeback was not reported"

@@ -195,30 +195,6 @@ for step, fn in (("fsync", os.fsync), ("close", os.close)):
         res[step] = name(e)
 print(" ".join(f"{k}={v}" for k, v in res.items()))
 PY
-# flush.py STORE SRC N: waits for the chunk files of SRC's first N 4 MiB
-# chunks (an image being written into STORE), then writes their data back
-# with sync_file_range (data only: no journal commit). Prints how many of
-# those writebacks failed.
-cat >"$T/flush.py" <<'PY'
-import ctypes, hashlib, os, sys, time
-libc = ctypes.CDLL(None, use_errno=True)
-libc.sync_file_range.argtypes = [ctypes.c_int, ctypes.c_longlong, ctypes.c_longlong, ctypes.c_uint]
-store, src, n = sys.argv[1], sys.argv[2], int(sys.argv[3])
-bad = 0
-with open(src, "rb") as f:
-    for i in range(n):
-        d = hashlib.sha256(f.read(4 << 20)).hexdigest()
-        p = os.path.join(store, ".chunks", d[:4], d)
-        deadline = time.monotonic() + 10
-        while not os.path.exists(p) and time.monotonic() < deadline:
-            time.sleep(0.05)
-        fd = os.open(p, os.O_RDONLY | os.O_NOATIME)
-        # WAIT_BEFORE | WRITE | WAIT_AFTER
-        if libc.sync_file_range(fd, 0, 0, 7) != 0:
-            bad += 1
-        os.close(fd)
-print(bad)
-PY
 # run_paused WHAT SCRIPT ARGS... -- ACTION...: runs SCRIPT (rd.py or wr.py,
 # which pause at their PAUSE_AT), runs ACTION during the pause, lets SCRIPT
 # finish (at most 60 s) and leaves its output in $T/run.out.
@@ -366,7 +342,7 @@ cmp -s "$S0/good.img" "$R/good.src" || fail "good.img differs"
 fault_on() { chattr +i "$R/outer/e.img"; }
 fault_off() { chattr -i "$R/outer/e.img"; }
 flush_then_heal() {
-	python3 "$T/flush.py" "$R/edisk" "$R/bad.src" 2 >"$T/flush.out"
+	python3 "$(dirname "$0")/../flush_chunks.py" "$R/edisk" "$R/bad.src" 2 >"$T/flush.out"
 	fault_off
 }
 mkdir "$S1"
