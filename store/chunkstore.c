@@ -676,18 +676,23 @@ static int read_aligned(int fd, uint8_t *raw, size_t len, size_t room)
 	return 0;
 }
 
-/* Opens the chunk file rel to read what the disk holds: O_DIRECT, past
- * the page cache, which may still hold bytes whose writeback failed.
- * Where O_DIRECT is refused (EINVAL: tmpfs and the like) there is no disk
- * under the page cache to differ from it, and a plain open does. */
-static int open_disk(struct ds_chunkstore *cs, const char *rel, bool *ret_direct)
+/* Opens chunk file rel and fstats it into *st; with O_DIRECT when direct,
+ * to read what the disk holds past the page cache, which may still hold
+ * bytes whose writeback failed. */
+static int open_disk(struct ds_chunkstore *cs, const char *rel, bool direct, struct stat *st)
 {
-	int fd = openat(cs->chunksfd, rel, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_DIRECT);
+	int fd = openat(cs->chunksfd, rel,
+			O_RDONLY | O_CLOEXEC | O_NOFOLLOW | (direct ? O_DIRECT : 0));
+	int r;
 
-	*ret_direct = fd >= 0;
-	if (fd < 0 && errno == EINVAL)
-		fd = openat(cs->chunksfd, rel, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-	return fd < 0 ? -errno : fd;
+	if (fd < 0)
+		return -errno;
+	if (fstat(fd, st) < 0) {
+		r = -errno;
+		close(fd);
+		return r;
+	}
+	return fd;
 }
 
 /* Whether raw (len bytes) is chunk d: decoded (keyed with c) and its
@@ -761,33 +766,29 @@ int ds_chunkstore_check_disk(struct ds_chunkstore *cs, const struct ds_digest *d
 {
 	char rel[DS_CHUNK_RELPATH_LEN], why[96] = "";
 	struct stat st, now;
-	bool direct;
-	int fd, r;
+	int fd, r = 0;
 
 	ds_chunk_relpath(d, rel);
-	fd = open_disk(cs, rel, &direct);
+	fd = open_disk(cs, rel, true, &st);
+	if (fd >= 0) {
+		r = check_fd(fd, &st, d, c, why, sizeof(why));
+		if (r == -EINVAL) {
+			close(fd);
+			fd = -EINVAL;
+		}
+	}
+	/* O_DIRECT refused, at open (EINVAL: tmpfs and the like, where no
+	 * disk lies under the page cache) or at read (alignment): the page
+	 * cache is what there is to read. */
+	if (fd == -EINVAL) {
+		fd = open_disk(cs, rel, false, &st);
+		if (fd >= 0)
+			r = check_fd(fd, &st, d, c, why, sizeof(why));
+	}
 	if (fd < 0) {
 		if (fd != -ENOENT)
 			ds_err("chunk %s: cannot check it on the disk: %s", rel + 5, strerror(-fd));
 		return fd;
-	}
-	if (fstat(fd, &st) < 0) {
-		r = -errno;
-		ds_err("chunk %s: cannot check it on the disk: %s", rel + 5, strerror(-r));
-		goto out;
-	}
-	r = check_fd(fd, &st, d, c, why, sizeof(why));
-	if (r == -EINVAL && direct) {
-		/* The filesystem took O_DIRECT at open but refuses it for reads
-		 * (alignment): the page cache is what there is to read. */
-		close(fd);
-		fd = openat(cs->chunksfd, rel, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-		if (fd < 0 || fstat(fd, &st) < 0) {
-			r = -errno;
-			ds_err("chunk %s: cannot check it on the disk: %s", rel + 5, strerror(-r));
-			goto out;
-		}
-		r = check_fd(fd, &st, d, c, why, sizeof(why));
 	}
 	if (r == -ENOMEM)
 		ds_err("chunk %s: cannot check it on the disk: %s", rel + 5, strerror(-r));
