@@ -1052,43 +1052,45 @@ static bool lookup_writing(struct vfs *v, const struct vnode *p, const char *nam
 	return found;
 }
 
-int vfs_lookup(struct vfs *v, uint64_t parent, const char *name, struct vfs_entry *ret)
+/* vfs_lookup of name in p; in a pxar directory, when d is not NULL, of its
+ * listed child i (resolve). */
+static int lookup_in(struct vfs *v, struct vnode *p, const char *name, const struct vfs_dir *d,
+		     size_t i, struct vfs_entry *ret)
 {
-	struct vnode *p = vfs_node_get(v, parent), *n = NULL;
+	struct vnode *n = NULL;
 	int r;
 
-	if (!p)
-		return -ESTALE;
 	if (strcmp(name, ".") == 0 || strcmp(name, "..") == 0)
 		return -ENOENT; /* the kernel resolves these itself */
 	if (p->kind == VK_SNAPSHOT && lookup_writing(v, p, name, ret))
 		return 0;
-	r = resolve(v, p, name, NULL, 0, &n);
+	r = resolve(v, p, name, d, i, &n);
 	if (r < 0)
 		return r;
 	vfs_node_publish(v, n, ret);
 	return 0;
 }
 
+int vfs_lookup(struct vfs *v, uint64_t parent, const char *name, struct vfs_entry *ret)
+{
+	struct vnode *p = vfs_node_get(v, parent);
+
+	return p ? lookup_in(v, p, name, NULL, 0, ret) : -ESTALE;
+}
+
 int vfs_lookup_listed(struct vfs *v, struct vfs_dir *d, size_t i, struct vfs_entry *ret)
 {
-	struct vnode *p = vfs_node_get(v, d->ino), *n = NULL;
+	struct vnode *p = vfs_node_get(v, d->ino);
 	bool listed;
-	int r;
 
 	if (!p)
 		return -ESTALE;
+	/* The decoded part of a listing does not change: past this check
+	 * no lock is needed to read it. */
 	pthread_mutex_lock(&d->lock);
-	listed = d->lazy && d->pxd && i < d->filled;
+	listed = d->lazy && d->pxd && i < d->filled && p->kind == VK_PXAR;
 	pthread_mutex_unlock(&d->lock);
-	if (!listed || p->kind != VK_PXAR)
-		return vfs_lookup(v, d->ino, d->ents[i].name, ret);
-	/* The decoded part of a listing does not change: no lock needed. */
-	r = resolve(v, p, d->ents[i].name, d, i, &n);
-	if (r < 0)
-		return r;
-	vfs_node_publish(v, n, ret);
-	return 0;
+	return lookup_in(v, p, d->ents[i].name, listed ? d : NULL, i, ret);
 }
 
 void vfs_forget(struct vfs *v, uint64_t ino, uint64_t count)
