@@ -616,6 +616,18 @@ int ds_archive_put_fixed_chunk(struct ds_archive_writer *aw, size_t i, const uin
 	return r;
 }
 
+int ds_archive_truncate_fixed(struct ds_archive_writer *aw, uint64_t size)
+{
+	uint64_t n;
+
+	if (!aw->fixed || aw->buf_len)
+		return -EINVAL; /* a sequential writer has no use for it */
+	n = size / aw->chunk_size + (size % aw->chunk_size != 0);
+	if (n > SIZE_MAX)
+		return -EINVAL;
+	return ds_fidx_writer_truncate(aw->fidx, (size_t)n);
+}
+
 void ds_archive_set_chunk_fn(struct ds_archive_writer *aw, ds_archive_chunk_fn fn, void *ctx)
 {
 	aw->chunk_fn = fn;

@@ -102,6 +102,12 @@ int ds_archive_encode_chunk(struct ds_archive_writer *aw, const uint8_t *data, s
 			    struct ds_digest *ret_digest);
 int ds_archive_set_fixed_digest(struct ds_archive_writer *aw, size_t i,
 				const struct ds_digest *d);
+/* Fixed archives begun with size 0 and filled with _put_fixed_chunk /
+ * _set_fixed_digest: the image was cut to size bytes, the chunks set past
+ * it are forgotten (else _finish with that size refuses the index). The
+ * chunk holding byte size - 1 must be set again if it changed. Returns 0 or
+ * -EINVAL (not such an archive). */
+int ds_archive_truncate_fixed(struct ds_archive_writer *aw, uint64_t size);
 /* Dynamic archives: fn(ctx, end, digest) is called for every chunk cut, end
  * being its end offset in the stream. */
 typedef void (*ds_archive_chunk_fn)(void *ctx, uint64_t end, const struct ds_digest *d);

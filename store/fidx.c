@@ -176,6 +176,19 @@ int ds_fidx_writer_set(struct ds_fidx_writer *w, size_t i, const struct ds_diges
 	return 0;
 }
 
+int ds_fidx_writer_truncate(struct ds_fidx_writer *w, size_t n)
+{
+	if (w->done || w->size)
+		return -EINVAL;
+	for (size_t i = n; i < w->used; i++)
+		w->set[i / 8] &= (uint8_t)~(1u << (i % 8));
+	if (w->used > n)
+		w->used = n;
+	while (w->used > 0 && !bit_get(w->set, w->used - 1))
+		w->used--;
+	return 0;
+}
+
 static int pread_all(int fd, void *buf, size_t len, off_t off)
 {
 	uint8_t *p = buf;

@@ -87,6 +87,10 @@ int ds_fidx_writer_new(int dirfd, const char *name, uint64_t size, uint64_t chun
 		       struct ds_fidx_writer **ret);
 /* Sets the digest of chunk i. -ERANGE beyond the size given at _new. */
 int ds_fidx_writer_set(struct ds_fidx_writer *w, size_t i, const struct ds_digest *d);
+/* Size unknown at _new only: forgets positions n and above (an image cut
+ * short before commit), so that _commit of a size needing n chunks accepts
+ * it. -EINVAL for a known-size or committed writer. */
+int ds_fidx_writer_truncate(struct ds_fidx_writer *w, size_t n);
 /* Writes index_csum and size, truncates to the exact length, fsyncs if
  * do_fsync, renames into place. final_size is the image size (must equal the
  * size given at _new when that was non-zero). Every chunk must have been set

@@ -758,7 +758,9 @@ static int image_truncate(struct vwfile *w, uint64_t size)
 			part_drop(w, part_of(w, i));
 		w->cst[i] = C_EMPTY;
 	}
-	return 0;
+	/* The chunks dropped may be in the index already: the commit of the
+	 * smaller image would refuse them. */
+	return ds_archive_truncate_fixed(w->aw, size);
 }
 
 static int image_finish(struct vwfile *w)

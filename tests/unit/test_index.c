@@ -393,6 +393,47 @@ static void test_fidx_writer_unknown_size(void **state)
 	free(dir);
 }
 
+/* An image cut short before commit (ftruncate through the mount): the
+ * positions past the new size are forgotten and the commit takes the
+ * smaller size; a known-size writer refuses it. */
+static void test_fidx_writer_truncate(void **state)
+{
+	const uint64_t cs = 4096;
+	char *dir = tu_tmpdir();
+	int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	struct ds_fidx_writer *w;
+	struct ds_digest d[20], csum, want;
+	struct ds_index *idx;
+	uint64_t rsize;
+
+	(void)state;
+	assert_true(dfd >= 0);
+	assert_int_equal(ds_fidx_writer_new(dfd, "t.img.fidx", 0, cs, &w), 0);
+	for (size_t i = 0; i < 20; i++) {
+		digest_of(i + 300, &d[i]);
+		assert_int_equal(ds_fidx_writer_set(w, i, &d[i]), 0);
+	}
+	assert_int_equal(ds_fidx_writer_commit(w, 2 * cs + 5, false, NULL, NULL), -EINVAL);
+	assert_int_equal(ds_fidx_writer_truncate(w, 3), 0);
+	/* position 3 is unset now: a size needing 4 chunks is refused */
+	assert_int_equal(ds_fidx_writer_commit(w, 3 * cs + 1, false, NULL, NULL), -EINVAL);
+	assert_int_equal(ds_fidx_writer_commit(w, 2 * cs + 5, false, &csum, &rsize), 0);
+	ds_fidx_writer_free(w);
+	ds_sha256(d, 3 * sizeof(d[0]), &want);
+	assert_true(ds_digest_eq(&csum, &want));
+	assert_int_equal(rsize, 2 * cs + 5);
+	assert_int_equal(ds_index_open(dfd, "t.img.fidx", &idx), 0);
+	assert_int_equal(ds_index_count(idx), 3);
+	ds_index_free(idx);
+
+	assert_int_equal(ds_fidx_writer_new(dfd, "k.img.fidx", 4 * cs, cs, &w), 0);
+	assert_int_equal(ds_fidx_writer_truncate(w, 1), -EINVAL);
+	ds_fidx_writer_free(w);
+	close(dfd);
+	tu_rmtree(dir);
+	free(dir);
+}
+
 static void test_fidx_writer_refusals(void **state)
 {
 	char *dir = tu_tmpdir();
@@ -771,6 +812,7 @@ int main(void)
 		cmocka_unit_test(test_fixture_fidx_shape),
 		cmocka_unit_test(test_fidx_writer),
 		cmocka_unit_test(test_fidx_writer_unknown_size),
+		cmocka_unit_test(test_fidx_writer_truncate),
 		cmocka_unit_test(test_fidx_writer_refusals),
 		cmocka_unit_test(test_didx_writer),
 		cmocka_unit_test(test_didx_writer_empty_and_abort),
