@@ -406,6 +406,17 @@ uint64_t vwo_size(const struct vwopen *wo)
 	return atomic_load(&((struct vwopen *)wo)->size);
 }
 
+/* The error that abandoned the file (a refusal, a failed fsync), or 0. */
+static int wo_err(struct vwopen *wo)
+{
+	int r;
+
+	pthread_mutex_lock(&wo->mu);
+	r = wo->err;
+	pthread_mutex_unlock(&wo->mu);
+	return r;
+}
+
 static int wo_fail(struct vwopen *wo, int r)
 {
 	pthread_mutex_lock(&wo->mu);
@@ -420,6 +431,11 @@ ssize_t vwo_write(struct vfs *v, struct vwopen *wo, const void *buf, size_t len,
 	int r;
 
 	(void)v;
+	/* Every write after a failure fails with it: the file is abandoned
+	 * even when what failed (a refusal, an fsync) is over. */
+	r = wo_err(wo);
+	if (r < 0)
+		return r;
 	/* The datastore's refusals apply to every write: a store switched to
 	 * read-only or offline mid-copy stops the copy. */
 	r = ds_datastore_write_refusal(wo->st->ds);
@@ -486,8 +502,10 @@ ssize_t vwo_read(struct vwopen *wo, void *buf, size_t len, uint64_t off)
 
 int vwo_truncate(struct vwopen *wo, uint64_t size)
 {
-	int r = 0;
+	int r = wo_err(wo);
 
+	if (r < 0)
+		return r;
 	switch (wo->kind) {
 	case WO_NULL:
 		return 0;
@@ -542,11 +560,8 @@ int vwo_fsync(struct vwopen *wo)
 
 int vwo_flush(struct vwopen *wo)
 {
-	int r;
+	int r = wo_err(wo);
 
-	pthread_mutex_lock(&wo->mu);
-	r = wo->err;
-	pthread_mutex_unlock(&wo->mu);
 	if (r == 0 && wo->kind == WO_ARCHIVE)
 		r = vw_error(wo->vf);
 	return r;
