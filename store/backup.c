@@ -602,6 +602,18 @@ int ds_archive_set_fixed_digest(struct ds_archive_writer *aw, size_t i,
 	return ds_fidx_writer_set(aw->fidx, i, d);
 }
 
+int ds_archive_repeat_fixed_chunk(struct ds_archive_writer *aw, size_t i,
+				  const struct ds_digest *d, size_t len)
+{
+	int r = ds_archive_set_fixed_digest(aw, i, d);
+
+	if (r == 0) {
+		__atomic_add_fetch(&aw->b->stats.chunks, 1, __ATOMIC_RELAXED);
+		__atomic_add_fetch(&aw->b->stats.bytes, len, __ATOMIC_RELAXED);
+	}
+	return r;
+}
+
 int ds_archive_put_fixed_chunk(struct ds_archive_writer *aw, size_t i, const uint8_t *data,
 			       size_t len, struct ds_digest *ret_digest)
 {

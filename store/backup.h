@@ -102,6 +102,11 @@ int ds_archive_encode_chunk(struct ds_archive_writer *aw, const uint8_t *data, s
 			    struct ds_digest *ret_digest);
 int ds_archive_set_fixed_digest(struct ds_archive_writer *aw, size_t i,
 				const struct ds_digest *d);
+/* Chunk i is the same as one this backup put before (digest d, len bytes):
+ * set and counted as a chunk that existed, with no encoding, hashing or
+ * touching of its file again (the earlier put touched it). */
+int ds_archive_repeat_fixed_chunk(struct ds_archive_writer *aw, size_t i,
+				  const struct ds_digest *d, size_t len);
 /* Fixed archives begun with size 0 and filled with _put_fixed_chunk /
  * _set_fixed_digest: the image was cut to size bytes, the chunks set past
  * it are forgotten (else _finish with that size refuses the index). The
