@@ -648,8 +648,15 @@ again:
 		while (e->state == LOADING)
 			pthread_cond_wait(&c->flight_done, &c->lock);
 		if (e->state == FAILED) {
+			/* A prefetch's failure is its loader's (another
+			 * archive's, another datastore's): this get tries
+			 * with its own. */
+			bool own = e->prefetch;
+
 			r = e->err;
 			unref_failed_locked(e);
+			if (own)
+				goto again;
 			pthread_mutex_unlock(&c->lock);
 			release_victims(victims);
 			return r;

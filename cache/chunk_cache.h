@@ -5,7 +5,8 @@
  * single-flight on misses: when several threads want the same missing chunk,
  * one loads it and the others wait for that result. A failed load is not
  * cached (the next request retries) but every waiter of that flight gets its
- * errno.
+ * errno; a get that waited for a prefetch's load (another loader and
+ * context) loads the chunk itself instead when that fails.
  *
  * Entries are reference-counted: a struct ds_chunk_ref pins its data until
  * ds_chunk_cache_put, so eviction never frees bytes a reader is copying out.
@@ -125,7 +126,8 @@ void ds_chunk_cache_put(struct ds_chunk_cache *c, struct ds_chunk_ref *ref);
  * the queue (32 requests) is full — it never blocks — or -errno of
  * pthread_create. done(ctx) is called exactly once, on a worker thread, iff
  * 0 was returned, whether or not the load succeeded (a failure only counts
- * in load_errors; a later get retries). done must not call _drain or _free. */
+ * in load_errors; a later get, or one waiting for it, retries). done must
+ * not call _drain or _free. */
 int ds_chunk_cache_prefetch(struct ds_chunk_cache *c, const struct ds_digest *d,
 			    size_t expect_len, ds_chunk_loader loader, void *ctx,
 			    void (*done)(void *ctx));

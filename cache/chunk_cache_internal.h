@@ -49,6 +49,9 @@ struct entry {
 	 * or by a get wanting the whole of a partial entry): the last unpin
 	 * frees it. Neither in the table nor on a list. */
 	bool orphan;
+	/* LOADING for a prefetch, with the prefetch's loader and context:
+	 * a get that waited for it loads the chunk itself when it fails. */
+	bool prefetch;
 	enum entry_state state;
 	int err; /* FAILED: the loader's -errno */
 };

@@ -47,8 +47,11 @@ static void *worker_main(void *arg)
 		/* A chunk that got cached or is being loaded since it was queued
 		 * needs nothing more; waiting on its flight would only idle a
 		 * worker. */
-		if (!cc_lookup(c, &req.d))
+		if (!cc_lookup(c, &req.d)) {
 			e = cc_start_flight_locked(c, &req.d);
+			if (e)
+				e->prefetch = true;
+		}
 		pthread_mutex_unlock(&c->lock);
 
 		if (e) {

@@ -1121,6 +1121,52 @@ static void test_get_races_prefetch(void **state)
 	fake_release(&f);
 }
 
+/* A get that joined a prefetch's flight is not failed by it: the prefetch
+ * loaded with another context (an archive closed since the advice, the
+ * copy of the chunk in another datastore), and its failure only counts in
+ * load_errors. The get then loads the chunk with its own loader. */
+static void test_get_outlives_failed_prefetch(void **state)
+{
+	struct ds_chunk_cache *c;
+	struct ds_digest d = dig(72);
+	struct ds_chunk_cache_stats st;
+	struct racer t;
+	pthread_t th;
+	struct fake fa, fb;
+
+	(void)state;
+	fake_init(&fa);
+	fake_init(&fb);
+	fa.fail_set = true;
+	fa.fail = d;
+	fa.fail_err = -ESTALE;
+	fake_gate(&fa, true);
+	assert_int_equal(ds_chunk_cache_new(1 << 20, &c), 0);
+	assert_int_equal(ds_chunk_cache_prefetch(c, &d, 0, fake_loader, &fa, fake_done), 0);
+	while (atomic_load(&fa.calls) < 1) /* the worker's flight has begun */
+		usleep(1000);
+	t = (struct racer){ .c = c, .f = &fb, .d = d };
+	assert_int_equal(pthread_create(&th, NULL, racer_main, &t), 0);
+	for (int ms = 0; ms < 30000 && stats(c).waits < 1; ms++)
+		usleep(1000);
+	assert_int_equal(stats(c).waits, 1); /* joined the prefetch's flight */
+	fake_gate(&fa, false);
+	pthread_join(th, NULL);
+	ds_chunk_cache_drain(c);
+	assert_int_equal(t.r, 0);
+	assert_true(t.ok);
+	assert_int_equal(atomic_load(&fa.calls), 1);
+	assert_int_equal(atomic_load(&fb.calls), 1);
+	assert_int_equal(atomic_load(&fa.done_calls), 1);
+	st = stats(c);
+	assert_int_equal(st.load_errors, 1);
+	assert_int_equal(st.entries, 1);
+	assert_int_equal(st.hits + st.misses + st.waits + st.extends, 1);
+	ds_chunk_cache_free(c);
+	fake_release(&fb);
+	fake_release(&fa);
+}
+
 #define STRESS_THREADS 4
 #define STRESS_OPS 20000
 #define STRESS_PINS 4
@@ -1314,6 +1360,7 @@ int main(void)
 		cmocka_unit_test(test_prefetch_queue_full),
 		cmocka_unit_test(test_free_drains),
 		cmocka_unit_test(test_get_races_prefetch),
+		cmocka_unit_test(test_get_outlives_failed_prefetch),
 		cmocka_unit_test(test_stress),
 		cmocka_unit_test(test_stress_big),
 		cmocka_unit_test(test_stress_part),
