@@ -113,11 +113,14 @@ int ds_chunk_cache_prefetch(struct ds_chunk_cache *c, const struct ds_digest *d,
 	pthread_mutex_lock(&c->lock);
 	e = cc_lookup(c, d);
 	if (e) {
-		/* About to be read: keep it away from the cold end. */
+		/* About to be read: keep it away from the cold end, and
+		 * off the passed list when it is unpinned. */
 		if (e->state == READY && e->refs == 0) {
 			cc_lru_unlink(c, e);
 			e->behind = false;
 			cc_lru_push_front(c, e);
+		} else if (e->state == READY) {
+			e->behind = false;
 		}
 		r = 1;
 		goto out;

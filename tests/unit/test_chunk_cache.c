@@ -573,8 +573,8 @@ static void pass(struct ds_chunk_cache *c, struct fake *f, unsigned i)
 
 /* A sequential reader's passed chunks: at most 8 kept, dropped before
  * anything else, so a long read does not push out the chunks others use;
- * one wanted again (get or prefetch) is taken back; one passed while
- * pinned goes behind when unpinned. */
+ * one wanted again (get or prefetch, pinned or not) is taken back; one
+ * passed while pinned goes behind when unpinned. */
 static void test_drop_behind(void **state)
 {
 	struct ds_chunk_cache *c;
@@ -637,11 +637,24 @@ static void test_drop_behind(void **state)
 	assert_int_equal(get_put(c, &f, 700), 0);
 	assert_int_equal(atomic_load(&f.calls), calls);
 
+	/* Passed while pinned, then prefetched (a reader ahead wants it):
+	 * taken back too, not dropped once unpinned. */
+	d = dig(900);
+	assert_int_equal(ds_chunk_cache_get(c, &d, 0, fake_loader, &f, &ref), 0);
+	ds_chunk_cache_drop_behind(c, &d);
+	assert_int_equal(ds_chunk_cache_prefetch(c, &d, 0, fake_loader, &f, fake_done), 1);
+	ds_chunk_cache_put(c, &ref);
+	for (unsigned i = 910; i < 920; i++)
+		pass(c, &f, i);
+	calls = atomic_load(&f.calls);
+	assert_int_equal(get_put(c, &f, 900), 0);
+	assert_int_equal(atomic_load(&f.calls), calls);
+
 	/* Not cached: nothing happens. */
 	d = dig(999);
 	ds_chunk_cache_drop_behind(c, &d);
-	/* The 5, the 4 got again (132, 133, 300, 700) and 8 passed. */
-	assert_int_equal(stats(c).entries, 5 + 4 + 8);
+	/* The 5, the 5 got again (132, 133, 300, 700, 900) and 8 passed. */
+	assert_int_equal(stats(c).entries, 5 + 5 + 8);
 	ds_chunk_cache_free(c);
 	fake_release(&f);
 }
