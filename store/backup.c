@@ -714,7 +714,7 @@ int ds_backup_sync(struct ds_backup *b)
 		/* A writeback error is reported once per descriptor: kept, so
 		 * that no later commit of this backup publishes what was
 		 * lost. */
-		b->failed = -errno;
+		__atomic_store_n(&b->failed, -errno, __ATOMIC_RELAXED); /* ds_backup_failed */
 		ds_err("%s: data written to the datastore was lost: %s", b->snaprel,
 		       strerror(-b->failed));
 	}
@@ -722,6 +722,11 @@ int ds_backup_sync(struct ds_backup *b)
 	 * writes it back first, and it too may fail. */
 	recheck_created(b);
 	return b->failed;
+}
+
+int ds_backup_failed(const struct ds_backup *b)
+{
+	return __atomic_load_n(&b->failed, __ATOMIC_RELAXED);
 }
 
 int ds_backup_finish(struct ds_backup *b)

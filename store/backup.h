@@ -141,6 +141,9 @@ int ds_backup_finish(struct ds_backup *b);
  * written since the last good sync are kept for that (32 bytes each); a
  * good sync costs nothing more. */
 int ds_backup_sync(struct ds_backup *b);
+/* The failure a _sync kept (-errno), or 0; callable from any thread,
+ * without the caller's lock around the backup's other calls. */
+int ds_backup_failed(const struct ds_backup *b);
 /* Takes an archive that was put in place but not published (a failed
  * _finish) out of the manifest and off the disk. */
 void ds_backup_drop_file(struct ds_backup *b, const char *name);

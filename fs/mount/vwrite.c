@@ -406,7 +406,9 @@ uint64_t vwo_size(const struct vwopen *wo)
 	return atomic_load(&((struct vwopen *)wo)->size);
 }
 
-/* The error that abandoned the file (a refusal, a failed fsync), or 0. */
+/* The error that abandoned the file (a refusal, a failed fsync), or 0.
+ * Data of the snapshot lost through any of its files (a failed sync) fails
+ * them all: their commits would fail. */
 static int wo_err(struct vwopen *wo)
 {
 	int r;
@@ -414,6 +416,8 @@ static int wo_err(struct vwopen *wo)
 	pthread_mutex_lock(&wo->mu);
 	r = wo->err;
 	pthread_mutex_unlock(&wo->mu);
+	if (r == 0 && wo->kind == WO_ARCHIVE)
+		r = ds_backup_failed(wo->ss->b);
 	return r;
 }
 

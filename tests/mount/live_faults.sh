@@ -346,6 +346,29 @@ flush_then_heal() {
 	fault_off
 }
 mkdir "$S1"
+# another file of the same snapshot, open throughout: once the snapshot's
+# data is lost, its writes and its close fail too (its commit would)
+rm -f "$T/comp.ready" "$T/comp.go"
+timeout 90 python3 - "$S1/other.txt" "$T/comp.ready" "$T/comp.go" >"$T/comp.out" 2>&1 <<'PY' &
+import errno, os, sys, time
+dst, ready, go = sys.argv[1:]
+def res(f, *a):
+    try:
+        f(*a)
+        return "OK"
+    except OSError as e:
+        return errno.errorcode.get(e.errno, str(e.errno))
+fd = os.open(dst, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+first = res(os.write, fd, b"before\n")
+open(ready, "w").close()
+while not os.path.exists(go):
+    time.sleep(0.02)
+print(f"first={first} write={res(os.write, fd, b'after')} close={res(os.close, fd)}")
+PY
+comp=$!
+cleanup_hooks=("kill $comp 2>/dev/null" "${cleanup_hooks[@]}") # before the unmount
+for i in $(seq 200); do [ -e "$T/comp.ready" ] && break; sleep 0.05; done
+[ -e "$T/comp.ready" ] || { cat "$T/comp.out" >&2; fail "flakey: the other file was not opened"; }
 mark=$(log_mark)
 fault_on
 run_paused "flakey" wr.py "$R/bad.src" "$S1/bad.img" $((8 << 20)) -- flush_then_heal
@@ -362,6 +385,11 @@ case $res in
 esac
 check "flakey: fsync or close reports EIO" \
 	grep -Eq 'fsync=EIO|close=EIO' "$T/run.out"
+touch "$T/comp.go"
+wait "$comp"
+echo "3a the other file of the snapshot: $(cat "$T/comp.out")"
+check "flakey: the other file of the snapshot fails its write and close with EIO" \
+	grep -q '^first=OK write=EIO close=EIO$' "$T/comp.out"
 # anything visible reads back exactly (the page cache may still hold the
 # lost chunks), and an abandoned archive is not listed
 if [ "$(errno_of stat "$S1/bad.img")" = OK ]; then
