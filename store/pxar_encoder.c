@@ -132,9 +132,17 @@ static const char *cur_path(struct enc *e)
 	return (const char *)e->path.p;
 }
 
-/* Logs why an entry is left out and counts it; the walk goes on. */
+/* Logs why an entry is left out and counts it; the walk goes on. Running
+ * out of descriptors or memory says nothing about the entry, so it fails
+ * the archive instead (PBS fails too): skipping would report a successful
+ * backup without the rest of the tree (a deep tree hits RLIMIT_NOFILE,
+ * one descriptor a level). */
 static int skip_entry(struct enc *e, const char *what, int err)
 {
+	if (err == EMFILE || err == ENFILE || err == ENOMEM) {
+		ds_err("pxar: %s: %s: %s", cur_path(e), what, strerror(err));
+		return -err;
+	}
 	ds_warn("pxar: %s: %s: %s; skipped", cur_path(e), what, strerror(err));
 	e->st.skipped++;
 	return 0;
@@ -543,7 +551,7 @@ static int encode_child(struct enc *e, int dfd, const char *name, struct gb *gb)
 			r = list_dir(fd, &l);
 		}
 		if (r < 0) {
-			r = r == -ENOMEM ? r : skip_entry(e, "read directory", -r);
+			r = skip_entry(e, "read directory", -r);
 			goto out;
 		}
 	}

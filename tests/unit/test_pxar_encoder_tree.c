@@ -21,6 +21,7 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/mount.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
@@ -550,6 +551,40 @@ static void test_unreadable_skipped(void **state)
 	free(t);
 }
 
+/* Running out of descriptors (one is open per directory level) fails the
+ * archive: it says nothing about the entry, and skipping it made a
+ * "successful" backup without the rest of the tree. */
+static void test_fd_exhaustion_fails(void **state)
+{
+	char *t = tu_tmpdir(), r[4096], p[4096];
+	struct rlimit old, low;
+	size_t len;
+	struct enc_out o;
+	int rc;
+
+	(void)state;
+	PJ(r, "%s/src", t);
+	assert_int_equal(mkdir(r, 0755), 0);
+	PJ(p, "%s", r);
+	for (int i = 0; i < 64; i++) {
+		len = strlen(p);
+		assert_true(len + 3 < sizeof(p));
+		memcpy(p + len, "/d", 3);
+		assert_int_equal(mkdir(p, 0755), 0);
+	}
+	mkf(p, "leaf", "x", 1, 0644);
+	assert_int_equal(getrlimit(RLIMIT_NOFILE, &old), 0);
+	low = old;
+	low.rlim_cur = 32;
+	assert_int_equal(setrlimit(RLIMIT_NOFILE, &low), 0);
+	rc = encode(r, false, &o);
+	assert_int_equal(setrlimit(RLIMIT_NOFILE, &old), 0);
+	assert_int_equal(rc, -EMFILE);
+	enc_out_free(&o);
+	tu_rmtree(t);
+	free(t);
+}
+
 /* Mounts in the tree. A file whose content does not match its stat size is
  * stored with exactly the stat size: a sysfs file (size 4096, shorter
  * content) is zero-padded, a procfs file (size 0, with content) is cut.
@@ -645,6 +680,7 @@ int main(void)
 		cmocka_unit_test(test_tree_v1),
 		cmocka_unit_test(test_tree_v2),
 		cmocka_unit_test(test_unreadable_skipped),
+		cmocka_unit_test(test_fd_exhaustion_fails),
 		cmocka_unit_test_teardown(test_mounts, umount_all),
 	};
 
