@@ -22,6 +22,12 @@
 #define COPY_BUF (1024 * 1024)
 #define NAME_MAX_PXAR 4096
 #define LINK_MAX_PXAR 4096
+/* Deepest directory below the root (depth 1: its children). The walk
+ * recurses once a level (about 600 bytes of stack, one descriptor), so a
+ * deep enough tree crashed the backup; and the catalog reader refuses
+ * blocks nested deeper than 2048, the root block and the archive's being
+ * two of them (pxar_catalog.c CAT_DEPTH_MAX). */
+#define DIR_DEPTH_MAX 2047
 
 /* Buffered output to a sink; pos counts every byte accepted so far. */
 struct out {
@@ -54,6 +60,7 @@ struct enc {
 	size_t hl_n, hl_cap;
 	struct dbuf path; /* of the current entry relative to the root, no NUL */
 	dev_t dev;        /* of the directory being written */
+	unsigned depth;   /* of the directory being written, the root 0 */
 	uint8_t *copy;
 };
 
@@ -541,6 +548,12 @@ static int encode_child(struct enc *e, int dfd, const char *name, struct gb *gb)
 			goto out;
 		}
 	} else if (type == S_IFDIR) {
+		if (e->depth >= DIR_DEPTH_MAX) {
+			ds_err("pxar: %s: directories nested deeper than %d levels", cur_path(e),
+			       DIR_DEPTH_MAX);
+			r = -ENAMETOOLONG;
+			goto out;
+		}
 		/* A mount point of proc, sysfs & co.: the directory, not its
 		 * contents (PBS: "skipping mount point"). */
 		if (st.st_dev != e->dev && pxar_enc_virtual_fs(fd)) {
@@ -578,8 +591,10 @@ static int encode_child(struct enc *e, int dfd, const char *name, struct gb *gb)
 		break;
 	case S_IFDIR:
 		r = e->cat ? ds_pxar_catalog_begin_dir(e->cat, name, nlen) : 0;
+		e->depth++;
 		if (r == 0)
 			r = write_dir(e, fd, st.st_dev, &attrs, &l, f + 16 + nlen + 1);
+		e->depth--;
 		if (r == 0 && e->cat)
 			r = ds_pxar_catalog_end_dir(e->cat);
 		break;

@@ -585,6 +585,116 @@ static void test_fd_exhaustion_fails(void **state)
 	free(t);
 }
 
+/* A chain of n directories "d" below dir, a file "leaf" in the last,
+ * made through descriptors: the paths outgrow PATH_MAX. */
+static void mk_chain(const char *dir, int n)
+{
+	int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC), nfd;
+
+	assert_true(fd >= 0);
+	for (int i = 0; i < n; i++) {
+		assert_int_equal(mkdirat(fd, "d", 0755), 0);
+		nfd = openat(fd, "d", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		assert_true(nfd >= 0);
+		close(fd);
+		fd = nfd;
+	}
+	nfd = openat(fd, "leaf", O_CREAT | O_WRONLY | O_CLOEXEC, 0644);
+	assert_true(nfd >= 0);
+	close(nfd);
+	close(fd);
+}
+
+struct depth_walk {
+	int depth, max;
+	bool leaf;
+};
+
+static int dw_enter(void *ud, const char *name, size_t len)
+{
+	struct depth_walk *w = ud;
+
+	(void)name;
+	(void)len;
+	if (++w->depth > w->max)
+		w->max = w->depth;
+	return 0;
+}
+
+static int dw_leave(void *ud)
+{
+	((struct depth_walk *)ud)->depth--;
+	return 0;
+}
+
+static int dw_entry(void *ud, char type, const char *name, size_t len)
+{
+	if (type == 'f' && len == 4 && memcmp(name, "leaf", 4) == 0)
+		((struct depth_walk *)ud)->leaf = true;
+	return 0;
+}
+
+/* A tree too deep for the catalog reader (and, some thousands of levels
+ * further down, for the encoder's stack: dsfs backup crashed) is refused
+ * with an error; one level less is encoded, and its catalog reads back. */
+static void test_deep_tree(void **state)
+{
+	static const struct ds_pxar_catalog_visitor vis = { dw_enter, dw_leave, dw_entry };
+	char *t = tu_tmpdir(), a[4096], b[4096], cmd[4200];
+	struct mem cat = { 0 };
+	struct ds_pxar_sink cs = { mem_write, &cat };
+	struct ds_pxar_source src = { mem_pread, 0, &cat, NULL };
+	struct ds_pxar_sink ms;
+	struct depth_walk w = { 0 };
+	struct rlimit old, lim;
+	struct enc_out o;
+	int rc;
+
+	(void)state;
+	/* One descriptor a level while encoding. */
+	assert_int_equal(getrlimit(RLIMIT_NOFILE, &old), 0);
+	if (old.rlim_max != RLIM_INFINITY && old.rlim_max < 2200) {
+		tu_rmtree(t);
+		free(t);
+		skip();
+	}
+	lim = old;
+	if (lim.rlim_cur != RLIM_INFINITY && lim.rlim_cur < 2200)
+		lim.rlim_cur = 2200;
+	assert_int_equal(setrlimit(RLIMIT_NOFILE, &lim), 0);
+	PJ(a, "%s/a", t);
+	PJ(b, "%s/b", t);
+	assert_int_equal(mkdir(a, 0755), 0);
+	assert_int_equal(mkdir(b, 0755), 0);
+	mk_chain(a, 2047);
+	mk_chain(b, 2048);
+
+	memset(&o, 0, sizeof(o));
+	ms = (struct ds_pxar_sink){ mem_write, &o.meta };
+	assert_int_equal(ds_pxar_encode_dir(a, &ms, NULL, &cs, "root.pxar.didx", &o.st), 0);
+	assert_int_equal(o.st.dirs, 2048);
+	validate(&o, false, NULL);
+	src.size = cat.len;
+	assert_int_equal(ds_pxar_catalog_walk(&src, "root.pxar.didx", &vis, &w), 0);
+	assert_int_equal(w.max, 2047);
+	assert_true(w.leaf);
+	enc_out_free(&o);
+	free(cat.p);
+	memset(&cat, 0, sizeof(cat));
+
+	memset(&o, 0, sizeof(o));
+	ms = (struct ds_pxar_sink){ mem_write, &o.meta };
+	rc = ds_pxar_encode_dir(b, &ms, NULL, &cs, "root.pxar.didx", &o.st);
+	assert_int_equal(rc, -ENAMETOOLONG);
+	enc_out_free(&o);
+	free(cat.p);
+	assert_int_equal(setrlimit(RLIMIT_NOFILE, &old), 0);
+	/* nftw gives up past PATH_MAX; rm does not. */
+	PJ(cmd, "rm -rf '%s'", t);
+	assert_int_equal(system(cmd), 0);
+	free(t);
+}
+
 /* Mounts in the tree. A file whose content does not match its stat size is
  * stored with exactly the stat size: a sysfs file (size 4096, shorter
  * content) is zero-padded, a procfs file (size 0, with content) is cut.
@@ -681,6 +791,7 @@ int main(void)
 		cmocka_unit_test(test_tree_v2),
 		cmocka_unit_test(test_unreadable_skipped),
 		cmocka_unit_test(test_fd_exhaustion_fails),
+		cmocka_unit_test(test_deep_tree),
 		cmocka_unit_test_teardown(test_mounts, umount_all),
 	};
 
