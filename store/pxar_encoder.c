@@ -292,6 +292,19 @@ static int list_dir(int fd, struct listing *l)
 
 /* ---- goodbye table (spec §2.3-§2.5) ---- */
 
+/* A directory whose goodbye table (24 bytes a child and the tail) would
+ * exceed what the decoder accepts fails the archive: the reader would
+ * refuse the directory, for the root the whole archive. PBS's client
+ * stops at 1,048,576 entries (--entries-max). */
+static int check_width(const char *path, const struct listing *l)
+{
+	if ((uint64_t)l->n + 1 <= PXAR_GOODBYE_MAX / 24)
+		return 0;
+	ds_err("pxar: %s: %zu entries; a pxar directory holds at most %llu", path, l->n,
+	       (unsigned long long)(PXAR_GOODBYE_MAX / 24 - 1));
+	return -EFBIG;
+}
+
 static int cmp_rec(const void *a, const void *b)
 {
 	const struct gb_rec *x = a, *y = b;
@@ -567,6 +580,9 @@ static int encode_child(struct enc *e, int dfd, const char *name, struct gb *gb)
 			r = skip_entry(e, "read directory", -r);
 			goto out;
 		}
+		r = check_width(cur_path(e), &l);
+		if (r < 0)
+			goto out;
 	}
 
 	f = e->meta.pos;
@@ -699,6 +715,9 @@ int ds_pxar_encode_dir_cat(const char *dir, const struct ds_pxar_sink *meta,
 		ds_err("pxar: %s: cannot read directory: %s", dir, strerror(-r));
 		goto out;
 	}
+	r = check_width(dir, &l);
+	if (r < 0)
+		goto out;
 	r = pxar_enc_get_meta(fd, &st, dir, &attrs);
 	if (r == 0 && e.v2)
 		r = out_u64_item(&e.meta, PXAR_FORMAT_VERSION, 2);

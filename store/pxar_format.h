@@ -30,4 +30,8 @@
 #define PXAR_PAYLOAD_START_MARKER UINT64_C(0x834c68c2194a4ed2)
 #define PXAR_PAYLOAD_TAIL_MARKER UINT64_C(0x6c72b78b984c81b5)
 
+/* The decoder refuses larger GOODBYE contents (about 2.8 million
+ * children); the encoder refuses wider directories. */
+#define PXAR_GOODBYE_MAX (UINT64_C(64) << 20)
+
 #endif

@@ -21,8 +21,6 @@
 #define PXAR_NAME_MAX 4096    /* FILENAME / SYMLINK / HARDLINK path, without NUL */
 #define PXAR_XATTR_MAX 65791  /* XATTR, FCAPS content */
 #define PXAR_NO_MASK UINT64_MAX
-/* Larger goodbye tables (about 2.8 million children) are refused. */
-#define PXAR_GOODBYE_MAX (64 * DS_MIB)
 
 /* Hardlink index: ENTRY offset of a hardlink target -> number of links. */
 struct pxar_link {

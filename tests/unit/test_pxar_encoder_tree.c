@@ -32,6 +32,7 @@
 #include "pxar_check.h"
 #include "store/pxar.h"
 #include "store/pxar_encoder.h"
+#include "store/pxar_format.h"
 #include "store/util.h"
 #include "testutil.h"
 
@@ -695,6 +696,50 @@ static void test_deep_tree(void **state)
 	free(t);
 }
 
+/* A directory one entry wider than the decoder's goodbye limit (2,796,202
+ * entries) is refused: it was encoded, and the reader refused the archive.
+ * Slow (2.8 million files, about 2 GiB of tmpfs inodes): runs only with
+ * DSFS_TEST_WIDE=1, in /dev/shm when there is one. */
+static void test_too_wide_dir(void **state)
+{
+	uint64_t n = PXAR_GOODBYE_MAX / 24;
+	char *t, d[4096], cmd[4200];
+	struct enc_out o;
+	int dfd, rc;
+
+	(void)state;
+	if (!getenv("DSFS_TEST_WIDE"))
+		skip();
+	t = access("/dev/shm", W_OK) == 0 ? strdup("/dev/shm/dsfs-wide-XXXXXX")
+					  : strdup("/tmp/dsfs-wide-XXXXXX");
+	assert_non_null(t);
+	assert_non_null(mkdtemp(t));
+	PJ(d, "%s/wide", t);
+	assert_int_equal(mkdir(d, 0755), 0);
+	dfd = open(d, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	assert_true(dfd >= 0);
+	for (uint64_t i = 0; i < n; i++) {
+		char name[24];
+		int fd;
+
+		snprintf(name, sizeof(name), "%07llx", (unsigned long long)i);
+		fd = openat(dfd, name, O_CREAT | O_WRONLY | O_CLOEXEC, 0644);
+		assert_true(fd >= 0);
+		close(fd);
+	}
+	close(dfd);
+	rc = encode(d, false, &o);
+	assert_int_equal(rc, -EFBIG);
+	enc_out_free(&o);
+	/* Below the root too. */
+	rc = encode(t, false, &o);
+	assert_int_equal(rc, -EFBIG);
+	enc_out_free(&o);
+	PJ(cmd, "rm -rf '%s'", t);
+	assert_int_equal(system(cmd), 0);
+	free(t);
+}
+
 /* Mounts in the tree. A file whose content does not match its stat size is
  * stored with exactly the stat size: a sysfs file (size 4096, shorter
  * content) is zero-padded, a procfs file (size 0, with content) is cut.
@@ -792,6 +837,7 @@ int main(void)
 		cmocka_unit_test(test_unreadable_skipped),
 		cmocka_unit_test(test_fd_exhaustion_fails),
 		cmocka_unit_test(test_deep_tree),
+		cmocka_unit_test(test_too_wide_dir),
 		cmocka_unit_test_teardown(test_mounts, umount_all),
 	};
 
