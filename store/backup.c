@@ -33,6 +33,12 @@ struct ds_backup {
 	bool finished;
 	bool keep; /* opened with ds_backup_open: never removed by _free */
 	int failed; /* sticky: a sync lost data of this backup */
+	/* The files named by the manifest on disk, as last stored (or found at
+	 * _open): _drop_file leaves those alone. stored_all: the list could
+	 * not be kept (ENOMEM), so every file counts as named. */
+	char **stored;
+	size_t nstored;
+	bool stored_all;
 	struct ds_backup_stats stats; /* updated atomically (archive writers) */
 	/* The chunks this backup wrote anew that no sync has found durable
 	 * yet, by digest only: after a failed sync their files may have
@@ -227,6 +233,50 @@ int ds_group_create(const struct ds_writer *w, const char *ns, const char *type,
 	return create_owner(basefd, grouprel, owner);
 }
 
+static void forget_stored(struct ds_backup *b)
+{
+	for (size_t i = 0; i < b->nstored; i++)
+		free(b->stored[i]);
+	free(b->stored);
+	b->stored = NULL;
+	b->nstored = 0;
+}
+
+/* The manifest in memory was just stored (or loaded): its file names are
+ * the ones on disk. */
+static void remember_stored(struct ds_backup *b)
+{
+	size_t n = ds_manifest_file_count(b->manifest);
+	char **v = calloc(n ? n : 1, sizeof(*v));
+	struct ds_manifest_file mf;
+
+	for (size_t i = 0; v && i < n; i++)
+		if (ds_manifest_file(b->manifest, i, &mf) < 0 || !(v[i] = strdup(mf.filename))) {
+			while (i > 0)
+				free(v[--i]);
+			free(v);
+			v = NULL;
+		}
+	forget_stored(b);
+	if (!v) {
+		b->stored_all = true;
+		return;
+	}
+	b->stored = v;
+	b->nstored = n;
+	b->stored_all = false;
+}
+
+static bool is_stored(const struct ds_backup *b, const char *name)
+{
+	if (b->stored_all)
+		return true;
+	for (size_t i = 0; i < b->nstored; i++)
+		if (strcmp(b->stored[i], name) == 0)
+			return true;
+	return false;
+}
+
 int ds_backup_open(const struct ds_writer *w, const char *snaprel, const struct ds_crypt *crypt,
 		   struct ds_backup **ret)
 {
@@ -256,6 +306,8 @@ int ds_backup_open(const struct ds_writer *w, const char *snaprel, const struct 
 	if (r < 0)
 		goto fail;
 	r = ds_manifest_load(b->snapfd, &b->manifest);
+	if (r == 0)
+		remember_stored(b);
 	if (r == -ENOENT)
 		r = ds_manifest_new(type, id, epoch, &b->manifest);
 	if (r < 0)
@@ -750,15 +802,23 @@ int ds_backup_finish(struct ds_backup *b)
 	r = store_manifest(b->w, b->snaprel, b->snapfd, b->manifest);
 	if (r < 0)
 		return r;
+	remember_stored(b);
 	b->finished = true;
 	return 0;
 }
 
-void ds_backup_drop_file(struct ds_backup *b, const char *name)
+bool ds_backup_drop_file(struct ds_backup *b, const char *name)
 {
+	/* Another commit of this backup may have stored a manifest naming it
+	 * since it was put in place (after a sync that made it durable): it
+	 * is published, and removing it would leave that manifest naming a
+	 * missing file. */
+	if (is_stored(b, name))
+		return false;
 	ds_manifest_remove_file(b->manifest, name);
 	if (unlinkat(b->snapfd, name, 0) < 0 && errno != ENOENT)
 		ds_warn("%s/%s: cannot remove: %s", b->snaprel, name, strerror(errno));
+	return true;
 }
 
 void ds_backup_stats(const struct ds_backup *b, struct ds_backup_stats *ret)
@@ -802,6 +862,7 @@ void ds_backup_free(struct ds_backup *b)
 	ds_lock_release(b->snap_lock);
 	ds_lock_release(b->group_lock);
 	ds_manifest_free(b->manifest);
+	forget_stored(b);
 	free(b->created);
 	pthread_mutex_destroy(&b->created_lock);
 	free(b);

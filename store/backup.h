@@ -145,8 +145,11 @@ int ds_backup_sync(struct ds_backup *b);
  * without the caller's lock around the backup's other calls. */
 int ds_backup_failed(const struct ds_backup *b);
 /* Takes an archive that was put in place but not published (a failed
- * _finish) out of the manifest and off the disk. */
-void ds_backup_drop_file(struct ds_backup *b, const char *name);
+ * _finish) out of the manifest and off the disk. Returns false, and leaves
+ * it, when the manifest on disk names it already (stored by another
+ * _finish of this backup since the archive was put in place: a _finish
+ * syncs before it stores, so the archive is durable and published). */
+bool ds_backup_drop_file(struct ds_backup *b, const char *name);
 /* The chunk counts so far. */
 void ds_backup_stats(const struct ds_backup *b, struct ds_backup_stats *ret);
 /* Frees; an unfinished backup's snapshot directory is removed. NULL ok. */

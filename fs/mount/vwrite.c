@@ -715,12 +715,21 @@ static void finish_archive(struct vfs *v, struct vwopen *wo)
 	if (r == 0) {
 		r = session_commit(s);
 		if (r < 0) {
+			bool dropped;
+
 			/* vw_finish put the index in place and named it in the
 			 * manifest; neither may stay, or the next commit of
-			 * this snapshot would publish it. */
+			 * this snapshot would publish it. Unless another
+			 * file's commit published it meanwhile. */
 			pthread_mutex_lock(&s->blk);
-			ds_backup_drop_file(s->b, server);
+			dropped = ds_backup_drop_file(s->b, server);
 			pthread_mutex_unlock(&s->blk);
+			if (!dropped) {
+				ds_warn("%s/%s: %s: this commit failed (%s), but another "
+					"file's commit had published it", wo->st->name,
+					wo->snaprel, server, strerror(-r));
+				r = 0;
+			}
 		}
 	}
 	if (r < 0)
