@@ -32,6 +32,11 @@ struct ds_manifest {
 	size_t cap;
 	json_t *unprotected; /* always an object */
 	char *signature;     /* NULL: "signature": null */
+	/* The signed part as parsed (every key but "unprotected" and
+	 * "signature", unknown ones included), which is what PBS checks a
+	 * signature against; NULL for a new manifest and once a signed field
+	 * changes. */
+	json_t *signed_text;
 };
 
 static const char *const mode_names[] = {
@@ -257,6 +262,7 @@ void ds_manifest_free(struct ds_manifest *m)
 		free(m->files[i].filename);
 	free(m->files);
 	json_decref(m->unprotected);
+	json_decref(m->signed_text);
 	free(m->signature);
 	free(m->type);
 	free(m->id);
@@ -449,6 +455,13 @@ static int parse_tree(json_t *root, struct ds_manifest **ret)
 			goto fail;
 		}
 	}
+	m->signed_text = json_copy(root);
+	if (!m->signed_text) {
+		r = -ENOMEM;
+		goto fail;
+	}
+	json_object_del(m->signed_text, "unprotected");
+	json_object_del(m->signed_text, "signature");
 	*ret = m;
 	return 0;
 fail:
@@ -536,6 +549,14 @@ int ds_manifest_find(const struct ds_manifest *m, const char *filename,
 	return 0;
 }
 
+/* A signed field changed: from now on the signature is checked against the
+ * fields as they are, as PBS signs them. */
+static void forget_signed_text(struct ds_manifest *m)
+{
+	json_decref(m->signed_text);
+	m->signed_text = NULL;
+}
+
 int ds_manifest_remove_file(struct ds_manifest *m, const char *filename)
 {
 	for (size_t i = 0; i < m->nfiles; i++)
@@ -544,6 +565,7 @@ int ds_manifest_remove_file(struct ds_manifest *m, const char *filename)
 			memmove(&m->files[i], &m->files[i + 1],
 				(m->nfiles - i - 1) * sizeof(*m->files));
 			m->nfiles--;
+			forget_signed_text(m);
 			return 0;
 		}
 	return -ENOENT;
@@ -562,6 +584,7 @@ int ds_manifest_set_file(struct ds_manifest *m, const char *filename, uint64_t s
 	r = utf8_check(filename);
 	if (r < 0)
 		return r;
+	forget_signed_text(m);
 	f = find(m, filename);
 	if (!f)
 		return files_append(m, filename, size, csum, mode);
@@ -679,7 +702,9 @@ int ds_manifest_canonical(const struct ds_manifest *m, char **ret_text, size_t *
 	return r;
 }
 
-static int signature_hex(const struct ds_manifest *m, const struct ds_crypt *c,
+/* as_read: over the signed part as parsed (checking, as PBS's from_data),
+ * else over the fields (signing, as PBS's signature()). */
+static int signature_hex(const struct ds_manifest *m, const struct ds_crypt *c, bool as_read,
 			 char out[DS_DIGEST_HEX_LEN + 1])
 {
 	struct ds_digest mac;
@@ -687,7 +712,10 @@ static int signature_hex(const struct ds_manifest *m, const struct ds_crypt *c,
 	size_t len;
 	int r;
 
-	r = ds_manifest_canonical(m, &text, &len);
+	if (as_read && m->signed_text)
+		r = serialize(m->signed_text, false, true, &text, &len);
+	else
+		r = ds_manifest_canonical(m, &text, &len);
 	if (r < 0)
 		return r;
 	ds_crypt_sign(c, text, len, &mac);
@@ -704,7 +732,7 @@ int ds_manifest_sign(struct ds_manifest *m, const struct ds_crypt *c)
 
 	if (!m || !c)
 		return -EINVAL;
-	r = signature_hex(m, c, hex);
+	r = signature_hex(m, c, false, hex);
 	if (r < 0)
 		return r;
 	sig = strdup(hex);
@@ -718,6 +746,7 @@ int ds_manifest_sign(struct ds_manifest *m, const struct ds_crypt *c)
 	}
 	free(m->signature);
 	m->signature = sig;
+	forget_signed_text(m);
 	return 0;
 }
 
@@ -746,7 +775,11 @@ int ds_manifest_verify(const struct ds_manifest *m, const struct ds_crypt *c)
 		ds_err("manifest: not signed");
 		return -EBADMSG;
 	}
-	r = signature_hex(m, c, hex);
+	r = signature_hex(m, c, true, hex);
+	if (r == -EINVAL) {
+		ds_err("manifest: null inside the signed part");
+		return -EBADMSG;
+	}
 	if (r < 0)
 		return r;
 	/* PBS compares the hex strings; a stored signature is lowercase. */

@@ -143,6 +143,78 @@ static void test_signature_vector(void **state)
 	ds_crypt_free(c);
 }
 
+/* PBS checks the signature over the JSON as read (spec §4.3: canonical JSON
+ * of the manifest without "unprotected" and "signature"), not over the fields
+ * its struct keeps: text that parses to the same fields but is not what was
+ * signed fails there, and must fail here too. Whitespace and key order are
+ * not part of the canonical form. */
+static void expect_verify(const char *text, const struct ds_crypt *c, int want)
+{
+	struct ds_manifest *m = parse_ok(text);
+
+	assert_int_equal(ds_manifest_verify(m, c), want);
+	ds_manifest_free(m);
+}
+
+static char *replace(const char *text, const char *from, const char *to)
+{
+	const char *at = strstr(text, from);
+	char *out;
+
+	assert_non_null(at);
+	assert_true(asprintf(&out, "%.*s%s%s", (int)(at - text), text, to,
+			     at + strlen(from)) > 0);
+	return out;
+}
+
+static void test_signature_over_text(void **state)
+{
+	static const char upper[] =
+		"ABABABABABABABABABABABABABABABABABABABABABABABABABABABABABABABAB";
+	struct ds_digest d1 = fill(1), dab;
+	struct ds_crypt *c = spec_key();
+	struct ds_manifest *m;
+	char *text, *t;
+	size_t len;
+
+	(void)state;
+	assert_int_equal(ds_digest_from_hex(upper, &dab), 0);
+	assert_int_equal(ds_manifest_new("host", "elsa", 1593179765, &m), 0);
+	assert_int_equal(ds_manifest_set_file(m, "test1.img.fidx", 200, &d1, DS_CRYPT_ENCRYPT), 0);
+	assert_int_equal(ds_manifest_set_file(m, "abc.blob", 200, &dab, DS_CRYPT_NONE), 0);
+	assert_int_equal(ds_manifest_sign(m, c), 0);
+	assert_int_equal(ds_manifest_format(m, &text, &len), 0);
+	expect_verify(text, c, 0);
+
+	/* Not part of the canonical form: layout and key order. */
+	t = replace(text, "{\n  \"backup-id\": \"elsa\",\n  \"backup-time\": 1593179765,",
+		    "{\"backup-time\":1593179765 ,  \"backup-id\":\"elsa\",");
+	expect_verify(t, c, 0);
+	free(t);
+
+	/* A key PBS's struct drops is still signed text. */
+	t = replace(text, "\"backup-id\"", "\"added\": 1,\n  \"backup-id\"");
+	expect_verify(t, c, -EBADMSG);
+	free(t);
+	/* A key inside a file entry, likewise. */
+	t = replace(text, "\"filename\": \"abc.blob\",",
+		    "\"filename\": \"abc.blob\",\n      \"added\": true,");
+	expect_verify(t, c, -EBADMSG);
+	free(t);
+	/* The same digest in upper case is another string. */
+	t = replace(text, "abababababababababababababababababababababababababababababababab", upper);
+	expect_verify(t, c, -EBADMSG);
+	free(t);
+	/* A missing crypt-mode reads as "none", but is not what was signed. */
+	t = replace(text, "\"crypt-mode\": \"none\",\n", "");
+	expect_verify(t, c, -EBADMSG);
+	free(t);
+
+	free(text);
+	ds_manifest_free(m);
+	ds_crypt_free(c);
+}
+
 /* ---- every fixture manifest ---- */
 
 static char *found[64];
@@ -721,6 +793,7 @@ int main(void)
 		cmocka_unit_test(test_signature_vector),
 		cmocka_unit_test(test_fixture_roundtrip),
 		cmocka_unit_test(test_fixture_signatures),
+		cmocka_unit_test(test_signature_over_text),
 		cmocka_unit_test(test_set_file_and_notes),
 		cmocka_unit_test(test_parse_normalises),
 		cmocka_unit_test(test_malformed),
