@@ -196,8 +196,8 @@ static void verify_blob(struct verify *v, int snapfd, const char *snap,
 			const struct ds_manifest_file *mf)
 {
 	struct ds_digest csum;
-	uint8_t *raw;
-	size_t len;
+	uint8_t *raw, *plain = NULL;
+	size_t len, plain_len;
 	int r;
 
 	r = ds_read_file_at(snapfd, mf->filename, DS_MAX_BLOB_SIZE + DS_BLOB_ENC_HEADER_LEN, &raw,
@@ -211,6 +211,12 @@ static void verify_blob(struct verify *v, int snapfd, const char *snap,
 		problem(v, snap, mf->filename, "size or checksum does not match the manifest");
 	else if (ds_blob_verify_crc(raw, len) < 0)
 		problem(v, snap, mf->filename, "corrupt blob (bad magic or CRC)");
+	/* PBS's verify_blob decodes an unencrypted blob too: a payload that
+	 * matches the manifest yet does not decompress is damaged. */
+	else if (!ds_blob_type_encrypted(ds_blob_type(raw, len)) &&
+		 (r = ds_blob_decode(raw, len, NULL, DS_MAX_BLOB_SIZE, &plain, &plain_len)) < 0)
+		problem(v, snap, mf->filename, "blob cannot be decoded: %s", strerror(-r));
+	free(plain);
 	free(raw);
 }
 

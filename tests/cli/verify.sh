@@ -31,4 +31,30 @@ f=$T/s/vm/101/2024-03-03T08:02:17Z/drive-efidisk0.img.fidx
 printf '\xff' | dd of="$f" bs=1 seek=4100 conv=notrunc status=none
 expect_status 3 "$DSFS" verify "$T/s" vm/101/2024-03-03T08:02:17Z
 grep -q "drive-efidisk0.img.fidx: index checksum does not match" "$T/err" || fail "index csum"
+# A blob whose size, SHA-256 and CRC all match the manifest, but whose zstd
+# payload does not decode: PBS's verify_blob decodes unencrypted blobs and
+# fails it. The manifest is rewritten as a plain blob with hashlib and zlib.
+cp -r "$FIX/pbs-store-a" "$T/b"
+chmod -R u+w "$T/b"
+snap=$T/b/vm/101/2024-03-02T08:02:17Z
+python3 - "$snap" <<'PY'
+import hashlib, json, subprocess, sys, zlib
+snap = sys.argv[1]
+def blob(magic, payload):
+    return bytes.fromhex(magic) + zlib.crc32(payload).to_bytes(4, "little") + payload
+bad = blob("31b958426fb6a37f", b"not a zstd frame")
+open(snap + "/qemu-server.conf.blob", "wb").write(bad)
+raw = open(snap + "/index.json.blob", "rb").read()
+text = subprocess.run(["zstd", "-dc"], input=raw[12:], capture_output=True).stdout or raw[12:]
+m = json.loads(text)
+for f in m["files"]:
+    if f["filename"] == "qemu-server.conf.blob":
+        f["size"] = len(bad)
+        f["csum"] = hashlib.sha256(bad).hexdigest()
+out = json.dumps(m, indent=2, sort_keys=True).encode()
+open(snap + "/index.json.blob", "wb").write(blob("42ab3807be8370a1", out))
+PY
+expect_status 3 "$DSFS" verify "$T/b" vm/101/2024-03-02T08:02:17Z
+grep -q "qemu-server.conf.blob: .*decode" "$T/err" || { cat "$T/err"; fail "undecodable blob"; }
+grep -q ": 1 errors" "$T/out" || { cat "$T/out"; fail "summary of undecodable blob"; }
 echo "verify ok"
