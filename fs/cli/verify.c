@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <unistd.h>
 
 #include "fs/cli/cli.h"
@@ -75,7 +76,8 @@ static int set_put(struct digest_set *s, const struct ds_digest *d, uint8_t stat
 
 struct verify {
 	const struct ds_reader *rd;
-	const struct ds_crypt *crypt;
+	const struct ds_crypt *key;   /* --keyfile */
+	const struct ds_crypt *crypt; /* for the current snapshot: key, or NULL */
 	struct digest_set chunks;
 	uint8_t *buf;
 	bool progress;
@@ -223,7 +225,9 @@ static void verify_blob(struct verify *v, int snapfd, const char *snap,
 static void verify_snapshot(struct verify *v, const char *snaprel)
 {
 	const struct ds_lookup *lk = ds_reader_lookup(v->rd);
+	char mine[DS_FINGERPRINT_STR_LEN];
 	struct ds_manifest *m = NULL;
+	const char *fp;
 	int fd, r;
 
 	v->snap_i++;
@@ -240,8 +244,23 @@ static void verify_snapshot(struct verify *v, const char *snaprel)
 		return;
 	}
 	v->n_snapshots++;
-	if (v->crypt && ds_manifest_signature(m) && ds_manifest_verify(m, v->crypt) < 0)
-		problem(v, snaprel, DS_MANIFEST_NAME, "signature or key fingerprint mismatch");
+	v->crypt = v->key;
+	fp = ds_manifest_fingerprint(m);
+	if (v->key)
+		ds_crypt_fingerprint_str(v->key, mine);
+	if (v->key && fp && strcasecmp(fp, mine) != 0) {
+		/* Another client's key: its chunks cannot be decrypted with
+		 * this one, which does not make them damaged. They are checked
+		 * as without a key; the mismatch itself is reported, since the
+		 * fingerprint is unprotected and could hide an altered
+		 * manifest. */
+		problem(v, snaprel, DS_MANIFEST_NAME,
+			"signed with key %s, not the given one: not checked against it "
+			"(encrypted chunks: CRC only)", fp);
+		v->crypt = NULL;
+	} else if (v->key && ds_manifest_signature(m) && ds_manifest_verify(m, v->key) < 0) {
+		problem(v, snaprel, DS_MANIFEST_NAME, "signature mismatch");
+	}
 	for (size_t i = 0; i < ds_manifest_file_count(m); i++) {
 		struct ds_manifest_file mf;
 
@@ -364,7 +383,7 @@ int cmd_verify(int argc, char **argv)
 		goto out;
 	}
 	v.rd = rd;
-	v.crypt = crypt;
+	v.key = crypt;
 	v.progress = isatty(STDERR_FILENO);
 	v.buf = malloc(DS_MAX_CHUNK_SIZE);
 	if (!v.buf) {

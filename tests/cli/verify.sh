@@ -57,4 +57,16 @@ PY
 expect_status 3 "$DSFS" verify "$T/b" vm/101/2024-03-02T08:02:17Z
 grep -q "qemu-server.conf.blob: .*decode" "$T/err" || { cat "$T/err"; fail "undecodable blob"; }
 grep -q ": 1 errors" "$T/out" || { cat "$T/out"; fail "summary of undecodable blob"; }
+# Snapshots encrypted with another key than --keyfile's: their chunks are not
+# damaged. The manifest names its key; the chunks are checked as without a
+# key (CRC), never reported undecodable.
+"$DSFS" key create "$T/key2.json" --kdf none >/dev/null
+head -c 5000000 /dev/urandom >"$T/disk.img"
+expect_status 0 "$DSFS" backup --keyfile "$T/key2.json" --time 2025-01-01T00:00:00Z "$T/b" \
+	host/other drive.img="$T/disk.img"
+expect_status 3 "$DSFS" verify --keyfile "$key" "$T/b" host/other
+grep -q "index.json.blob: signed with key" "$T/err" || { cat "$T/err"; fail "other key not named"; }
+! grep -q ": chunk [0-9]" "$T/err" || { cat "$T/err"; fail "chunks of another key reported damaged"; }
+grep -q "verified 1 snapshots, 1 archives, 2 chunks.*: 1 errors" "$T/out" || { cat "$T/out"; fail "summary with another key"; }
+expect_status 0 "$DSFS" verify --keyfile "$T/key2.json" "$T/b" host/other
 echo "verify ok"
