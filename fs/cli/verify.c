@@ -277,10 +277,34 @@ static void verify_snapshot(struct verify *v, const char *snaprel)
 	close(fd);
 }
 
-/* Collects the finished snapshots under a namespace/group path. */
-static int collect(const struct ds_lookup *lk, const char *ns, const char *type, const char *id,
-		   struct ds_strv *out, uint64_t *unfinished)
+static int collect(struct verify *v, const char *ns, int depth, const char *type,
+		   const char *id, struct ds_strv *out, uint64_t *unfinished);
+
+/* A namespace or group below the one asked for: a listing error there is
+ * reported and the rest goes on, as PBS's verify logs a group it cannot
+ * list and goes on. Only running out of memory stops. */
+static int collect_below(struct verify *v, const char *ns, int depth, const char *type,
+			 const char *id, struct ds_strv *out, uint64_t *unfinished)
 {
+	int r = collect(v, ns, depth, type, id, out, unfinished);
+
+	if (r < 0 && r != -ENOMEM) {
+		if (type)
+			problem(v, *ns ? ns : ".", "", "%s/%s: cannot list: %s", type, id,
+				strerror(-r));
+		else
+			problem(v, *ns ? ns : ".", "", "cannot list: %s", strerror(-r));
+		r = 0;
+	}
+	return r;
+}
+
+/* Collects the finished snapshots under a namespace (depth components) or
+ * group path. */
+static int collect(struct verify *v, const char *ns, int depth, const char *type,
+		   const char *id, struct ds_strv *out, uint64_t *unfinished)
+{
+	const struct ds_lookup *lk = ds_reader_lookup(v->rd);
 	struct ds_snapshot *snaps = NULL;
 	size_t n = 0;
 	int r;
@@ -292,16 +316,22 @@ static int collect(const struct ds_lookup *lk, const char *ns, const char *type,
 
 		r = ds_list_groups(lk, ns, &groups, &gn);
 		for (size_t i = 0; r == 0 && i < gn; i++)
-			r = collect(lk, ns, ds_backup_type_name(groups[i].type), groups[i].id, out,
-				    unfinished);
+			r = collect_below(v, ns, depth, ds_backup_type_name(groups[i].type),
+					  groups[i].id, out, unfinished);
 		ds_groups_free(groups, gn);
-		if (r == 0)
+		/* PBS lists namespaces no deeper than 7 levels. */
+		if (r == 0 && depth < DS_MAX_NAMESPACE_DEPTH)
 			r = ds_list_namespaces(lk, ns, &children);
 		for (size_t i = 0; r == 0 && i < children.n; i++) {
-			char sub[300];
+			char sub[DS_MAX_NAMESPACE_LEN + 1];
 
-			snprintf(sub, sizeof(sub), "%s%s%s", ns, *ns ? "/" : "", children.v[i]);
-			r = collect(lk, sub, NULL, NULL, out, unfinished);
+			if ((size_t)snprintf(sub, sizeof(sub), "%s%s%s", ns, *ns ? "/" : "",
+					     children.v[i]) >= sizeof(sub)) {
+				problem(v, *ns ? ns : ".", "", "ns/%.64s...: cannot list: %s",
+					children.v[i], "namespace longer than 256 characters");
+				continue;
+			}
+			r = collect_below(v, sub, depth + 1, NULL, NULL, out, unfinished);
 		}
 		ds_strv_free(&children);
 		return r;
@@ -391,7 +421,7 @@ int cmd_verify(int argc, char **argv)
 		goto out;
 	}
 	if (!*path) {
-		r = collect(ds_reader_lookup(rd), "", NULL, NULL, &snaps, &unfinished);
+		r = collect(&v, "", 0, NULL, NULL, &snaps, &unfinished);
 	} else if (ds_parse_snapshot_path(path, true, ns, type, id, time) == 0) {
 		r = ds_snapshot_relpath(ns, type, id, time, rel, sizeof(rel));
 		if (r == 0) {
@@ -400,7 +430,7 @@ int cmd_verify(int argc, char **argv)
 			snaps.n = 1;
 		}
 	} else if (ds_parse_snapshot_path(path, false, ns, type, id, NULL) == 0) {
-		r = collect(ds_reader_lookup(rd), ns, type, id, &snaps, &unfinished);
+		r = collect(&v, ns, 0, type, id, &snaps, &unfinished);
 	} else {
 		fprintf(stderr, "dsfs: %s: not a group or snapshot path\n", path);
 		r = -EINVAL;

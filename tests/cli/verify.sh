@@ -69,4 +69,14 @@ grep -q "index.json.blob: signed with key" "$T/err" || { cat "$T/err"; fail "oth
 ! grep -q ": chunk [0-9]" "$T/err" || { cat "$T/err"; fail "chunks of another key reported damaged"; }
 grep -q "verified 1 snapshots, 1 archives, 2 chunks.*: 1 errors" "$T/out" || { cat "$T/out"; fail "summary with another key"; }
 expect_status 0 "$DSFS" verify --keyfile "$T/key2.json" "$T/b" host/other
+# Directories PBS never lists as namespaces (deeper than 7 levels, or a
+# name past the 256-character limit) do not stop verify of the rest.
+mkdir -p "$T/b/ns/a/ns/b/ns/c/ns/d/ns/e/ns/f/ns/g/ns/h/vm/1/2025-01-01T00:00:00Z"
+expect_status 3 "$DSFS" verify "$T/b"
+grep -q "verified 15 snapshots" "$T/out" || { cat "$T/out" "$T/err"; fail "too deep a namespace stopped verify"; }
+long=$(printf 'x%.0s' $(seq 1 200))/ns/$(printf 'y%.0s' $(seq 1 100))
+mkdir -p "$T/b/ns/$long"
+expect_status 3 "$DSFS" verify "$T/b"
+grep -q "verified 15 snapshots" "$T/out" || { cat "$T/out" "$T/err"; fail "too long a namespace stopped verify"; }
+grep -q "cannot list" "$T/err" || { cat "$T/err"; fail "too long a namespace not reported"; }
 echo "verify ok"
