@@ -385,11 +385,15 @@ void vfs_refresh(struct vfs *v, vfs_inval_fn inval, void *ctx)
 		ds_datastore_sync_operations(s->ds);
 		if (changed) {
 			enum ds_maintenance mode = ds_datastore_maintenance(s->ds);
+			int read_refusal = ds_datastore_read_refusal(s->ds);
 
 			ds_info("datastore %s: access changed (maintenance %s, read %s)", s->name,
 				mode == DS_MAINT_NONE ? "none" : ds_maintenance_name(mode),
-				ds_datastore_read_refusal(s->ds) ? "refused" : "allowed");
-			vpxar_close_store(v, s);
+				read_refusal ? "refused" : "allowed");
+			/* Open archives hold read handles: they go when readers
+			 * are refused, not when only writers are (read-only). */
+			if (read_refusal < 0)
+				vpxar_close_store(v, s);
 			invalidate_store(v, s, inval, ctx);
 			if (v->multi)
 				inval(ctx, 0, VFS_ROOT_INO, s->name);

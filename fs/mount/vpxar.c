@@ -266,25 +266,24 @@ static int archive_open(struct vfs *v, struct varchive *ar, const char *snaprel,
 	return r == -EINVAL || r == -EBADMSG ? -EIO : r;
 }
 
-/* Finds or opens the archive of snapshot node snap named name. */
-static int archive_get(struct vfs *v, const struct vnode *snap, const char *name,
-		       struct varchive **ret)
+/* Finds or opens the archive named name of snapshot snaprel in store st. */
+static int archive_get_at(struct vfs *v, struct vstore *st, const char *snaprel,
+			  const char *name, struct varchive **ret)
 {
 	struct ds_lookup *lk = NULL;
 	struct ds_manifest *m = NULL;
 	struct ds_manifest_file mf, mf_meta, mf_payload;
 	bool have_meta = false, have_payload = false;
-	char snaprel[2048], key[2400], meta[300], payload[300];
+	char key[2400], meta[300], payload[300];
 	enum ds_crypt_mode mode = DS_CRYPT_NONE;
 	struct varchive *ar = NULL;
 	int fd, r;
 
-	if ((r = vfs_node_snaprel(snap, snaprel, sizeof(snaprel))) < 0 ||
-	    (r = ds_path_fmt(key, sizeof(key), "%s/%s", snaprel, name)) < 0)
+	if ((r = ds_path_fmt(key, sizeof(key), "%s/%s", snaprel, name)) < 0)
 		return r;
 	pthread_mutex_lock(&v->lock);
 	for (ar = v->archives; ar; ar = ar->next)
-		if (ar->st == snap->st && strcmp(ar->key, key) == 0) {
+		if (ar->st == st && strcmp(ar->key, key) == 0) {
 			ar->refs++;
 			pthread_mutex_unlock(&v->lock);
 			*ret = ar;
@@ -292,7 +291,7 @@ static int archive_get(struct vfs *v, const struct vnode *snap, const char *name
 		}
 	pthread_mutex_unlock(&v->lock);
 
-	r = ds_lookup_acquire(snap->st->ds, &lk);
+	r = ds_lookup_acquire(st->ds, &lk);
 	if (r < 0)
 		return r;
 	fd = ds_open_snapshot(lk, snaprel);
@@ -325,7 +324,7 @@ static int archive_get(struct vfs *v, const struct vnode *snap, const char *name
 		return -ENOMEM;
 	}
 	ar->v = v;
-	ar->st = snap->st;
+	ar->st = st;
 	ar->refs = 2; /* the caller's and the registry's */
 	pthread_rwlock_init(&ar->lock, NULL);
 	pthread_mutex_init(&ar->links_lock, NULL);
@@ -342,6 +341,17 @@ static int archive_get(struct vfs *v, const struct vnode *snap, const char *name
 	pthread_mutex_unlock(&v->lock);
 	*ret = ar;
 	return 0;
+}
+
+/* Finds or opens the archive of snapshot node snap named name. */
+static int archive_get(struct vfs *v, const struct vnode *snap, const char *name,
+		       struct varchive **ret)
+{
+	char snaprel[2048];
+	int r;
+
+	r = vfs_node_snaprel(snap, snaprel, sizeof(snaprel));
+	return r < 0 ? r : archive_get_at(v, snap->st, snaprel, name, ret);
 }
 
 /* Enter/leave an archive for one operation: a closed archive answers with
@@ -493,18 +503,51 @@ int vpxar_lookup_root(struct vfs *v, const struct vnode *snap, const char *name,
 static int node_archive(struct vfs *v, const struct vnode *p, struct varchive **ret_ar,
 			struct ds_pxar_entry *ret_pe)
 {
+	struct varchive *ar, *nar;
+	char snaprel[2400];
+	const char *slash;
+	bool dead;
 	int r = 0;
 
 	pthread_mutex_lock(&v->lock);
-	if (p->ar) {
-		p->ar->refs++;
-		*ret_ar = p->ar;
+	ar = p->ar;
+	if (ar) {
+		ar->refs++;
 		*ret_pe = p->pe;
 	} else {
 		r = p->ar_err ? p->ar_err : -EIO;
 	}
 	pthread_mutex_unlock(&v->lock);
-	return r;
+	if (r < 0)
+		return r;
+	pthread_rwlock_rdlock(&ar->lock);
+	dead = ar->dead;
+	pthread_rwlock_unlock(&ar->lock);
+	/* Closed by a refusal that is over (or that did not refuse readers):
+	 * the node moves to the archive opened again, as a lookup by path
+	 * would do (vfs_node_publish). A process whose working directory or
+	 * open directory is inside the archive looks up nothing above it. */
+	slash = strrchr(ar->key, '/');
+	if (dead && slash && ds_datastore_read_refusal(ar->st->ds) == 0 &&
+	    ds_path_fmt(snaprel, sizeof(snaprel), "%.*s", (int)(slash - ar->key), ar->key) == 0 &&
+	    archive_get_at(v, ar->st, snaprel, slash + 1, &nar) == 0) {
+		bool moved = false;
+
+		pthread_mutex_lock(&v->lock);
+		if (p->ar == ar) {
+			/* The node's reference moves from ar to nar. */
+			((struct vnode *)p)->ar = nar;
+			nar->refs++;
+			moved = true;
+		}
+		pthread_mutex_unlock(&v->lock);
+		if (moved)
+			varchive_unref(ar);
+		varchive_unref(ar); /* ours; nar's from archive_get_at is ours now */
+		ar = nar;
+	}
+	*ret_ar = ar;
+	return 0;
 }
 
 /* vpxar_lookup, and vpxar_lookup_child when d is not NULL. */
