@@ -3,6 +3,8 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <pthread.h>
+#include <pwd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -116,6 +118,55 @@ int ds_activeops_get(const char *dir, const char *store, int64_t *ret_read, int6
 	return r;
 }
 
+/* User backup, looked up once (getpwnam is not thread-safe). PBS's proxy
+ * runs as backup and reads, replaces and flocks these files, so what we
+ * create is backup's, as PBS makes it (spec §6.5); (uid_t)-1 when there is
+ * no such user (no PBS here). */
+static pthread_once_t backup_once = PTHREAD_ONCE_INIT;
+static uid_t backup_uid = (uid_t)-1;
+static gid_t backup_gid = (gid_t)-1;
+
+static void backup_lookup(void)
+{
+	struct passwd pw, *res = NULL;
+	char buf[1024];
+
+	if (getpwnam_r("backup", &pw, buf, sizeof(buf), &res) == 0 && res) {
+		backup_uid = pw.pw_uid;
+		backup_gid = pw.pw_gid;
+	}
+}
+
+/* Gives a directory or file we made (or found root's) PBS's owner and
+ * mode. Only root may chown; anyone else leaves it as it is. */
+static void own(int fd, const char *path, mode_t mode)
+{
+	struct stat st;
+
+	if (fstat(fd, &st) < 0)
+		return;
+	if (backup_uid != (uid_t)-1 && (st.st_uid != backup_uid || st.st_gid != backup_gid) &&
+	    fchown(fd, backup_uid, backup_gid) < 0 && errno != EPERM)
+		ds_warn("%s: cannot chown to backup: %s", path, strerror(errno));
+	if ((st.st_mode & 07777) != mode)
+		(void)fchmod(fd, mode);
+}
+
+/* mkdir with PBS's owner and exact mode (umask notwithstanding). */
+static int make_dir(const char *path, mode_t mode)
+{
+	int fd;
+
+	if (mkdir(path, mode) < 0)
+		return -errno;
+	fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
+	if (fd >= 0) {
+		own(fd, path, mode);
+		close(fd);
+	}
+	return 0;
+}
+
 /* flock with PBS's 10 s timeout. */
 static int lock_with_timeout(int fd)
 {
@@ -149,7 +200,8 @@ static int modify(const char *dir, const char *store, enum ds_operation op, int 
 	if ((r = ds_path_fmt(path, sizeof(path), "%s/%s", dir, store)) < 0 ||
 	    (r = ds_path_fmt(lockpath, sizeof(lockpath), "%s/%s.lock", dir, store)) < 0)
 		return r;
-	if (mkdir(dir, 0770) < 0 && errno != EEXIST) {
+	pthread_once(&backup_once, backup_lookup);
+	if ((r = make_dir(dir, 0770)) < 0 && r != -EEXIST) {
 		/* /run/proxmox-backup may not exist on a machine without PBS. */
 		char parent[4096];
 		char *slash;
@@ -158,15 +210,16 @@ static int modify(const char *dir, const char *store, enum ds_operation op, int 
 		slash = strrchr(parent, '/');
 		if (slash && slash != parent) {
 			*slash = '\0';
-			if (mkdir(parent, 0755) < 0 && errno != EEXIST)
-				return -errno;
+			if ((r = make_dir(parent, 0755)) < 0 && r != -EEXIST)
+				return r;
 		}
-		if (mkdir(dir, 0770) < 0 && errno != EEXIST)
-			return -errno;
+		if ((r = make_dir(dir, 0770)) < 0 && r != -EEXIST)
+			return r;
 	}
 	lockfd = open(lockpath, O_RDWR | O_CREAT | O_CLOEXEC, 0660);
 	if (lockfd < 0)
 		return -errno;
+	own(lockfd, lockpath, 0660);
 	r = lock_with_timeout(lockfd);
 	if (r < 0) {
 		ds_err("%s: cannot lock: %s", lockpath, strerror(-r));
@@ -229,7 +282,9 @@ static int modify(const char *dir, const char *store, enum ds_operation op, int 
 		r = -ENOMEM;
 		goto out;
 	}
-	r = ds_replace_file_at(AT_FDCWD, path, text, strlen(text), 0660, false);
+	/* Only root may give a file away. */
+	r = ds_replace_file_owned_at(AT_FDCWD, path, text, strlen(text), 0660,
+				     geteuid() == 0 ? backup_uid : (uid_t)-1, backup_gid, false);
 out:
 	free(text);
 	json_decref(out);

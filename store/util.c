@@ -394,13 +394,21 @@ int ds_fsync_parent_at(int dirfd, const char *name)
 int ds_replace_file_at(int dirfd, const char *name, const void *buf, size_t len,
 		       mode_t mode, bool do_fsync)
 {
+	return ds_replace_file_owned_at(dirfd, name, buf, len, mode, (uid_t)-1, (gid_t)-1,
+					do_fsync);
+}
+
+int ds_replace_file_owned_at(int dirfd, const char *name, const void *buf, size_t len,
+			     mode_t mode, uid_t uid, gid_t gid, bool do_fsync)
+{
 	char tmp[4096];
 	int fd, r;
 
 	fd = open_tmp_at(dirfd, name, tmp, sizeof(tmp));
 	if (fd < 0)
 		return fd;
-	if (fchmod(fd, mode) < 0) {
+	/* chown before chmod: chown may clear set-id bits. */
+	if ((uid != (uid_t)-1 && fchown(fd, uid, gid) < 0) || fchmod(fd, mode) < 0) {
 		r = -errno;
 		goto fail;
 	}

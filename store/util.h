@@ -135,6 +135,10 @@ int ds_pwrite_all(int fd, const void *buf, size_t len, off_t off);
  * temp file is unlinked and the target is untouched. Returns 0 or -errno. */
 int ds_replace_file_at(int dirfd, const char *name, const void *buf, size_t len,
 		       mode_t mode, bool do_fsync);
+/* The same, the new file owned by uid:gid (fchown before the rename; (uid_t)-1
+ * leaves it the caller's). */
+int ds_replace_file_owned_at(int dirfd, const char *name, const void *buf, size_t len,
+			     mode_t mode, uid_t uid, gid_t gid, bool do_fsync);
 
 /* Creates name (relative to dirfd, which must not exist) with content buf,
  * never visible half-written and never leaving a temp file behind after a

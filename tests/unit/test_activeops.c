@@ -12,6 +12,7 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <inttypes.h>
+#include <pwd.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -316,6 +317,49 @@ static void test_concurrent_children(void **state)
 	free(dir);
 }
 
+/* PBS's proxy runs as user backup and reads and replaces these files (and
+ * flocks the lock file): what a root dsfs creates must be backup's, 0660
+ * (directories 0770), or PBS's own tasks on the store fail with EACCES. */
+static void test_owner(void **state)
+{
+	struct passwd *pw = getpwnam("backup");
+	char *tmp = tu_tmpdir();
+	char *dir = tu_pathf("%s/run/active-operations", tmp);
+	char *paths[3] = { tu_pathf("%s/store1", dir), tu_pathf("%s/store1.lock", dir), dir };
+	mode_t old_umask;
+	struct stat st;
+
+	(void)state;
+	if (getuid() != 0 || !pw) {
+		tu_rmtree(tmp);
+		free(tmp);
+		for (int i = 0; i < 3; i++)
+			free(paths[i]);
+		skip(); /* needs root and a user backup, as on a PBS host */
+	}
+	old_umask = umask(022);
+	assert_int_equal(ds_activeops_set(dir, "store1", 1, 0), 0);
+	umask(old_umask);
+	for (int i = 0; i < 3; i++) {
+		assert_int_equal(stat(paths[i], &st), 0);
+		assert_int_equal(st.st_uid, pw->pw_uid);
+		assert_int_equal(st.st_gid, pw->pw_gid);
+		assert_int_equal(st.st_mode & 07777, i < 2 ? 0660 : 0770);
+	}
+	/* A file that root made before (an older dsfs) is given back. */
+	assert_int_equal(chown(paths[0], 0, 0), 0);
+	assert_int_equal(chown(paths[1], 0, 0), 0);
+	assert_int_equal(ds_activeops_set(dir, "store1", 0, 0), 0);
+	for (int i = 0; i < 2; i++) {
+		assert_int_equal(stat(paths[i], &st), 0);
+		assert_int_equal(st.st_uid, pw->pw_uid);
+	}
+	for (int i = 0; i < 3; i++)
+		free(paths[i]);
+	tu_rmtree(tmp);
+	free(tmp);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -323,6 +367,7 @@ int main(void)
 		cmocka_unit_test(test_update_format),
 		cmocka_unit_test(test_dead_entries),
 		cmocka_unit_test(test_concurrent_children),
+		cmocka_unit_test(test_owner),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
