@@ -26,8 +26,10 @@ enum ds_operation {
 };
 
 /* Adds delta to this process's counter for op (lookup changes nothing but
- * creates the entry), creating dir if needed. Returns 0 or -errno
- * (-ETIMEDOUT when the lock is not granted within 10 s). */
+ * creates the entry), creating dir if needed. Run as root, what it creates
+ * or replaces is backup:backup (files 0660, directories 0770), as PBS's proxy
+ * needs. Returns 0 or -errno (-ETIMEDOUT when the lock is not granted
+ * within 10 s). */
 int ds_activeops_update(const char *dir, const char *store, enum ds_operation op, int delta);
 
 /* Sets this process's counters to read and write, creating the entry with
