@@ -3,8 +3,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
-#include <pthread.h>
-#include <pwd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -118,42 +116,30 @@ int ds_activeops_get(const char *dir, const char *store, int64_t *ret_read, int6
 	return r;
 }
 
-/* User backup, looked up once (getpwnam is not thread-safe). PBS's proxy
- * runs as backup and reads, replaces and flocks these files, so what we
- * create is backup's, as PBS makes it (spec §6.5); (uid_t)-1 when there is
- * no such user (no PBS here). */
-static pthread_once_t backup_once = PTHREAD_ONCE_INIT;
-static uid_t backup_uid = (uid_t)-1;
-static gid_t backup_gid = (gid_t)-1;
-
-static void backup_lookup(void)
-{
-	struct passwd pw, *res = NULL;
-	char buf[1024];
-
-	if (getpwnam_r("backup", &pw, buf, sizeof(buf), &res) == 0 && res) {
-		backup_uid = pw.pw_uid;
-		backup_gid = pw.pw_gid;
-	}
-}
+/* PBS's proxy runs as backup and reads, replaces and flocks these files,
+ * so what we create is backup's, as PBS makes it (spec §6.5). */
+struct owner {
+	uid_t uid; /* (uid_t)-1: no user backup (no PBS here) */
+	gid_t gid;
+};
 
 /* Gives a directory or file we made (or found root's) PBS's owner and
  * mode. Only root may chown; anyone else leaves it as it is. */
-static void own(int fd, const char *path, mode_t mode)
+static void own(int fd, const char *path, mode_t mode, const struct owner *o)
 {
 	struct stat st;
 
 	if (fstat(fd, &st) < 0)
 		return;
-	if (backup_uid != (uid_t)-1 && (st.st_uid != backup_uid || st.st_gid != backup_gid) &&
-	    fchown(fd, backup_uid, backup_gid) < 0 && errno != EPERM)
+	if (o->uid != (uid_t)-1 && (st.st_uid != o->uid || st.st_gid != o->gid) &&
+	    fchown(fd, o->uid, o->gid) < 0 && errno != EPERM)
 		ds_warn("%s: cannot chown to backup: %s", path, strerror(errno));
 	if ((st.st_mode & 07777) != mode)
 		(void)fchmod(fd, mode);
 }
 
 /* mkdir with PBS's owner and exact mode (umask notwithstanding). */
-static int make_dir(const char *path, mode_t mode)
+static int make_dir(const char *path, mode_t mode, const struct owner *o)
 {
 	int fd;
 
@@ -161,7 +147,7 @@ static int make_dir(const char *path, mode_t mode)
 		return -errno;
 	fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
 	if (fd >= 0) {
-		own(fd, path, mode);
+		own(fd, path, mode, o);
 		close(fd);
 	}
 	return 0;
@@ -188,6 +174,7 @@ static int modify(const char *dir, const char *store, enum ds_operation op, int 
 	char path[4096], lockpath[4096];
 	int me = (int)getpid();
 	int64_t mystart = ds_process_starttime(me);
+	struct owner o;
 	json_t *arr = NULL, *out = NULL, *e;
 	uint8_t *buf = NULL;
 	size_t len, i;
@@ -200,8 +187,8 @@ static int modify(const char *dir, const char *store, enum ds_operation op, int 
 	if ((r = ds_path_fmt(path, sizeof(path), "%s/%s", dir, store)) < 0 ||
 	    (r = ds_path_fmt(lockpath, sizeof(lockpath), "%s/%s.lock", dir, store)) < 0)
 		return r;
-	pthread_once(&backup_once, backup_lookup);
-	if ((r = make_dir(dir, 0770)) < 0 && r != -EEXIST) {
+	ds_backup_user(&o.uid, &o.gid);
+	if ((r = make_dir(dir, 0770, &o)) < 0 && r != -EEXIST) {
 		/* /run/proxmox-backup may not exist on a machine without PBS. */
 		char parent[4096];
 		char *slash;
@@ -210,16 +197,16 @@ static int modify(const char *dir, const char *store, enum ds_operation op, int 
 		slash = strrchr(parent, '/');
 		if (slash && slash != parent) {
 			*slash = '\0';
-			if ((r = make_dir(parent, 0755)) < 0 && r != -EEXIST)
+			if ((r = make_dir(parent, 0755, &o)) < 0 && r != -EEXIST)
 				return r;
 		}
-		if ((r = make_dir(dir, 0770)) < 0 && r != -EEXIST)
+		if ((r = make_dir(dir, 0770, &o)) < 0 && r != -EEXIST)
 			return r;
 	}
 	lockfd = open(lockpath, O_RDWR | O_CREAT | O_CLOEXEC, 0660);
 	if (lockfd < 0)
 		return -errno;
-	own(lockfd, lockpath, 0660);
+	own(lockfd, lockpath, 0660, &o);
 	r = lock_with_timeout(lockfd);
 	if (r < 0) {
 		ds_err("%s: cannot lock: %s", lockpath, strerror(-r));
@@ -284,7 +271,7 @@ static int modify(const char *dir, const char *store, enum ds_operation op, int 
 	}
 	/* Only root may give a file away. */
 	r = ds_replace_file_owned_at(AT_FDCWD, path, text, strlen(text), 0660,
-				     geteuid() == 0 ? backup_uid : (uid_t)-1, backup_gid, false);
+				     geteuid() == 0 ? o.uid : (uid_t)-1, o.gid, false);
 out:
 	free(text);
 	json_decref(out);

@@ -2,8 +2,6 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <pthread.h>
-#include <pwd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -100,22 +98,6 @@ static int mkdirs(char *path, uid_t uid, gid_t gid)
 	}
 }
 
-/* User backup, looked up once (getpwnam is not thread-safe). */
-static pthread_once_t backup_once = PTHREAD_ONCE_INIT;
-static uid_t backup_uid = (uid_t)-1;
-static gid_t backup_gid = (gid_t)-1;
-
-static void backup_lookup(void)
-{
-	struct passwd pw, *res = NULL;
-	char buf[1024];
-
-	if (getpwnam_r("backup", &pw, buf, sizeof(buf), &res) == 0 && res) {
-		backup_uid = pw.pw_uid;
-		backup_gid = pw.pw_gid;
-	}
-}
-
 /* Opens (creating) the lock file <lockdir>/<store>/<sub> and flocks it.
  * wait_ms 0: non-blocking. */
 static int lock_file(const char *store, const char *sub, bool exclusive, int wait_ms,
@@ -126,9 +108,7 @@ static int lock_file(const char *store, const char *sub, bool exclusive, int wai
 	gid_t gid;
 	int fd, r;
 
-	pthread_once(&backup_once, backup_lookup);
-	uid = backup_uid;
-	gid = backup_gid;
+	ds_backup_user(&uid, &gid);
 
 	r = ds_path_fmt(path, sizeof(path), "%s/%s/%s", lock_root(), store, sub);
 	if (r < 0)

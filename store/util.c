@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <pwd.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -136,6 +137,30 @@ void ds_sha256(const void *data, size_t len, struct ds_digest *ret)
 		return;
 	}
 	sha256_evp(data, len, ret);
+}
+
+static pthread_once_t backup_once = PTHREAD_ONCE_INIT;
+static uid_t backup_uid = (uid_t)-1;
+static gid_t backup_gid = (gid_t)-1;
+
+static void backup_lookup(void)
+{
+	struct passwd pw, *res = NULL;
+	char buf[1024];
+
+	/* getpwnam is not thread-safe. */
+	if (getpwnam_r("backup", &pw, buf, sizeof(buf), &res) == 0 && res) {
+		backup_uid = pw.pw_uid;
+		backup_gid = pw.pw_gid;
+	}
+}
+
+void ds_backup_user(uid_t *ret_uid, gid_t *ret_gid)
+{
+	if (pthread_once(&backup_once, backup_lookup) != 0)
+		abort();
+	*ret_uid = backup_uid;
+	*ret_gid = backup_gid;
 }
 
 struct ds_sha256 {

@@ -102,6 +102,10 @@ void ds_sha256_update(struct ds_sha256 *h, const void *data, size_t len);
 void ds_sha256_final(struct ds_sha256 *h, struct ds_digest *ret); /* then reusable */
 void ds_sha256_free(struct ds_sha256 *h);                         /* accepts NULL */
 
+/* The uid and gid of user "backup", PBS's service user, looked up once;
+ * (uid_t)-1 and (gid_t)-1 when there is none. */
+void ds_backup_user(uid_t *ret_uid, gid_t *ret_gid);
+
 /* zlib CRC-32 (reflected 0xEDB88320, init/xorout 0xFFFFFFFF). */
 uint32_t ds_crc32(const void *data, size_t len);
 /* Continues a CRC-32: ds_crc32_update(ds_crc32(a), b) == ds_crc32(a b);
