@@ -421,6 +421,11 @@ static bool is_immutable(enum vkind k)
 	return k == VK_IMAGE || k == VK_STREAM || k == VK_BLOB || k == VK_PXAR;
 }
 
+bool vfs_is_manifest(enum vkind kind, const char *file)
+{
+	return kind == VK_BLOB && file && strcmp(file, DS_MANIFEST_NAME) == 0;
+}
+
 static void fill_entry(const struct vnode *n, struct vfs_entry *e)
 {
 	memset(e, 0, sizeof(*e));
@@ -472,7 +477,8 @@ static void fill_entry(const struct vnode *n, struct vfs_entry *e)
 	e->st.st_mtim.tv_sec = n->mtime;
 	e->st.st_atim = e->st.st_ctim = e->st.st_mtim;
 	e->entry_timeout = e->attr_timeout =
-		is_immutable(n->kind) ? TIMEOUT_IMMUTABLE : TIMEOUT_LIVE;
+		is_immutable(n->kind) && !vfs_is_manifest(n->kind, n->file) ? TIMEOUT_IMMUTABLE
+									    : TIMEOUT_LIVE;
 }
 
 /* mtime of a directory relative to the datastore, or 0. */

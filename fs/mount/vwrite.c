@@ -775,6 +775,7 @@ void vwo_release(struct vfs *v, struct vwopen *wo)
 		}
 		{
 			struct vnode *n;
+			uint64_t snap = 0;
 
 			pthread_mutex_lock(&v->lock);
 			n = vfs_node_find_locked(v, wo->ino);
@@ -782,11 +783,16 @@ void vwo_release(struct vfs *v, struct vwopen *wo)
 				n->wo = NULL;
 				if (r == 0)
 					n->size = wo->len;
+				snap = n->parent;
 			}
 			pthread_cond_broadcast(&v->wcond);
 			pthread_mutex_unlock(&v->lock);
+			notify(v, wo->ino, 0, NULL);
+			/* The manifest holds the notes: index.json is looked
+			 * up (and sized) anew. */
+			if (r == 0 && snap)
+				notify(v, 0, snap, "index.json");
 		}
-		notify(v, wo->ino, 0, NULL);
 		break;
 	}
 	case WO_NULL:
