@@ -628,6 +628,7 @@ again:
 			release_victims(victims);
 			return -ENOMEM;
 		}
+		e->ctx = how->ctx;
 		if (!counted)
 			c->st.misses++;
 		pthread_mutex_unlock(&c->lock);
@@ -648,10 +649,10 @@ again:
 		while (e->state == LOADING)
 			pthread_cond_wait(&c->flight_done, &c->lock);
 		if (e->state == FAILED) {
-			/* A prefetch's failure is its loader's (another
-			 * archive's, another datastore's): this get tries
-			 * with its own. */
-			bool own = e->prefetch;
+			/* A prefetch's failure, or another file's, is its
+			 * loader's (another archive's, another datastore's):
+			 * this get tries with its own. */
+			bool own = e->prefetch || e->ctx != how->ctx;
 
 			r = e->err;
 			unref_failed_locked(e);

@@ -4,9 +4,10 @@
  * bounded in bytes of decoded data, least-recently-used eviction, and
  * single-flight on misses: when several threads want the same missing chunk,
  * one loads it and the others wait for that result. A failed load is not
- * cached (the next request retries) but every waiter of that flight gets its
- * errno; a get that waited for a prefetch's load (another loader and
- * context) loads the chunk itself instead when that fails.
+ * cached (the next request retries) but every waiter of that flight with
+ * the same loader context gets its errno; a get that waited for a
+ * prefetch's load, or for a get's with another context, loads the chunk
+ * itself instead when that fails.
  *
  * Entries are reference-counted: a struct ds_chunk_ref pins its data until
  * ds_chunk_cache_put, so eviction never frees bytes a reader is copying out.

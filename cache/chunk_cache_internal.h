@@ -52,6 +52,11 @@ struct entry {
 	/* LOADING for a prefetch, with the prefetch's loader and context:
 	 * a get that waited for it loads the chunk itself when it fails. */
 	bool prefetch;
+	/* LOADING for a get: its loader's context. A get with another one
+	 * (another file, whose copy of the chunk may be in another
+	 * datastore) that waited for it loads the chunk itself when it
+	 * fails. */
+	void *ctx;
 	enum entry_state state;
 	int err; /* FAILED: the loader's -errno */
 };

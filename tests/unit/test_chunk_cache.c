@@ -1180,6 +1180,52 @@ static void test_get_outlives_failed_prefetch(void **state)
 	fake_release(&fa);
 }
 
+/* Nor by another get's flight with another context: the copy of the chunk
+ * that get loads (another datastore's, damaged or missing there) is not
+ * this reader's. Only gets with the flight's own context share its
+ * failure (test_failed_flight). */
+static void test_get_outlives_failed_get(void **state)
+{
+	struct ds_chunk_cache *c;
+	struct ds_digest d = dig(73);
+	struct ds_chunk_cache_stats st;
+	struct racer ta, tb;
+	pthread_t tha, thb;
+	struct fake fa, fb;
+
+	(void)state;
+	fake_init(&fa);
+	fake_init(&fb);
+	fa.fail_set = true;
+	fa.fail = d;
+	fa.fail_err = -EBADMSG;
+	fake_gate(&fa, true);
+	assert_int_equal(ds_chunk_cache_new(1 << 20, &c), 0);
+	ta = (struct racer){ .c = c, .f = &fa, .d = d };
+	assert_int_equal(pthread_create(&tha, NULL, racer_main, &ta), 0);
+	while (atomic_load(&fa.calls) < 1) /* a's flight has begun */
+		usleep(1000);
+	tb = (struct racer){ .c = c, .f = &fb, .d = d };
+	assert_int_equal(pthread_create(&thb, NULL, racer_main, &tb), 0);
+	for (int ms = 0; ms < 30000 && stats(c).waits < 1; ms++)
+		usleep(1000);
+	assert_int_equal(stats(c).waits, 1); /* b joined a's flight */
+	fake_gate(&fa, false);
+	pthread_join(tha, NULL);
+	pthread_join(thb, NULL);
+	assert_int_equal(ta.r, -EBADMSG);
+	assert_int_equal(tb.r, 0);
+	assert_true(tb.ok);
+	assert_int_equal(atomic_load(&fa.calls), 1);
+	assert_int_equal(atomic_load(&fb.calls), 1);
+	st = stats(c);
+	assert_int_equal(st.load_errors, 1);
+	assert_int_equal(st.entries, 1);
+	ds_chunk_cache_free(c);
+	fake_release(&fb);
+	fake_release(&fa);
+}
+
 #define STRESS_THREADS 4
 #define STRESS_OPS 20000
 #define STRESS_PINS 4
@@ -1374,6 +1420,7 @@ int main(void)
 		cmocka_unit_test(test_free_drains),
 		cmocka_unit_test(test_get_races_prefetch),
 		cmocka_unit_test(test_get_outlives_failed_prefetch),
+		cmocka_unit_test(test_get_outlives_failed_get),
 		cmocka_unit_test(test_stress),
 		cmocka_unit_test(test_stress_big),
 		cmocka_unit_test(test_stress_part),
