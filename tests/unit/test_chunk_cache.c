@@ -67,6 +67,14 @@ static void fake_gate(struct fake *f, bool closed)
 	pthread_mutex_unlock(&f->gate_lock);
 }
 
+/* Loads of d fail with err. */
+static void fake_fail(struct fake *f, struct ds_digest d, int err)
+{
+	f->fail_set = true;
+	f->fail = d;
+	f->fail_err = err;
+}
+
 static struct ds_digest dig(unsigned i)
 {
 	struct ds_digest d;
@@ -884,6 +892,20 @@ static void race(struct ds_chunk_cache *c, struct fake *f, const struct ds_diges
 		pthread_join(th[i], NULL);
 }
 
+/* Starts a get of d with f on *th and waits until it has joined the flight
+ * in progress (the cache counts a wait). */
+static void join_flight(struct ds_chunk_cache *c, struct fake *f, const struct ds_digest *d,
+			struct racer *t, pthread_t *th)
+{
+	uint64_t waits = stats(c).waits;
+
+	*t = (struct racer){ .c = c, .f = f, .d = *d };
+	assert_int_equal(pthread_create(th, NULL, racer_main, t), 0);
+	for (int ms = 0; ms < 30000 && stats(c).waits < waits + 1; ms++)
+		usleep(1000);
+	assert_int_equal(stats(c).waits, waits + 1);
+}
+
 static void test_single_flight(void **state)
 {
 	struct ds_chunk_cache *c;
@@ -923,9 +945,7 @@ static void test_failed_flight(void **state)
 	(void)state;
 	fake_init(&f);
 	fake_gate(&f, true);
-	f.fail_set = true;
-	f.fail = d;
-	f.fail_err = -EBADMSG;
+	fake_fail(&f, d, -EBADMSG);
 	assert_int_equal(ds_chunk_cache_new(1 << 20, &c), 0);
 	race(c, &f, &d, t, NTHREADS);
 	assert_int_equal(atomic_load(&f.calls), 1);
@@ -972,9 +992,7 @@ static void test_prefetch(void **state)
 	ds_chunk_cache_drain(c);
 	assert_int_equal(atomic_load(&f.done_calls), 1);
 	/* done may be NULL; a failing prefetch is counted and not cached. */
-	f.fail_set = true;
-	f.fail = b;
-	f.fail_err = -ENOENT;
+	fake_fail(&f, b, -ENOENT);
 	assert_int_equal(ds_chunk_cache_prefetch(c, &b, 0, fake_loader, &f, NULL), 0);
 	ds_chunk_cache_drain(c);
 	st = stats(c);
@@ -1150,19 +1168,13 @@ static void test_get_outlives_failed_prefetch(void **state)
 	(void)state;
 	fake_init(&fa);
 	fake_init(&fb);
-	fa.fail_set = true;
-	fa.fail = d;
-	fa.fail_err = -ESTALE;
+	fake_fail(&fa, d, -ESTALE);
 	fake_gate(&fa, true);
 	assert_int_equal(ds_chunk_cache_new(1 << 20, &c), 0);
 	assert_int_equal(ds_chunk_cache_prefetch(c, &d, 0, fake_loader, &fa, fake_done), 0);
 	while (atomic_load(&fa.calls) < 1) /* the worker's flight has begun */
 		usleep(1000);
-	t = (struct racer){ .c = c, .f = &fb, .d = d };
-	assert_int_equal(pthread_create(&th, NULL, racer_main, &t), 0);
-	for (int ms = 0; ms < 30000 && stats(c).waits < 1; ms++)
-		usleep(1000);
-	assert_int_equal(stats(c).waits, 1); /* joined the prefetch's flight */
+	join_flight(c, &fb, &d, &t, &th); /* the prefetch's */
 	fake_gate(&fa, false);
 	pthread_join(th, NULL);
 	ds_chunk_cache_drain(c);
@@ -1196,20 +1208,14 @@ static void test_get_outlives_failed_get(void **state)
 	(void)state;
 	fake_init(&fa);
 	fake_init(&fb);
-	fa.fail_set = true;
-	fa.fail = d;
-	fa.fail_err = -EBADMSG;
+	fake_fail(&fa, d, -EBADMSG);
 	fake_gate(&fa, true);
 	assert_int_equal(ds_chunk_cache_new(1 << 20, &c), 0);
 	ta = (struct racer){ .c = c, .f = &fa, .d = d };
 	assert_int_equal(pthread_create(&tha, NULL, racer_main, &ta), 0);
 	while (atomic_load(&fa.calls) < 1) /* a's flight has begun */
 		usleep(1000);
-	tb = (struct racer){ .c = c, .f = &fb, .d = d };
-	assert_int_equal(pthread_create(&thb, NULL, racer_main, &tb), 0);
-	for (int ms = 0; ms < 30000 && stats(c).waits < 1; ms++)
-		usleep(1000);
-	assert_int_equal(stats(c).waits, 1); /* b joined a's flight */
+	join_flight(c, &fb, &d, &tb, &thb); /* a's */
 	fake_gate(&fa, false);
 	pthread_join(tha, NULL);
 	pthread_join(thb, NULL);
@@ -1339,9 +1345,7 @@ static void stress(bool big, bool part, unsigned ops, unsigned ndigests)
 
 	fake_init(&f);
 	f.big = big;
-	f.fail_set = true;
-	f.fail = dig(ndigests - 1);
-	f.fail_err = -EIO;
+	fake_fail(&f, dig(ndigests - 1), -EIO);
 	assert_int_equal(ds_chunk_cache_new(budget, &c), 0);
 	for (unsigned i = 0; i < STRESS_THREADS; i++) {
 		s[i] = (struct stresser){ .c = c, .f = &f, .seed = 12345 + i, .ops = ops,
