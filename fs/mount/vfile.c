@@ -403,9 +403,7 @@ static int open_as(struct vfs *v, struct vnode *n, struct vopen_id *id, int flag
 	if (r < 0)
 		goto fail;
 	*ret = f;
-	*ret_keep_cache = (id->kind == VK_IMAGE || id->kind == VK_STREAM || id->kind == VK_BLOB ||
-			   id->kind == VK_PXAR) &&
-			  !vfs_is_manifest(id->kind, id->file);
+	*ret_keep_cache = vfs_is_immutable(id->kind, id->file);
 	return 0;
 fail:
 	vfile_unref(f);

@@ -416,14 +416,11 @@ static bool is_dir_kind(enum vkind k)
 	       k == VK_SNAPSHOT;
 }
 
-static bool is_immutable(enum vkind k)
+bool vfs_is_immutable(enum vkind kind, const char *file)
 {
-	return k == VK_IMAGE || k == VK_STREAM || k == VK_BLOB || k == VK_PXAR;
-}
-
-bool vfs_is_manifest(enum vkind kind, const char *file)
-{
-	return kind == VK_BLOB && file && strcmp(file, DS_MANIFEST_NAME) == 0;
+	if (kind == VK_BLOB && file && strcmp(file, DS_MANIFEST_NAME) == 0)
+		return false; /* the manifest */
+	return kind == VK_IMAGE || kind == VK_STREAM || kind == VK_BLOB || kind == VK_PXAR;
 }
 
 static void fill_entry(const struct vnode *n, struct vfs_entry *e)
@@ -477,8 +474,7 @@ static void fill_entry(const struct vnode *n, struct vfs_entry *e)
 	e->st.st_mtim.tv_sec = n->mtime;
 	e->st.st_atim = e->st.st_ctim = e->st.st_mtim;
 	e->entry_timeout = e->attr_timeout =
-		is_immutable(n->kind) && !vfs_is_manifest(n->kind, n->file) ? TIMEOUT_IMMUTABLE
-									    : TIMEOUT_LIVE;
+		vfs_is_immutable(n->kind, n->file) ? TIMEOUT_IMMUTABLE : TIMEOUT_LIVE;
 }
 
 /* mtime of a directory relative to the datastore, or 0. */

@@ -137,11 +137,12 @@ struct vnode *vfs_node_get(struct vfs *v, uint64_t ino); /* NULL if unknown */
 struct vnode *vfs_node_find_locked(struct vfs *v, uint64_t ino);
 /* "<ns dir>/<type>/<id>/<time>" of a snapshot-level node. */
 int vfs_node_snaprel(const struct vnode *n, char *out, size_t outlen);
-/* Whether a node of kind and server file name file is the snapshot's
- * decoded manifest (index.json): unlike the archives beside it, it changes
- * (notes, a verify's state, archives a writer commits), so the
- * kernel may neither keep its pages across opens nor cache its size long. */
-bool vfs_is_manifest(enum vkind kind, const char *file);
+/* Whether a node of kind and server file name file never changes (an
+ * archive of a snapshot), so that the kernel may keep its pages across
+ * opens and cache its entry for long. Not the snapshot's decoded manifest
+ * (index.json): it changes with notes, a verify's state and the archives a
+ * writer commits. */
+bool vfs_is_immutable(enum vkind kind, const char *file);
 /* The digest of a full zero chunk of an image of chunk size cs, keyed with
  * c when not NULL (encrypted archives): for holes, and for reads that need
  * not load it. false when cs is past the 16 MiB chunk limit: no such chunk
