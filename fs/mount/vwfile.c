@@ -153,6 +153,22 @@ static bool ivl_full(const struct part *p, uint64_t len)
 	return p->niv == 1 && p->iv[0].a == 0 && p->iv[0].b >= len;
 }
 
+/* Zeroes the bytes of out, which holds the chunk's bytes [from, from + n),
+ * that no write of the part covers. */
+static void zero_gaps(const struct part *p, uint8_t *out, uint64_t from, size_t n)
+{
+	uint64_t at = from, end = from + n;
+
+	for (size_t i = 0; i < p->niv && at < end; i++) {
+		if (p->iv[i].a > at)
+			memset(out + (at - from), 0, (p->iv[i].a < end ? p->iv[i].a : end) - at);
+		if (p->iv[i].b > at)
+			at = p->iv[i].b;
+	}
+	if (at < end)
+		memset(out + (at - from), 0, end - at);
+}
+
 /* --- staging file --- */
 
 static int stage_open(struct vwfile *w)
@@ -189,6 +205,20 @@ static int stage_pread(struct vwfile *w, void *buf, size_t len, uint64_t off)
 		len -= (size_t)n;
 	}
 	return 0;
+}
+
+/* n bytes of staged part p from coff on. Only what the part's writes
+ * cover is taken from the staging file: its other bytes are punched holes,
+ * unless punching failed or is not supported there, and then they may
+ * still hold a dropped part's bytes. */
+static int stage_read_part(struct vwfile *w, const struct part *p, uint8_t *out, uint64_t coff,
+			   size_t n)
+{
+	int r = stage_pread(w, out, n, (uint64_t)p->idx * VW_CS + coff);
+
+	if (r == 0)
+		zero_gaps(p, out, coff, n);
+	return r;
 }
 
 static void stage_punch(struct vwfile *w, uint64_t off, uint64_t len)
@@ -305,15 +335,9 @@ static void spare_release(bool held)
 /* Zeroes what of p's buffer was not written, before it is read whole. */
 static void part_clean(struct part *p)
 {
-	uint64_t at = 0;
-
 	if (!p->buf || !p->stale)
 		return;
-	for (size_t i = 0; i < p->niv; i++) {
-		memset(p->buf + at, 0, p->iv[i].a - at);
-		at = p->iv[i].b;
-	}
-	memset(p->buf + at, 0, VW_CS - at);
+	zero_gaps(p, p->buf, 0, VW_CS);
 	p->stale = false;
 }
 
@@ -458,7 +482,7 @@ static int chunk_data(struct vwfile *w, size_t idx, uint8_t *out, size_t len)
 			memcpy(out, p->buf, len);
 			return 0;
 		}
-		return stage_pread(w, out, len, (uint64_t)idx * VW_CS);
+		return stage_read_part(w, p, out, 0, len);
 	}
 	default: {
 		size_t got = 0;
@@ -500,7 +524,7 @@ static int part_flush(struct vwfile *w, struct part *p, size_t len)
 		tmp = malloc(VW_CS);
 		if (!tmp)
 			return -ENOMEM;
-		r = stage_pread(w, tmp, len, (uint64_t)idx * VW_CS);
+		r = stage_read_part(w, p, tmp, 0, len);
 		if (r < 0) {
 			free(tmp);
 			return r;
@@ -697,7 +721,7 @@ static int image_read(struct vwfile *w, uint8_t *out, size_t len, uint64_t off)
 			part_clean(part_of(w, idx));
 			memcpy(out, part_of(w, idx)->buf + coff, n);
 		} else if (w->cst[idx] == C_PART) {
-			r = stage_pread(w, out, n, off);
+			r = stage_read_part(w, part_of(w, idx), out, coff, n);
 		} else {
 			if (!tmp && !(tmp = malloc(VW_CS)))
 				r = -ENOMEM;
