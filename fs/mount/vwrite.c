@@ -1125,8 +1125,12 @@ int vfs_create(struct vfs *v, uint64_t parent, const char *name, struct vfs_entr
 			r = -ENOMEM;
 	}
 	if (r < 0) {
-		if (wo)
-			vwo_release(v, wo); /* an archive with nothing written is abandoned */
+		/* Failed, so nothing of it may be committed: not an empty
+		 * archive, and not empty notes over the snapshot's notes. */
+		if (wo) {
+			wo_fail(wo, r);
+			vwo_release(v, wo);
+		}
 		return r;
 	}
 	wo->ino = n->ino;
@@ -1137,6 +1141,7 @@ int vfs_create(struct vfs *v, uint64_t parent, const char *name, struct vfs_entr
 	wo->ino = ret->ino;
 	r = vfile_new_writing(v, wo, ret_f);
 	if (r < 0) {
+		wo_fail(wo, r);
 		vwo_release(v, wo);
 		return r;
 	}
