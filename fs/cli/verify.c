@@ -1,5 +1,6 @@
 /* dsfs verify: every manifest, index and chunk, as PBS's verify does. */
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -14,6 +15,7 @@
 #include "store/datastore.h"
 #include "store/hierarchy.h"
 #include "store/index.h"
+#include "store/locks.h"
 #include "store/manifest.h"
 #include "store/names.h"
 #include "store/util.h"
@@ -81,6 +83,7 @@ struct verify {
 	struct digest_set chunks;
 	uint8_t *buf;
 	bool progress;
+	bool lock_warned; /* the snapshot locks could not be taken */
 	size_t snap_i, snap_n;
 	uint64_t n_snapshots, n_archives, n_chunks, chunk_bytes, errors, skipped;
 };
@@ -100,6 +103,15 @@ static void problem(struct verify *v, const char *snap, const char *what, const 
 	va_end(ap);
 	fputc('\n', stderr);
 	v->errors++;
+}
+
+/* A snapshot PBS's verify skips without counting an error. */
+static void skipped(struct verify *v, const char *snap, const char *why)
+{
+	if (v->progress)
+		fputs("\r\033[K", stderr);
+	fprintf(stderr, "dsfs: verify: %s: skipped: %s\n", snap, why);
+	v->skipped++;
 }
 
 static void show_progress(struct verify *v)
@@ -222,26 +234,76 @@ static void verify_blob(struct verify *v, int snapfd, const char *snap,
 	free(raw);
 }
 
+/* Takes snaprel's snapshot lock shared, as PBS's verify does, so that
+ * neither PBS's prune nor a dsfs rmdir removes it while it is checked.
+ * 1 locked (*ret set), 0 go on without the lock (*ret NULL), -ENOENT the
+ * snapshot is gone, -EBUSY someone holds it exclusively: a backup writing
+ * it, or its removal. */
+static int lock_snapshot(struct verify *v, const char *snaprel, struct ds_lock **ret)
+{
+	const struct ds_lookup *lk = ds_reader_lookup(v->rd);
+	int basefd, r;
+
+	*ret = NULL;
+	basefd = ds_lookup_open_dir(lk, "");
+	if (basefd < 0)
+		return basefd;
+	r = ds_lock_snapshot(basefd, ds_lookup_store(lk), snaprel, false, ret);
+	/* -ENOENT may also come from the lock file's directory: only a
+	 * snapshot directory that is gone means the snapshot is. */
+	if (r == -ENOENT && faccessat(basefd, snaprel, F_OK, AT_SYMLINK_NOFOLLOW) == 0)
+		r = -EIO;
+	close(basefd);
+	if (r == 0 || r == -ENOENT || r == -EBUSY)
+		return r == 0 ? 1 : r;
+	/* Lock files that cannot be made (no write access to /run as another
+	 * user, a read-only /run) do not stop a check, as for the mount. */
+	if (!v->lock_warned) {
+		if (v->progress)
+			fputs("\r\033[K", stderr);
+		fprintf(stderr, "dsfs: verify: cannot take snapshot locks (%s): verifying without them\n",
+			strerror(-r));
+		v->lock_warned = true;
+	}
+	return 0;
+}
+
 static void verify_snapshot(struct verify *v, const char *snaprel)
 {
 	const struct ds_lookup *lk = ds_reader_lookup(v->rd);
 	char mine[DS_FINGERPRINT_STR_LEN];
 	struct ds_manifest *m = NULL;
+	struct ds_lock *lock = NULL;
 	const char *fp;
 	int fd, r;
 
 	v->snap_i++;
 	show_progress(v);
+	/* As PBS's verify_backup_dir: a snapshot removed since it was listed,
+	 * or locked by a backup still writing it or by its removal, is
+	 * skipped, not an error. */
+	r = lock_snapshot(v, snaprel, &lock);
+	if (r == -ENOENT || r == -EBUSY) {
+		skipped(v, snaprel, r == -ENOENT ? "snapshot does not exist (anymore)"
+						 : "locked by another operation (a backup "
+						   "writing it or its removal)");
+		return;
+	}
 	fd = ds_open_snapshot(lk, snaprel);
+	if (fd == -ENOENT) {
+		/* Only without the lock: someone who does not take it. */
+		skipped(v, snaprel, "snapshot does not exist (anymore)");
+		goto out;
+	}
 	if (fd < 0) {
 		problem(v, snaprel, "", "cannot open: %s", strerror(-fd));
-		return;
+		goto out;
 	}
 	r = ds_manifest_load(fd, &m);
 	if (r < 0) {
 		problem(v, snaprel, DS_MANIFEST_NAME, "cannot load manifest: %s", strerror(-r));
 		close(fd);
-		return;
+		goto out;
 	}
 	v->n_snapshots++;
 	v->crypt = v->key;
@@ -275,6 +337,8 @@ static void verify_snapshot(struct verify *v, const char *snaprel)
 	}
 	ds_manifest_free(m);
 	close(fd);
+out:
+	ds_lock_release(lock);
 }
 
 static int collect(struct verify *v, const char *ns, int depth, const char *type,
@@ -362,6 +426,24 @@ static int collect(struct verify *v, const char *ns, int depth, const char *type
 	return r;
 }
 
+/* A snapshot named on the command line must exist when the run starts;
+ * only one that goes away later is skipped, as one listed from its group. */
+static int add_named(struct verify *v, const char *rel, struct ds_strv *out)
+{
+	int fd = ds_open_snapshot(ds_reader_lookup(v->rd), rel);
+
+	if (fd < 0) {
+		problem(v, rel, "", "cannot open: %s", strerror(-fd));
+		return 0;
+	}
+	close(fd);
+	out->v = malloc(sizeof(*out->v));
+	if (!out->v || !(out->v[0] = strdup(rel)))
+		return -ENOMEM;
+	out->n = 1;
+	return 0;
+}
+
 int cmd_verify(int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -378,6 +460,7 @@ int cmd_verify(int argc, char **argv)
 	struct cli_store s = { 0 };
 	struct ds_strv snaps = { 0 };
 	uint64_t unfinished = 0;
+	char skip[80] = "";
 	int c, r;
 
 	while ((c = getopt_long(argc, argv, "c:k:h", opts, NULL)) != -1) {
@@ -424,11 +507,8 @@ int cmd_verify(int argc, char **argv)
 		r = collect(&v, "", 0, NULL, NULL, &snaps, &unfinished);
 	} else if (ds_parse_snapshot_path(path, true, ns, type, id, time) == 0) {
 		r = ds_snapshot_relpath(ns, type, id, time, rel, sizeof(rel));
-		if (r == 0) {
-			snaps.v = malloc(sizeof(char *));
-			snaps.v[0] = strdup(rel);
-			snaps.n = 1;
-		}
+		if (r == 0)
+			r = add_named(&v, rel, &snaps);
 	} else if (ds_parse_snapshot_path(path, false, ns, type, id, NULL) == 0) {
 		r = collect(&v, ns, 0, type, id, &snaps, &unfinished);
 	} else {
@@ -445,9 +525,12 @@ int cmd_verify(int argc, char **argv)
 		verify_snapshot(&v, snaps.v[i]);
 	if (v.progress)
 		fputs("\r\033[K", stderr);
-	printf("verified %llu snapshots, %llu archives, %llu chunks (%.1f MiB)%s: %llu errors\n",
+	if (v.skipped)
+		snprintf(skip, sizeof(skip), " (%llu skipped: removed, or locked by a backup or removal)",
+			 (unsigned long long)v.skipped);
+	printf("verified %llu snapshots, %llu archives, %llu chunks (%.1f MiB)%s%s: %llu errors\n",
 	       (unsigned long long)v.n_snapshots, (unsigned long long)v.n_archives,
-	       (unsigned long long)v.n_chunks, (double)v.chunk_bytes / DS_MIB,
+	       (unsigned long long)v.n_chunks, (double)v.chunk_bytes / DS_MIB, skip,
 	       unfinished ? " (unfinished snapshots skipped)" : "", (unsigned long long)v.errors);
 out:
 	free(v.buf);
