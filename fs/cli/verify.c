@@ -300,6 +300,16 @@ static void verify_snapshot(struct verify *v, const char *snaprel)
 		goto out;
 	}
 	r = ds_manifest_load(fd, &m);
+	if (r == -ENOENT) {
+		/* A backup in progress holds the lock (skipped above); an
+		 * unfinished snapshot whose lock is free is an abandoned or
+		 * failed backup, which PBS's verify fails ("manifest load
+		 * error"). */
+		problem(v, snaprel, DS_MANIFEST_NAME,
+			"missing: unfinished snapshot that no backup is writing");
+		close(fd);
+		goto out;
+	}
 	if (r < 0) {
 		problem(v, snaprel, DS_MANIFEST_NAME, "cannot load manifest: %s", strerror(-r));
 		close(fd);
@@ -342,15 +352,15 @@ out:
 }
 
 static int collect(struct verify *v, const char *ns, int depth, const char *type,
-		   const char *id, struct ds_strv *out, uint64_t *unfinished);
+		   const char *id, struct ds_strv *out);
 
 /* A namespace or group below the one asked for: a listing error there is
  * reported and the rest goes on, as PBS's verify logs a group it cannot
  * list and goes on. Only running out of memory stops. */
 static int collect_below(struct verify *v, const char *ns, int depth, const char *type,
-			 const char *id, struct ds_strv *out, uint64_t *unfinished)
+			 const char *id, struct ds_strv *out)
 {
-	int r = collect(v, ns, depth, type, id, out, unfinished);
+	int r = collect(v, ns, depth, type, id, out);
 
 	if (r < 0 && r != -ENOMEM) {
 		if (type)
@@ -363,10 +373,11 @@ static int collect_below(struct verify *v, const char *ns, int depth, const char
 	return r;
 }
 
-/* Collects the finished snapshots under a namespace (depth components) or
- * group path. */
+/* Collects the snapshots under a namespace (depth components) or group
+ * path, unfinished ones too: PBS's verify goes through every snapshot
+ * directory and decides under the snapshot's lock (verify_snapshot). */
 static int collect(struct verify *v, const char *ns, int depth, const char *type,
-		   const char *id, struct ds_strv *out, uint64_t *unfinished)
+		   const char *id, struct ds_strv *out)
 {
 	const struct ds_lookup *lk = ds_reader_lookup(v->rd);
 	struct ds_snapshot *snaps = NULL;
@@ -381,7 +392,7 @@ static int collect(struct verify *v, const char *ns, int depth, const char *type
 		r = ds_list_groups(lk, ns, &groups, &gn);
 		for (size_t i = 0; r == 0 && i < gn; i++)
 			r = collect_below(v, ns, depth, ds_backup_type_name(groups[i].type),
-					  groups[i].id, out, unfinished);
+					  groups[i].id, out);
 		ds_groups_free(groups, gn);
 		/* PBS lists namespaces no deeper than 7 levels. */
 		if (r == 0 && depth < DS_MAX_NAMESPACE_DEPTH)
@@ -395,7 +406,7 @@ static int collect(struct verify *v, const char *ns, int depth, const char *type
 					children.v[i], "namespace longer than 256 characters");
 				continue;
 			}
-			r = collect_below(v, sub, depth + 1, NULL, NULL, out, unfinished);
+			r = collect_below(v, sub, depth + 1, NULL, NULL, out);
 		}
 		ds_strv_free(&children);
 		return r;
@@ -405,10 +416,6 @@ static int collect(struct verify *v, const char *ns, int depth, const char *type
 		char rel[2048];
 		char **nv;
 
-		if (!snaps[i].finished) {
-			(*unfinished)++;
-			continue;
-		}
 		r = ds_snapshot_relpath(ns, type, id, snaps[i].time, rel, sizeof(rel));
 		if (r < 0)
 			break;
@@ -459,7 +466,6 @@ int cmd_verify(int argc, char **argv)
 	struct ds_reader *rd = NULL;
 	struct cli_store s = { 0 };
 	struct ds_strv snaps = { 0 };
-	uint64_t unfinished = 0;
 	char skip[80] = "";
 	int c, r;
 
@@ -504,13 +510,13 @@ int cmd_verify(int argc, char **argv)
 		goto out;
 	}
 	if (!*path) {
-		r = collect(&v, "", 0, NULL, NULL, &snaps, &unfinished);
+		r = collect(&v, "", 0, NULL, NULL, &snaps);
 	} else if (ds_parse_snapshot_path(path, true, ns, type, id, time) == 0) {
 		r = ds_snapshot_relpath(ns, type, id, time, rel, sizeof(rel));
 		if (r == 0)
 			r = add_named(&v, rel, &snaps);
 	} else if (ds_parse_snapshot_path(path, false, ns, type, id, NULL) == 0) {
-		r = collect(&v, ns, 0, type, id, &snaps, &unfinished);
+		r = collect(&v, ns, 0, type, id, &snaps);
 	} else {
 		fprintf(stderr, "dsfs: %s: not a group or snapshot path\n", path);
 		r = -EINVAL;
@@ -528,10 +534,10 @@ int cmd_verify(int argc, char **argv)
 	if (v.skipped)
 		snprintf(skip, sizeof(skip), " (%llu skipped: removed, or locked by a backup or removal)",
 			 (unsigned long long)v.skipped);
-	printf("verified %llu snapshots, %llu archives, %llu chunks (%.1f MiB)%s%s: %llu errors\n",
+	printf("verified %llu snapshots, %llu archives, %llu chunks (%.1f MiB)%s: %llu errors\n",
 	       (unsigned long long)v.n_snapshots, (unsigned long long)v.n_archives,
 	       (unsigned long long)v.n_chunks, (double)v.chunk_bytes / DS_MIB, skip,
-	       unfinished ? " (unfinished snapshots skipped)" : "", (unsigned long long)v.errors);
+	       (unsigned long long)v.errors);
 out:
 	free(v.buf);
 	free(v.chunks.slots);

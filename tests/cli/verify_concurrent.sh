@@ -1,15 +1,18 @@
 # dsfs verify on a datastore that changes under it, as PBS's verify sees
 # one (src/backup/verify.rs, verify_backup_dir): a snapshot removed after it
 # was listed is skipped, not an error; each snapshot is checked under its
-# shared lock, so a prune cannot remove it meanwhile.
+# shared lock, so a prune cannot remove it meanwhile; a snapshot locked by a
+# backup still writing it is skipped; an unfinished snapshot whose lock is
+# free (an abandoned backup) is an error.
 #
 # The removal is made deterministic with a fanotify permission event: the
 # kernel holds verify's open of the first snapshot's index until the test
 # has removed a later snapshot (taking its lock exclusively, as a prune
-# does) and tried to lock the first one.
+# does) and tried to lock the first one. The backup in progress is a real
+# `dsfs backup` reading a FIFO the test keeps open without writing.
 . "$(dirname "$0")/../testlib.bash"
 need_fixtures
-need_root_with python3 flock
+need_root_with python3 flock mkfifo
 export DSFS_LOCK_DIR=$T/locks
 
 cp -r "$FIX/pbs-store-a" "$T/s"
@@ -65,4 +68,43 @@ grep -q "vm/101/2024-03-04T08:02:17Z: skipped: snapshot does not exist (anymore)
 	{ cat "$T/err"; fail "removed snapshot not reported as skipped"; }
 grep -q "verified 2 snapshots, .* (1 skipped: .*): 0 errors" "$T/out" ||
 	{ cat "$T/out"; fail "summary after a removal"; }
+rm -f "$T/ready"
+
+# 2. A backup in progress: its snapshot has no manifest yet and is locked
+#    exclusively by the writer. Verify skips it, as PBS does.
+mkfifo "$T/fifo"
+exec 3<>"$T/fifo"
+"$DSFS" backup --time 2025-01-01T00:00:00Z "$T/s" host/inprog data.didx="$T/fifo" \
+	>"$T/bk.out" 2>"$T/bk.err" &
+bk=$!
+cleanup_hooks+=("kill -9 $bk")
+snap=$T/s/host/inprog/2025-01-01T00:00:00Z
+for _ in $(seq 200); do
+	[ -d "$snap" ] && ! flock -n -s "$snap" true 2>/dev/null && break
+	sleep 0.05
+done
+! flock -n -s "$snap" true || { cat "$T/bk.err"; fail "backup did not lock its snapshot"; }
+expect_status 0 "$DSFS" verify "$T/s" host/inprog
+grep -q "host/inprog/2025-01-01T00:00:00Z: skipped: locked by another operation" "$T/err" ||
+	{ cat "$T/err"; fail "snapshot in progress not reported as skipped"; }
+grep -q "verified 0 snapshots, .* (1 skipped: .*): 0 errors" "$T/out" ||
+	{ cat "$T/out"; fail "summary with a backup in progress"; }
+expect_status 0 "$DSFS" verify "$T/s"
+grep -q "verified 13 snapshots, .* (1 skipped: .*): 0 errors" "$T/out" ||
+	{ cat "$T/out"; fail "whole-store summary with a backup in progress"; }
+
+# 3. The writer dies (kill -9: nothing removes its snapshot). The unfinished
+#    snapshot's lock is free now: an abandoned backup, which PBS's verify
+#    fails with a manifest load error.
+kill -9 "$bk"
+wait "$bk" 2>/dev/null || true
+exec 3>&-
+[ -d "$snap" ] && [ ! -e "$snap/index.json.blob" ] || fail "no abandoned snapshot left"
+expect_status 3 "$DSFS" verify "$T/s" host/inprog
+grep -q "host/inprog/2025-01-01T00:00:00Z/index.json.blob: missing: unfinished snapshot" "$T/err" ||
+	{ cat "$T/err"; fail "abandoned snapshot not reported"; }
+grep -q "verified 0 snapshots, .*: 1 errors" "$T/out" || { cat "$T/out"; fail "summary, abandoned"; }
+expect_status 3 "$DSFS" verify "$T/s"
+grep -q "verified 13 snapshots, .*: 1 errors" "$T/out" ||
+	{ cat "$T/out"; fail "whole-store summary, abandoned"; }
 echo "verify_concurrent ok"

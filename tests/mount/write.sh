@@ -268,6 +268,12 @@ sleep 0.5
 ! ls -a "$S/vm/100/2026-01-05T00:00:00Z" | grep -q tmp_ || fail "temp index left"
 "$DSFS" maintenance --config "$T/datastore.cfg" "$NAME" clear >/dev/null
 unmount_dsfs "$M"
+# The interrupted backup left its snapshot unfinished, its lock free: an
+# abandoned backup, which verify fails as PBS's does, until it is removed.
+expect_status 3 "$DSFS" verify "$S" vm/100/2026-01-05T00:00:00Z
+grep -q "2026-01-05T00:00:00Z/index.json.blob: missing: unfinished snapshot" "$T/err" ||
+	{ cat "$T/err" >&2; fail "abandoned snapshot not reported by verify"; }
+rmdir "$S/vm/100/2026-01-05T00:00:00Z" || fail "abandoned snapshot not empty"
 
 # --- encrypted: -o keyfile= encrypts and signs ---
 
