@@ -390,9 +390,22 @@ static int collect(struct verify *v, const char *ns, int depth, const char *type
 		size_t gn = 0;
 
 		r = ds_list_groups(lk, ns, &groups, &gn);
-		for (size_t i = 0; r == 0 && i < gn; i++)
+		for (size_t i = 0; r == 0 && i < gn; i++) {
+			/* As PBS's verify_all_backups: the group of
+			 * proxmox-backup-client benchmark's uploads is left
+			 * out of a datastore or namespace run. */
+			if (groups[i].type == DS_TYPE_HOST && strcmp(groups[i].id, "benchmark") == 0) {
+				char rel[2048];
+
+				if (ds_group_relpath(ns, "host", "benchmark", rel, sizeof(rel)) < 0)
+					snprintf(rel, sizeof(rel), "host/benchmark");
+				fprintf(stderr, "dsfs: verify: %s: skipped (benchmark uploads; name "
+						"the group to verify it)\n", rel);
+				continue;
+			}
 			r = collect_below(v, ns, depth, ds_backup_type_name(groups[i].type),
 					  groups[i].id, out);
+		}
 		ds_groups_free(groups, gn);
 		/* PBS lists namespaces no deeper than 7 levels. */
 		if (r == 0 && depth < DS_MAX_NAMESPACE_DEPTH)

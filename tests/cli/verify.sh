@@ -79,4 +79,25 @@ mkdir -p "$T/b/ns/$long"
 expect_status 3 "$DSFS" verify "$T/b"
 grep -q "verified 15 snapshots" "$T/out" || { cat "$T/out" "$T/err"; fail "too long a namespace stopped verify"; }
 grep -q "cannot list" "$T/err" || { cat "$T/err"; fail "too long a namespace not reported"; }
+# PBS's verify of a datastore or namespace leaves out the group
+# host/benchmark (verify_all_backups: proxmox-backup-client benchmark's
+# uploads); named as a group, it is verified like any other.
+cp -r "$FIX/pbs-store-a" "$T/c"
+chmod -R u+w "$T/c"
+for g in host/benchmark ns/prod/host/benchmark; do
+	mkdir -p "$T/c/$g"
+	cp "$T/c/vm/101/owner" "$T/c/$g/owner"
+	cp -r "$T/c/vm/101/2024-03-02T08:02:17Z" "$T/c/$g/"
+	printf '\xff' | dd of="$T/c/$g/2024-03-02T08:02:17Z/qemu-server.conf.blob" bs=1 seek=20 \
+		conv=notrunc status=none
+done
+expect_status 0 "$DSFS" verify "$T/c"
+grep -q "verified 14 snapshots, 35 archives, 82 chunks.*: 0 errors" "$T/out" ||
+	{ cat "$T/out" "$T/err"; fail "host/benchmark verified with the datastore"; }
+grep -q "^dsfs: verify: host/benchmark: skipped" "$T/err" &&
+	grep -q "^dsfs: verify: ns/prod/host/benchmark: skipped" "$T/err" ||
+	{ cat "$T/err"; fail "host/benchmark skip not said"; }
+expect_status 3 "$DSFS" verify "$T/c" host/benchmark
+grep -q "host/benchmark/2024-03-02T08:02:17Z/qemu-server.conf.blob: " "$T/err" ||
+	{ cat "$T/err"; fail "host/benchmark named as a group not verified"; }
 echo "verify ok"
