@@ -338,12 +338,15 @@ static void verify_snapshot(struct verify *v, const char *snaprel)
 
 		ds_manifest_file(m, i, &mf);
 		v->n_archives++;
-		if (ds_archive_kind(mf.filename) == DS_ARCHIVE_BLOB)
-			verify_blob(v, fd, snaprel, &mf);
-		else if (ds_archive_kind(mf.filename) > 0)
-			verify_index(v, fd, snaprel, &mf);
-		else
+		/* Only names PBS's upload API takes (SAFE_ID): "../x.blob" or
+		 * "/x.blob" would have verify read, and pass, a file outside
+		 * the snapshot on the manifest's word. */
+		if (ds_name_archive(mf.filename) < 0)
 			problem(v, snaprel, mf.filename, "not an archive name");
+		else if (ds_archive_kind(mf.filename) == DS_ARCHIVE_BLOB)
+			verify_blob(v, fd, snaprel, &mf);
+		else
+			verify_index(v, fd, snaprel, &mf);
 	}
 	ds_manifest_free(m);
 	close(fd);

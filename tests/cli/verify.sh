@@ -100,4 +100,30 @@ grep -q "^dsfs: verify: host/benchmark: skipped" "$T/err" &&
 expect_status 3 "$DSFS" verify "$T/c" host/benchmark
 grep -q "host/benchmark/2024-03-02T08:02:17Z/qemu-server.conf.blob: " "$T/err" ||
 	{ cat "$T/err"; fail "host/benchmark named as a group not verified"; }
+# A manifest entry naming a file outside its snapshot ("../", an absolute
+# path) is not an archive name PBS writes (its upload API takes SAFE_ID
+# names only): reported, never opened, even when a file there matches.
+cp -r "$FIX/pbs-store-a" "$T/m"
+chmod -R u+w "$T/m"
+cp "$T/m/vm/101/2024-03-02T08:02:17Z/qemu-server.conf.blob" "$T/outside.blob"
+python3 - "$T/m/vm/101/2024-03-03T08:02:17Z" "$T/outside.blob" <<'PY2'
+import hashlib, json, subprocess, sys, zlib
+snap, outside = sys.argv[1:3]
+raw = open(snap + "/index.json.blob", "rb").read()
+text = subprocess.run(["zstd", "-dc"], input=raw[12:], capture_output=True).stdout or raw[12:]
+m = json.loads(text)
+data = open(outside, "rb").read()
+for name in ("../2024-03-02T08:02:17Z/qemu-server.conf.blob", outside):
+    m["files"].append({"filename": name, "size": len(data), "crypt-mode": "none",
+                       "csum": hashlib.sha256(data).hexdigest()})
+out = json.dumps(m, indent=2, sort_keys=True).encode()
+open(snap + "/index.json.blob", "wb").write(
+    bytes.fromhex("42ab3807be8370a1") + zlib.crc32(out).to_bytes(4, "little") + out)
+PY2
+expect_status 3 "$DSFS" verify "$T/m" vm/101/2024-03-03T08:02:17Z
+grep -q "/\.\./2024-03-02T08:02:17Z/qemu-server.conf.blob: not an archive name" "$T/err" &&
+	grep -q "$T/outside.blob: not an archive name" "$T/err" ||
+	{ cat "$T/err"; fail "manifest names outside the snapshot not reported"; }
+grep -q "verified 1 snapshots, 5 archives, .*: 2 errors" "$T/out" ||
+	{ cat "$T/out"; fail "summary, names outside the snapshot"; }
 echo "verify ok"
