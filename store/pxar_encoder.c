@@ -16,6 +16,7 @@
 #include "store/pxar.h"
 #include "store/pxar_encoder.h"
 #include "store/pxar_encoder_internal.h"
+#include "store/pxar_exclude.h"
 #include "store/util.h"
 
 #define OUT_BUF (256 * 1024)
@@ -28,6 +29,8 @@
  * blocks nested deeper than 2048, the root block and the archive's being
  * two of them (pxar_catalog.c CAT_DEPTH_MAX). */
 #define DIR_DEPTH_MAX 2047
+#define PXAREXCLUDE ".pxarexclude"
+#define PXAREXCLUDE_CLI ".pxarexclude-cli"
 
 /* Buffered output to a sink; pos counts every byte accepted so far. */
 struct out {
@@ -62,6 +65,11 @@ struct enc {
 	dev_t dev;        /* of the directory being written */
 	unsigned depth;   /* of the directory being written, the root 0 */
 	uint8_t *copy;
+	/* --exclude patterns (the first n_cli), then the .pxarexclude lines
+	 * of the directories being written (pxar_exclude.c) */
+	struct ds_pxar_excl *excl;
+	size_t n_cli;
+	struct dbuf mpath; /* '/' + path: what the patterns are matched against */
 };
 
 static int out_flush(struct out *o)
@@ -506,6 +514,137 @@ static int write_hardlink(struct enc *e, const struct hl_ent *h, uint64_t f)
 	return out_item(&e->meta, PXAR_HARDLINK, delta, 8, h->path, strlen(h->path) + 1);
 }
 
+/* Whether the entry at e->path (lstat mode) is excluded by the patterns:
+ * 1 (counted, logged at debug level), 0, or -ENOMEM. */
+static int excluded(struct enc *e, mode_t mode)
+{
+	int r;
+
+	if (!ds_pxar_excl_count(e->excl))
+		return 0;
+	e->mpath.len = 0;
+	r = dbuf_put(&e->mpath, "/", 1);
+	if (r == 0)
+		r = dbuf_put(&e->mpath, e->path.p, e->path.len);
+	if (r < 0)
+		return r;
+	if (ds_pxar_excl_match(e->excl, (const char *)e->mpath.p, e->mpath.len, mode) !=
+	    DS_PXAR_EXCL_EXCLUDE)
+		return 0;
+	ds_debug("pxar: %s: excluded by a pattern", cur_path(e));
+	e->st.excluded++;
+	return 1;
+}
+
+/* Appends the patterns of the .pxarexclude in directory dfd (e->path), as
+ * PBS's client reads it: following a symlink; missing or unreadable
+ * (EACCES) is no file, a read error drops the whole file, both with a
+ * warning; other errors fail the archive, as there. Unlike there, a
+ * .pxarexclude that is not a regular file or a directory (a fifo would
+ * block, a device never end) is ignored with a warning. */
+static int read_pxarexclude(struct enc *e, int dfd)
+{
+	int flags = O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK | O_NOATIME, fd, r = 0;
+	struct dbuf buf = { 0 };
+	struct stat st;
+
+	fd = openat(dfd, PXAREXCLUDE, flags);
+	if (fd < 0 && errno == EPERM)
+		fd = openat(dfd, PXAREXCLUDE, flags & ~O_NOATIME);
+	if (fd < 0) {
+		if (errno == ENOENT)
+			return 0;
+		r = -errno;
+		if (r == -EACCES) {
+			ds_warn("pxar: %s/" PXAREXCLUDE ": %s; ignored", cur_path(e), strerror(-r));
+			return 0;
+		}
+		ds_err("pxar: %s/" PXAREXCLUDE ": %s", cur_path(e), strerror(-r));
+		return r;
+	}
+	if (fstat(fd, &st) < 0) {
+		r = -errno;
+		goto ignore;
+	}
+	if (!S_ISREG(st.st_mode)) {
+		r = S_ISDIR(st.st_mode) ? -EISDIR : -EINVAL;
+		goto ignore;
+	}
+	for (;;) {
+		ssize_t n;
+
+		if (buf.cap - buf.len < 4096 + 1) { /* dbuf keeps one spare byte */
+			size_t cap = buf.cap ? 2 * buf.cap : 65536;
+			uint8_t *p = realloc(buf.p, cap);
+
+			if (!p) {
+				r = -ENOMEM;
+				goto out;
+			}
+			buf.p = p;
+			buf.cap = cap;
+		}
+		n = read(fd, buf.p + buf.len, buf.cap - buf.len - 1);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			r = -errno;
+			goto ignore;
+		}
+		if (n == 0)
+			break;
+		buf.len += (size_t)n;
+	}
+	r = ds_pxar_excl_add_file(e->excl, (const char *)e->path.p, e->path.len,
+				  (const char *)buf.p, buf.len);
+	if (r > 0)
+		r = 0;
+	goto out;
+ignore:
+	ds_warn("pxar: %s/" PXAREXCLUDE ": %s; ignored",
+		cur_path(e), r == -EINVAL ? "not a regular file" : strerror(-r));
+	r = r == -ENOMEM ? r : 0;
+out:
+	close(fd);
+	dbuf_release(&buf);
+	return r;
+}
+
+/* The root's last entry in a v1 archive made with --exclude, as PBS's
+ * client writes it (create.rs encode_pxarexclude_cli): a regular file
+ * .pxarexclude-cli, mode 0600, the client's uid and gid, mtime 0, holding
+ * the patterns, one a line. */
+static int write_cli_file(struct enc *e, struct gb *gb)
+{
+	size_t nlen = strlen(PXAREXCLUDE_CLI), len;
+	uint8_t stat[40] = { 0 };
+	uint64_t f = e->meta.pos;
+	char *text;
+	int r;
+
+	r = ds_pxar_excl_cli_text(e->excl, e->n_cli, &text, &len);
+	if (r < 0)
+		return r;
+	ds_put_le64(stat, S_IFREG | 0600);
+	ds_put_le32(stat + 16, (uint32_t)getuid());
+	ds_put_le32(stat + 20, (uint32_t)getgid());
+	r = out_item(&e->meta, PXAR_FILENAME, PXAREXCLUDE_CLI, nlen, "", 1);
+	if (r == 0)
+		r = cat_add(e, 'f', PXAREXCLUDE_CLI, nlen, len, 0);
+	if (r == 0)
+		r = out_item(&e->meta, PXAR_ENTRY, stat, sizeof(stat), NULL, 0);
+	if (r == 0)
+		r = out_item(&e->meta, PXAR_PAYLOAD, text, len, NULL, 0);
+	if (r == 0)
+		r = gb_add(gb, PXAREXCLUDE_CLI, nlen, f, e->meta.pos - f);
+	if (r == 0) {
+		e->st.files++;
+		e->st.content_bytes += len;
+	}
+	free(text);
+	return r;
+}
+
 /* Encodes child name of directory dfd (FILENAME and its body) and records
  * its goodbye entry. Entries that cannot be read are skipped before
  * anything of them is written. */
@@ -523,6 +662,10 @@ static int encode_child(struct enc *e, int dfd, const char *name, struct gb *gb)
 	mode_t type;
 	uint64_t f;
 
+	/* PBS's client never backs up a .pxarexclude-cli at the top: that
+	 * name is its record of the --exclude patterns. */
+	if (e->depth == 0 && strcmp(name, PXAREXCLUDE_CLI) == 0)
+		return 0;
 	r = e->path.len ? dbuf_put(&e->path, "/", 1) : 0;
 	if (r == 0)
 		r = dbuf_put(&e->path, name, nlen);
@@ -530,6 +673,11 @@ static int encode_child(struct enc *e, int dfd, const char *name, struct gb *gb)
 		goto out;
 	if (fstatat(dfd, name, &st, AT_SYMLINK_NOFOLLOW) < 0) {
 		r = skip_entry(e, errno == ENOENT ? "vanished" : "stat", errno);
+		goto out;
+	}
+	r = excluded(e, st.st_mode);
+	if (r != 0) {
+		r = r < 0 ? r : 0;
 		goto out;
 	}
 	type = st.st_mode & S_IFMT;
@@ -657,6 +805,8 @@ out:
 static int write_dir(struct enc *e, int fd, dev_t dev, const struct dbuf *attrs,
 		     const struct listing *l, uint64_t tail_base)
 {
+	static const char *const key = PXAREXCLUDE;
+	size_t n_pat = ds_pxar_excl_count(e->excl);
 	dev_t parent_dev = e->dev;
 	struct gb gb = { 0 };
 	int r;
@@ -664,10 +814,17 @@ static int write_dir(struct enc *e, int fd, dev_t dev, const struct dbuf *attrs,
 	e->st.dirs++;
 	e->dev = dev;
 	r = out_write(&e->meta, attrs->p, attrs->len);
+	/* Its patterns apply to this directory's entries and below. Looked
+	 * up in the listing first: one open less per directory without. */
+	if (r == 0 && l->n && bsearch(&key, l->v, l->n, sizeof(*l->v), cmp_name))
+		r = read_pxarexclude(e, fd);
 	for (size_t i = 0; i < l->n && r == 0; i++)
 		r = encode_child(e, fd, l->v[i], &gb);
+	if (r == 0 && e->depth == 0 && e->n_cli && !e->v2)
+		r = write_cli_file(e, &gb);
 	if (r == 0)
 		r = write_goodbye(e, &gb, tail_base);
+	ds_pxar_excl_truncate(e->excl, n_pat);
 	e->dev = parent_dev;
 	free(gb.v);
 	return r;
@@ -675,17 +832,41 @@ static int write_dir(struct enc *e, int fd, dev_t dev, const struct dbuf *attrs,
 
 int ds_pxar_encode_dir_cat(const char *dir, const struct ds_pxar_sink *meta,
 			   const struct ds_pxar_sink *payload, struct ds_pxar_catalog *cat,
-			   const char *catalog_name, struct ds_pxar_encode_stats *ret_stats)
+			   const char *catalog_name, const struct ds_pxar_encode_opts *opts,
+			   struct ds_pxar_encode_stats *ret_stats)
 {
 	struct enc e = { 0 };
 	struct listing l = { 0 };
 	struct dbuf attrs = { 0 };
+	char *prelude = NULL;
+	size_t prelude_len = 0;
 	struct stat st;
-	int fd, r;
+	int fd = -1, r;
 
 	if (!dir || !meta || !meta->write || (payload && !payload->write) ||
-	    (cat && !catalog_name))
+	    (cat && !catalog_name) || (opts && opts->n_exclude && !opts->exclude))
 		return -EINVAL;
+	r = ds_pxar_excl_new(&e.excl);
+	for (size_t i = 0; r == 0 && opts && i < opts->n_exclude; i++) {
+		const char *why = NULL;
+
+		r = ds_pxar_excl_add_cli(e.excl, opts->exclude[i], strlen(opts->exclude[i]), &why);
+		if (r == -EINVAL)
+			ds_err("pxar: invalid exclude pattern %s: %s", opts->exclude[i], why);
+	}
+	e.n_cli = e.excl ? ds_pxar_excl_count(e.excl) : 0;
+	/* v2 keeps the patterns in the PRELUDE, which PBS makes only of
+	 * UTF-8 (it refuses the backup otherwise). */
+	if (r == 0 && payload && e.n_cli) {
+		r = ds_pxar_excl_prelude(e.excl, e.n_cli, &prelude, &prelude_len);
+		if (r == -EILSEQ) {
+			ds_err("pxar: exclude patterns that are not UTF-8 cannot be stored in a "
+			       "split archive");
+			r = -EINVAL;
+		}
+	}
+	if (r < 0)
+		goto out;
 	fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOATIME);
 	if (fd < 0 && errno == EPERM)
 		fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
@@ -721,6 +902,8 @@ int ds_pxar_encode_dir_cat(const char *dir, const struct ds_pxar_sink *meta,
 	r = pxar_enc_get_meta(fd, &st, dir, &attrs);
 	if (r == 0 && e.v2)
 		r = out_u64_item(&e.meta, PXAR_FORMAT_VERSION, 2);
+	if (r == 0 && prelude)
+		r = out_item(&e.meta, PXAR_PRELUDE, prelude, prelude_len, NULL, 0);
 	if (r == 0 && e.v2)
 		r = out_header(&e.pay, PXAR_PAYLOAD_START_MARKER, 0);
 	if (r == 0 && cat)
@@ -743,6 +926,9 @@ out:
 	listing_release(&l);
 	dbuf_release(&attrs);
 	dbuf_release(&e.path);
+	dbuf_release(&e.mpath);
+	ds_pxar_excl_free(e.excl);
+	free(prelude);
 	for (size_t i = 0; i < e.hl_cap; i++)
 		free(e.hl[i].path);
 	free(e.hl);
@@ -766,7 +952,7 @@ int ds_pxar_encode_dir(const char *dir, const struct ds_pxar_sink *meta,
 		if (r < 0)
 			return r;
 	}
-	r = ds_pxar_encode_dir_cat(dir, meta, payload, c, catalog_name, ret_stats);
+	r = ds_pxar_encode_dir_cat(dir, meta, payload, c, catalog_name, NULL, ret_stats);
 	if (r == 0 && c)
 		r = ds_pxar_catalog_finish(c);
 	ds_pxar_catalog_free(c);

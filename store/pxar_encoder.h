@@ -28,13 +28,26 @@ struct ds_pxar_sink {
 struct ds_pxar_encode_stats {
 	uint64_t files, dirs, symlinks, hardlinks, devices, fifos, sockets;
 	uint64_t content_bytes;
-	uint64_t skipped; /* unreadable entries (logged) */
+	uint64_t skipped;  /* unreadable entries (logged) */
+	uint64_t excluded; /* entries an exclude pattern left out (not descended) */
+};
+
+/* Options of a tree backup. exclude: n_exclude patterns as
+ * proxmox-backup-client's --exclude takes them (pxar_exclude.h), borrowed
+ * for the call. */
+struct ds_pxar_encode_opts {
+	const char *const *exclude;
+	size_t n_exclude;
 };
 
 /* Encodes the tree at dir. meta receives the archive (v1) or the metadata
  * stream (v2, when payload != NULL: then payload receives the .ppxar
  * stream). catalog (may be NULL) receives a catalog.pcat1 describing the
  * tree under the archive name catalog_name (e.g. "root.pxar.didx").
+ * .pxarexclude files are honoured as PBS's client honours them (rules in
+ * pxar_exclude.c): entries they exclude are left out and excluded
+ * directories not read; the .pxarexclude files themselves are stored
+ * unless excluded; a top-level .pxarexclude-cli is never stored.
  * Entries on other file systems are included (no one-file-system rule),
  * except that, as in PBS, a mount point of a virtual file system (proc,
  * sysfs, cgroup, devpts, ...) is stored as an empty directory, and dir
@@ -72,9 +85,14 @@ void ds_pxar_catalog_free(struct ds_pxar_catalog *c);
 
 /* ds_pxar_encode_dir with an open catalog writer (may be NULL): adds the
  * tree as directory catalog_name to the catalog's root, leaving the
- * catalog open for further archives. */
+ * catalog open for further archives; and with options (may be NULL).
+ * With --exclude patterns, the archive records them as PBS's client does:
+ * v1 as the root's last entry .pxarexclude-cli (also in the catalog), v2
+ * as the PRELUDE (-EINVAL, logged, when they are not UTF-8). A bad pattern
+ * fails with -EINVAL (logged) before anything is written. */
 int ds_pxar_encode_dir_cat(const char *dir, const struct ds_pxar_sink *meta,
 			   const struct ds_pxar_sink *payload, struct ds_pxar_catalog *cat,
-			   const char *catalog_name, struct ds_pxar_encode_stats *ret_stats);
+			   const char *catalog_name, const struct ds_pxar_encode_opts *opts,
+			   struct ds_pxar_encode_stats *ret_stats);
 
 #endif

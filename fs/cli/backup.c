@@ -18,6 +18,7 @@
 #include "store/index.h"
 #include "store/names.h"
 #include "store/pxar_encoder.h"
+#include "store/pxar_exclude.h"
 #include "store/util.h"
 
 static void init_progress(int pct, void *ud)
@@ -137,7 +138,8 @@ static void pxar_catalog_abort(struct pxar_catalog_out *co)
  * catalog) or, split, into NAME.mpxar.didx + NAME.ppxar.didx (v2, no
  * catalog), as the PBS client does. */
 static int backup_pxar_dir(struct ds_backup *b, const char *name, const char *dir, bool split,
-			   size_t avg, struct pxar_catalog_out *co)
+			   size_t avg, const struct ds_pxar_encode_opts *opts,
+			   struct pxar_catalog_out *co)
 {
 	struct ds_archive_writer *meta = NULL, *pay = NULL;
 	struct ds_pxar_sink msink, psink;
@@ -175,7 +177,7 @@ static int backup_pxar_dir(struct ds_backup *b, const char *name, const char *di
 	msink = (struct ds_pxar_sink){ aw_sink_write, meta };
 	psink = (struct ds_pxar_sink){ aw_sink_write, pay };
 	r = ds_pxar_encode_dir_cat(dir, &msink, split ? &psink : NULL, split ? NULL : co->cat,
-				   mname, &st);
+				   mname, opts, &st);
 	if (r < 0)
 		goto fail;
 	r = ds_archive_finish(meta, 0);
@@ -186,12 +188,12 @@ static int backup_pxar_dir(struct ds_backup *b, const char *name, const char *di
 	if (r < 0)
 		goto fail;
 	printf("%s: %llu files, %llu dirs, %llu symlinks, %llu hardlinks, %llu devices, "
-	       "%llu fifos, %llu sockets, %.1f MiB of content, %llu skipped\n",
+	       "%llu fifos, %llu sockets, %.1f MiB of content, %llu skipped, %llu excluded\n",
 	       mname, (unsigned long long)st.files, (unsigned long long)st.dirs,
 	       (unsigned long long)st.symlinks, (unsigned long long)st.hardlinks,
 	       (unsigned long long)st.devices, (unsigned long long)st.fifos,
 	       (unsigned long long)st.sockets, (double)st.content_bytes / DS_MIB,
-	       (unsigned long long)st.skipped);
+	       (unsigned long long)st.skipped, (unsigned long long)st.excluded);
 	return 0;
 fail:
 	fprintf(stderr, "dsfs: %s: %s\n", dir, strerror(-r));
@@ -220,6 +222,35 @@ static int archive_name(const char *name, uint64_t size, char *out, size_t outle
 	return 0;
 }
 
+/* --exclude patterns are checked before the snapshot is started, as PBS's
+ * client parses them first; a bad one is a usage error. */
+static int check_excludes(const struct ds_pxar_encode_opts *o, bool split)
+{
+	struct ds_pxar_excl *x;
+	char *text = NULL;
+	size_t len;
+	int r;
+
+	r = ds_pxar_excl_new(&x);
+	for (size_t i = 0; r == 0 && i < o->n_exclude; i++) {
+		const char *why = NULL;
+
+		r = ds_pxar_excl_add_cli(x, o->exclude[i], strlen(o->exclude[i]), &why);
+		if (r == -EINVAL)
+			fprintf(stderr, "dsfs: --exclude %s: invalid exclude pattern: %s\n",
+				o->exclude[i], why);
+	}
+	if (r == 0 && split && o->n_exclude) {
+		r = ds_pxar_excl_prelude(x, o->n_exclude, &text, &len);
+		if (r == -EILSEQ)
+			fputs("dsfs: --exclude: a split archive can only record UTF-8 patterns\n",
+			      stderr);
+	}
+	free(text);
+	ds_pxar_excl_free(x);
+	return r;
+}
+
 static void usage_backup(FILE *f)
 {
 	fputs("Usage: dsfs backup [OPTIONS] DATASTORE TYPE/ID NAME=FILE|NAME.pxar=DIR...\n"
@@ -231,14 +262,20 @@ static void usage_backup(FILE *f)
 	      "  --config FILE         datastore.cfg to look DATASTORE up in\n"
 	      "  --split               NAME.pxar=DIR as a split archive (format v2:\n"
 	      "                        NAME.mpxar.didx + NAME.ppxar.didx, no catalog)\n"
+	      "  --exclude PATTERN     leave out of NAME.pxar=DIR trees what PATTERN\n"
+	      "                        matches (repeatable; .pxarexclude syntax; '!'\n"
+	      "                        re-includes), recorded in the archive as\n"
+	      "                        proxmox-backup-client does\n"
 	      "NAME: *.img → fixed index (4 MiB chunks); *.pxar, *.pcat1, *.didx → dynamic\n"
 	      "index (PBS chunker); *.conf, *.json, *.log, *.blob and other names → blob.\n"
 	      "NAME.pxar=DIR encodes the directory tree DIR as a pxar archive (v1) and\n"
-	      "lists it in the snapshot's catalog.pcat1.didx, as proxmox-backup-client does.\n",
+	      "lists it in the snapshot's catalog.pcat1.didx, as proxmox-backup-client does;\n"
+	      ".pxarexclude files in the tree are honoured as that client honours them.\n",
 	      f);
 }
 
-int cmd_backup(int argc, char **argv)
+/* cmd_backup with room for the --exclude values in excl (argc slots). */
+static int backup_run(int argc, char **argv, const char **excl)
 {
 	static const struct option opts[] = {
 		{ "ns", required_argument, NULL, 'n' },
@@ -248,6 +285,7 @@ int cmd_backup(int argc, char **argv)
 		{ "chunk-size", required_argument, NULL, 's' },
 		{ "config", required_argument, NULL, 'c' },
 		{ "split", no_argument, NULL, 'S' },
+		{ "exclude", required_argument, NULL, 'x' },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
 	};
@@ -261,6 +299,7 @@ int cmd_backup(int argc, char **argv)
 	struct ds_backup_stats st;
 	struct cli_store s = { 0 };
 	struct pxar_catalog_out co = { 0 };
+	struct ds_pxar_encode_opts popts = { excl, 0 };
 	bool split = false;
 	int c, r;
 
@@ -290,6 +329,9 @@ int cmd_backup(int argc, char **argv)
 		case 'S':
 			split = true;
 			break;
+		case 'x':
+			excl[popts.n_exclude++] = optarg;
+			break;
 		case 'h':
 			usage_backup(stdout);
 			return DS_EXIT_OK;
@@ -298,6 +340,8 @@ int cmd_backup(int argc, char **argv)
 			return DS_EXIT_USAGE;
 		}
 	}
+	if (check_excludes(&popts, split) < 0)
+		return DS_EXIT_USAGE;
 	if (argc - optind < 3) {
 		usage_backup(stderr);
 		return DS_EXIT_USAGE;
@@ -363,7 +407,7 @@ int cmd_backup(int argc, char **argv)
 				r = -EINVAL;
 				goto out;
 			}
-			r = backup_pxar_dir(b, argv[i], eq + 1, split, avg, &co);
+			r = backup_pxar_dir(b, argv[i], eq + 1, split, avg, &popts, &co);
 			if (r < 0)
 				goto out;
 			continue;
@@ -425,6 +469,21 @@ out:
 	cli_store_close(&s);
 	ds_crypt_free(crypt);
 	return r < 0 ? (r == -EINVAL ? DS_EXIT_USAGE : DS_EXIT_FAIL) : DS_EXIT_OK;
+}
+
+int cmd_backup(int argc, char **argv)
+{
+	/* --exclude values point into argv: at most one per argument */
+	const char **excl = calloc((size_t)argc, sizeof(*excl));
+	int r;
+
+	if (!excl) {
+		fputs("dsfs: out of memory\n", stderr);
+		return DS_EXIT_FAIL;
+	}
+	r = backup_run(argc, argv, excl);
+	free(excl);
+	return r;
 }
 
 int cmd_key(int argc, char **argv)

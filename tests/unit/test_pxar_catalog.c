@@ -570,9 +570,9 @@ static void test_tree_catalog(void **state)
 
 	/* Two archives in one catalog: one 'd' per archive in the root. */
 	assert_int_equal(ds_pxar_catalog_new(&cs2, &c), 0);
-	assert_int_equal(ds_pxar_encode_dir_cat(p, &ms2, NULL, c, "a.pxar.didx", NULL), 0);
+	assert_int_equal(ds_pxar_encode_dir_cat(p, &ms2, NULL, c, "a.pxar.didx", NULL, NULL), 0);
 	PJ(q, "%s/src/sub", t);
-	assert_int_equal(ds_pxar_encode_dir_cat(q, &ms2, NULL, c, "b.pxar.didx", NULL), 0);
+	assert_int_equal(ds_pxar_encode_dir_cat(q, &ms2, NULL, c, "b.pxar.didx", NULL, NULL), 0);
 	assert_int_equal(ds_pxar_catalog_finish(c), 0);
 	ds_pxar_catalog_free(c);
 	clist_free(&got);
