@@ -595,8 +595,8 @@ static int read_pxarexclude(struct enc *e, int dfd)
 			break;
 		buf.len += (size_t)n;
 	}
-	r = ds_pxar_excl_add_file(e->excl, (const char *)e->path.p, e->path.len,
-				  (const char *)buf.p, buf.len);
+	r = ds_pxar_excl_add_file(e->excl, e->path.len ? (const char *)e->path.p : "",
+				  e->path.len, buf.len ? (const char *)buf.p : "", buf.len);
 	if (r > 0)
 		r = 0;
 	goto out;

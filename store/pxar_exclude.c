@@ -472,7 +472,8 @@ int ds_pxar_excl_add_file(struct ds_pxar_excl *x, const char *dir, size_t dir_le
 				break;
 			}
 			tmp = t;
-			memcpy(tmp, dir, dir_len);
+			if (dir_len)
+				memcpy(tmp, dir, dir_len);
 			memcpy(tmp + dir_len, buf + s + inc, l);
 			r = add(x, tmp, dir_len + l, inc, true, &why);
 		} else if (buf[s] == '!') {
