@@ -5,6 +5,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -208,7 +209,9 @@ static void op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 
 static void op_readlink(fuse_req_t req, fuse_ino_t ino)
 {
-	char buf[256];
+	/* A pxar symlink's target may be as long as Linux allows (PATH_MAX
+	 * with its NUL), not just a file name. */
+	char buf[PATH_MAX];
 	int r = vfs_readlink(vfs_of(req), ino, buf, sizeof(buf));
 
 	plus_used(req);
