@@ -755,6 +755,21 @@ static int check_payload(struct ds_pxar *px, const struct ds_pxar_entry *e)
 	return 0;
 }
 
+int ds_pxar_check_content(struct ds_pxar *px, const struct ds_pxar_entry *e)
+{
+	uint64_t ms = px->meta.size;
+
+	if (S_ISDIR(e->mode))
+		return -EISDIR;
+	if (!S_ISREG(e->mode))
+		return -EINVAL;
+	if (e->data_in_payload)
+		return check_payload(px, e);
+	if (e->data_off > ms || e->size > ms - e->data_off)
+		return pxar_bad(e->entry_off, "file data outside the archive");
+	return 0;
+}
+
 ssize_t ds_pxar_read(struct ds_pxar *px, const struct ds_pxar_entry *e, void *buf, size_t len,
 		     uint64_t off)
 {
@@ -771,16 +786,13 @@ ssize_t ds_pxar_read(struct ds_pxar *px, const struct ds_pxar_entry *e, void *bu
 	n = e->size - off < len ? (size_t)(e->size - off) : len;
 	if (n > SSIZE_MAX)
 		n = SSIZE_MAX;
-	if (e->data_in_payload) {
-		r = check_payload(px, e);
-		if (r < 0)
-			return r;
+	r = ds_pxar_check_content(px, e);
+	if (r < 0)
+		return r;
+	if (e->data_in_payload)
 		r = px->payload.pread(px->payload.ctx, buf, n, e->data_off + off);
-	} else {
-		if (e->data_off > ms || e->size > ms - e->data_off)
-			return pxar_bad(e->entry_off, "file data outside the archive");
+	else
 		r = pxar_read(px, buf, n, e->data_off + off, ms, "file data");
-	}
 	return r < 0 ? r : (ssize_t)n;
 }
 

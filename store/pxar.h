@@ -121,6 +121,13 @@ void ds_pxar_dir_free(struct ds_pxar_dir *d); /* accepts NULL */
  * PAYLOAD header in front of the data (type, full_size == size + 16). */
 ssize_t ds_pxar_read(struct ds_pxar *px, const struct ds_pxar_entry *e, void *buf, size_t len,
 		     uint64_t off);
+/* Checks that a regular file's content lies where its entry says: within
+ * the metadata stream (v1), or, in a split archive, behind a PAYLOAD
+ * header of its size in the payload stream (spec §3.4: the offset of a
+ * PAYLOAD_REF is only trusted through that header). For readers that fetch
+ * the range [data_off, data_off + size) themselves. 0, -EISDIR directory,
+ * -EINVAL not a regular file, -EIO (logged), or the source's -errno. */
+int ds_pxar_check_content(struct ds_pxar *px, const struct ds_pxar_entry *e);
 /* A symlink's target into buf (NUL-terminated). -ERANGE if too small,
  * -EINVAL not a symlink. Returns the target length. */
 int ds_pxar_readlink(struct ds_pxar *px, const struct ds_pxar_entry *e, char *buf, size_t len);

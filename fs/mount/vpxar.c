@@ -690,9 +690,16 @@ int vpxar_open_content(struct vfs *v, const struct vnode *n, const struct ds_loo
 	/* The open file gets its own index mapping (and the caller's read
 	 * handle), so it keeps working when the archive is closed. */
 	slash = strrchr(ar->key, '/');
-	if (!S_ISREG(pe.mode))
+	if (!S_ISREG(pe.mode)) {
 		r = S_ISDIR(pe.mode) ? -EISDIR : -EINVAL;
-	else
+	} else if ((r = ar_enter(ar)) == 0) {
+		/* Reads go to the index directly, past the decoder: in a split
+		 * archive, the PAYLOAD header is what vouches for the offset
+		 * of a PAYLOAD_REF, so it is checked here, once per open. */
+		r = ds_pxar_check_content(ar->px, &pe);
+		ar_leave(ar);
+	}
+	if (r == 0)
 		r = vfs_node_snaprel(n, snaprel, sizeof(snaprel));
 	fd = r < 0 ? r : ds_open_snapshot(lk, snaprel);
 	if (fd >= 0) {

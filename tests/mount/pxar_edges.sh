@@ -1,8 +1,10 @@
 # Edges of pxar archives as real tools see them through the mount, in v1
 # and split archives: symlink targets longer than 255 bytes (readlink,
-# cp -a).
+# cp -a), and a split archive whose PAYLOAD_REF does not point at a
+# PAYLOAD header (the file must fail with EIO, not show other bytes).
 . "$(dirname "$0")/../testlib.bash"
 . "$(dirname "$0")/../mountlib.bash"
+need_fixtures
 need_fuse
 
 S=$T/src
@@ -18,6 +20,28 @@ store=$T/store
 "$DSFS" backup "$store" host/e --time 2025-03-01T00:00:00Z root.pxar="$S" >/dev/null
 "$DSFS" backup "$store" host/e --time 2025-03-02T00:00:00Z --split root.pxar="$S" >/dev/null
 
+# A split archive (the upstream fixture) whose PAYLOAD_REF of many/f00 points
+# one byte past its PAYLOAD header: the bytes there are the file's data
+# shifted by one, which only the header check can tell.
+python3 - "$FIX/pxar/all-kinds.v2.mpxar" "$T/bad.mpxar" <<'PY'
+import struct, sys
+b = bytearray(open(sys.argv[1], "rb").read())
+off, name, done = 0, None, False
+while off < len(b):
+    t, size = struct.unpack_from("<QQ", b, off)
+    if t == 0x16701121063917b3:  # FILENAME
+        name = bytes(b[off + 16:off + size - 1])
+    if t == 0x419d3d6bc4ba977e and name == b"f00":  # its PAYLOAD_REF
+        po, = struct.unpack_from("<Q", b, off + 16)
+        struct.pack_into("<Q", b, off + 16, po + 1)
+        done = True
+    off += size
+assert done
+open(sys.argv[2], "wb").write(b)
+PY
+"$DSFS" backup "$store" host/bad --time 2025-03-01T00:00:00Z root.mpxar="$T/bad.mpxar" \
+	root.ppxar="$FIX/pxar/all-kinds.v2.ppxar" >/dev/null
+
 M=$T/m
 mount_dsfs "$store" "$M"
 for snap in 2025-03-01T00:00:00Z 2025-03-02T00:00:00Z; do
@@ -31,5 +55,12 @@ for snap in 2025-03-01T00:00:00Z 2025-03-02T00:00:00Z; do
 	cp -a "$A" "$T/cp-$snap" || fail "cp -a out of $snap"
 	diff -r --no-dereference "$S" "$T/cp-$snap" || fail "cp -a copy differs ($snap)"
 done
+B=$M/host/bad/latest/root.pxar
+[ "$(cat "$B/many/f01")" = "content of f01" ] || fail "an intact file of the damaged archive"
+if out=$(cat "$B/many/f00" 2>&1); then
+	fail "a PAYLOAD_REF beside its PAYLOAD header was read: $(printf %q "$out")"
+fi
+case "$out" in *"Input/output error"*) ;; *) fail "want EIO, got: $out" ;; esac
+grep -q "no PAYLOAD header" "$T/mount.log" || fail "no log line for the bad PAYLOAD_REF"
 unmount_dsfs "$M"
 echo "pxar edges ok"
