@@ -589,15 +589,23 @@ static int lookup_nsroot(const struct ds_lookup *lk, const struct vnode *p, cons
 	return 0;
 }
 
+int vfs_ns_child(const char *ns, const char *name, char out[DS_MAX_NAMESPACE_LEN + 1])
+{
+	if (ds_name_safe_id(name) < 0 ||
+	    ds_path_fmt(out, DS_MAX_NAMESPACE_LEN + 1, "%s%s%s", ns, *ns ? "/" : "", name) < 0 ||
+	    ds_name_namespace(out, NULL) < 0)
+		return -EINVAL;
+	return 0;
+}
+
 static int lookup_nslist(const struct ds_lookup *lk, const struct vnode *p, const char *name,
 			 struct vnode **ret)
 {
-	char ns[300], rel[1100];
+	char ns[DS_MAX_NAMESPACE_LEN + 1], rel[1100];
 	struct vnode *n;
 	int r;
 
-	if (ds_path_fmt(ns, sizeof(ns), "%s%s%s", p->ns, *p->ns ? "/" : "", name) < 0 ||
-	    ds_name_safe_id(name) < 0 || ds_name_namespace(ns, NULL) < 0) {
+	if (vfs_ns_child(p->ns, name, ns) < 0) {
 		r = ds_lookup_check_io(lk);
 		return r < 0 ? r : -ENOENT;
 	}

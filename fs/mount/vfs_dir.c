@@ -83,13 +83,15 @@ static int list_nsroot(const struct ds_lookup *lk, const struct vnode *p, struct
 
 static int list_nslist(const struct ds_lookup *lk, const struct vnode *p, struct vfs_dir *d)
 {
+	char ns[DS_MAX_NAMESPACE_LEN + 1];
 	struct ds_strv sv = { 0 };
-	int depth = 0, r;
+	int r;
 
-	ds_name_namespace(p->ns, &depth);
+	/* Only children PBS accepts, as lookup_nslist finds them: not below
+	 * 7 levels, none whose full name is longer than 256 characters. */
 	r = ds_list_namespaces(lk, p->ns, &sv);
 	for (size_t i = 0; r == 0 && i < sv.n; i++)
-		if (depth < DS_MAX_NAMESPACE_DEPTH)
+		if (vfs_ns_child(p->ns, sv.v[i], ns) == 0)
 			r = add(d, p, sv.v[i], S_IFDIR);
 	ds_strv_free(&sv);
 	return r;

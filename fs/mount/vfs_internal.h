@@ -137,6 +137,12 @@ struct vnode *vfs_node_get(struct vfs *v, uint64_t ino); /* NULL if unknown */
 struct vnode *vfs_node_find_locked(struct vfs *v, uint64_t ino);
 /* "<ns dir>/<type>/<id>/<time>" of a snapshot-level node. */
 int vfs_node_snaprel(const struct vnode *n, char *out, size_t outlen);
+/* The logical name of namespace ns's child name ("a/b" of "a" and "b") into
+ * out (DS_MAX_NAMESPACE_LEN + 1 bytes), or -EINVAL when it is not one PBS
+ * accepts (name not a SAFE_ID, more than 7 levels, longer than 256
+ * characters). Lookup and listing both ask this, so that a listing shows
+ * only names a lookup finds. */
+int vfs_ns_child(const char *ns, const char *name, char out[DS_MAX_NAMESPACE_LEN + 1]);
 /* Whether a node of kind and server file name file never changes (an
  * archive of a snapshot), so that the kernel may keep its pages across
  * opens and cache its entry for long. Not the snapshot's decoded manifest

@@ -1,0 +1,59 @@
+# Names at the edges of PBS's rules, read through a real mount. Every entry
+# a directory listing shows above the archives' contents can be looked up
+# (stat): no name is listed that the mount then refuses. Made by hand in the
+# datastore: a namespace whose full name ("a/b") is longer than PBS's 256
+# characters (listing it showed the child, stat said ENOENT).
+. "$(dirname "$0")/../testlib.bash"
+. "$(dirname "$0")/../mountlib.bash"
+need_fuse
+
+export DSFS_LOCK_DIR=$T/locks
+S=$T/store
+M=$T/m
+"$DSFS" init "$S" >/dev/null
+mkdir -p "$T/src/d"
+echo hello >"$T/src/d/f"
+echo "conf" >"$T/qemu.conf"
+"$DSFS" backup "$S" host/x --time 2025-01-01T00:00:00Z -S root.pxar="$T/src" \
+	qemu-server.conf="$T/qemu.conf" >/dev/null || fail "backup"
+SNAP=$S/host/x/2025-01-01T00:00:00Z
+[ -f "$SNAP/root.mpxar.didx" ] && [ -f "$SNAP/qemu-server.conf.blob" ] ||
+	fail "backup made: $(ls "$SNAP")"
+
+# Made by hand, as another tool (or a person) could.
+long_a=$(printf 'a%.0s' $(seq 200))
+long_b=$(printf 'b%.0s' $(seq 60))
+mkdir -p "$S/ns/$long_a/ns/$long_b/host/y" "$S/ns/$long_a/ns/ok/host/z"
+
+mount_dsfs "$S" "$M"
+# Every name listed from the datastore down to the snapshots' files can be
+# stat'ed; pxar archives' own trees are tests/mount/pxar.sh's.
+python3 - "$M" >"$T/walk" <<'PY' || fail "walk: $(cat "$T/walk")"
+import os, stat, sys
+m = sys.argv[1]
+bad = []
+def walk(d, depth):
+    for name in sorted(os.listdir(d)):
+        p = os.path.join(d, name)
+        try:
+            st = os.lstat(p)
+        except OSError as e:
+            bad.append(f"{os.path.relpath(p, m)}: listed, but lstat: {e.strerror}")
+            continue
+        print(os.path.relpath(p, m))
+        if stat.S_ISDIR(st.st_mode) and not name.endswith(".pxar") and depth < 40:
+            walk(p, depth + 1)
+walk(m, 0)
+for b in bad:
+    print(b)
+sys.exit(1 if bad else 0)
+PY
+ns_ok="ns/$long_a/ns/ok"
+grep -qx "$ns_ok/host/z" "$T/walk" || fail "namespace $ns_ok not shown"
+! grep -q "/ns/$long_b" "$T/walk" || fail "a namespace longer than 256 characters is shown"
+snap=host/x/2025-01-01T00:00:00Z
+for n in root.pxar qemu-server.conf index.json; do
+	grep -qx "$snap/$n" "$T/walk" || fail "$snap/$n not listed: $(grep "^$snap/" "$T/walk")"
+done
+unmount_dsfs "$M"
+echo ok
