@@ -145,12 +145,70 @@ static int list_group(const struct ds_lookup *lk, const struct vnode *p, struct 
 	return r;
 }
 
+static int cmp_name(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* Whether the sorted list files holds name. */
+static bool has_file(const struct ds_strv *files, const char *name)
+{
+	return bsearch(&name, files->v, files->n, sizeof(*files->v), cmp_name) != NULL;
+}
+
+/* How the snapshot's file f shows (a name lookup_snapshot resolves to that
+ * file): into shown, with its type and rank, the order in which lookup
+ * tries the kinds of a name (pxar archive, then .fidx, .didx, .blob).
+ * -ENOENT for a file lookup does not reach under any name: one whose name
+ * is not a PBS archive name, and a pxar half (X.mpxar.didx or X.ppxar.didx)
+ * that is part of the directory X.pxar. */
+static int shown_name(const struct ds_strv *files, const char *f, char *shown, size_t len,
+		      mode_t *ret_type, int *ret_rank)
+{
+	static const char *const exts[] = { "fidx", "didx", "blob" };
+	const char *dot = strrchr(f, '.');
+	size_t l = (size_t)(dot - f);
+	char other[300];
+	bool half;
+
+	if (ds_name_archive(f) < 0 || ds_path_fmt(shown, len, "%.*s", (int)l, f) < 0)
+		return -ENOENT;
+	*ret_type = S_IFREG;
+	for (size_t i = 0; i < DS_ARRAY_SIZE(exts); i++)
+		if (strcmp(dot + 1, exts[i]) == 0)
+			*ret_rank = (int)i + 1;
+	if (strcmp(dot + 1, "didx") != 0)
+		return 0;
+	if (l > 5 && strcmp(shown + l - 5, ".pxar") == 0) {
+		*ret_type = S_IFDIR;
+		*ret_rank = 0;
+		return 0;
+	}
+	/* X.mpxar.didx + X.ppxar.didx are the directory X.pxar; one without
+	 * the other (a backup still writing the second) is the stream file it
+	 * is, which is what lookup finds under its name. */
+	half = l > 6 && (strcmp(shown + l - 6, ".mpxar") == 0 || strcmp(shown + l - 6, ".ppxar") == 0);
+	if (!half ||
+	    ds_path_fmt(other, sizeof(other), "%.*s.%cpxar.didx", (int)(l - 6), shown,
+			shown[l - 5] == 'm' ? 'p' : 'm') < 0 ||
+	    !has_file(files, other))
+		return 0;
+	if (shown[l - 5] == 'p')
+		return -ENOENT;
+	memmove(shown + l - 5, shown + l - 4, 5); /* .mpxar → .pxar */
+	*ret_type = S_IFDIR;
+	*ret_rank = 0;
+	return 0;
+}
+
 static int list_snapshot(const struct ds_lookup *lk, const struct vnode *p, struct vfs_dir *d)
 {
 	struct ds_manifest *m = NULL;
 	struct ds_strv files = { 0 };
 	bool prot = false;
 	char rel[2048];
+	int *ranks = NULL;
+	size_t first = d->n;
 	int fd, r;
 
 	r = vfs_node_snaprel(p, rel, sizeof(rel));
@@ -159,27 +217,33 @@ static int list_snapshot(const struct ds_lookup *lk, const struct vnode *p, stru
 	r = ds_list_snapshot_files(lk, rel, &files, &prot);
 	if (r < 0)
 		return r;
+	ranks = calloc(files.n ? files.n : 1, sizeof(*ranks));
+	if (!ranks)
+		r = -ENOMEM;
+	/* Server extension dropped: drive-scsi0.img.fidx → drive-scsi0.img,
+	 * index.json.blob → index.json, client.log.blob → client.log; pxar
+	 * archives (X.pxar.didx or X.mpxar.didx + X.ppxar.didx) are the
+	 * directory X.pxar. A name two files would show as is listed once,
+	 * with the type of the one lookup finds. */
 	for (size_t i = 0; r == 0 && i < files.n; i++) {
-		char *dot = strrchr(files.v[i], '.');
-		size_t l;
+		char shown[300];
+		mode_t type;
+		int rank = 0;
+		size_t k;
 
-		/* Server extension dropped: drive-scsi0.img.fidx → drive-scsi0.img,
-		 * index.json.blob → index.json, client.log.blob → client.log;
-		 * pxar archives (X.pxar.didx or X.mpxar.didx + X.ppxar.didx) are
-		 * the directory X.pxar. */
-		*dot = '\0';
-		l = strlen(files.v[i]);
-		if (l > 6 && strcmp(files.v[i] + l - 6, ".ppxar") == 0)
+		if (shown_name(&files, files.v[i], shown, sizeof(shown), &type, &rank) < 0)
 			continue;
-		if (l > 6 && strcmp(files.v[i] + l - 6, ".mpxar") == 0) {
-			memmove(files.v[i] + l - 5, files.v[i] + l - 4, 5); /* .mpxar → .pxar */
-			r = add(d, p, files.v[i], S_IFDIR);
-		} else if (l > 5 && strcmp(files.v[i] + l - 5, ".pxar") == 0 && strcmp(dot + 1, "didx") == 0) {
-			r = add(d, p, files.v[i], S_IFDIR);
-		} else {
-			r = add(d, p, files.v[i], S_IFREG);
+		for (k = first; k < d->n && strcmp(d->ents[k].name, shown) != 0; k++)
+			;
+		if (k == d->n) {
+			r = add(d, p, shown, type);
+			ranks[k - first] = rank;
+		} else if (rank < ranks[k - first]) {
+			d->ents[k].type = type;
+			ranks[k - first] = rank;
 		}
 	}
+	free(ranks);
 	fd = ds_open_snapshot(lk, rel);
 	if (fd >= 0) {
 		if (ds_manifest_load(fd, &m) == 0 && ds_manifest_notes(m) && r == 0)

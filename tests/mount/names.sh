@@ -2,7 +2,13 @@
 # a directory listing shows above the archives' contents can be looked up
 # (stat): no name is listed that the mount then refuses. Made by hand in the
 # datastore: a namespace whose full name ("a/b") is longer than PBS's 256
-# characters (listing it showed the child, stat said ENOENT).
+# characters (listing it showed the child, stat said ENOENT); archive files
+# whose names are not PBS archive names (".x.blob", "-x.blob", "a b.blob":
+# listed, ENOENT); half of a split pxar archive (X.mpxar.didx without
+# X.ppxar.didx, as while a backup still writes its payload: listed as the
+# directory X.pxar, which cannot be opened without its payload, ENOENT; it
+# is now the stream file X.mpxar that a lookup finds); two files that show
+# as one name (listed twice).
 . "$(dirname "$0")/../testlib.bash"
 . "$(dirname "$0")/../mountlib.bash"
 need_fuse
@@ -24,6 +30,11 @@ SNAP=$S/host/x/2025-01-01T00:00:00Z
 long_a=$(printf 'a%.0s' $(seq 200))
 long_b=$(printf 'b%.0s' $(seq 60))
 mkdir -p "$S/ns/$long_a/ns/$long_b/host/y" "$S/ns/$long_a/ns/ok/host/z"
+for n in .x -x "a b"; do
+	cp "$SNAP/qemu-server.conf.blob" "$SNAP/$n.blob"
+done
+cp "$SNAP/root.mpxar.didx" "$SNAP/half.mpxar.didx"
+cp "$SNAP/qemu-server.conf.blob" "$SNAP/root.pxar.blob"
 
 mount_dsfs "$S" "$M"
 # Every name listed from the datastore down to the snapshots' files can be
@@ -52,8 +63,25 @@ ns_ok="ns/$long_a/ns/ok"
 grep -qx "$ns_ok/host/z" "$T/walk" || fail "namespace $ns_ok not shown"
 ! grep -q "/ns/$long_b" "$T/walk" || fail "a namespace longer than 256 characters is shown"
 snap=host/x/2025-01-01T00:00:00Z
-for n in root.pxar qemu-server.conf index.json; do
+for n in root.pxar qemu-server.conf index.json half.mpxar; do
 	grep -qx "$snap/$n" "$T/walk" || fail "$snap/$n not listed: $(grep "^$snap/" "$T/walk")"
 done
+for n in .x -x "a b" half.pxar; do
+	! grep -qx "$snap/$n" "$T/walk" || fail "$snap/$n listed"
+done
+dups=$(ls -a "$M/$snap" | sort | uniq -d)
+[ -z "$dups" ] || fail "listed twice: $dups"
+# The listing's types are the lookup's (readdir's d_type): root.pxar is the
+# archive's directory, not the blob root.pxar.blob.
+python3 - "$M/$snap" <<'PY' || fail "types differ"
+import os, stat, sys
+for e in os.scandir(sys.argv[1]):
+    if e.is_dir(follow_symlinks=False) != stat.S_ISDIR(os.lstat(e.path).st_mode):
+        sys.exit(f"{e.name}: listed as {'dir' if e.is_dir() else 'file'}")
+PY
+[ -d "$M/$snap/root.pxar" ] || fail "root.pxar is not the archive's directory"
+# The half archive reads as the stream it is.
+[ -f "$M/$snap/half.mpxar" ] && [ -s "$M/$snap/half.mpxar" ] || fail "half.mpxar is not a file"
+cmp -s "$M/$snap/half.mpxar" "$M/$snap/root.mpxar" || fail "half.mpxar does not read as root.mpxar"
 unmount_dsfs "$M"
 echo ok
