@@ -198,11 +198,15 @@ int ds_snapshot_create(const struct ds_writer *w, const char *ns, const char *ty
 {
 	char grouprel[2048], snaprel[2048];
 	int basefd = ds_writer_basefd(w);
+	int64_t epoch;
 	int r;
 
 	if (!owner)
 		owner = DS_DEFAULT_OWNER;
-	if (ds_name_authid(owner) < 0 || ds_name_snapshot_time(time) < 0)
+	/* PBS's API names a snapshot by its backup-time, at least 1: it could
+	 * not name an earlier one (and parsing 1969-12-31T23:59:59Z, epoch -1,
+	 * fails PBS's listing of the whole group). */
+	if (!time || ds_name_authid(owner) < 0 || ds_time_parse(time, &epoch) < 0 || epoch < 1)
 		return -EINVAL;
 	if ((r = ds_group_relpath(ns, type, id, grouprel, sizeof(grouprel))) < 0 ||
 	    (r = ds_snapshot_relpath(ns, type, id, time, snaprel, sizeof(snaprel))) < 0 ||

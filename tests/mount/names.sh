@@ -1,14 +1,17 @@
-# Names at the edges of PBS's rules, read through a real mount. Every entry
-# a directory listing shows above the archives' contents can be looked up
-# (stat): no name is listed that the mount then refuses. Made by hand in the
-# datastore: a namespace whose full name ("a/b") is longer than PBS's 256
-# characters (listing it showed the child, stat said ENOENT); archive files
-# whose names are not PBS archive names (".x.blob", "-x.blob", "a b.blob":
-# listed, ENOENT); half of a split pxar archive (X.mpxar.didx without
-# X.ppxar.didx, as while a backup still writes its payload: listed as the
-# directory X.pxar, which cannot be opened without its payload, ENOENT; it
-# is now the stream file X.mpxar that a lookup finds); two files that show
-# as one name (listed twice).
+# Names at the edges of PBS's rules, read and written through a real mount.
+# Every entry a directory listing shows above the archives' contents can be
+# looked up (stat): no name is listed that the mount then refuses. Made by
+# hand in the datastore: a namespace whose full name ("a/b") is longer than
+# PBS's 256 characters (listing it showed the child, stat said ENOENT);
+# archive files whose names are not PBS archive names (".x.blob", "-x.blob",
+# "a b.blob": listed, ENOENT); half of a split pxar archive (X.mpxar.didx
+# without X.ppxar.didx, as while a backup still writes its payload: listed as
+# the directory X.pxar, which cannot be opened without its payload, ENOENT; it
+# is now the stream file X.mpxar that a lookup finds); two files that show as
+# one name (listed twice). And mkdir of a snapshot before 1970-01-01T00:00:01Z
+# is refused (EINVAL), as `dsfs backup --time` refuses it: PBS's backup-time
+# is at least 1 (its API cannot name such a snapshot, and 1969-12-31T23:59:59Z
+# makes PBS's listing of the whole group fail).
 . "$(dirname "$0")/../testlib.bash"
 . "$(dirname "$0")/../mountlib.bash"
 need_fuse
@@ -83,5 +86,25 @@ PY
 # The half archive reads as the stream it is.
 [ -f "$M/$snap/half.mpxar" ] && [ -s "$M/$snap/half.mpxar" ] || fail "half.mpxar is not a file"
 cmp -s "$M/$snap/half.mpxar" "$M/$snap/root.mpxar" || fail "half.mpxar does not read as root.mpxar"
+unmount_dsfs "$M"
+
+# --- mkdir of snapshots at the lower end of backup-time ---
+errno_of_mkdir() {
+	python3 -c '
+import errno, os, sys
+try:
+    os.mkdir(sys.argv[1]); print("OK")
+except OSError as e:
+    print(errno.errorcode[e.errno])' "$1"
+}
+mount_dsfs "$S" "$M"
+for t in 1970-01-01T00:00:00Z 1969-12-31T23:59:59Z 0000-01-01T00:00:00Z; do
+	got=$(errno_of_mkdir "$M/host/x/$t")
+	[ "$got" = EINVAL ] || fail "mkdir host/x/$t: $got, want EINVAL"
+	[ ! -e "$S/host/x/$t" ] || fail "host/x/$t made on disk"
+done
+got=$(errno_of_mkdir "$M/host/x/1970-01-01T00:00:01Z")
+[ "$got" = OK ] || fail "mkdir host/x/1970-01-01T00:00:01Z: $got"
+[ -d "$S/host/x/1970-01-01T00:00:01Z" ] || fail "1970-01-01T00:00:01Z not made"
 unmount_dsfs "$M"
 echo ok

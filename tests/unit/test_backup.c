@@ -383,6 +383,15 @@ static void test_forget_remove_cleanup(void **state)
 	assert_int_equal(ds_snapshot_create(e->w, "x/y", "ct", "300", "2024-01-01T00:00:00Z", NULL),
 			 -EEXIST);
 	assert_int_equal(ds_snapshot_create(e->w, "", "ct", "300", "yesterday", NULL), -EINVAL);
+	/* PBS's backup-time is at least 1, as for ds_backup_begin */
+	assert_int_equal(ds_snapshot_create(e->w, "", "ct", "301", "1970-01-01T00:00:00Z", NULL),
+			 -EINVAL);
+	assert_int_equal(ds_snapshot_create(e->w, "", "ct", "301", "1969-12-31T23:59:59Z", NULL),
+			 -EINVAL);
+	p = tu_pathf("%s/ct/301", e->base);
+	assert_int_equal(stat(p, &st), -1); /* refused before the group was made */
+	free(p);
+	assert_int_equal(ds_snapshot_create(e->w, "", "ct", "301", "1970-01-01T00:00:01Z", NULL), 0);
 	assert_int_equal(ds_group_create(e->w, "x/y", "ct", "300", NULL), 0); /* mkdir -p */
 	/* a group with a snapshot is not empty; its owner file is no content */
 	assert_int_equal(ds_group_remove(e->w, "x/y", "ct", "300"), -ENOTEMPTY);
