@@ -264,21 +264,23 @@ static char *b64_encode(const uint8_t *in, size_t len)
 	return out;
 }
 
-/* "aa:bb:…" (either case) → 32 bytes. */
-static int fingerprint_parse(const char *s, struct ds_digest *ret)
+int ds_fingerprint_parse(const char *s, struct ds_digest *ret)
 {
-	char hex[3] = { 0 };
+	char hex[DS_DIGEST_HEX_LEN + 1];
+	struct ds_digest d;
+	size_t n = 0;
 
-	if (strlen(s) != DS_FINGERPRINT_STR_LEN - 1)
-		return -EINVAL;
-	for (int i = 0; i < DS_DIGEST_LEN; i++) {
-		if (i < DS_DIGEST_LEN - 1 && s[3 * i + 2] != ':')
+	for (; *s; s++) {
+		if (*s == ':')
+			continue;
+		if (n == DS_DIGEST_HEX_LEN)
 			return -EINVAL;
-		hex[0] = s[3 * i];
-		hex[1] = s[3 * i + 1];
-		if (ds_hex_decode(hex, &ret->b[i], 1) < 0)
-			return -EINVAL;
+		hex[n++] = *s;
 	}
+	hex[n] = '\0';
+	if (n != DS_DIGEST_HEX_LEN || ds_hex_decode(hex, d.b, DS_DIGEST_LEN) < 0)
+		return -EINVAL;
+	*ret = d;
 	return 0;
 }
 
@@ -437,7 +439,7 @@ int ds_keyfile_parse(const char *json, size_t len, const char *passphrase,
 	what = "fingerprint";
 	fp = json_object_get(root, "fingerprint");
 	if (fp && !json_is_null(fp) &&
-	    (!json_is_string(fp) || fingerprint_parse(json_string_value(fp), &stored) < 0))
+	    (!json_is_string(fp) || ds_fingerprint_parse(json_string_value(fp), &stored) < 0))
 		goto bad;
 
 	r = unwrap_key(&kp, data, data_len, passphrase, key);

@@ -75,6 +75,11 @@ void ds_crypt_digest(const struct ds_crypt *c, const void *data, size_t len,
 void ds_crypt_fingerprint(const struct ds_crypt *c, struct ds_digest *ret);
 void ds_crypt_fingerprint_str(const struct ds_crypt *c, char out[DS_FINGERPRINT_STR_LEN]);
 
+/* Parses a fingerprint as PBS's serde does (bytes_as_fingerprint): every ':'
+ * is dropped, and the rest must be 64 hex digits of either case, so
+ * "12:b9:…" and "12b9…" are the same fingerprint. 0 or -EINVAL. */
+int ds_fingerprint_parse(const char *s, struct ds_digest *ret);
+
 /* HMAC-SHA256(id_key, msg): the manifest signature. */
 void ds_crypt_sign(const struct ds_crypt *c, const void *msg, size_t len,
 		   struct ds_digest *ret);

@@ -4,7 +4,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 
 #include <jansson.h>
 #include <openssl/crypto.h>
@@ -753,6 +752,7 @@ int ds_manifest_sign(struct ds_manifest *m, const struct ds_crypt *c)
 int ds_manifest_verify(const struct ds_manifest *m, const struct ds_crypt *c)
 {
 	char mine[DS_FINGERPRINT_STR_LEN], hex[DS_DIGEST_HEX_LEN + 1];
+	struct ds_digest stored, key_fp;
 	json_t *fp;
 	int r;
 
@@ -760,12 +760,14 @@ int ds_manifest_verify(const struct ds_manifest *m, const struct ds_crypt *c)
 		return -EINVAL;
 	fp = json_object_get(m->unprotected, "key-fingerprint");
 	if (fp && !json_is_null(fp)) {
-		if (!json_is_string(fp)) {
-			ds_err("manifest: unprotected.key-fingerprint is not a string");
+		/* Read as PBS reads it: with or without colons, either case. */
+		if (!json_is_string(fp) || ds_fingerprint_parse(json_string_value(fp), &stored) < 0) {
+			ds_err("manifest: unprotected.key-fingerprint is not a fingerprint");
 			return -EBADMSG;
 		}
+		ds_crypt_fingerprint(c, &key_fp);
 		ds_crypt_fingerprint_str(c, mine);
-		if (strcasecmp(json_string_value(fp), mine) != 0) {
+		if (!ds_digest_eq(&stored, &key_fp)) {
 			ds_err("manifest: signed with key %s, not with the given key %s",
 			       json_string_value(fp), mine);
 			return -EKEYREJECTED;

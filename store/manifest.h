@@ -95,8 +95,9 @@ int ds_manifest_canonical(const struct ds_manifest *m, char **ret_text, size_t *
 
 /* Signs with c: sets "signature" and unprotected."key-fingerprint". */
 int ds_manifest_sign(struct ds_manifest *m, const struct ds_crypt *c);
-/* Checks with c: a stored fingerprint must match c's (-EKEYREJECTED), the
- * signature must be present and match (-EBADMSG). 0 when valid. For a
+/* Checks with c: a stored fingerprint (read as ds_fingerprint_parse does;
+ * -EBADMSG if it is none) must match c's (-EKEYREJECTED), the signature must
+ * be present and match (-EBADMSG). 0 when valid. For a
  * parsed manifest whose signed fields were not changed since, the signature
  * is checked, as PBS does, over the signed part as read: keys this code
  * drops, a csum in upper case or a missing crypt-mode are text that was not

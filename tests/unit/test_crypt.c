@@ -316,6 +316,28 @@ static void test_keyfile_errors(void **state)
 	assert_int_equal(parse_str(s, "hunter2pbs", &c), 0);
 	ds_crypt_free(c);
 	free(s);
+	/* So is one with the colons left out or elsewhere: PBS's serde drops
+	 * every ':' and decodes the 64 hex digits left. */
+	s = subst(pbkdf2_keyfile, FP_STR,
+		  "12b9b774bb3d89952b97cbc282f00c142b83ba7f96626aa15a449a63e891fe25");
+	assert_int_equal(parse_str(s, "hunter2pbs", &c), 0);
+	expect_vector_key(c);
+	ds_crypt_free(c);
+	free(s);
+	s = subst(pbkdf2_keyfile, FP_STR,
+		  "12b9b774:bb3d8995:2b97cbc2:82f00c14:2b83ba7f:96626aa1:5a449a63:e891fe25");
+	assert_int_equal(parse_str(s, "hunter2pbs", &c), 0);
+	ds_crypt_free(c);
+	free(s);
+	/* 63 or 65 hex digits are no fingerprint. */
+	s = subst(pbkdf2_keyfile, FP_STR,
+		  "12b9b774bb3d89952b97cbc282f00c142b83ba7f96626aa15a449a63e891fe2");
+	assert_int_equal(parse_str(s, "hunter2pbs", &c), -EINVAL);
+	free(s);
+	s = subst(pbkdf2_keyfile, FP_STR,
+		  "12b9b774bb3d89952b97cbc282f00c142b83ba7f96626aa15a449a63e891fe255");
+	assert_int_equal(parse_str(s, "hunter2pbs", &c), -EINVAL);
+	free(s);
 	/* Unusable kdf parameters. */
 	s = subst(scrypt_keyfile, "\"n\":1024", "\"n\":1000");
 	assert_int_equal(parse_str(s, "hunter2pbs", &c), -EINVAL);

@@ -167,6 +167,47 @@ static char *replace(const char *text, const char *from, const char *to)
 	return out;
 }
 
+/* The unsigned key-fingerprint is read as PBS's serde reads it
+ * (bytes_as_fingerprint): colons dropped, either case; a string that is
+ * not 32 bytes of hex is no fingerprint. */
+static void test_fingerprint_forms(void **state)
+{
+	static const char fp[] = "\"12:b9:b7:74:bb:3d:89:95:2b:97:cb:c2:82:f0:0c:14:"
+				 "2b:83:ba:7f:96:62:6a:a1:5a:44:9a:63:e8:91:fe:25\"";
+	static const char *const same[] = {
+		"12b9b774bb3d89952b97cbc282f00c142b83ba7f96626aa15a449a63e891fe25",
+		"12B9B774:BB3D8995:2B97CBC2:82F00C14:2B83BA7F:96626AA1:5A449A63:E891FE25",
+	};
+	static const char *const bad[] = { "12:b9", "zz", "" };
+	struct ds_digest d1 = fill(1);
+	struct ds_crypt *c = spec_key(), *other = fixture_key();
+	struct ds_manifest *m;
+	char *pretty;
+	size_t len;
+
+	(void)state;
+	assert_int_equal(ds_manifest_new("host", "elsa", 1593179765, &m), 0);
+	assert_int_equal(ds_manifest_set_file(m, "test1.img.fidx", 200, &d1, DS_CRYPT_ENCRYPT), 0);
+	assert_int_equal(ds_manifest_sign(m, c), 0);
+	assert_int_equal(ds_manifest_format(m, &pretty, &len), 0);
+	for (size_t i = 0; i < DS_ARRAY_SIZE(same) + DS_ARRAY_SIZE(bad); i++) {
+		bool ok = i < DS_ARRAY_SIZE(same);
+		char *q = tu_pathf("\"%s\"", ok ? same[i] : bad[i - DS_ARRAY_SIZE(same)]);
+		char *t = replace(pretty, fp, q);
+
+		print_message("key-fingerprint %s\n", q);
+		expect_verify(t, c, ok ? 0 : -EBADMSG);
+		if (ok)
+			expect_verify(t, other, -EKEYREJECTED);
+		free(t);
+		free(q);
+	}
+	free(pretty);
+	ds_manifest_free(m);
+	ds_crypt_free(other);
+	ds_crypt_free(c);
+}
+
 static void test_signature_over_text(void **state)
 {
 	static const char upper[] =
@@ -791,6 +832,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_signature_vector),
+		cmocka_unit_test(test_fingerprint_forms),
 		cmocka_unit_test(test_fixture_roundtrip),
 		cmocka_unit_test(test_fixture_signatures),
 		cmocka_unit_test(test_signature_over_text),
