@@ -6,7 +6,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 #include <unistd.h>
 
 #include "fs/cli/cli.h"
@@ -271,7 +270,7 @@ static int lock_snapshot(struct verify *v, const char *snaprel, struct ds_lock *
 static void verify_snapshot(struct verify *v, const char *snaprel)
 {
 	const struct ds_lookup *lk = ds_reader_lookup(v->rd);
-	char mine[DS_FINGERPRINT_STR_LEN];
+	bool other = false;
 	struct ds_manifest *m = NULL;
 	struct ds_lock *lock = NULL;
 	const char *fp;
@@ -318,9 +317,16 @@ static void verify_snapshot(struct verify *v, const char *snaprel)
 	v->n_snapshots++;
 	v->crypt = v->key;
 	fp = ds_manifest_fingerprint(m);
-	if (v->key)
-		ds_crypt_fingerprint_str(v->key, mine);
-	if (v->key && fp && strcasecmp(fp, mine) != 0) {
+	if (v->key && fp) {
+		struct ds_digest stored, ours;
+
+		/* Read as PBS reads it, colons dropped and either case. One
+		 * that is no fingerprint at all fails the signature below. */
+		ds_crypt_fingerprint(v->key, &ours);
+		other = ds_fingerprint_parse(fp, &stored) == 0 &&
+			memcmp(stored.b, ours.b, sizeof(ours.b)) != 0;
+	}
+	if (other) {
 		/* Another client's key: its chunks cannot be decrypted with
 		 * this one, which does not make them damaged. They are checked
 		 * as without a key; the mismatch itself is reported, since the
