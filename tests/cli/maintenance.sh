@@ -4,6 +4,7 @@
 # per change, and the active-operation totals of spec §6.5.
 . "$(dirname "$0")/../testlib.bash"
 need_fixtures
+umask 022 # the usual one: what dsfs creates must not depend on it
 
 # A private copy of the store: if a refusal were missing, backup would
 # write into it.
@@ -50,6 +51,18 @@ cmp -s "$cfg" "$T/want.cfg" || { diff -u "$T/want.cfg" "$cfg" >&2; fail "datasto
 [ "$(stat -c '%a %u:%g' "$cfg")" = "$owner_before" ] || fail "mode/owner $(stat -c '%a %u:%g' "$cfg"), want $owner_before"
 ls "$T/etc" | grep -q tmp_ && fail "temp file left behind"
 expect_gen 42
+# The config lock made here is PBS's: backup:backup 0660 (open_backup_lockfile),
+# whatever the umask, so that PBS's proxy (user backup) can still lock the
+# config; one that root made earlier is given back.
+lck=$T/etc/.datastore.lck
+if [ "$(id -u)" = 0 ] && id backup >/dev/null 2>&1; then
+	want="660 $(id -u backup):$(id -g backup)"
+	[ "$(stat -c '%a %u:%g' "$lck")" = "$want" ] ||
+		fail ".datastore.lck is $(stat -c '%a %u:%g' "$lck"), want $want (PBS's)"
+	chmod 0711 "$T" # mktemp's 0700 would keep backup out before the lock's mode does
+	setpriv --reuid=backup --regid=backup --clear-groups flock -n "$lck" true ||
+		fail "user backup cannot lock .datastore.lck"
+fi
 expect_status 1 "$DSFS" cat store-a --config "$cfg" "$snap" qemu-server.conf
 grep -q offline "$T/err" || fail "offline refusal not explained"
 grep -q "disk swap" "$T/err" || fail "maintenance message not shown"
@@ -121,6 +134,14 @@ DSFS_CONFIG_VERSIONS=$T/none/config-versions \
 	expect_status 0 "$DSFS" maintenance store-a offline --config "$T/etc/other.cfg"
 [ -e "$T/none" ] && fail "ConfigVersionCache created by dsfs"
 grep -q 'maintenance-mode type=offline$' "$T/etc/other.cfg" || fail "change without shm"
+# A .datastore.lck that root made (an older dsfs) is given back to backup.
+if [ "$(id -u)" = 0 ] && id backup >/dev/null 2>&1; then
+	chown 0:0 "$lck"
+	chmod 0640 "$lck"
+	DSFS_CONFIG_VERSIONS=$T/none/config-versions \
+		expect_status 0 "$DSFS" maintenance store-a read-only --config "$T/etc/other.cfg"
+	[ "$(stat -c '%a %u:%g' "$lck")" = "$want" ] || fail "root's .datastore.lck not given back"
+fi
 
 # status: active operations of live processes only (spec §6.5)
 ops=$T/ops
