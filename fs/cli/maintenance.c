@@ -101,13 +101,17 @@ static int config_lock(const char *lock_path)
 }
 
 /* Atomically replaces config_path with text, keeping the old file's mode
- * and owner (PBS: root:backup 0640). *ret_replaced tells whether the file
- * was replaced, which is also true when only restoring the owner failed.
- * Prints the reason of a failure. */
+ * and owner (PBS: root:backup 0640). The new file gets them before it is
+ * renamed into place: PBS's proxy (group backup) must never find a
+ * datastore.cfg it cannot read, not even for a moment, and one whose owner
+ * cannot be given is not put in place at all. *ret_replaced tells whether
+ * the file was replaced. Prints the reason of a failure. */
 static int save_config(const char *config_path, const char *text, size_t len, bool *ret_replaced)
 {
 	char *dir = NULL, *base = NULL;
-	struct stat old, now;
+	uid_t uid = (uid_t)-1;
+	gid_t gid = (gid_t)-1;
+	struct stat old;
 	int dirfd = -1, r;
 
 	*ret_replaced = false;
@@ -119,24 +123,16 @@ static int save_config(const char *config_path, const char *text, size_t len, bo
 		r = -errno;
 		goto fail;
 	}
-	r = ds_replace_file_at(dirfd, base, text, len, old.st_mode & 07777, true);
+	/* Only a file that would not be ours as created is chowned: anyone
+	 * but root can only chown to themselves. */
+	if (old.st_uid != geteuid() || old.st_gid != getegid()) {
+		uid = old.st_uid;
+		gid = old.st_gid;
+	}
+	r = ds_replace_file_owned_at(dirfd, base, text, len, old.st_mode & 07777, uid, gid, true);
 	if (r < 0)
 		goto fail;
 	*ret_replaced = true;
-	/* ds_replace_file_at cannot chown, so the new file is ours until here;
-	 * chmod again afterwards because chown may clear set-id bits. */
-	if (fstatat(dirfd, base, &now, AT_SYMLINK_NOFOLLOW) < 0) {
-		r = -errno;
-		goto fail;
-	}
-	if ((now.st_uid != old.st_uid || now.st_gid != old.st_gid) &&
-	    (fchownat(dirfd, base, old.st_uid, old.st_gid, AT_SYMLINK_NOFOLLOW) < 0 ||
-	     fchmodat(dirfd, base, old.st_mode & 07777, 0) < 0)) {
-		r = -errno;
-		fprintf(stderr, "dsfs: %s: saved, but cannot restore owner %u:%u: %s\n", config_path,
-			(unsigned)old.st_uid, (unsigned)old.st_gid, strerror(errno));
-		goto out;
-	}
 	goto out;
 fail:
 	fprintf(stderr, "dsfs: %s: cannot save: %s\n", config_path, strerror(-r));

@@ -101,6 +101,20 @@ expect_status 1 "$DSFS" maintenance no-such-store offline --config "$cfg"
 grep -q "no-such-store" "$T/err" || fail "unknown store not named"
 expect_status 1 "$DSFS" status no-such-store --config "$cfg"
 cmp -s "$cfg" "$T/before.cfg" || fail "a failed command changed the file"
+# The new file gets the old one's owner before it is renamed into place: if
+# that fails (strace makes every chown fail), datastore.cfg stays as it was,
+# never root's (which PBS's proxy, group backup, could not read).
+if [ "$(id -u)" = 0 ] && command -v strace >/dev/null; then
+	# (LeakSanitizer cannot run under ptrace.)
+	ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}detect_leaks=0" \
+		expect_status 1 strace -f -qq -o /dev/null -e trace=fchown,fchownat,chown,lchown \
+		-e inject=fchown,fchownat,chown,lchown:error=EPERM \
+		"$DSFS" maintenance store-a offline --config "$cfg"
+	[ "$(stat -c '%a %u:%g' "$cfg")" = "$owner_before" ] ||
+		fail "a failed chown left datastore.cfg $(stat -c '%a %u:%g' "$cfg"), want $owner_before"
+	cmp -s "$cfg" "$T/before.cfg" || fail "datastore.cfg replaced although its owner could not be kept"
+	ls "$T/etc" | grep -q tmp_ && fail "temp file left behind after a failed chown"
+fi
 expect_gen 44
 
 # The config lock: a holder of .datastore.lck delays the change.
