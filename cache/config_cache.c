@@ -19,6 +19,19 @@
 /* datastore.cfg larger than this is not one (store/config.c uses the same). */
 #define CONFIG_MAX_SIZE (16 * DS_MIB)
 
+/* A writer that modified the file in place and still has it open is
+ * waited for (its close ends the write) this long after its last write;
+ * past that its content is taken as it is. */
+#define WRITE_SETTLE_NS (2ULL * 1000 * 1000 * 1000)
+/* Reads of a file that changed while being read, tried again at once. */
+#define READ_TRIES 3
+/* A config without some stores of the current one is installed only
+ * once the file has said so this long: an in-place rewrite read before
+ * its writer is done (an empty file just after the O_TRUNC, the first
+ * sections alone) parses as such a config, and the writer's events may
+ * reach us after its bytes do (an ext4 truncate frees the blocks first). */
+#define DROP_CONFIRM_NS (1000ULL * 1000 * 1000)
+
 #define GEN_FILE_SIZE 4096
 #define GEN_OFFSET 24
 
@@ -48,6 +61,7 @@ struct file_ident {
 struct ds_config_cache {
 	char *path;
 	char *shm_path;
+	char *base;     /* path's last component, as inotify names it */
 	int inotify_fd; /* -1 if unavailable */
 
 	/* Held only to read `cur` and take a reference, or to swap `cur`. */
@@ -64,6 +78,16 @@ struct ds_config_cache {
 	bool fail_digest_valid;     /* content fail_digest failed to parse ... */
 	struct ds_digest fail_digest;
 	int fail_err;               /* ... with this error (logged then) */
+	/* The file is being rewritten in place: modified (IN_MODIFY, which
+	 * an O_TRUNC open gives too) and not yet closed by its writer. Its
+	 * content may be any prefix of what the writer means to write. */
+	bool writing;
+	uint64_t modified_ns; /* ds_now_ns() of the last IN_MODIFY seen */
+	/* Content without some stores of `cur`, first read at drop_since
+	 * and not installed before DROP_CONFIRM_NS. */
+	bool drop_valid;
+	struct ds_digest drop_digest;
+	uint64_t drop_since;
 
 	uint64_t parses; /* atomic */
 };
@@ -74,6 +98,51 @@ static void holder_put(struct holder *h)
 		ds_config_free(h->cfg);
 		free(h);
 	}
+}
+
+/* Reads the pending inotify events (the caller holds refresh_lock) and
+ * follows the config file's in-place writers. Returns whether any event
+ * said that the file's content or directory entry changed. */
+static bool read_events(struct ds_config_cache *cc)
+{
+	char buf[4096] __attribute__((aligned(__alignof__(struct inotify_event))));
+	bool changed = false;
+
+	if (cc->inotify_fd < 0)
+		return false;
+	for (;;) {
+		ssize_t n = read(cc->inotify_fd, buf, sizeof(buf));
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			break;
+		for (char *p = buf; p < buf + n;) {
+			const struct inotify_event *ev = (const struct inotify_event *)(void *)p;
+
+			p += sizeof(*ev) + ev->len;
+			if (ev->mask & IN_Q_OVERFLOW) {
+				/* Events were lost: whether a writer is still at
+				 * it is unknown, so nobody is waited for. */
+				cc->writing = false;
+				changed = true;
+				continue;
+			}
+			if (ev->len == 0 || strcmp(ev->name, cc->base) != 0)
+				continue;
+			if (ev->mask & IN_MODIFY) {
+				cc->writing = true;
+				cc->modified_ns = ds_now_ns();
+			}
+			/* A close after writing ends an in-place write; a new
+			 * file renamed or created there, or its removal,
+			 * leaves nothing half-written under the name. */
+			if (ev->mask & (IN_CLOSE_WRITE | IN_MOVED_TO | IN_CREATE | IN_DELETE))
+				cc->writing = false;
+			changed = true;
+		}
+	}
+	return changed;
 }
 
 static void ident_from_stat(struct file_ident *id, const struct stat *st)
@@ -90,6 +159,14 @@ static bool ident_eq(const struct file_ident *a, const struct file_ident *b)
 	return a->valid && b->valid && a->dev == b->dev && a->ino == b->ino &&
 	       a->size == b->size && a->mtim.tv_sec == b->mtim.tv_sec &&
 	       a->mtim.tv_nsec == b->mtim.tv_nsec;
+}
+
+/* Whether two fstats of one open file show a write between them. */
+static bool stat_changed(const struct stat *a, const struct stat *b)
+{
+	return a->st_size != b->st_size || a->st_mtim.tv_sec != b->st_mtim.tv_sec ||
+	       a->st_mtim.tv_nsec != b->st_mtim.tv_nsec || a->st_ctim.tv_sec != b->st_ctim.tv_sec ||
+	       a->st_ctim.tv_nsec != b->st_ctim.tv_nsec;
 }
 
 /* Reads an open regular file completely. *ret_buf malloc'ed, NUL-terminated. */
@@ -154,6 +231,27 @@ static int refresh_failed(struct ds_config_cache *cc, int err, const char *what)
 	return err;
 }
 
+/* Whether new lacks a store that old has. Caller holds refresh_lock (old
+ * is the current config, which only a refresh replaces). */
+static bool drops_store(const struct ds_config *old, const struct ds_config *new)
+{
+	for (size_t i = 0; i < old->n_stores; i++)
+		if (!ds_config_find(new, old->stores[i].name))
+			return true;
+	return false;
+}
+
+/* A config dropping stores is not confirmed yet: the current one stays,
+ * and the next refresh reads the file again even if it looks the same. */
+static int drop_wait(struct ds_config_cache *cc)
+{
+	ds_debug("%s: stores missing from it: keeping the current config for %llu ms, "
+		 "in case it is being rewritten",
+		 cc->path, (unsigned long long)(DROP_CONFIRM_NS / 1000000));
+	cc->ident.valid = false;
+	return cc->last_err;
+}
+
 /* Installs cfg (consumed) as the current config. */
 static void publish(struct ds_config_cache *cc, struct holder *h, struct ds_config *cfg)
 {
@@ -189,6 +287,13 @@ static int do_refresh(struct ds_config_cache *cc, bool first)
 	/* The generation first: a bump that lands after this read is seen by
 	 * the next refresh, never lost. */
 	have_gen = ds_config_generation_read(cc->shm_path, &gen) == 0;
+	/* Rewritten in place right now: the file may hold any prefix of the
+	 * new text (nothing at all just after the O_TRUNC), which can parse
+	 * as a config without some or all stores. The writer's close is an
+	 * event, and the refresh it wakes reads the file whole. */
+	read_events(cc);
+	if (!first && cc->writing && ds_now_ns() - cc->modified_ns < WRITE_SETTLE_NS)
+		return cc->last_err;
 	if (stat(cc->path, &st) < 0)
 		return refresh_failed(cc, -errno, first ? NULL : "cannot stat");
 	ident_from_stat(&now, &st);
@@ -198,19 +303,40 @@ static int do_refresh(struct ds_config_cache *cc, bool first)
 	fd = open(cc->path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
 	if (fd < 0)
 		return refresh_failed(cc, -errno, first ? NULL : "cannot open");
-	/* Record the identity of what we read, not of what stat saw. */
-	if (fstat(fd, &st) < 0) {
-		r = refresh_failed(cc, -errno, first ? NULL : "cannot stat");
-		goto out;
-	}
-	ident_from_stat(&now, &st);
-	r = read_fd(fd, st.st_size, &buf, &len);
-	if (r < 0) {
-		r = refresh_failed(cc, r,
-				   r == -EFBIG ? "too large for a datastore.cfg"
-				   : first     ? NULL
-					       : "cannot read");
-		goto out;
+	for (int tries = 1;; tries++) {
+		struct stat after;
+		bool raced;
+
+		/* Record the identity of what we read, not of what stat saw. */
+		if (fstat(fd, &st) < 0) {
+			r = refresh_failed(cc, -errno, first ? NULL : "cannot stat");
+			goto out;
+		}
+		ident_from_stat(&now, &st);
+		free(buf);
+		buf = NULL;
+		r = lseek(fd, 0, SEEK_SET) < 0 ? -errno : read_fd(fd, st.st_size, &buf, &len);
+		if (r < 0) {
+			r = refresh_failed(cc, r,
+					   r == -EFBIG ? "too large for a datastore.cfg"
+					   : first     ? NULL
+						       : "cannot read");
+			goto out;
+		}
+		/* Written to while we read (or truncated just before): what
+		 * we have may be half of it. */
+		raced = fstat(fd, &after) < 0 || stat_changed(&st, &after);
+		raced |= read_events(cc);
+		if (!raced || (first && tries == READ_TRIES))
+			break;
+		if (!first && (cc->writing || tries == READ_TRIES)) {
+			/* Kept; read again once the writer is done. */
+			ds_debug("%s: changed while being read, keeping the current config "
+				 "until the write ends", cc->path);
+			cc->ident.valid = false;
+			r = cc->last_err;
+			goto out;
+		}
 	}
 	cc->ident = now;
 	cc->have_gen = have_gen;
@@ -220,6 +346,7 @@ static int do_refresh(struct ds_config_cache *cc, bool first)
 		/* Rewritten with identical content, or a bad edit undone. */
 		cc->last_err = 0;
 		cc->fail_digest_valid = false;
+		cc->drop_valid = false;
 		r = 0;
 		goto out;
 	}
@@ -227,6 +354,11 @@ static int do_refresh(struct ds_config_cache *cc, bool first)
 		/* This content failed before and was logged then. */
 		cc->last_err = cc->fail_err;
 		r = cc->fail_err;
+		goto out;
+	}
+	if (cc->drop_valid && ds_digest_eq(&digest, &cc->drop_digest) &&
+	    ds_now_ns() - cc->drop_since < DROP_CONFIRM_NS) {
+		r = drop_wait(cc);
 		goto out;
 	}
 	h = calloc(1, sizeof(*h));
@@ -244,13 +376,27 @@ static int do_refresh(struct ds_config_cache *cc, bool first)
 		cc->last_err = r;
 		goto out;
 	}
+	if (!first && drops_store(cc->cur->cfg, cfg)) {
+		if (!cc->drop_valid || !ds_digest_eq(&digest, &cc->drop_digest)) {
+			cc->drop_valid = true;
+			cc->drop_digest = digest;
+			cc->drop_since = ds_now_ns();
+		}
+		if (ds_now_ns() - cc->drop_since < DROP_CONFIRM_NS) {
+			r = drop_wait(cc);
+			goto out;
+		}
+	}
+	cc->drop_valid = false;
 	cc->digest = digest;
 	cc->last_err = 0;
 	cc->fail_digest_valid = false;
 	publish(cc, h, cfg);
 	h = NULL;
+	cfg = NULL;
 	r = 1;
 out:
+	ds_config_free(cfg);
 	free(h);
 	free(buf);
 	if (fd >= 0)
@@ -269,10 +415,12 @@ static void watch_dir(struct ds_config_cache *cc)
 	dir = dirname(copy);
 	cc->inotify_fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
 	/* Editors and PBS replace the file by rename: a watch on the inode
-	 * would go stale, so watch the directory entry instead. */
+	 * would go stale, so watch the directory entry instead. IN_MODIFY
+	 * tells when it is being rewritten in place. */
 	if (cc->inotify_fd >= 0 &&
 	    inotify_add_watch(cc->inotify_fd, dir,
-			      IN_CLOSE_WRITE | IN_MOVED_TO | IN_CREATE | IN_DELETE | IN_ATTRIB) < 0) {
+			      IN_CLOSE_WRITE | IN_MOVED_TO | IN_CREATE | IN_DELETE | IN_ATTRIB |
+				      IN_MODIFY) < 0) {
 		ds_warn("%s: cannot watch for changes: %s", dir, strerror(errno));
 		close(cc->inotify_fd);
 		cc->inotify_fd = -1;
@@ -283,6 +431,7 @@ static void watch_dir(struct ds_config_cache *cc)
 int ds_config_cache_new(const char *path, const char *shm_path, struct ds_config_cache **ret)
 {
 	struct ds_config_cache *cc;
+	const char *slash;
 	int r;
 
 	if (!path || !ret)
@@ -295,7 +444,9 @@ int ds_config_cache_new(const char *path, const char *shm_path, struct ds_config
 	pthread_mutex_init(&cc->refresh_lock, NULL);
 	cc->path = strdup(path);
 	cc->shm_path = strdup(shm_path ? shm_path : DS_CONFIG_VERSIONS_PATH);
-	if (!cc->path || !cc->shm_path) {
+	slash = strrchr(path, '/');
+	cc->base = strdup(slash ? slash + 1 : path);
+	if (!cc->path || !cc->shm_path || !cc->base) {
 		r = -ENOMEM;
 		goto fail;
 	}
@@ -323,6 +474,7 @@ void ds_config_cache_free(struct ds_config_cache *cc)
 	pthread_mutex_destroy(&cc->refresh_lock);
 	free(cc->path);
 	free(cc->shm_path);
+	free(cc->base);
 	free(cc);
 }
 
@@ -368,19 +520,11 @@ int ds_config_cache_fd(struct ds_config_cache *cc)
 
 void ds_config_cache_drain_events(struct ds_config_cache *cc)
 {
-	char buf[4096] __attribute__((aligned(__alignof__(struct inotify_event))));
-
-	if (cc->inotify_fd < 0)
-		return;
-	/* The events only say "look again"; refresh decides what changed. */
-	for (;;) {
-		ssize_t n = read(cc->inotify_fd, buf, sizeof(buf));
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			break;
-	}
+	/* The events say "look again" (refresh decides what changed), and
+	 * whether the file is being written in place. */
+	pthread_mutex_lock(&cc->refresh_lock);
+	read_events(cc);
+	pthread_mutex_unlock(&cc->refresh_lock);
 }
 
 uint64_t ds_config_cache_parses(struct ds_config_cache *cc)

@@ -9,6 +9,12 @@
  * Re-parsing happens only when the generation moved or the file's identity
  * (device, inode, size, mtime with nanoseconds) or content digest changed. A
  * bad edit keeps the last good config and logs the error with its line.
+ * A file being rewritten in place (modified and not yet closed by its
+ * writer, up to 2 s after its last write) is not read until its writer is
+ * done, and a read that raced a write is dropped: a part of the file can
+ * parse as a config that lacks stores. For the same reason a config
+ * without some stores of the current one is installed only once the file
+ * has said so for a second.
  *
  * Not for: applying the config to datastores (the caller does that with
  * ds_datastore_configure on the snapshot it gets).
@@ -42,7 +48,9 @@ void ds_config_cache_get(struct ds_config_cache *cc, struct ds_config_snap *ret)
 void ds_config_cache_put(struct ds_config_cache *cc, struct ds_config_snap *snap);
 
 /* Checks for a change and re-parses if needed. Returns 1 when a new config
- * was installed, 0 when nothing changed, -errno when the file is unreadable
+ * was installed, 0 when nothing changed or a change is not taken yet (an
+ * in-place write in progress, stores removed less than a second ago: a
+ * later refresh installs it), -errno when the file is unreadable
  * or invalid (the last good config stays; the reason is logged once per
  * distinct failure, and an invalid file keeps returning its error, unlogged,
  * until it changes). */
@@ -50,7 +58,9 @@ int ds_config_cache_refresh(struct ds_config_cache *cc);
 
 /* An inotify descriptor watching the config file's directory, for a poll
  * loop: when it is readable, drain it with ds_config_cache_drain_events and
- * call _refresh. Borrowed; -1 if inotify is unavailable. */
+ * call _refresh (also once a second: a change waiting to be confirmed is
+ * taken by a later refresh, with no event). Borrowed; -1 if inotify is
+ * unavailable. */
 int ds_config_cache_fd(struct ds_config_cache *cc);
 void ds_config_cache_drain_events(struct ds_config_cache *cc);
 

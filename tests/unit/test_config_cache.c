@@ -563,6 +563,176 @@ static void test_concurrent_readers(void **state)
 	ds_config_cache_free(rc.cc);
 }
 
+/* Two stores: a prefix of this text that ends after the first section
+ * parses as a config without store2, and an empty one as none at all. */
+static const char cfg_pair_a[] = "datastore: store1\n"
+				 "\tcomment one\n"
+				 "\tpath /srv/a\n"
+				 "\n"
+				 "datastore: store2\n"
+				 "\tcomment a\n"
+				 "\tpath /srv/b\n";
+static const char cfg_pair_b[] = "datastore: store1\n"
+				 "\tcomment two\n"
+				 "\tpath /srv/a\n"
+				 "\n"
+				 "datastore: store2\n"
+				 "\tcomment b\n"
+				 "\tpath /srv/b\n";
+
+static void expect_pair(struct ds_config_cache *cc, const char *comment1)
+{
+	struct ds_config_snap s;
+
+	ds_config_cache_get(cc, &s);
+	assert_int_equal(s.cfg->n_stores, 2);
+	assert_non_null(ds_config_find(s.cfg, "store2"));
+	assert_string_equal(comment_of(&s), comment1);
+	ds_config_cache_put(cc, &s);
+}
+
+/* An in-place rewrite (O_TRUNC, then the text in pieces) read before the
+ * writer is done: the empty file and the first section alone are valid
+ * configs, in which the stores missing from them look deleted. Refreshes
+ * while the writer has the file open keep the config; its close is
+ * followed at once. */
+static void test_inplace_write_in_progress(void **state)
+{
+	struct env *e = *state;
+	struct ds_config_cache *cc = open_cache(e, cfg_pair_a);
+	size_t first = strstr(cfg_pair_b, "datastore: store2") - cfg_pair_b;
+	int fd;
+
+	fd = open(e->cfg, O_WRONLY | O_TRUNC | O_CLOEXEC);
+	assert_true(fd >= 0);
+	assert_int_equal(ds_config_cache_refresh(cc), 0);
+	expect_pair(cc, "one");
+	assert_int_equal(ds_write_all(fd, cfg_pair_b, first), 0);
+	ds_config_cache_drain_events(cc); /* as the mount's watcher does */
+	assert_int_equal(ds_config_cache_refresh(cc), 0);
+	expect_pair(cc, "one");
+	assert_int_equal(ds_write_all(fd, cfg_pair_b + first, strlen(cfg_pair_b) - first), 0);
+	assert_int_equal(ds_config_cache_refresh(cc), 0);
+	assert_int_equal(close(fd), 0);
+	assert_int_equal(ds_config_cache_refresh(cc), 1);
+	expect_pair(cc, "two");
+	assert_int_equal(ds_config_cache_parses(cc), 2);
+
+	/* A writer that keeps the file open long after its last write is
+	 * not waited for forever. */
+	fd = open(e->cfg, O_WRONLY | O_TRUNC | O_CLOEXEC);
+	assert_true(fd >= 0);
+	assert_int_equal(ds_write_all(fd, cfg_pair_a, strlen(cfg_pair_a)), 0);
+	assert_int_equal(ds_config_cache_refresh(cc), 0);
+	expect_pair(cc, "two");
+	poll(NULL, 0, 2100);
+	assert_int_equal(ds_config_cache_refresh(cc), 1);
+	expect_pair(cc, "one");
+	assert_int_equal(close(fd), 0);
+	assert_int_equal(ds_config_cache_refresh(cc), 0);
+	assert_int_equal(logs.count, 0);
+	ds_config_cache_free(cc);
+}
+
+/* A config without some of the stores is taken only once the file has
+ * said so for a second: the stores then go. Undone before that, nothing
+ * changed. */
+static void test_store_removal_confirmed(void **state)
+{
+	struct env *e = *state;
+	struct ds_config_cache *cc = open_cache(e, cfg_pair_a);
+	struct ds_config_snap s;
+
+	write_rename(e->cfg, cfg_one);
+	assert_int_equal(ds_config_cache_refresh(cc), 0);
+	expect_pair(cc, "one");
+	write_rename(e->cfg, cfg_pair_a);
+	assert_int_equal(ds_config_cache_refresh(cc), 0);
+	expect_pair(cc, "one");
+
+	write_rename(e->cfg, cfg_one);
+	assert_int_equal(ds_config_cache_refresh(cc), 0);
+	assert_int_equal(ds_config_cache_refresh(cc), 0);
+	expect_pair(cc, "one");
+	poll(NULL, 0, 1050);
+	assert_int_equal(ds_config_cache_refresh(cc), 1);
+	ds_config_cache_get(cc, &s);
+	assert_int_equal(s.cfg->n_stores, 1);
+	assert_null(ds_config_find(s.cfg, "store2"));
+	assert_int_equal(s.version, 2);
+	ds_config_cache_put(cc, &s);
+	assert_int_equal(ds_config_cache_refresh(cc), 0);
+	assert_int_equal(logs.count, 0);
+	ds_config_cache_free(cc);
+}
+
+struct rewriter {
+	const char *path;
+	int stop; /* atomic */
+	unsigned rounds;
+};
+
+/* Rewrites the config in place, in two writes, as fast as it can. */
+static void *rewrite_thread(void *arg)
+{
+	struct rewriter *w = arg;
+	size_t first = strstr(cfg_pair_a, "datastore: store2") - cfg_pair_a;
+
+	while (!__atomic_load_n(&w->stop, __ATOMIC_ACQUIRE)) {
+		const char *text = w->rounds % 2 ? cfg_pair_a : cfg_pair_b;
+		int fd = open(w->path, O_WRONLY | O_TRUNC | O_CLOEXEC);
+
+		if (fd < 0)
+			abort();
+		if (ds_write_all(fd, text, first) < 0 ||
+		    ds_write_all(fd, text + first, strlen(text) - first) < 0)
+			abort();
+		close(fd);
+		w->rounds++;
+	}
+	return NULL;
+}
+
+/* Refreshes racing in-place rewrites never install a part of the file. */
+static void test_inplace_rewrite_race(void **state)
+{
+	struct env *e = *state;
+	struct rewriter w = { .path = e->cfg };
+	struct ds_config_cache *cc = open_cache(e, cfg_pair_a);
+	uint64_t start = ds_now_ns();
+	unsigned installed = 0;
+	pthread_t t;
+
+	assert_int_equal(pthread_create(&t, NULL, rewrite_thread, &w), 0);
+	while (ds_now_ns() - start < 1500ULL * 1000 * 1000) {
+		struct ds_config_snap s;
+		int r;
+
+		ds_config_cache_drain_events(cc);
+		r = ds_config_cache_refresh(cc);
+		ds_config_cache_get(cc, &s);
+		if (s.cfg->n_stores != 2) {
+			__atomic_store_n(&w.stop, 1, __ATOMIC_RELEASE);
+			pthread_join(t, NULL);
+			fail_msg("a refresh installed %zu store(s) of a file being rewritten "
+				 "(after %u installs)",
+				 s.cfg->n_stores, installed);
+		}
+		ds_config_cache_put(cc, &s);
+		/* A part that does not parse keeps the config too. */
+		assert_true(r >= 0 || r == -EINVAL);
+		installed += r == 1;
+	}
+	__atomic_store_n(&w.stop, 1, __ATOMIC_RELEASE);
+	assert_int_equal(pthread_join(t, NULL), 0);
+	assert_true(w.rounds > 100);
+	assert_true(installed > 0); /* whole rewrites are still taken */
+	/* Settled: the last text written is read. */
+	assert_true(ds_config_cache_refresh(cc) >= 0);
+	expect_pair(cc, w.rounds % 2 ? "two" : "one");
+	ds_config_cache_free(cc);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -576,6 +746,9 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_generation_file, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_generation_concurrent, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_concurrent_readers, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_inplace_write_in_progress, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_inplace_rewrite_race, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_store_removal_confirmed, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
