@@ -15,11 +15,29 @@
 #include "store/crypt.h"
 #include "store/log.h"
 
+/* The directory a store is at. Handles hold the one they were granted at,
+ * so that a path change (a new base) never frees a string a concurrent
+ * lookup is using, and a handle keeps to one directory. */
+struct base {
+	unsigned long refs; /* atomic */
+	char path[];
+};
+
+/* A chunk store opened at an earlier base, kept for the handles still
+ * using it (their files stay right) and closed when the last one goes. */
+struct retired {
+	struct ds_chunkstore *cs;
+	unsigned users;   /* readers and writers holding it */
+	unsigned writers; /* of which writers; the shared .lock lives as long */
+	bool locked;
+	struct retired *next;
+};
+
 struct ds_datastore {
 	char *name;
-	char *base;
 	pthread_mutex_t lock;
 	/* All below protected by lock. */
+	struct base *base; /* current; replaced by a path change (_configure) */
 	enum ds_maintenance maintenance;
 	char *maintenance_message;
 	char *backing_device;
@@ -32,14 +50,19 @@ struct ds_datastore {
 	unsigned writers;
 	unsigned pub_readers, pub_writers; /* what the active-operations file says */
 	/* Opened with the first reader/writer; closed when the last one goes
-	 * while the store refuses new handles. Shared by all handles. */
+	 * while the store refuses new handles. Shared by the handles
+	 * acquired at the current base (older ones hold a retired one). */
 	struct ds_chunkstore *cs;
-	bool cs_locked; /* shared .lock held for our writers */
+	unsigned cs_users;   /* handles holding cs */
+	unsigned cs_writers; /* of which writers */
+	bool cs_locked;      /* shared .lock held for our writers */
+	struct retired *retired;
 	int base_err;   /* what the last lookup found at base (0: a datastore) */
 };
 
 struct ds_lookup {
 	struct ds_datastore *ds;
+	struct base *base; /* a reference: the directory this handle uses */
 	int io_err; /* 0, or the read refusal this lookup was granted under */
 };
 
@@ -52,6 +75,30 @@ struct ds_writer {
 	struct ds_reader rd;
 };
 
+static struct base *base_new(const char *path)
+{
+	size_t n = strlen(path) + 1;
+	struct base *b = malloc(sizeof(*b) + n);
+
+	if (!b)
+		return NULL;
+	b->refs = 1;
+	memcpy(b->path, path, n);
+	return b;
+}
+
+static struct base *base_ref(struct base *b)
+{
+	__atomic_add_fetch(&b->refs, 1, __ATOMIC_RELAXED);
+	return b;
+}
+
+static void base_unref(struct base *b)
+{
+	if (b && __atomic_sub_fetch(&b->refs, 1, __ATOMIC_ACQ_REL) == 0)
+		free(b);
+}
+
 int ds_datastore_new(const char *name, const char *base, struct ds_datastore **ret)
 {
 	struct ds_datastore *ds;
@@ -63,7 +110,7 @@ int ds_datastore_new(const char *name, const char *base, struct ds_datastore **r
 		return -ENOMEM;
 	pthread_mutex_init(&ds->lock, NULL);
 	ds->name = strdup(name);
-	ds->base = strdup(base);
+	ds->base = base_new(base);
 	ds->ops_dir = strdup(DS_ACTIVEOPS_DIR);
 	if (!ds->name || !ds->base || !ds->ops_dir) {
 		ds_datastore_free(ds);
@@ -79,8 +126,9 @@ void ds_datastore_free(struct ds_datastore *ds)
 		return;
 	ds_datastore_sync_operations(ds);
 	ds_chunkstore_free(ds->cs);
+	/* Every handle was released: nothing is retired any more. */
 	free(ds->name);
-	free(ds->base);
+	base_unref(ds->base);
 	free(ds->maintenance_message);
 	free(ds->backing_device);
 	free(ds->ops_dir);
@@ -95,7 +143,7 @@ const char *ds_datastore_name(const struct ds_datastore *ds)
 
 const char *ds_datastore_base(const struct ds_datastore *ds)
 {
-	return ds->base;
+	return ds->base->path;
 }
 
 enum ds_maintenance ds_datastore_maintenance(const struct ds_datastore *ds)
@@ -214,7 +262,7 @@ static void maybe_close_locked(struct ds_datastore *ds)
 {
 	int refusal;
 
-	if (ds->readers + ds->writers > 0 || !ds->cs)
+	if (ds->cs_users > 0 || !ds->cs)
 		return;
 	refusal = read_refusal_locked(ds);
 	/* A removable store's disk may be unmounted at any time (spec §6.7),
@@ -239,12 +287,92 @@ static int replace_str(const char *s, char **dst)
 	return 0;
 }
 
-bool ds_datastore_configure(struct ds_datastore *ds, const struct ds_datastore_cfg *cfg)
+/* Moves the chunk store out of the way of a new base: closed now if no
+ * handle uses it, else kept for those until the last one goes. Lock held. */
+static void retire_store_locked(struct ds_datastore *ds)
+{
+	struct retired *old;
+
+	if (!ds->cs)
+		return;
+	if (ds->cs_users > 0 && (old = calloc(1, sizeof(*old)))) {
+		*old = (struct retired){ ds->cs, ds->cs_users, ds->cs_writers, ds->cs_locked,
+					 ds->retired };
+		ds->retired = old;
+	} else if (ds->cs_users == 0) {
+		ds_chunkstore_free(ds->cs);
+	}
+	/* (Without memory for the record, a store still in use is left open
+	 * for good rather than closed under its handles.) */
+	ds->cs = NULL;
+	ds->cs_users = ds->cs_writers = 0;
+	ds->cs_locked = false;
+}
+
+/* A handle on chunk store cs goes. Lock held. */
+static void put_store_locked(struct ds_datastore *ds, struct ds_chunkstore *cs, bool writer)
+{
+	struct retired **pp, *old;
+
+	if (cs == ds->cs) {
+		ds->cs_users--;
+		if (writer && --ds->cs_writers == 0 && ds->cs_locked) {
+			/* GC may run again once no writer of ours is active:
+			 * the shared lock lives exactly as long as our
+			 * writers. */
+			ds_chunkstore_unlock(ds->cs);
+			ds->cs_locked = false;
+		}
+		return;
+	}
+	for (pp = &ds->retired; *pp && (*pp)->cs != cs; pp = &(*pp)->next)
+		;
+	old = *pp;
+	if (!old)
+		return; /* its record could not be allocated: left open */
+	if (writer && --old->writers == 0 && old->locked) {
+		ds_chunkstore_unlock(old->cs);
+		old->locked = false;
+	}
+	if (--old->users > 0)
+		return;
+	*pp = old->next;
+	ds_chunkstore_free(old->cs);
+	free(old);
+}
+
+/* Follows a change of the store's directory in cfg (its path, or a backing
+ * device added or removed). Lock held. Returns whether it changed. */
+static bool follow_path_locked(struct ds_datastore *ds, const struct ds_datastore_cfg *cfg)
+{
+	char path[4096];
+	struct base *b;
+
+	/* Only a section that names a path can move the store (tests and
+	 * the mount's "gone" stand-in have none). */
+	if (!cfg || !cfg->path || ds_datastore_cfg_base(cfg, path, sizeof(path)) < 0 ||
+	    path[0] != '/' || strcmp(path, ds->base->path) == 0)
+		return false;
+	b = base_new(path);
+	if (!b) {
+		ds_err("datastore %s: out of memory applying config", ds->name);
+		return false;
+	}
+	ds_info("datastore %s: path changed from %s to %s", ds->name, ds->base->path, path);
+	retire_store_locked(ds);
+	base_unref(ds->base);
+	ds->base = b;
+	__atomic_store_n(&ds->base_err, 0, __ATOMIC_RELAXED);
+	return true;
+}
+
+unsigned ds_datastore_configure(struct ds_datastore *ds, const struct ds_datastore_cfg *cfg)
 {
 	int before_r, before_w, after_r, after_w;
-	bool was_removable, mounted;
+	bool was_removable, mounted, moved;
 
 	pthread_mutex_lock(&ds->lock);
+	moved = follow_path_locked(ds, cfg);
 	before_r = read_refusal_locked(ds);
 	before_w = write_refusal_locked(ds);
 	was_removable = ds->backing_device != NULL;
@@ -265,7 +393,8 @@ bool ds_datastore_configure(struct ds_datastore *ds, const struct ds_datastore_c
 	after_w = write_refusal_locked(ds);
 	maybe_close_locked(ds);
 	pthread_mutex_unlock(&ds->lock);
-	return before_r != after_r || before_w != after_w;
+	return (before_r != after_r || before_w != after_w ? DS_CONFIGURE_ACCESS : 0) |
+	       (moved ? DS_CONFIGURE_PATH : 0);
 }
 
 bool ds_datastore_refresh_mount(struct ds_datastore *ds)
@@ -348,12 +477,18 @@ int ds_lookup_acquire(struct ds_datastore *ds, struct ds_lookup **ret)
 	struct ds_lookup *lk;
 	int r;
 
-	r = ds_datastore_read_refusal(ds);
-	if (r == -ENOENT)
-		return r; /* "delete" refuses lookups too */
 	lk = calloc(1, sizeof(*lk));
 	if (!lk)
 		return -ENOMEM;
+	pthread_mutex_lock(&ds->lock);
+	r = read_refusal_locked(ds);
+	if (r != -ENOENT) /* "delete" refuses lookups too */
+		lk->base = base_ref(ds->base);
+	pthread_mutex_unlock(&ds->lock);
+	if (r == -ENOENT) {
+		free(lk);
+		return r;
+	}
 	lk->ds = ds;
 	lk->io_err = r;
 	*ret = lk;
@@ -362,6 +497,9 @@ int ds_lookup_acquire(struct ds_datastore *ds, struct ds_lookup **ret)
 
 void ds_lookup_release(struct ds_lookup *lk)
 {
+	if (!lk)
+		return;
+	base_unref(lk->base);
 	free(lk);
 }
 
@@ -372,7 +510,7 @@ static bool cs_current_locked(struct ds_datastore *ds)
 {
 	struct stat a, b;
 
-	return stat(ds->base, &a) == 0 && fstat(ds_chunkstore_basefd(ds->cs), &b) == 0 &&
+	return stat(ds->base->path, &a) == 0 && fstat(ds_chunkstore_basefd(ds->cs), &b) == 0 &&
 	       a.st_dev == b.st_dev && a.st_ino == b.st_ino;
 }
 
@@ -386,15 +524,15 @@ static int open_store_locked(struct ds_datastore *ds, int refusal, const char *w
 		return refusal;
 	}
 	/* Handles still open keep the old one (their files stay right). */
-	if (ds->cs && ds->readers + ds->writers == 0 && !cs_current_locked(ds)) {
+	if (ds->cs && ds->cs_users == 0 && !cs_current_locked(ds)) {
 		ds_info("datastore %s: %s is no longer the directory opened, reopening", ds->name,
-			ds->base);
+			ds->base->path);
 		ds_chunkstore_free(ds->cs);
 		ds->cs = NULL;
 		ds->cs_locked = false;
 	}
 	if (!ds->cs)
-		return ds_chunkstore_open(ds->base, &ds->cs);
+		return ds_chunkstore_open(ds->base->path, &ds->cs);
 	return 0;
 }
 
@@ -414,8 +552,10 @@ int ds_reader_acquire(struct ds_datastore *ds, struct ds_reader **ret)
 		return r;
 	}
 	ds->readers++;
+	ds->cs_users++;
 	track_locked(ds);
 	rd->lk.ds = ds;
+	rd->lk.base = base_ref(ds->base);
 	rd->cs = ds->cs;
 	pthread_mutex_unlock(&ds->lock);
 	*ret = rd;
@@ -431,9 +571,11 @@ void ds_reader_release(struct ds_reader *rd)
 	ds = rd->lk.ds;
 	pthread_mutex_lock(&ds->lock);
 	ds->readers--;
+	put_store_locked(ds, rd->cs, false);
 	track_locked(ds);
 	maybe_close_locked(ds);
 	pthread_mutex_unlock(&ds->lock);
+	base_unref(rd->lk.base);
 	free(rd);
 }
 
@@ -456,8 +598,11 @@ int ds_writer_acquire(struct ds_datastore *ds, struct ds_writer **ret)
 		ds->cs_locked = true;
 	}
 	ds->writers++;
+	ds->cs_users++;
+	ds->cs_writers++;
 	track_locked(ds);
 	w->rd.lk.ds = ds;
+	w->rd.lk.base = base_ref(ds->base);
 	w->rd.cs = ds->cs;
 	pthread_mutex_unlock(&ds->lock);
 	*ret = w;
@@ -478,15 +623,11 @@ void ds_writer_release(struct ds_writer *w)
 	ds = w->rd.lk.ds;
 	pthread_mutex_lock(&ds->lock);
 	ds->writers--;
+	put_store_locked(ds, w->rd.cs, true);
 	track_locked(ds);
-	if (ds->writers == 0 && ds->cs_locked) {
-		/* GC may run again once no writer of ours is active: the shared
-		 * lock lives exactly as long as our writers. */
-		ds_chunkstore_unlock(ds->cs);
-		ds->cs_locked = false;
-	}
 	maybe_close_locked(ds);
 	pthread_mutex_unlock(&ds->lock);
+	base_unref(w->rd.lk.base);
 	free(w);
 }
 
@@ -516,20 +657,20 @@ int ds_lookup_check_io(const struct ds_lookup *lk)
 }
 
 /* Logs when the datastore's directory goes away or comes back: once per
- * change, not per lookup. */
-static int note_base(struct ds_datastore *ds, int err)
+ * change, not per lookup; not for a lookup at a base the store has left. */
+static int note_base(struct ds_datastore *ds, const struct base *b, int err)
 {
 	if (__atomic_load_n(&ds->base_err, __ATOMIC_RELAXED) == err)
 		return err;
 	pthread_mutex_lock(&ds->lock);
-	if (ds->base_err != err) {
+	if (ds->base == b && ds->base_err != err) {
 		if (err == -ENOMEDIUM)
 			ds_err("datastore %s: %s holds no datastore (no .chunks): its disk not mounted?",
-			       ds->name, ds->base);
+			       ds->name, b->path);
 		else if (err < 0)
-			ds_err("datastore %s: %s: %s", ds->name, ds->base, strerror(-err));
+			ds_err("datastore %s: %s: %s", ds->name, b->path, strerror(-err));
 		else
-			ds_info("datastore %s: %s is a datastore again", ds->name, ds->base);
+			ds_info("datastore %s: %s is a datastore again", ds->name, b->path);
 		__atomic_store_n(&ds->base_err, err, __ATOMIC_RELAXED);
 	}
 	pthread_mutex_unlock(&ds->lock);
@@ -548,15 +689,15 @@ int ds_lookup_open_dir(const struct ds_lookup *lk, const char *relpath)
 	 * are); below it nothing is followed, one component at a time: the
 	 * datastore is writable by PBS's backup user and dsfs runs as root,
 	 * so a link inside it must not lead outside. */
-	fd = open(lk->ds->base, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	fd = open(lk->base->path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (fd < 0)
-		return note_base(lk->ds, -errno);
+		return note_base(lk->ds, lk->base, -errno);
 	/* An empty mount point (the disk is gone) is not an empty datastore. */
 	if (faccessat(fd, ".chunks", F_OK, AT_SYMLINK_NOFOLLOW) < 0) {
 		close(fd);
-		return note_base(lk->ds, -ENOMEDIUM);
+		return note_base(lk->ds, lk->base, -ENOMEDIUM);
 	}
-	note_base(lk->ds, 0);
+	note_base(lk->ds, lk->base, 0);
 	while (*p) {
 		const char *slash = strchr(p, '/');
 		size_t n = slash ? (size_t)(slash - p) : strlen(p);

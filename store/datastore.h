@@ -55,12 +55,20 @@ int ds_datastore_new(const char *name, const char *base, struct ds_datastore **r
 /* Frees; every handle must have been released. Accepts NULL. */
 void ds_datastore_free(struct ds_datastore *ds);
 
+/* What ds_datastore_configure changed (a bit mask; 0: nothing). */
+enum {
+	DS_CONFIGURE_ACCESS = 1, /* the refusal state */
+	DS_CONFIGURE_PATH = 2,   /* the directory: the store there is another one */
+};
 /* Applies a (re-)read config section: maintenance mode and message, the
- * backing device (NULL: not removable), sync level. cfg may be NULL (a store
- * given by directory: no maintenance). If the store enters a refusing state
- * and no handle is open, its descriptors are closed at once.
- * Returns true when the refusal state changed (callers invalidate caches). */
-bool ds_datastore_configure(struct ds_datastore *ds, const struct ds_datastore_cfg *cfg);
+ * backing device (NULL: not removable), sync level, and the directory when
+ * cfg names a path (ds_datastore_cfg_base). cfg may be NULL (a store given
+ * by directory: no maintenance). If the store enters a refusing state and
+ * no handle is open, its descriptors are closed at once. A new directory is
+ * used by the handles acquired from then on; handles already held go on
+ * with the old one (and its chunk store, closed when the last goes).
+ * Returns DS_CONFIGURE_* bits (callers invalidate caches when not 0). */
+unsigned ds_datastore_configure(struct ds_datastore *ds, const struct ds_datastore_cfg *cfg);
 /* Re-checks whether a removable store's backing device is mounted (the
  * result is cached: acquisition never parses mountinfo). Call when
  * /proc/self/mountinfo changes. Returns true when the state changed. */
@@ -75,7 +83,8 @@ void ds_datastore_track_operations(struct ds_datastore *ds, bool on, const char 
 void ds_datastore_sync_operations(struct ds_datastore *ds);
 
 const char *ds_datastore_name(const struct ds_datastore *ds);
-/* The effective base directory (borrowed). */
+/* The effective base directory (borrowed until the next
+ * ds_datastore_configure, which may change it). */
 const char *ds_datastore_base(const struct ds_datastore *ds);
 enum ds_maintenance ds_datastore_maintenance(const struct ds_datastore *ds);
 

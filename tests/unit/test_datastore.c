@@ -540,6 +540,95 @@ static void test_track_operations(void **state)
 	free(base);
 }
 
+/* Whether directory descriptor fd is the directory path. */
+static bool same_dir(int fd, const char *path)
+{
+	struct stat a, b;
+
+	return fd >= 0 && fstat(fd, &a) == 0 && stat(path, &b) == 0 && a.st_dev == b.st_dev &&
+	       a.st_ino == b.st_ino;
+}
+
+/* A path change in the config moves the store: handles acquired from then
+ * on use the new directory and its chunk store; handles held across it
+ * keep the old ones (a writer its shared .lock there), which are closed
+ * when the last of them goes. */
+static void test_path_change(void **state)
+{
+	char *a = mini_store(), *b = mini_store();
+	struct ds_datastore_cfg cfg;
+	struct ds_datastore *ds;
+	struct ds_lookup *lk_a, *lk_b;
+	struct ds_reader *rd_a, *rd_b;
+	struct ds_writer *w_a, *w_b;
+	struct ds_digest d;
+	uint8_t out[16];
+	size_t len;
+	int fd;
+
+	(void)state;
+	assert_int_equal(ds_datastore_new("store1", a, &ds), 0);
+	assert_int_equal(ds_writer_acquire(ds, &w_a), 0);
+	assert_int_equal(ds_writer_put_chunk(w_a, (const uint8_t *)"hello", 5, NULL, &d, NULL), 0);
+	assert_int_equal(ds_reader_acquire(ds, &rd_a), 0);
+	assert_int_equal(ds_lookup_acquire(ds, &lk_a), 0);
+
+	set_cfg(&cfg, DS_MAINT_NONE, NULL);
+	cfg.name = (char *)"store1";
+	cfg.path = a;
+	assert_int_equal(ds_datastore_configure(ds, &cfg), 0);
+	cfg.path = b;
+	assert_int_equal(ds_datastore_configure(ds, &cfg), DS_CONFIGURE_PATH);
+	assert_string_equal(ds_datastore_base(ds), b);
+	assert_int_equal(ds_datastore_configure(ds, &cfg), 0);
+	/* No path (as the mount's stand-in for a removed section): no move. */
+	cfg.path = NULL;
+	assert_int_equal(ds_datastore_configure(ds, &cfg), 0);
+	assert_string_equal(ds_datastore_base(ds), b);
+
+	/* Old handles: a, its chunk. */
+	assert_int_equal(ds_reader_load_chunk(rd_a, &d, NULL, 5, out, sizeof(out), &len), 0);
+	assert_memory_equal(out, "hello", 5);
+	fd = ds_lookup_open_dir(lk_a, "");
+	assert_true(same_dir(fd, a));
+	close(fd);
+	/* New handles: b, without it; a writer there has b's .lock. */
+	assert_int_equal(ds_reader_acquire(ds, &rd_b), 0);
+	assert_int_equal(ds_reader_load_chunk(rd_b, &d, NULL, 5, out, sizeof(out), &len),
+			 -ENOENT);
+	assert_int_equal(ds_lookup_acquire(ds, &lk_b), 0);
+	fd = ds_lookup_open_dir(lk_b, "");
+	assert_true(same_dir(fd, b));
+	close(fd);
+	assert_int_equal(ds_writer_acquire(ds, &w_b), 0);
+	assert_true(same_dir(ds_writer_basefd(w_b), b));
+	assert_true(same_dir(ds_writer_basefd(w_a), a));
+	{
+		unsigned nr, nw;
+
+		ds_datastore_counts(ds, &nr, &nw);
+		assert_int_equal(nr, 2);
+		assert_int_equal(nw, 2);
+	}
+
+	/* The old store stays open exactly as long as its handles. */
+	ds_writer_release(w_a);
+	assert_true(fds_under(a) > 0);
+	ds_lookup_release(lk_a);
+	ds_reader_release(rd_a);
+	assert_int_equal(fds_under(a), 0);
+	assert_true(fds_under(b) > 0);
+	ds_writer_release(w_b);
+	ds_reader_release(rd_b);
+	ds_lookup_release(lk_b);
+	ds_datastore_free(ds);
+	assert_int_equal(fds_under(b), 0);
+	tu_rmtree(a);
+	tu_rmtree(b);
+	free(a);
+	free(b);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -549,6 +638,7 @@ int main(void)
 		cmocka_unit_test(test_writer_lock),
 		cmocka_unit_test(test_put_chunk),
 		cmocka_unit_test(test_track_operations),
+		cmocka_unit_test(test_path_change),
 	};
 
 	tu_fixtures();
