@@ -56,6 +56,17 @@ uint64_t vfs_path_ino(const char *store, const char *path)
 	return vfs_hash_ino(key + skip, (size_t)n - skip);
 }
 
+void vstore_key(const struct vstore *st, char out[VSTORE_KEY_LEN])
+{
+	unsigned gen = __atomic_load_n(&st->gen, __ATOMIC_ACQUIRE);
+
+	/* gen 0 keeps the numbers stable across mounts. */
+	if (gen == 0)
+		snprintf(out, VSTORE_KEY_LEN, "%s", st->name);
+	else
+		snprintf(out, VSTORE_KEY_LEN, "%s/%u", st->name, gen);
+}
+
 void vfs_node_free(struct vnode *n)
 {
 	if (!n)
@@ -249,6 +260,7 @@ static struct vnode *node_new(enum vkind kind, struct vstore *st, uint64_t paren
 			      const char *name, const char *path)
 {
 	struct vnode *n = calloc(1, sizeof(*n));
+	char key[VSTORE_KEY_LEN];
 
 	if (!n)
 		return NULL;
@@ -262,7 +274,9 @@ static struct vnode *node_new(enum vkind kind, struct vstore *st, uint64_t paren
 		vfs_node_free(n);
 		return NULL;
 	}
-	n->ino = vfs_path_ino(st ? st->name : NULL, path);
+	if (st)
+		vstore_key(st, key);
+	n->ino = vfs_path_ino(st ? key : NULL, path);
 	return n;
 }
 
@@ -1041,14 +1055,15 @@ void vfs_node_publish(struct vfs *v, struct vnode *n, struct vfs_entry *ret)
 static bool lookup_writing(struct vfs *v, const struct vnode *p, const char *name,
 			   struct vfs_entry *ret)
 {
-	char path[4096];
+	char path[4096], key[VSTORE_KEY_LEN];
 	struct vnode *n;
 	bool found = false;
 
 	if (ds_path_fmt(path, sizeof(path), "%s%s%s", p->path, *p->path ? "/" : "", name) < 0)
 		return false;
 	pthread_mutex_lock(&v->lock);
-	n = table_find(v, vfs_path_ino(p->st->name, path));
+	vstore_key(p->st, key);
+	n = table_find(v, vfs_path_ino(key, path));
 	if (n && n->kind == VK_WFILE && strcmp(n->path, path) == 0) {
 		/* Being committed: wait, then look it up as the archive. */
 		vwo_wait(v, n);

@@ -16,11 +16,14 @@
 
 static uint64_t child_ino(const struct vnode *p, const char *name)
 {
-	char path[4096];
+	char path[4096], key[VSTORE_KEY_LEN];
 
 	snprintf(path, sizeof(path), "%s%s%s", p->path, *p->path ? "/" : "", name);
 	/* The same number vfs_lookup gives the child. */
-	return vfs_path_ino(p->kind == VK_ROOT ? name : p->st->name, path);
+	if (p->kind == VK_ROOT)
+		return vfs_path_ino(name, path);
+	vstore_key(p->st, key);
+	return vfs_path_ino(key, path);
 }
 
 static int add(struct vfs_dir *d, const struct vnode *p, const char *name, mode_t type)
@@ -437,28 +440,41 @@ void vfs_refresh(struct vfs *v, vfs_inval_fn inval, void *ctx)
 	pthread_mutex_unlock(&v->lock);
 	/* Stores are only ever prepended, so this walk sees a stable list. */
 	for (struct vstore *s = stores; s; s = s->next) {
-		bool changed = false;
+		unsigned changed = 0;
 
 		if (have_cfg) {
 			const struct ds_datastore_cfg *dc = ds_config_find(snap.cfg, s->name);
 			struct ds_datastore_cfg gone = { .name = s->name,
 							 .maintenance = DS_MAINT_DELETE };
 
-			/* A store removed from the config is gone like "delete". */
+			/* A store removed from the config is gone like "delete";
+			 * one whose path changed is another store under the
+			 * same name (the datastore logs it), with other inode
+			 * numbers. A lookup racing this may still number a
+			 * node of the new store the old way: the invalidation
+			 * below drops it. */
 			changed = ds_datastore_configure(s->ds, dc ? dc : &gone);
+			if (changed & DS_CONFIGURE_PATH)
+				__atomic_add_fetch(&s->gen, 1, __ATOMIC_RELEASE);
 		}
-		changed |= ds_datastore_refresh_mount(s->ds);
+		if (ds_datastore_refresh_mount(s->ds))
+			changed |= DS_CONFIGURE_ACCESS;
 		ds_datastore_sync_operations(s->ds);
 		if (changed) {
 			enum ds_maintenance mode = ds_datastore_maintenance(s->ds);
 			int read_refusal = ds_datastore_read_refusal(s->ds);
 
-			ds_info("datastore %s: access changed (maintenance %s, read %s)", s->name,
-				mode == DS_MAINT_NONE ? "none" : ds_maintenance_name(mode),
-				read_refusal ? "refused" : "allowed");
+			if (changed & DS_CONFIGURE_ACCESS)
+				ds_info("datastore %s: access changed (maintenance %s, read %s)",
+					s->name,
+					mode == DS_MAINT_NONE ? "none" : ds_maintenance_name(mode),
+					read_refusal ? "refused" : "allowed");
 			/* Open archives hold read handles: they go when readers
-			 * are refused, not when only writers are (read-only). */
-			if (read_refusal < 0)
+			 * are refused, not when only writers are (read-only),
+			 * and when the store moved (they are the old one's;
+			 * browsing them again opens the new one's). Open files
+			 * keep the old store's. */
+			if (read_refusal < 0 || (changed & DS_CONFIGURE_PATH))
 				vpxar_close_store(v, s);
 			invalidate_store(v, s, inval, ctx);
 			if (v->multi)

@@ -45,8 +45,18 @@ struct vsession;
 struct vstore {
 	char *name;
 	struct ds_datastore *ds;
+	/* Bumped (vfs_refresh) when the store's path changes: the store at
+	 * the new path is another one, whose files must not share inode
+	 * numbers, and so the kernel's page cache, with the old one's files
+	 * still open. Atomic. */
+	unsigned gen;
 	struct vstore *next;
 };
+
+/* What the inode numbers of st's files are derived from: its name, and
+ * "<name>/<gen>" once its path changed ('/' is in no datastore name). */
+#define VSTORE_KEY_LEN 64
+void vstore_key(const struct vstore *st, char out[VSTORE_KEY_LEN]);
 
 struct vnode {
 	uint64_t ino;

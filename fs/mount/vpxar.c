@@ -30,6 +30,7 @@ struct varchive {
 	struct vfs *v;
 	struct vstore *st;
 	char *key;        /* "<snapshot relpath>/<name>": registry key and inode salt */
+	char skey[VSTORE_KEY_LEN]; /* vstore_key of st when opened */
 	unsigned refs;    /* nodes + registry; protected by v->lock */
 	pthread_rwlock_t lock;
 	/* protected by lock (write: close; read: every use) */
@@ -325,6 +326,7 @@ static int archive_get_at(struct vfs *v, struct vstore *st, const char *snaprel,
 	}
 	ar->v = v;
 	ar->st = st;
+	vstore_key(st, ar->skey);
 	ar->refs = 2; /* the caller's and the registry's */
 	pthread_rwlock_init(&ar->lock, NULL);
 	pthread_mutex_init(&ar->links_lock, NULL);
@@ -392,7 +394,7 @@ static uint64_t archive_ino(const char *store, const struct varchive *a, uint64_
 
 uint64_t vpxar_ino(const struct vnode *archive_node, uint64_t entry_off)
 {
-	return archive_ino(archive_node->st->name, archive_node->ar, entry_off);
+	return archive_ino(archive_node->ar->skey, archive_node->ar, entry_off);
 }
 
 #define CATALOG_NAME "catalog.pcat1.didx"
@@ -633,7 +635,7 @@ int vpxar_dir_fill(struct vfs *v, const struct vnode *p, struct vfs_dir *d, size
 		if (r == 0 && !(ne->name = strndup(name, len)))
 			r = -ENOMEM;
 		if (r == 0) {
-			ne->ino = archive_ino(p->st->name, ar, e.entry_off);
+			ne->ino = archive_ino(ar->skey, ar, e.entry_off);
 			ne->type = e.mode & S_IFMT;
 			d->filled++;
 		}

@@ -1,0 +1,116 @@
+# A datastore whose path is changed in datastore.cfg while mounted is, from
+# then on, the datastore at the new path, without a remount: as if the old
+# one had gone and a new one come under the same name. What the kernel
+# cached of the old one (entries, attributes, the pages of archives it keeps
+# for an hour) is dropped, a pxar archive browsed before is the new store's
+# afterwards, and a file opened before the change goes on reading the old
+# store's bytes to its end. Both for a mount of the store by name and for
+# the root of a whole config, and back again.
+. "$(dirname "$0")/../testlib.bash"
+. "$(dirname "$0")/../mountlib.bash"
+need_fixtures
+need_fuse
+
+NAME=dsfs-test-$$
+OPS=/run/proxmox-backup/active-operations
+cleanup_hooks+=("rm -f '$OPS/$NAME' '$OPS/$NAME.lock'")
+cp -r "$FIX/pbs-store-a" "$T/a"
+chmod -R u+w "$T/a"
+A=$(realpath "$T/a")
+# B: the fixture's chunk store with other snapshots (faster than dsfs init).
+cp -r "$A" "$T/b"
+rm -rf "$T/b/vm" "$T/b/ns" "$T/b/host" "$T/b/ct"
+B=$(realpath "$T/b")
+
+# B holds snapshots at some of A's paths, with other content.
+SNAP=vm/101/2024-03-02T08:02:17Z
+CT=ns/prod/ct/301/2024-03-02T10:02:17Z
+printf 'the store at the new path\n' >"$T/b.conf"
+head -c 3000000 /dev/urandom >"$T/b.img"
+mkdir -p "$T/tree/etc"
+printf 'only in b\n' >"$T/tree/etc/b-file"
+"$DSFS" backup --time 2024-03-02T08:02:17Z "$B" vm/101 qemu-server.conf="$T/b.conf" \
+	drive-scsi0.img="$T/b.img" >/dev/null || fail "backup into b"
+"$DSFS" backup --ns prod --time 2024-03-02T10:02:17Z "$B" ct/301 root.pxar="$T/tree" \
+	>/dev/null || fail "pxar backup into b"
+"$DSFS" cat "$A" "$SNAP" qemu-server.conf >"$T/a.conf"
+"$DSFS" cat "$A" "$SNAP" drive-scsi0.img >"$T/a.img"
+cmp -s "$T/a.conf" "$T/b.conf" && fail "the two stores' files must differ"
+
+CFG=$T/datastore.cfg
+# set_path DIR: datastore.cfg names DIR, replaced as PBS replaces it.
+set_path() {
+	printf 'datastore: %s\n\tcomment config_path test\n\tpath %s\n' "$NAME" "$1" >"$CFG.new"
+	mv "$CFG.new" "$CFG"
+}
+set_path "$A"
+
+# wait_for DESC CMD...: CMD succeeds within ~2.5 s (inotify makes it
+# immediate; the watcher's 1 s tick is the fallback).
+wait_for() {
+	local what=$1 i
+	shift
+	for i in $(seq 25); do
+		"$@" 2>/dev/null && return 0
+		sleep 0.1
+	done
+	fail "$what: not within 2.5 s"
+}
+listed() { ls "$1" | grep -qx "$2"; }
+not_listed() { ! ls "$1" | grep -qx "$2"; }
+
+# check_store ROOT WHICH: ROOT shows store WHICH (a or b) throughout.
+check_store() {
+	local root=$1 which=$2
+	cmp "$root/$SNAP/qemu-server.conf" "$T/$which.conf" ||
+		fail "$root: qemu-server.conf is not store $which's"
+	[ "$(stat -c %s "$root/$SNAP/drive-scsi0.img")" = "$(stat -c %s "$T/$which.img")" ] ||
+		fail "$root: drive-scsi0.img has not store $which's size"
+	cmp "$root/$SNAP/drive-scsi0.img" "$T/$which.img" ||
+		fail "$root: drive-scsi0.img is not store $which's"
+	if [ "$which" = a ]; then
+		listed "$root/vm/101" 2024-03-04T08:02:17Z || fail "$root: a's snapshot not listed"
+		test -d "$root/ns/prod/vm" || fail "$root: a's namespace content missing"
+		test ! -e "$root/$CT/root.pxar/etc/b-file" || fail "$root: b's pxar file in a"
+	else
+		not_listed "$root/vm/101" 2024-03-04T08:02:17Z || fail "$root: a's snapshot listed"
+		test ! -e "$root/ns/prod/vm" || fail "$root: a's namespace content still there"
+		cmp "$root/$CT/root.pxar/etc/b-file" "$T/tree/etc/b-file" ||
+			fail "$root: pxar archive is not b's"
+	fi
+}
+
+M=$T/m
+mount_dsfs "$NAME" "$M" -o "config=$CFG"
+# The kernel caches what it can: entries, attributes, archive pages.
+check_store "$M" a
+ls "$M/$CT/root.pxar/" >/dev/null || fail "a's pxar archive"
+# A file of the old store open across the change.
+exec 3<"$M/$SNAP/drive-scsi0.img"
+dd bs=65536 count=1 iflag=fullblock <&3 >"$T/a.part" 2>/dev/null || fail "first read"
+
+set_path "$B"
+wait_for "a's other snapshots gone after the path change" not_listed "$M/vm/101" \
+	2024-03-04T08:02:17Z
+check_store "$M" b
+grep -q "datastore $NAME: path changed from $A to $B" "$T/mount.log" ||
+	fail "path change not logged"
+cat <&3 >>"$T/a.part" || fail "the file opened before the change fails"
+exec 3<&-
+cmp "$T/a.part" "$T/a.img" || fail "the file opened before the change did not read a's bytes"
+
+set_path "$A"
+wait_for "a's snapshots back after the path change" listed "$M/vm/101" 2024-03-04T08:02:17Z
+check_store "$M" a
+unmount_dsfs "$M"
+
+# The root of a whole config: the store's directory there follows too.
+R=$T/r
+mount_dsfs "$CFG" "$R"
+check_store "$R/$NAME" a
+set_path "$B"
+wait_for "multi-store root: a's snapshots gone" not_listed "$R/$NAME/vm/101" 2024-03-04T08:02:17Z
+check_store "$R/$NAME" b
+listed "$R" "$NAME" || fail "store not in the root listing after the path change"
+unmount_dsfs "$R"
+echo "config path change ok"
