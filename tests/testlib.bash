@@ -3,6 +3,9 @@
 set -euo pipefail
 
 : "${DSFS:?DSFS must point to the dsfs binary}"
+# Python helpers of the scripts (pcat.py) are imported from tests/.
+PYTHONPATH=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)${PYTHONPATH:+:$PYTHONPATH}
+export PYTHONPATH
 FIX=${DSFS_FIXTURES:-}
 T=$(mktemp -d /tmp/dsfs-cli.XXXXXX)
 cleanup_hooks=()

@@ -86,37 +86,8 @@ assert files(m, p) == want
 assert len(p) == 32 + sum(16 + len(c) for c in want.values())
 
 # The catalog: magic, post-order blocks, one 'd' per archive in the root.
-def varint(b, o):
-    v = s = 0
-    while True:
-        x = b[o]; o += 1; v |= (x & 0x7f) << s; s += 7
-        if x < 0x80: return v, o
-def svarint(b, o):
-    v = s = 0
-    while True:
-        x = b[o]; o += 1
-        if x == 0: return (-v if v else 0), o
-        v |= (x & 0x7f) << s; s += 7
-        if x < 0x80: return v, o
-def listing(b):
-    assert b[:8] == bytes([0x91, 0xfd, 0x60, 0xf9, 0xc4, 0x67, 0x58, 0xd5])
-    out = []
-    def walk(off, prefix):
-        n, o = varint(b, off); end = o + n
-        cnt, p = varint(b, o)
-        for _ in range(cnt):
-            ty = chr(b[p]); l, p = varint(b, p + 1); name = b[p:p + l]; p += l
-            path = prefix + b"/" + name
-            if ty == "d":
-                d, p = varint(b, p); out.append((path, ty)); walk(off - d, path)
-            elif ty == "f":
-                size, p = varint(b, p); mt, p = svarint(b, p); out.append((path, ty, size, mt))
-            else:
-                out.append((path, ty))
-        assert p == end
-    walk(struct.unpack_from("<Q", b, len(b) - 8)[0], b"")
-    return out
-cat = listing(open(f"{t}/catalog", "rb").read())
+from pcat import entries
+cat = entries(open(f"{t}/catalog", "rb").read())
 st = os.lstat(f"{src}/dir/sub/deep")
 assert cat[0] == (b"/root.pxar.didx", "d"), cat[0]
 assert (b"/root.pxar.didx/dir/sub/deep", "f", 4, st.st_mtime_ns // 10**9) in cat, cat

@@ -98,36 +98,12 @@ def archive(b):
     assert stack == [], "unbalanced directories"
     return out, top, prelude
 
-def varint(b, o):
-    v = s = 0
-    while True:
-        x = b[o]; o += 1; v |= (x & 0x7f) << s; s += 7
-        if x < 0x80: return v, o
-def svarint(b, o):
-    v = s = 0
-    while True:
-        x = b[o]; o += 1
-        if x == 0: return (-v if v else 0), o
-        v |= (x & 0x7f) << s; s += 7
-        if x < 0x80: return v, o
+from pcat import entries
+
 def catalog(b):
     """path below the archive -> (type, size, mtime)"""
-    out = {}
-    def walk(off, prefix):
-        n, o = varint(b, off); end = o + n
-        cnt, p = varint(b, o)
-        for _ in range(cnt):
-            ty = chr(b[p]); l, p = varint(b, p + 1); name = b[p:p + l]; p += l
-            path = prefix + [name]
-            if ty == "d":
-                d, p = varint(b, p); out[b"/".join(path)] = (ty,); walk(off - d, path)
-            elif ty == "f":
-                size, p = varint(b, p); mt, p = svarint(b, p); out[b"/".join(path)] = (ty, size, mt)
-            else:
-                out[b"/".join(path)] = (ty,)
-        assert p == end
-    walk(struct.unpack_from("<Q", b, len(b) - 8)[0], [])
-    return {k[len(b"root.pxar.didx/"):]: v for k, v in out.items() if k != b"root.pxar.didx"}
+    top = b"/root.pxar.didx"
+    return {e[0][len(top) + 1:]: e[1:] for e in entries(b) if e[0].startswith(top + b"/")}
 
 # What PBS's client keeps of the tree (worked out from its rules, see the
 # comments where the tree is made).
