@@ -36,3 +36,18 @@ unmount_dsfs() {
 	wait "$MOUNT_PID" || rc=$?
 	[ "$rc" = 0 ] || { cat "$T/mount.log" >&2; fail "mount.dsfs exited $rc"; }
 }
+
+# wait_until DESC CMD...: CMD succeeds within ~2.5 s (for changes the mount
+# follows: inotify makes them immediate, its 1 s tick is the fallback).
+wait_until() {
+	local what=$1 i
+	shift
+	for i in $(seq 25); do
+		"$@" 2>/dev/null && return 0
+		sleep 0.1
+	done
+	fail "$what: not within 2.5 s"
+}
+# listed DIR NAME / not_listed DIR NAME: whether ls DIR shows NAME.
+listed() { ls "$1" | grep -qx "$2"; }
+not_listed() { ! ls "$1" | grep -qx "$2"; }

@@ -45,19 +45,6 @@ set_path() {
 }
 set_path "$A"
 
-# wait_for DESC CMD...: CMD succeeds within ~2.5 s (inotify makes it
-# immediate; the watcher's 1 s tick is the fallback).
-wait_for() {
-	local what=$1 i
-	shift
-	for i in $(seq 25); do
-		"$@" 2>/dev/null && return 0
-		sleep 0.1
-	done
-	fail "$what: not within 2.5 s"
-}
-listed() { ls "$1" | grep -qx "$2"; }
-not_listed() { ! ls "$1" | grep -qx "$2"; }
 
 # check_store ROOT WHICH: ROOT shows store WHICH (a or b) throughout.
 check_store() {
@@ -90,7 +77,7 @@ exec 3<"$M/$SNAP/drive-scsi0.img"
 dd bs=65536 count=1 iflag=fullblock <&3 >"$T/a.part" 2>/dev/null || fail "first read"
 
 set_path "$B"
-wait_for "a's other snapshots gone after the path change" not_listed "$M/vm/101" \
+wait_until "a's other snapshots gone after the path change" not_listed "$M/vm/101" \
 	2024-03-04T08:02:17Z
 check_store "$M" b
 grep -q "datastore $NAME: path changed from $A to $B" "$T/mount.log" ||
@@ -100,7 +87,7 @@ exec 3<&-
 cmp "$T/a.part" "$T/a.img" || fail "the file opened before the change did not read a's bytes"
 
 set_path "$A"
-wait_for "a's snapshots back after the path change" listed "$M/vm/101" 2024-03-04T08:02:17Z
+wait_until "a's snapshots back after the path change" listed "$M/vm/101" 2024-03-04T08:02:17Z
 check_store "$M" a
 unmount_dsfs "$M"
 
@@ -109,7 +96,7 @@ R=$T/r
 mount_dsfs "$CFG" "$R"
 check_store "$R/$NAME" a
 set_path "$B"
-wait_for "multi-store root: a's snapshots gone" not_listed "$R/$NAME/vm/101" 2024-03-04T08:02:17Z
+wait_until "multi-store root: a's snapshots gone" not_listed "$R/$NAME/vm/101" 2024-03-04T08:02:17Z
 check_store "$R/$NAME" b
 listed "$R" "$NAME" || fail "store not in the root listing after the path change"
 unmount_dsfs "$R"

@@ -22,18 +22,6 @@ cleanup_hooks+=("rm -f '$OPS/$NAME' '$OPS/$NAME.lock' '$OPS/$DIRNAME' '$OPS/$DIR
 M=$T/m
 G=$M/vm/101
 
-# wait_for DESC CMD...: CMD succeeds within ~2 s.
-wait_for() {
-	local what=$1 i
-	shift
-	for i in $(seq 25); do
-		"$@" 2>/dev/null && return 0
-		sleep 0.1
-	done
-	fail "$what: not within 2.5 s"
-}
-listed() { ls "$1" | grep -qx "$2"; }
-not_listed() { ! ls "$1" | grep -qx "$2"; }
 latest_is() { [ "$(readlink "$G/latest")" = "$1" ]; }
 
 mount_dsfs "$STORE" "$M"
@@ -48,20 +36,20 @@ printf 'a new snapshot\n' >"$T/new.conf"
 head -c 300000 /dev/urandom >"$T/new.img"
 "$DSFS" backup --time "$NEW" "$STORE" vm/101 qemu-server.conf="$T/new.conf" \
 	drive-scsi0.img="$T/new.img" >/dev/null
-wait_for "new snapshot listed" listed "$G" "$NEW"
-wait_for "latest moved to the new snapshot" latest_is "$NEW"
+wait_until "new snapshot listed" listed "$G" "$NEW"
+wait_until "latest moved to the new snapshot" latest_is "$NEW"
 cmp "$G/latest/qemu-server.conf" "$T/new.conf" || fail "latest/qemu-server.conf is not the new one"
 cmp "$G/$NEW/drive-scsi0.img" "$T/new.img" || fail "new image differs"
 # A new group in a new namespace appears too.
 "$DSFS" backup --ns live --time "$NEW" "$STORE" ct/777 pct.conf="$T/new.conf" >/dev/null
-wait_for "new namespace listed" listed "$M/ns" live
-wait_for "new group listed" listed "$M/ns/live/ct" 777
+wait_until "new namespace listed" listed "$M/ns" live
+wait_until "new group listed" listed "$M/ns/live/ct" 777
 cmp "$M/ns/live/ct/777/latest/pct.conf" "$T/new.conf" || fail "new group's file"
 
 rm -rf "${STORE:?}/vm/101/$NEW"
-wait_for "removed snapshot gone" not_listed "$G" "$NEW"
-wait_for "latest moved back" latest_is 2024-03-04T08:02:17Z
-[ ! -e "$G/$NEW" ] || wait_for "removed snapshot not found" test ! -e "$G/$NEW"
+wait_until "removed snapshot gone" not_listed "$G" "$NEW"
+wait_until "latest moved back" latest_is 2024-03-04T08:02:17Z
+[ ! -e "$G/$NEW" ] || wait_until "removed snapshot not found" test ! -e "$G/$NEW"
 cmp -s "$G/latest/qemu-server.conf" "$T/new.conf" && fail "latest still shows the removed snapshot"
 
 # --- inode numbers are stable across mounts ---
@@ -85,7 +73,7 @@ if [ "$(id -u)" = 0 ] && command -v losetup >/dev/null && command -v mkfs.ext4 >
 	mkfs.ext4 -q -F -d "$T/fsroot" "$T/ext4.img"
 	"$DSFS" backup --time 2024-06-01T00:00:00Z "$STORE" vm/950 disk.img="$T/ext4.img" >/dev/null
 	IMG=$M/vm/950/2024-06-01T00:00:00Z/disk.img
-	wait_for "image snapshot listed" test -f "$IMG"
+	wait_until "image snapshot listed" test -f "$IMG"
 	cmp "$IMG" "$T/ext4.img" || fail "ext4 image differs"
 	LOOP=$(losetup -r -f --show "$IMG")
 	cleanup_hooks+=("umount '$T/lm' 2>/dev/null; losetup -d '$LOOP' 2>/dev/null")
@@ -195,7 +183,7 @@ out=$(touch "$D/vm/101/x" 2>&1) && fail "write on a ro mount"
 case $out in *"Read-only file system"*) ;; *) fail "ro mount: want EROFS, got: $out" ;; esac
 printf 'datastore: %s\n\tmaintenance-mode offline\n\tpath %s\n' "$NAME" "$STORE" >"$T/cfg.new"
 mv "$T/cfg.new" "$T/datastore.cfg"
-wait_for "daemonized mount follows its config" \
+wait_until "daemonized mount follows its config" \
 	sh -c "ls '$D' 2>&1 >/dev/null | grep -q 'No such device or address'"
 helper_unmount "$D"
 
