@@ -477,6 +477,34 @@ static void op_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
 	fuse_reply_err(req, -vfs_unlink(vfs_of(req), parent, name));
 }
 
+/* Symlinks, hard links and special files exist nowhere in a datastore:
+ * refused with the place's errno (EROFS, or the datastore's refusal), and
+ * EPERM ("not supported by the filesystem") in a snapshot being written.
+ * Not ENOSYS: ln -s, mkfifo and cp -a would print "Function not
+ * implemented". */
+static void op_mknod(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
+		     dev_t rdev)
+{
+	(void)name;
+	(void)mode;
+	(void)rdev;
+	fuse_reply_err(req, -vfs_meta_refusal(vfs_of(req), parent, -EPERM));
+}
+
+static void op_symlink(fuse_req_t req, const char *link, fuse_ino_t parent, const char *name)
+{
+	(void)link;
+	(void)name;
+	fuse_reply_err(req, -vfs_meta_refusal(vfs_of(req), parent, -EPERM));
+}
+
+static void op_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const char *newname)
+{
+	(void)ino;
+	(void)newname;
+	fuse_reply_err(req, -vfs_meta_refusal(vfs_of(req), newparent, -EPERM));
+}
+
 static void op_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_ino_t newparent,
 		      const char *newname, unsigned int flags)
 {
@@ -558,10 +586,15 @@ static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to
 		fuse_reply_attr(req, &e.st, e.attr_timeout);
 }
 
+/* Extended attributes (ACLs among them) are refused with EROFS where the
+ * tree is read-only, and are "not supported" (ENOTSUP) on the files of a
+ * snapshot being written, whose archives keep none: cp -a then leaves
+ * out a file's extended attributes and sets its mode instead of its ACL
+ * (accepted, as chmod is), where EROFS failed the copy. */
 static void op_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name)
 {
 	(void)name;
-	refuse_write(req, ino);
+	fuse_reply_err(req, -vfs_meta_refusal(vfs_of(req), ino, -ENOTSUP));
 }
 
 static void op_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name, const char *value,
@@ -571,7 +604,7 @@ static void op_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name, const 
 	(void)value;
 	(void)size;
 	(void)flags;
-	refuse_write(req, ino);
+	fuse_reply_err(req, -vfs_meta_refusal(vfs_of(req), ino, -ENOTSUP));
 }
 
 const struct fuse_lowlevel_ops dsfs_ops = {
@@ -595,6 +628,9 @@ const struct fuse_lowlevel_ops dsfs_ops = {
 	.mkdir = op_mkdir,
 	.rmdir = op_rmdir,
 	.unlink = op_unlink,
+	.mknod = op_mknod,
+	.symlink = op_symlink,
+	.link = op_link,
 	.rename = op_rename,
 	.create = op_create,
 	.write = op_write,

@@ -139,6 +139,13 @@ ssize_t vfs_xattr(struct vfs *v, uint64_t ino, const char *name, char *buf, size
  * refusal, else -EROFS (what exists is immutable). */
 int vfs_write_refusal(struct vfs *v, uint64_t ino);
 
+/* The errno of a change that is refused everywhere, also where the tree
+ * can be written (a snapshot this mount writes, its files, .protected):
+ * there `unsupported` (-EPERM for link, symlink and device nodes, -ENOTSUP
+ * for extended attributes, which archives do not keep), elsewhere as
+ * vfs_write_refusal. */
+int vfs_meta_refusal(struct vfs *v, uint64_t ino, int unsupported);
+
 /* --- writing (DESIGN.md "Writes"); each takes a write handle first --- */
 
 /* mkdir: a type directory, "ns", a namespace, a group (TYPE/ID) or a
