@@ -408,11 +408,16 @@ static void op_lseek(fuse_req_t req, fuse_ino_t ino, off_t off, int whence,
 		fuse_reply_lseek(req, r);
 }
 
+/* df and free-space checks before a copy see the datastore's filesystem,
+ * which is where written snapshots go. Where there is none to ask (the
+ * root of a multi-store mount, a store that refuses lookups) the answer is
+ * an empty filesystem rather than an error: df lists every mount. */
 static void op_statfs(fuse_req_t req, fuse_ino_t ino)
 {
-	struct statvfs st = { .f_bsize = 4096, .f_frsize = 4096, .f_namemax = 255 };
+	struct statvfs st;
 
-	(void)ino;
+	if (vfs_statfs(vfs_of(req), ino, &st) < 0)
+		st = (struct statvfs){ .f_bsize = 4096, .f_frsize = 4096, .f_namemax = 255 };
 	fuse_reply_statfs(req, &st);
 }
 

@@ -8,6 +8,7 @@
 #include <string.h>
 #include <time.h>
 #include <sys/mman.h>
+#include <sys/statvfs.h>
 #include <sys/sysmacros.h>
 #include <unistd.h>
 
@@ -1222,6 +1223,31 @@ int vfs_meta_refusal(struct vfs *v, uint64_t ino, int unsupported)
 	if (n->kind == VK_WFILE || n->kind == VK_PROTECTED || vwrite_owned(v, n))
 		return unsupported;
 	return -EROFS;
+}
+
+int vfs_statfs(struct vfs *v, uint64_t ino, struct statvfs *ret)
+{
+	struct vnode *n = vfs_node_get(v, ino);
+	struct ds_lookup *lk;
+	struct statvfs st;
+	int fd, r;
+
+	if (!n)
+		return -ESTALE;
+	if (!n->st)
+		return -ENOENT;
+	r = ds_lookup_acquire(n->st->ds, &lk);
+	if (r < 0)
+		return r;
+	fd = ds_lookup_open_dir(lk, "");
+	ds_lookup_release(lk);
+	if (fd < 0)
+		return fd;
+	r = fstatvfs(fd, &st) < 0 ? -errno : 0;
+	close(fd);
+	if (r == 0)
+		*ret = st;
+	return r;
 }
 
 struct xattr_ctx {

@@ -26,6 +26,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <sys/uio.h>
 
 struct ds_crypt;
@@ -145,6 +146,11 @@ int vfs_write_refusal(struct vfs *v, uint64_t ino);
  * for extended attributes, which archives do not keep), elsewhere as
  * vfs_write_refusal. */
 int vfs_meta_refusal(struct vfs *v, uint64_t ino, int unsupported);
+
+/* statfs: the filesystem holding the datastore of ino. -ENOENT for a node
+ * of no datastore (the root of a multi-store mount), else the refusal of
+ * lookups (-ENXIO, -ENOMEDIUM, …) or statvfs's errno. Thread-safe. */
+int vfs_statfs(struct vfs *v, uint64_t ino, struct statvfs *ret);
 
 /* --- writing (DESIGN.md "Writes"); each takes a write handle first --- */
 

@@ -3,8 +3,8 @@
 # place (symlink, mknod, link: EROFS where the tree is read-only, EPERM in a
 # snapshot this mount writes, never ENOSYS "Function not implemented");
 # extended attributes and ACLs on a file being written are "not supported"
-# (ENOTSUP), so `cp -a` copies into a snapshot; lseek SEEK_DATA/SEEK_HOLE on
-# every file kind, ENXIO at and past the end; O_DIRECTORY on a file, over-long names.
+# (ENOTSUP), so `cp -a` copies into a snapshot; statfs (`df`) gives the
+# datastore's filesystem; lseek SEEK_DATA/SEEK_HOLE on every file kind, ENXIO at and past the end; O_DIRECTORY on a file, over-long names.
 . "$(dirname "$0")/../testlib.bash"
 . "$(dirname "$0")/../mountlib.bash"
 need_fixtures
@@ -78,6 +78,16 @@ for p in files:
 want("256-byte name", "ENAMETOOLONG", os.stat, SNAP + "/" + "a" * 256)
 want("256-byte name in pxar", "ENAMETOOLONG", os.stat, PXAR + "/root.pxar/" + "a" * 256)
 
+# statfs: the datastore's filesystem, whose total size does not change.
+got_st = os.statvfs(SNAP)
+store = os.statvfs(sys.argv[1] + "/../store")
+if got_st.f_blocks * got_st.f_frsize != store.f_blocks * store.f_frsize:
+    bad.append(f"statfs: {got_st.f_blocks} blocks of {got_st.f_frsize}, the store's "
+               f"filesystem has {store.f_blocks} of {store.f_frsize}")
+if got_st.f_bavail == 0 or got_st.f_files != store.f_files:
+    bad.append(f"statfs: free {got_st.f_bavail}, files {got_st.f_files} (store {store.f_files})")
+if os.statvfs(M + "/vm").f_blocks != got_st.f_blocks:
+    bad.append("statfs differs between directories of one datastore")
 for b in bad:
     print(b, file=sys.stderr)
 sys.exit(1 if bad else 0)
@@ -92,6 +102,8 @@ cp -a "$T/attr.txt" "$NEW/cp.txt" || failed+=("cp -a into a new snapshot")
 rsync -aA --inplace "$T/attr.txt" "$NEW/rsync.txt" || failed+=("rsync -aA into a new snapshot")
 cmp "$T/attr.txt" "$NEW/cp.txt" || failed+=("cp -a: wrong bytes")
 cmp "$T/attr.txt" "$NEW/rsync.txt" || failed+=("rsync -aA: wrong bytes")
+df -P "$M" | awk 'NR == 2 && $2 > 0 { ok = 1 } END { exit !ok }' ||
+	failed+=("df shows no size: $(df -P "$M" | tail -1)")
 [ ${#failed[@]} = 0 ] || fail "$(printf '%s; ' "${failed[@]}")"
 unmount_dsfs "$M"
 echo "operation semantics ok"
