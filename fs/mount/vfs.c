@@ -1206,21 +1206,14 @@ int vfs_write_refusal(struct vfs *v, uint64_t ino)
 
 int vfs_meta_refusal(struct vfs *v, uint64_t ino, int unsupported)
 {
-	struct vnode *n = vfs_node_get(v, ino);
-	struct ds_writer *w;
-	int r;
+	int r = vfs_write_refusal(v, ino);
+	struct vnode *n;
 
-	if (!n)
-		return -ESTALE;
-	if (!n->st)
-		return -EROFS;
-	r = ds_writer_acquire(n->st->ds, &w);
-	if (r < 0)
+	if (r != -EROFS || !(n = vfs_node_get(v, ino)))
 		return r;
-	ds_writer_release(w);
 	/* Where setattr accepts metadata (vfs_setattr), the place is
 	 * writable: what is refused is the kind of change. */
-	if (n->kind == VK_WFILE || n->kind == VK_PROTECTED || vwrite_owned(v, n))
+	if (n->st && (n->kind == VK_WFILE || n->kind == VK_PROTECTED || vwrite_owned(v, n)))
 		return unsupported;
 	return -EROFS;
 }
