@@ -734,7 +734,7 @@ int ds_pxar_child_count(struct ds_pxar *px, const struct ds_pxar_entry *dir, siz
 }
 
 /* The PAYLOAD header in front of a split archive's file data (§3.4). */
-static int check_payload(struct ds_pxar *px, const struct ds_pxar_entry *e)
+static int check_payload(struct ds_pxar *px, const struct ds_pxar_entry *e, bool unreadable_ok)
 {
 	uint64_t ps = px->payload.size, hoff = e->data_off - PXAR_HDR;
 	uint8_t b[PXAR_HDR];
@@ -745,7 +745,7 @@ static int check_payload(struct ds_pxar *px, const struct ds_pxar_entry *e)
 		return pxar_bad(e->entry_off, "file data outside the payload stream");
 	r = px->payload.pread(px->payload.ctx, b, sizeof(b), hoff);
 	if (r < 0)
-		return r;
+		return unreadable_ok ? 0 : r;
 	if (ds_le64(b) != PXAR_PAYLOAD || ds_le64(b + 8) != e->size + PXAR_HDR) {
 		ds_err("pxar: payload offset %llu: no PAYLOAD header for the %llu-byte file "
 		       "at %llu", (unsigned long long)hoff, (unsigned long long)e->size,
@@ -755,7 +755,7 @@ static int check_payload(struct ds_pxar *px, const struct ds_pxar_entry *e)
 	return 0;
 }
 
-int ds_pxar_check_content(struct ds_pxar *px, const struct ds_pxar_entry *e)
+int ds_pxar_check_content(struct ds_pxar *px, const struct ds_pxar_entry *e, bool unreadable_ok)
 {
 	uint64_t ms = px->meta.size;
 
@@ -764,7 +764,7 @@ int ds_pxar_check_content(struct ds_pxar *px, const struct ds_pxar_entry *e)
 	if (!S_ISREG(e->mode))
 		return -EINVAL;
 	if (e->data_in_payload)
-		return check_payload(px, e);
+		return check_payload(px, e, unreadable_ok);
 	if (e->data_off > ms || e->size > ms - e->data_off)
 		return pxar_bad(e->entry_off, "file data outside the archive");
 	return 0;
@@ -786,7 +786,7 @@ ssize_t ds_pxar_read(struct ds_pxar *px, const struct ds_pxar_entry *e, void *bu
 	n = e->size - off < len ? (size_t)(e->size - off) : len;
 	if (n > SSIZE_MAX)
 		n = SSIZE_MAX;
-	r = ds_pxar_check_content(px, e);
+	r = ds_pxar_check_content(px, e, false);
 	if (r < 0)
 		return r;
 	if (e->data_in_payload)

@@ -126,8 +126,11 @@ ssize_t ds_pxar_read(struct ds_pxar *px, const struct ds_pxar_entry *e, void *bu
  * header of its size in the payload stream (spec §3.4: the offset of a
  * PAYLOAD_REF is only trusted through that header). For readers that fetch
  * the range [data_off, data_off + size) themselves. 0, -EISDIR directory,
- * -EINVAL not a regular file, -EIO (logged), or the source's -errno. */
-int ds_pxar_check_content(struct ds_pxar *px, const struct ds_pxar_entry *e);
+ * -EINVAL not a regular file, -EIO (logged), or the source's -errno.
+ * unreadable_ok: a header that cannot be read (its chunk damaged or
+ * missing) passes, for readers whose reads of that chunk fail on their own
+ * and whose other ranges must stay readable. */
+int ds_pxar_check_content(struct ds_pxar *px, const struct ds_pxar_entry *e, bool unreadable_ok);
 /* A symlink's target into buf (NUL-terminated). -ERANGE if too small,
  * -EINVAL not a symlink. Returns the target length. */
 int ds_pxar_readlink(struct ds_pxar *px, const struct ds_pxar_entry *e, char *buf, size_t len);
