@@ -66,12 +66,13 @@ struct ds_archive_writer {
 
 static bool already_added(const struct ds_backup *b, const char *name);
 
-/* mkdirat that accepts an existing directory. */
+/* A new directory in the datastore (backup's, as root); an existing one is
+ * accepted. */
 static int ensure_dir(int dirfd, const char *rel)
 {
-	if (mkdirat(dirfd, rel, 0755) < 0 && errno != EEXIST)
-		return -errno;
-	return 0;
+	int r = ds_mkdir_own_at(dirfd, rel, 0755);
+
+	return r == -EEXIST ? 0 : r;
 }
 
 /* Creates every directory of relpath below dirfd (like mkdir -p). */
@@ -105,7 +106,9 @@ static int create_owner(int basefd, const char *grouprel, const char *owner)
 	if (fd < 0)
 		return errno == EEXIST ? 0 : -errno; /* owner set once, at creation */
 	snprintf(line, sizeof(line), "%s\n", owner);
-	r = ds_write_all(fd, line, strlen(line));
+	r = ds_own_fd(fd);
+	if (r == 0)
+		r = ds_write_all(fd, line, strlen(line));
 	if (r == 0 && fsync(fd) < 0)
 		r = -errno;
 	close(fd);
@@ -163,8 +166,8 @@ int ds_backup_begin(const struct ds_writer *w, const char *ns, const char *type,
 	r = create_owner(basefd, grouprel, owner);
 	if (r < 0)
 		goto fail;
-	if (mkdirat(basefd, b->snaprel, 0755) < 0) {
-		r = -errno;
+	r = ds_mkdir_own_at(basefd, b->snaprel, 0755);
+	if (r < 0) {
 		if (r == -EEXIST)
 			ds_err("snapshot %s already exists", b->snaprel);
 		goto fail;
@@ -212,9 +215,7 @@ int ds_snapshot_create(const struct ds_writer *w, const char *ns, const char *ty
 	    (r = ds_snapshot_relpath(ns, type, id, time, snaprel, sizeof(snaprel))) < 0 ||
 	    (r = ds_group_create(w, ns, type, id, owner)) < 0)
 		return r;
-	if (mkdirat(basefd, snaprel, 0755) < 0)
-		return -errno;
-	return 0;
+	return ds_mkdir_own_at(basefd, snaprel, 0755);
 }
 
 int ds_group_create(const struct ds_writer *w, const char *ns, const char *type, const char *id,
@@ -919,10 +920,12 @@ int ds_snapshot_set_protected(const struct ds_writer *w, const char *snaprel, bo
 	if (protect) {
 		int pfd = openat(fd, ".protected", O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
 
-		if (pfd < 0)
+		if (pfd < 0) {
 			r = -errno;
-		else
+		} else {
+			r = ds_own_fd(pfd);
 			close(pfd);
+		}
 	} else if (unlinkat(fd, ".protected", 0) < 0 && errno != ENOENT) {
 		r = -errno;
 	}

@@ -72,10 +72,14 @@ int ds_chunkstore_create(const char *base, void (*progress)(int percent, void *u
 		r = -ENOTEMPTY;
 		goto out;
 	}
+	/* Owner backup:backup (as root), as PBS's ChunkStore::create makes
+	 * them and verify_chunkstore expects them. */
 	if (fchmod(basefd, 0755) < 0 || mkdirat(basefd, ".chunks", 0750) < 0) {
 		r = -errno;
 		goto out;
 	}
+	if ((r = ds_own_fd(basefd)) < 0 || (r = ds_own_at(basefd, ".chunks")) < 0)
+		goto out;
 	chunksfd = openat(basefd, ".chunks", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (chunksfd < 0) {
 		r = -errno;
@@ -93,6 +97,9 @@ int ds_chunkstore_create(const char *base, void (*progress)(int percent, void *u
 			r = -errno;
 			goto out;
 		}
+		r = ds_own_at(chunksfd, name);
+		if (r < 0)
+			goto out;
 		if (progress && pct != last)
 			progress(pct, ud);
 		last = pct;
@@ -102,7 +109,10 @@ int ds_chunkstore_create(const char *base, void (*progress)(int percent, void *u
 		r = -errno;
 		goto out;
 	}
+	r = ds_own_fd(fd);
 	close(fd);
+	if (r < 0)
+		goto out;
 	/* Umask may have narrowed the modes PBS's verify_chunkstore expects. */
 	if (fchmod(chunksfd, 0750) < 0 || fchmodat(basefd, ".lock", 0644, 0) < 0) {
 		r = -errno;
@@ -613,8 +623,16 @@ int ds_chunkstore_insert(struct ds_chunkstore *cs, const struct ds_digest *d,
 
 		memcpy(prefix, rel, 4);
 		prefix[4] = '\0';
-		if (mkdirat(cs->chunksfd, prefix, 0750) < 0 && errno != EEXIST)
+		if (mkdirat(cs->chunksfd, prefix, 0750) == 0) {
+			/* PBS's mode and owner, whatever our umask. */
+			if (fchmodat(cs->chunksfd, prefix, 0750, 0) < 0)
+				return -errno;
+			r = ds_own_at(cs->chunksfd, prefix);
+			if (r < 0)
+				return r;
+		} else if (errno != EEXIST) {
 			return -errno;
+		}
 		r = replace ? ds_replace_file_at(cs->chunksfd, rel, raw, len, 0644, do_fsync)
 			    : ds_create_file_at(cs->chunksfd, rel, raw, len, 0644, do_fsync);
 	}

@@ -218,7 +218,11 @@ int ds_index_tmp_create(int dirfd, const char *name, const char *suffix,
 		r = -errno;
 		goto out_dir;
 	}
-	/* 0644 regardless of the umask, like the rest of a PBS snapshot. */
+	/* 0644 regardless of the umask and backup's (as root), like the rest
+	 * of a PBS snapshot; chown before chmod. */
+	r = ds_own_fd(fd);
+	if (r < 0)
+		goto out_unlink;
 	if (fchmod(fd, 0644) < 0) {
 		r = -errno;
 		goto out_unlink;

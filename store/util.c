@@ -416,11 +416,59 @@ int ds_fsync_parent_at(int dirfd, const char *name)
 	return r;
 }
 
+void ds_datastore_owner(uid_t *ret_uid, gid_t *ret_gid)
+{
+	/* Anyone but root could only give files to themselves. */
+	if (geteuid() != 0) {
+		*ret_uid = (uid_t)-1;
+		*ret_gid = (gid_t)-1;
+		return;
+	}
+	ds_backup_user(ret_uid, ret_gid);
+}
+
+int ds_own_fd(int fd)
+{
+	uid_t uid;
+	gid_t gid;
+
+	ds_datastore_owner(&uid, &gid);
+	if (uid == (uid_t)-1)
+		return 0;
+	return fchown(fd, uid, gid) < 0 ? -errno : 0;
+}
+
+int ds_own_at(int dirfd, const char *name)
+{
+	uid_t uid;
+	gid_t gid;
+
+	ds_datastore_owner(&uid, &gid);
+	if (uid == (uid_t)-1)
+		return 0;
+	return fchownat(dirfd, name, uid, gid, AT_SYMLINK_NOFOLLOW) < 0 ? -errno : 0;
+}
+
+int ds_mkdir_own_at(int dirfd, const char *name, mode_t mode)
+{
+	int r;
+
+	if (mkdirat(dirfd, name, mode) < 0)
+		return -errno;
+	r = ds_own_at(dirfd, name);
+	if (r < 0)
+		unlinkat(dirfd, name, AT_REMOVEDIR);
+	return r;
+}
+
 int ds_replace_file_at(int dirfd, const char *name, const void *buf, size_t len,
 		       mode_t mode, bool do_fsync)
 {
-	return ds_replace_file_owned_at(dirfd, name, buf, len, mode, (uid_t)-1, (gid_t)-1,
-					do_fsync);
+	uid_t uid;
+	gid_t gid;
+
+	ds_datastore_owner(&uid, &gid);
+	return ds_replace_file_owned_at(dirfd, name, buf, len, mode, uid, gid, do_fsync);
 }
 
 int ds_replace_file_owned_at(int dirfd, const char *name, const void *buf, size_t len,
@@ -498,7 +546,10 @@ int ds_create_file_at(int dirfd, const char *name, const void *buf, size_t len, 
 		fd = open_tmp_at(dirfd, name, tmp, sizeof(tmp));
 		if (fd < 0)
 			return fd;
-		r = fchmod(fd, mode) < 0 ? -errno : ds_write_all(fd, buf, len);
+		/* chown before chmod: chown may clear set-id bits. */
+		r = ds_own_fd(fd);
+		if (r == 0)
+			r = fchmod(fd, mode) < 0 ? -errno : ds_write_all(fd, buf, len);
 		if (r == 0 && do_fsync && fsync(fd) < 0)
 			r = -errno;
 		if (close(fd) < 0 && r == 0)
@@ -509,7 +560,9 @@ int ds_create_file_at(int dirfd, const char *name, const void *buf, size_t len, 
 			unlinkat(dirfd, tmp, 0);
 		return r < 0 ? r : (do_fsync ? ds_fsync_parent_at(dirfd, name) : 0);
 	}
-	r = fchmod(fd, mode) < 0 ? -errno : ds_write_all(fd, buf, len);
+	r = ds_own_fd(fd);
+	if (r == 0)
+		r = fchmod(fd, mode) < 0 ? -errno : ds_write_all(fd, buf, len);
 	if (r == 0 && do_fsync && fsync(fd) < 0)
 		r = -errno;
 	if (r == 0)

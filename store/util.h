@@ -133,10 +133,27 @@ int ds_read_file_at(int dirfd, const char *path, size_t max, uint8_t **ret_buf,
 int ds_write_all(int fd, const void *buf, size_t len);
 int ds_pwrite_all(int fd, const void *buf, size_t len, off_t off);
 
+/* Who files and directories dsfs creates inside a datastore belong to:
+ * run as root, user backup (PBS's daemons run as backup and must touch,
+ * rewrite and remove them: GC's utimensat of a chunk's atime alone, with
+ * the mtime omitted, is refused to anyone but the file's owner); otherwise
+ * (uid_t)-1 and (gid_t)-1, the files stay the caller's. */
+void ds_datastore_owner(uid_t *ret_uid, gid_t *ret_gid);
+/* Gives the file or directory fd, just created in a datastore, to
+ * ds_datastore_owner. 0 or -errno. */
+int ds_own_fd(int fd);
+/* The same for name relative to dirfd (a symlink is not followed). */
+int ds_own_at(int dirfd, const char *name);
+/* mkdirat(dirfd, name, mode) of a directory in a datastore, given to
+ * ds_datastore_owner (removed again if that fails). 0 or -errno (-EEXIST
+ * when it exists: an existing directory is left as it is). */
+int ds_mkdir_own_at(int dirfd, const char *name, mode_t mode);
+
 /* PBS's replace_file (spec §1.8): writes buf to "<name with last extension
  * replaced by tmp_XXXXXX>" in dirfd (O_EXCL via mkostemp), fchmod mode, fsync
- * if do_fsync, rename over name, then fsync dirfd if do_fsync. On failure the
- * temp file is unlinked and the target is untouched. Returns 0 or -errno. */
+ * if do_fsync, rename over name, then fsync dirfd if do_fsync. The new file is
+ * a datastore's: it belongs to ds_datastore_owner. On failure the temp file
+ * is unlinked and the target is untouched. Returns 0 or -errno. */
 int ds_replace_file_at(int dirfd, const char *name, const void *buf, size_t len,
 		       mode_t mode, bool do_fsync);
 /* The same, the new file owned by uid:gid (fchown before the rename; (uid_t)-1
@@ -145,6 +162,7 @@ int ds_replace_file_owned_at(int dirfd, const char *name, const void *buf, size_
 			     mode_t mode, uid_t uid, gid_t gid, bool do_fsync);
 
 /* Creates name (relative to dirfd, which must not exist) with content buf,
+ * owned by ds_datastore_owner,
  * never visible half-written and never leaving a temp file behind after a
  * crash: the data goes to an unnamed O_TMPFILE that is linked as name
  * (a named temp file renamed with RENAME_NOREPLACE where the filesystem has

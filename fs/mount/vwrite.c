@@ -843,8 +843,8 @@ int vfs_mkdir(struct vfs *v, uint64_t parent, const char *name, struct vfs_entry
 			r = -EINVAL;
 		if (r == 0)
 			r = ds_path_fmt(rel, sizeof(rel), "%s%s%s", nsdir, *nsdir ? "/" : "", name);
-		if (r == 0 && mkdirat(ds_writer_basefd(w), rel, 0755) < 0)
-			r = -errno;
+		if (r == 0)
+			r = ds_mkdir_own_at(ds_writer_basefd(w), rel, 0755);
 		break;
 	case VK_NSLIST:
 		/* A child namespace: one valid component, depth <= 7. */
@@ -853,8 +853,8 @@ int vfs_mkdir(struct vfs *v, uint64_t parent, const char *name, struct vfs_entry
 			r = -EINVAL;
 		if (r == 0)
 			r = ds_ns_relpath(sub, rel, sizeof(rel));
-		if (r == 0 && mkdirat(ds_writer_basefd(w), rel, 0755) < 0)
-			r = -errno;
+		if (r == 0)
+			r = ds_mkdir_own_at(ds_writer_basefd(w), rel, 0755);
 		break;
 	case VK_TYPE:
 		if (ds_name_backup_id(name) < 0) {
