@@ -33,6 +33,7 @@ struct ds_backup {
 	bool finished;
 	bool keep; /* opened with ds_backup_open: never removed by _free */
 	int failed; /* sticky: a sync lost data of this backup */
+	const volatile sig_atomic_t *stop; /* ds_backup_set_stop */
 	/* The files named by the manifest on disk, as last stored (or found at
 	 * _open): _drop_file leaves those alone. stored_all: the list could
 	 * not be kept (ENOMEM), so every file counts as named. */
@@ -65,6 +66,17 @@ struct ds_archive_writer {
 };
 
 static bool already_added(const struct ds_backup *b, const char *name);
+
+/* -EINTR once the caller asked the backup to stop, else 0. */
+static int stopped(const struct ds_backup *b)
+{
+	return b->stop && *b->stop ? -EINTR : 0;
+}
+
+void ds_backup_set_stop(struct ds_backup *b, const volatile sig_atomic_t *stop)
+{
+	b->stop = stop;
+}
 
 /* A new directory in the datastore (backup's, as root); an existing one is
  * accepted. */
@@ -366,6 +378,9 @@ int ds_backup_add_blob(struct ds_backup *b, const char *name, const uint8_t *dat
 	if (ds_archive_kind(name) != DS_ARCHIVE_BLOB || ds_name_archive(name) < 0 ||
 	    strcmp(name, DS_MANIFEST_NAME) == 0 || already_added(b, name))
 		return -EINVAL;
+	r = stopped(b);
+	if (r < 0)
+		return r;
 	r = ds_blob_encode(data, len, b->crypt, true, &raw, &raw_len);
 	if (r < 0)
 		return r;
@@ -564,6 +579,9 @@ static int put_chunk(struct ds_archive_writer *aw, const uint8_t *data, size_t l
 	bool existed = false;
 	int r;
 
+	r = stopped(b);
+	if (r < 0)
+		return r;
 	r = ds_writer_put_chunk(b->w, data, len, b->crypt, ret, &existed);
 	if (r < 0)
 		return r;
@@ -610,6 +628,9 @@ int ds_archive_write(struct ds_archive_writer *aw, const void *data, size_t len)
 	const uint8_t *p = data;
 	int r;
 
+	r = stopped(aw->b);
+	if (r < 0)
+		return r;
 	while (len > 0) {
 		bool boundary;
 		size_t n;
@@ -794,6 +815,9 @@ int ds_backup_finish(struct ds_backup *b)
 	 * durable before a manifest names it. */
 	if (b->failed)
 		return ds_backup_sync(b);
+	r = stopped(b);
+	if (r < 0)
+		return r;
 	if (!ds_writer_sync_each(b->w)) {
 		r = ds_backup_sync(b);
 		if (r < 0)
@@ -804,7 +828,10 @@ int ds_backup_finish(struct ds_backup *b)
 		if (r < 0)
 			return r;
 	}
-	r = store_manifest(b->w, b->snaprel, b->snapfd, b->manifest);
+	/* The sync may take long: a stop meanwhile still leaves no manifest. */
+	r = stopped(b);
+	if (r == 0)
+		r = store_manifest(b->w, b->snaprel, b->snapfd, b->manifest);
 	if (r < 0)
 		return r;
 	remember_stored(b);

@@ -20,6 +20,7 @@
 #ifndef DSFS_STORE_BACKUP_H
 #define DSFS_STORE_BACKUP_H
 
+#include <signal.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -154,6 +155,10 @@ int ds_backup_failed(const struct ds_backup *b);
 bool ds_backup_drop_file(struct ds_backup *b, const char *name);
 /* The chunk counts so far. */
 void ds_backup_stats(const struct ds_backup *b, struct ds_backup_stats *ret);
+/* Makes every later chunk, archive write, blob and _finish of b fail with
+ * -EINTR once *stop is non-zero (set by a signal handler: the backup stops
+ * at its next step, and _free removes the unfinished snapshot). */
+void ds_backup_set_stop(struct ds_backup *b, const volatile sig_atomic_t *stop);
 /* Frees; an unfinished backup's snapshot directory is removed. NULL ok. */
 void ds_backup_free(struct ds_backup *b);
 

@@ -2,6 +2,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -48,6 +49,39 @@ int cmd_init(int argc, char **argv)
 	return DS_EXIT_OK;
 }
 
+/* The signal that interrupted the backup (SIGINT, SIGTERM, SIGHUP), or 0:
+ * the backup stops at its next step and its unfinished snapshot is removed,
+ * as PBS removes a backup that fails. */
+static volatile sig_atomic_t interrupted;
+
+static void on_signal(int sig)
+{
+	interrupted = sig;
+}
+
+static const int stop_signals[] = { SIGINT, SIGTERM, SIGHUP };
+
+/* Catches the stop signals not ignored (a nohup'd backup keeps ignoring
+ * SIGHUP); a second one acts as it would have (SA_RESETHAND). No
+ * SA_RESTART: a read from a stalled pipe returns. */
+static void catch_stop_signals(struct sigaction old[3])
+{
+	struct sigaction sa = { .sa_handler = on_signal, .sa_flags = SA_RESETHAND };
+
+	sigemptyset(&sa.sa_mask);
+	for (size_t i = 0; i < 3; i++) {
+		sigaction(stop_signals[i], NULL, &old[i]);
+		if (old[i].sa_handler != SIG_IGN)
+			sigaction(stop_signals[i], &sa, NULL);
+	}
+}
+
+static void restore_stop_signals(const struct sigaction old[3])
+{
+	for (size_t i = 0; i < 3; i++)
+		sigaction(stop_signals[i], &old[i], NULL);
+}
+
 /* Streams fd into a new archive. */
 static int stream_archive(struct ds_backup *b, const char *name, int fd, uint64_t size,
 			  size_t avg)
@@ -71,7 +105,7 @@ static int stream_archive(struct ds_backup *b, const char *name, int fd, uint64_
 	for (;;) {
 		ssize_t n = read(fd, buf, bufsz);
 
-		if (n < 0 && errno == EINTR)
+		if (n < 0 && errno == EINTR && !interrupted)
 			continue;
 		if (n < 0) {
 			r = -errno;
@@ -300,7 +334,8 @@ static int backup_run(int argc, char **argv, const char **excl)
 	struct cli_store s = { 0 };
 	struct pxar_catalog_out co = { 0 };
 	struct ds_pxar_encode_opts popts = { excl, 0 };
-	bool split = false;
+	struct sigaction oldsig[3];
+	bool split = false, caught = false;
 	int c, r;
 
 	while ((c = getopt_long(argc, argv, "n:t:o:k:s:c:Sh", opts, NULL)) != -1) {
@@ -370,6 +405,8 @@ static int backup_run(int argc, char **argv, const char **excl)
 		fprintf(stderr, "dsfs: %s: cannot write: %s\n", argv[optind], strerror(-r));
 		goto out;
 	}
+	catch_stop_signals(oldsig);
+	caught = true;
 	r = ds_backup_begin(w, ns, type, id, when, owner, crypt, &b);
 	if (r < 0) {
 		ds_time_format(when, timestr);
@@ -377,6 +414,7 @@ static int backup_run(int argc, char **argv, const char **excl)
 			strerror(-r));
 		goto out;
 	}
+	ds_backup_set_stop(b, &interrupted);
 	for (int i = optind + 2; i < argc; i++) {
 		char *eq = strchr(argv[i], '=');
 		char name[300];
@@ -468,6 +506,17 @@ out:
 	ds_writer_release(w);
 	cli_store_close(&s);
 	ds_crypt_free(crypt);
+	if (caught) {
+		int sig = interrupted;
+
+		restore_stop_signals(oldsig);
+		if (sig && r < 0) {
+			fprintf(stderr, "dsfs: interrupted by %s: no snapshot left\n",
+				strsignal(sig));
+			/* The exit status of a command the signal stopped. */
+			raise(sig);
+		}
+	}
 	return r < 0 ? (r == -EINVAL ? DS_EXIT_USAGE : DS_EXIT_FAIL) : DS_EXIT_OK;
 }
 

@@ -1,0 +1,47 @@
+# A `dsfs backup` stopped by SIGINT (Ctrl-C), SIGTERM or SIGHUP removes its
+# unfinished snapshot, as PBS removes a backup that fails: no snapshot
+# directory without a manifest (PBS lists it as an incomplete snapshot, its
+# verify jobs report it failed, and the next backup at that time is refused)
+# and no temp index are left. Chunks already written stay (GC's to remove).
+. "$(dirname "$0")/../testlib.bash"
+export DSFS_LOCK_DIR=$T/locks
+S=$T/store
+"$DSFS" init "$S" >/dev/null
+
+n=0
+for sig in INT TERM HUP; do
+	n=$((n + 1))
+	time=2025-01-01T00:00:0${n}Z
+	rm -f "$T/fifo"
+	mkfifo "$T/fifo"
+	head -c $((12 << 20)) /dev/urandom >"$T/part"
+	before=$(find "$S/.chunks" -type f | wc -l)
+	# The source delivers 12 MiB, then stalls (kept open) as a slow one does.
+	(cat "$T/part"; exec sleep 30) >"$T/fifo" &
+	feeder=$!
+	# (a background job of a script starts with SIGINT ignored; a
+	# terminal's Ctrl-C reaches a foreground one with the default action)
+	env --default-signal=INT "$DSFS" backup "$S" vm/100 --time "$time" \
+		data.didx="$T/fifo" >"$T/out" 2>"$T/err" &
+	pid=$!
+	# wait until chunks of this run are on disk (the backup is under way)
+	for i in $(seq 100); do
+		[ "$(find "$S/.chunks" -type f | wc -l)" -gt "$before" ] && break
+		sleep 0.1
+	done
+	[ -d "$S/vm/100/$time" ] || fail "SIG$sig: the backup did not start"
+	kill -s "$sig" "$pid"
+	rc=0
+	wait "$pid" || rc=$?
+	kill "$feeder" 2>/dev/null || true
+	wait "$feeder" 2>/dev/null || true
+	[ "$rc" = $((128 + $(kill -l "$sig"))) ] || fail "SIG$sig: dsfs backup exited $rc: $(cat "$T/err")"
+	[ ! -e "$S/vm/100/$time" ] || fail "SIG$sig: unfinished snapshot left: $(ls -A "$S/vm/100/$time")"
+	left=$(find "$S" -name '*.tmp_*' | head -3)
+	[ -z "$left" ] || fail "SIG$sig: temp files left: $left"
+	grep -q "interrupted" "$T/err" || fail "SIG$sig: not reported: $(cat "$T/err")"
+done
+# The store is clean and usable: a backup at one of those times works.
+expect_status 0 "$DSFS" backup "$S" vm/100 --time 2025-01-01T00:00:01Z data.didx="$T/part"
+expect_status 0 "$DSFS" verify "$S"
+exit 0
