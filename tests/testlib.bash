@@ -55,3 +55,25 @@ fixture_key() {
 	install -m 0600 "$FIX/pbs-store-a.enc-key.json" "$T/key.json"
 	echo "$T/key.json"
 }
+
+# verify_clean_but_abandoned STORE SNAPDIR... -- [VERIFY ARGS...]: `dsfs
+# verify` of STORE finds no damage. Of the snapshot directories SNAPDIR...,
+# those without a manifest (left unfinished by a refused or killed writer)
+# must be reported as abandoned backups, as PBS's verify reports them, and
+# nothing else may be.
+verify_clean_but_abandoned() {
+	local store=$1 unfinished=0 st=0 want=0 other
+	shift
+	while [ $# -gt 0 ] && [ "$1" != -- ]; do
+		[ -d "$1" ] && [ ! -e "$1/index.json.blob" ] && unfinished=$((unfinished + 1))
+		shift
+	done
+	[ $# -gt 0 ] && shift
+	"$DSFS" verify "$@" "$store" >"$T/verify.out" 2>&1 || st=$?
+	[ "$unfinished" = 0 ] || want=3
+	other=$(grep "^dsfs: verify: " "$T/verify.out" |
+		grep -v "/index.json.blob: missing: unfinished snapshot that no backup is writing$" || true)
+	[ "$st" = "$want" ] && [ -z "$other" ] && grep -q ": $unfinished errors$" "$T/verify.out" ||
+		{ tail "$T/verify.out" >&2; fail "verify: exit $st, want $want ($unfinished unfinished snapshots)"; }
+}
+

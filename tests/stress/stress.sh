@@ -46,16 +46,5 @@ done
 # Verify: no damage. A snapshot whose first write was refused stays
 # unfinished (made by mkdir, no manifest), and verify reports each such
 # abandoned backup as PBS's does; those and only those may be reported.
-unfinished=0
-for d in "$STORE"/vm/*/2030-*; do
-	[ -d "$d" ] && [ ! -e "$d/index.json.blob" ] && unfinished=$((unfinished + 1))
-done
-st=0
-"$DSFS" verify --keyfile "$KEY" "$STORE" >"$T/verify.out" 2>&1 || st=$?
-want=0
-[ "$unfinished" = 0 ] || want=3
-other=$(grep "^dsfs: verify: " "$T/verify.out" |
-	grep -v "/index.json.blob: missing: unfinished snapshot that no backup is writing$" || true)
-[ "$st" = "$want" ] && [ -z "$other" ] && grep -q ": $unfinished errors$" "$T/verify.out" ||
-	{ tail "$T/verify.out" >&2; fail "verify: exit $st, want $want ($unfinished unfinished snapshots)"; }
+verify_clean_but_abandoned "$STORE" "$STORE"/vm/*/2030-* -- --keyfile "$KEY"
 unmount_dsfs "$M"
