@@ -77,3 +77,14 @@ verify_clean_but_abandoned() {
 		{ tail "$T/verify.out" >&2; fail "verify: exit $st, want $want ($unfinished unfinished snapshots)"; }
 }
 
+# need_backup_user: skips the test unless it runs as root and user backup
+# (PBS's daemons' user) exists; then as_backup CMD... runs CMD as backup,
+# who can reach $T.
+need_backup_user() {
+	[ "$(id -u)" = 0 ] || { echo "SKIP: needs root" >&2; exit 77; }
+	getent passwd backup >/dev/null || { echo "SKIP: no user backup" >&2; exit 77; }
+	command -v setpriv >/dev/null || { echo "SKIP: setpriv missing" >&2; exit 77; }
+	chmod 755 "$T"
+}
+as_backup() { setpriv --reuid=backup --regid=backup --clear-groups "$@"; }
+

@@ -6,13 +6,9 @@
 # ones, add snapshots to a group, rewrite a manifest and prune a snapshot.
 # Each of those is done here as user backup, with the syscalls PBS uses.
 . "$(dirname "$0")/../testlib.bash"
-[ "$(id -u)" = 0 ] || { echo "SKIP: needs root" >&2; exit 77; }
-getent passwd backup >/dev/null || { echo "SKIP: no user backup" >&2; exit 77; }
-command -v setpriv >/dev/null || { echo "SKIP: setpriv missing" >&2; exit 77; }
+need_backup_user
 export DSFS_LOCK_DIR=$T/locks
-chmod 755 "$T" # user backup must reach the store
 S=$T/store
-as_backup() { setpriv --reuid=backup --regid=backup --clear-groups "$@"; }
 
 umask 077 # modes must not follow the umask either
 "$DSFS" init "$S" >/dev/null

@@ -8,14 +8,10 @@
 . "$(dirname "$0")/../testlib.bash"
 . "$(dirname "$0")/../mountlib.bash"
 need_fuse
-[ "$(id -u)" = 0 ] || { echo "SKIP: needs root" >&2; exit 77; }
-getent passwd backup >/dev/null || { echo "SKIP: no user backup" >&2; exit 77; }
-command -v setpriv >/dev/null || { echo "SKIP: setpriv missing" >&2; exit 77; }
+need_backup_user
 export DSFS_LOCK_DIR=$T/locks
-chmod 755 "$T" # user backup must reach the store
 S=$T/store
 M=$T/m
-as_backup() { setpriv --reuid=backup --regid=backup --clear-groups "$@"; }
 "$DSFS" init "$S" >/dev/null
 # A store PBS made: its own directories are backup's already.
 chown -R backup:backup "$S"
