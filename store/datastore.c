@@ -514,6 +514,35 @@ static bool cs_current_locked(struct ds_datastore *ds)
 	       a.st_dev == b.st_dev && a.st_ino == b.st_ino;
 }
 
+/* Takes back, as the current chunk store, a retired one opened at the
+ * directory now at base (the path changed away and back, or to another
+ * name of the same directory), with its handles' counts and lock. Two chunk
+ * stores on one directory would each open its .lock, and the POSIX record
+ * lock of the writers of both dies with the first close: garbage
+ * collection could then run under the other's writers. Lock held, no
+ * current store. */
+static void unretire_store_locked(struct ds_datastore *ds)
+{
+	struct retired **pp, *old;
+	struct stat a, b;
+
+	if (!ds->retired || stat(ds->base->path, &a) < 0)
+		return;
+	for (pp = &ds->retired; (old = *pp); pp = &old->next) {
+		if (fstat(ds_chunkstore_basefd(old->cs), &b) == 0 && a.st_dev == b.st_dev &&
+		    a.st_ino == b.st_ino)
+			break;
+	}
+	if (!old)
+		return;
+	*pp = old->next;
+	ds->cs = old->cs;
+	ds->cs_users = old->users;
+	ds->cs_writers = old->writers;
+	ds->cs_locked = old->locked;
+	free(old);
+}
+
 /* Shared part of reader and writer acquisition. Lock held. */
 static int open_store_locked(struct ds_datastore *ds, int refusal, const char *what)
 {
@@ -531,6 +560,8 @@ static int open_store_locked(struct ds_datastore *ds, int refusal, const char *w
 		ds->cs = NULL;
 		ds->cs_locked = false;
 	}
+	if (!ds->cs)
+		unretire_store_locked(ds);
 	if (!ds->cs)
 		return ds_chunkstore_open(ds->base->path, &ds->cs);
 	return 0;

@@ -629,6 +629,57 @@ static void test_path_change(void **state)
 	free(b);
 }
 
+/* A path changed away and back (A, B, A) while a writer acquired at A
+ * still runs: a writer acquired at A after the return must share the store
+ * (and the one shared .lock descriptor) of the old one, since a POSIX
+ * record lock dies with any close of the file by the process. With two
+ * chunk stores on A, the first writer's release closed its .lock and let
+ * garbage collection in under the second one. */
+static void test_path_back(void **state)
+{
+	char *a = mini_store(), *b = mini_store();
+	char lock[4096];
+	struct ds_datastore_cfg cfg;
+	struct ds_datastore *ds;
+	struct ds_writer *w1, *w2;
+	struct ds_reader *rd;
+	struct ds_digest d;
+	uint8_t out[16];
+	size_t len;
+
+	(void)state;
+	snprintf(lock, sizeof(lock), "%s/.lock", a);
+	assert_int_equal(ds_datastore_new("store1", a, &ds), 0);
+	set_cfg(&cfg, DS_MAINT_NONE, NULL);
+	cfg.name = (char *)"store1";
+	cfg.path = a;
+	assert_int_equal(ds_writer_acquire(ds, &w1), 0);
+	assert_int_equal(try_gc_lock(lock), 1);
+	cfg.path = b;
+	assert_int_equal(ds_datastore_configure(ds, &cfg), DS_CONFIGURE_PATH);
+	cfg.path = a;
+	assert_int_equal(ds_datastore_configure(ds, &cfg), DS_CONFIGURE_PATH);
+	assert_int_equal(ds_writer_acquire(ds, &w2), 0);
+	assert_true(same_dir(ds_writer_basefd(w2), a));
+	assert_int_equal(ds_writer_put_chunk(w2, (const uint8_t *)"again", 5, NULL, &d, NULL), 0);
+	/* The first writer goes; the second still holds the lock. */
+	ds_writer_release(w1);
+	assert_int_equal(try_gc_lock(lock), 1);
+	assert_int_equal(ds_reader_acquire(ds, &rd), 0);
+	assert_int_equal(ds_reader_load_chunk(rd, &d, NULL, 5, out, sizeof(out), &len), 0);
+	assert_memory_equal(out, "again", 5);
+	ds_reader_release(rd);
+	ds_writer_release(w2);
+	assert_int_equal(try_gc_lock(lock), 0);
+	ds_datastore_free(ds);
+	assert_int_equal(fds_under(a), 0);
+	assert_int_equal(fds_under(b), 0);
+	tu_rmtree(a);
+	tu_rmtree(b);
+	free(a);
+	free(b);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -639,6 +690,7 @@ int main(void)
 		cmocka_unit_test(test_put_chunk),
 		cmocka_unit_test(test_track_operations),
 		cmocka_unit_test(test_path_change),
+		cmocka_unit_test(test_path_back),
 	};
 
 	tu_fixtures();
