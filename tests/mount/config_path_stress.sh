@@ -1,0 +1,140 @@
+# A datastore's path flipped back and forth in datastore.cfg (A, B, A, ...)
+# while readers (cat of an image and a blob, ls -R of a pxar archive) and a
+# writer (cp into new snapshots) run through the mount: every cat gives
+# exactly the bytes of one of the two stores, every snapshot written reads
+# back (one cut by a change is left unfinished), the daemon survives and unmounts cleanly, and both stores verify.
+# Then, deterministically: a writer held across A -> B -> A and one started
+# after the return share the store's shared .lock, so the first one's end
+# does not let garbage collection in under the second (before: a second
+# chunk store on A, whose .lock's record lock died with the first's close).
+. "$(dirname "$0")/../testlib.bash"
+. "$(dirname "$0")/../mountlib.bash"
+need_fixtures
+need_fuse
+
+SECS=${DSFS_PATH_STRESS_SECS:-6}
+NAME=dsfs-test-$$
+OPS=/run/proxmox-backup/active-operations
+export DSFS_LOCK_DIR=$T/locks
+cleanup_hooks+=("rm -f '$OPS/$NAME' '$OPS/$NAME.lock'")
+cp -r "$FIX/pbs-store-a" "$T/a"
+chmod -R u+w "$T/a"
+A=$(realpath "$T/a")
+cp -r "$A" "$T/b"
+rm -rf "$T/b/vm" "$T/b/ns" "$T/b/host" "$T/b/ct"
+B=$(realpath "$T/b")
+SNAP=vm/101/2024-03-02T08:02:17Z
+CT=ns/prod/ct/301/2024-03-02T10:02:17Z
+printf 'the store at the new path\n' >"$T/b.conf"
+head -c 3000000 /dev/urandom >"$T/b.img"
+mkdir -p "$T/tree/etc"
+printf 'only in b\n' >"$T/tree/etc/b-file"
+"$DSFS" backup --time 2024-03-02T08:02:17Z "$B" vm/101 qemu-server.conf="$T/b.conf" \
+	drive-scsi0.img="$T/b.img" >/dev/null || fail "backup into b"
+"$DSFS" backup --ns prod --time 2024-03-02T10:02:17Z "$B" ct/301 root.pxar="$T/tree" \
+	>/dev/null || fail "pxar backup into b"
+"$DSFS" cat "$A" "$SNAP" qemu-server.conf >"$T/a.conf"
+"$DSFS" cat "$A" "$SNAP" drive-scsi0.img >"$T/a.img"
+head -c 300000 /dev/urandom >"$T/w.img"
+
+CFG=$T/datastore.cfg
+set_path() {
+	printf 'datastore: %s\n\tpath %s\n' "$NAME" "$1" >"$CFG.new"
+	mv "$CFG.new" "$CFG"
+}
+set_path "$A"
+M=$T/m
+mount_dsfs "$NAME" "$M" -o "config=$CFG"
+
+STOP=$T/stop
+# reader FILE: each cat of FILE is a's or b's bytes whole (or an error).
+reader() {
+	local f=$1 i=0
+	while [ ! -e "$STOP" ]; do
+		i=$((i + 1))
+		cat "$M/$SNAP/$f" >"$T/r.$f" 2>/dev/null || continue
+		cmp -s "$T/r.$f" "$T/a.$f" || cmp -s "$T/r.$f" "$T/b.$f" ||
+			{ echo "reader: $f is neither a's nor b's" >"$T/bad.$f"; return 1; }
+	done
+}
+lister() {
+	while [ ! -e "$STOP" ]; do ls -R "$M/$CT/root.pxar" >/dev/null 2>&1 || true; done
+}
+# writer: snapshots of vm/900 written with cp; each one written whole is
+# read back (it may be in either store).
+writer() {
+	local n=0 s
+	while [ ! -e "$STOP" ]; do
+		n=$((n + 1))
+		s=vm/900/$(date -u -d "@$((1700000000 + n))" +%Y-%m-%dT%H:%M:%SZ)
+		mkdir -p "$M/vm/900" 2>/dev/null || continue
+		mkdir "$M/$s" 2>/dev/null || continue
+		cp "$T/w.img" "$M/$s/disk.img" 2>/dev/null || continue
+		echo "$s" >>"$T/written"
+	done
+}
+reader conf & P1=$!
+reader img & P2=$!
+lister & P3=$!
+writer & P4=$!
+end=$((SECONDS + SECS))
+flips=0
+while [ "$SECONDS" -lt "$end" ]; do
+	set_path "$B"
+	sleep 0.15
+	set_path "$A"
+	sleep 0.15
+	flips=$((flips + 2))
+	kill -0 "$MOUNT_PID" 2>/dev/null || { cat "$T/mount.log" >&2; fail "mount.dsfs died"; }
+done
+touch "$STOP"
+rc=0
+for p in $P1 $P2 $P3 $P4; do wait "$p" || rc=1; done
+cat "$T"/bad.* 2>/dev/null >&2 && fail "a reader saw mixed bytes"
+[ "$rc" = 0 ] || fail "a stress job failed"
+kill -0 "$MOUNT_PID" 2>/dev/null || { cat "$T/mount.log" >&2; fail "mount.dsfs died"; }
+nw=$(wc -l <"$T/written" 2>/dev/null || echo 0)
+echo "$flips path changes, $nw snapshots written"
+[ "$nw" -gt 0 ] || fail "no snapshot written during the stress"
+# Each written snapshot is whole in exactly one of the stores.
+while read -r s; do
+	if [ -d "$A/$s" ] && [ -d "$B/$s" ]; then fail "$s in both stores"; fi
+	st=$A
+	[ -d "$B/$s" ] && st=$B
+	"$DSFS" cat "$st" "$s" disk.img | cmp - "$T/w.img" || fail "$s in $st: bytes differ"
+done <"$T/written"
+
+# A writer held across A -> B -> A, another started after the return.
+set_path "$A"
+wait_until "back at a" listed "$M/vm/101" 2024-03-04T08:02:17Z
+mkdir "$M/vm/901" "$M/vm/901/2024-05-01T00:00:00Z" "$M/vm/902" "$M/vm/902/2024-05-01T00:00:00Z"
+exec 4>"$M/vm/901/2024-05-01T00:00:00Z/disk.img"
+head -c 65536 "$T/w.img" >&4
+set_path "$B"
+wait_until "at b" not_listed "$M/vm/101" 2024-03-04T08:02:17Z
+set_path "$A"
+wait_until "at a again" listed "$M/vm/101" 2024-03-04T08:02:17Z
+exec 5>"$M/vm/902/2024-05-01T00:00:00Z/disk.img"
+head -c 65536 "$T/w.img" >&5
+exec 4>&-
+# gc_lock: whether another process gets PBS GC's exclusive lock on A/.lock.
+gc_lock() {
+	python3 -c '
+import fcntl, sys
+f = open(sys.argv[1], "r+")
+try:
+    fcntl.lockf(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    print("granted")
+except OSError:
+    print("refused")' "$A/.lock"
+}
+sleep 0.3 # the first file's release is asynchronous
+[ "$(gc_lock)" = refused ] || fail "GC's lock granted on $A while a writer is active"
+exec 5>&-
+unmount_dsfs "$M"
+[ "$(gc_lock)" = granted ] || fail "GC's lock refused after the unmount"
+# A cp cut by a path change leaves its snapshot unfinished: only those.
+for st in "$A" "$B"; do
+	verify_clean_but_abandoned "$st" "$st"/vm/900/*
+done
+echo "config path stress ok"
