@@ -3,7 +3,9 @@
  * the doc example of the pathpatterns crate (src/pattern.rs,
  * src/match_list.rs, src/lib.rs), the example of docs/backup-client.rst,
  * and what pbs-client/src/pxar/create.rs does with a .pxarexclude line
- * (read_pxar_excludes) and with --exclude (generate_pxar_excludes_cli). */
+ * (read_pxar_excludes) and with --exclude (generate_pxar_excludes_cli),
+ * and the vectors of git's t/t3070-wildmatch.sh, the tests pathpatterns'
+ * port of wildmatch.c is measured against. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -404,6 +406,329 @@ static void test_prelude_fixture(void **state)
 	ds_pxar_excl_free(x);
 }
 
+/* Upstream test vectors, matched as a root .pxarexclude line: the line
+ * "/" + pattern is the anchored pattern "/" + pattern, matched against
+ * "/" + text (the literal '/' in front of both changes no outcome: a
+ * leading "**" is a whole component either way). want: 1 match, 0 no
+ * match, E the pattern is refused (-EINVAL; PBS logs and skips the line).
+ * git: the outcome of git's wildmatch(pattern, text, WM_PATHNAME) where
+ * pathpatterns, and so PBS, decides differently; PBS's decides here.
+ * The differences: '!' does not negate a class, ']' first in a class
+ * closes it, a class may match '/', a trailing '\' or an unclosed class is
+ * an error (PBS's parser even panics on "[\]", "[!", "ab[" etc.), and so
+ * is an unknown "[:name" in a class. Not taken: the empty pattern (PBS
+ * turns "" into the directory pattern "/"), the case-insensitive columns
+ * and the non-PATH_NAME ones (PBS sets neither), and git's ls-files
+ * columns (literal pathspec fallback). */
+enum { E = 2, SAME = 3 };
+
+static const struct vector {
+	const char *pat, *text;
+	int want, git;
+	const char *src;
+} vectors[] = {
+#define T3070 "git t/t3070-wildmatch.sh"
+	/* Basic wildmatch features */
+	{ "foo", "foo", 1, SAME, T3070 },
+	{ "bar", "foo", 0, SAME, T3070 },
+	{ "???", "foo", 1, SAME, T3070 },
+	{ "??", "foo", 0, SAME, T3070 },
+	{ "*", "foo", 1, SAME, T3070 },
+	{ "f*", "foo", 1, SAME, T3070 },
+	{ "*f", "foo", 0, SAME, T3070 },
+	{ "*foo*", "foo", 1, SAME, T3070 },
+	{ "*ob*a*r*", "foobar", 1, SAME, T3070 },
+	{ "*ab", "aaaaaaabababab", 1, SAME, T3070 },
+	{ "foo\\*", "foo*", 1, SAME, T3070 },
+	{ "foo\\*bar", "foobar", 0, SAME, T3070 },
+	{ "f\\\\oo", "f\\oo", 1, SAME, T3070 },
+	{ "*[al]?", "ball", 1, SAME, T3070 },
+	{ "[ten]", "ten", 0, SAME, T3070 },
+	{ "**[!te]", "ten", 0, 1, T3070 },
+	{ "**[!ten]", "ten", 1, 0, T3070 },
+	{ "t[a-g]n", "ten", 1, SAME, T3070 },
+	{ "t[!a-g]n", "ten", 1, 0, T3070 },
+	{ "t[!a-g]n", "ton", 0, 1, T3070 },
+	{ "t[^a-g]n", "ton", 1, SAME, T3070 },
+	{ "a[]]b", "a]b", 0, 1, T3070 },
+	{ "a[]-]b", "a-b", 0, 1, T3070 },
+	{ "a[]-]b", "a]b", 0, 1, T3070 },
+	{ "a[]-]b", "aab", 0, SAME, T3070 },
+	{ "a[]a-]b", "aab", 0, 1, T3070 },
+	{ "]", "]", 1, SAME, T3070 },
+	/* Extended slash-matching features */
+	{ "foo*bar", "foo/baz/bar", 0, SAME, T3070 },
+	{ "foo**bar", "foo/baz/bar", 0, SAME, T3070 },
+	{ "foo**bar", "foobazbar", 1, SAME, T3070 },
+	{ "foo/**/bar", "foo/baz/bar", 1, SAME, T3070 },
+	{ "foo/**/**/bar", "foo/baz/bar", 1, SAME, T3070 },
+	{ "foo/**/bar", "foo/b/a/z/bar", 1, SAME, T3070 },
+	{ "foo/**/**/bar", "foo/b/a/z/bar", 1, SAME, T3070 },
+	{ "foo/**/bar", "foo/bar", 1, SAME, T3070 },
+	{ "foo/**/**/bar", "foo/bar", 1, SAME, T3070 },
+	{ "foo?bar", "foo/bar", 0, SAME, T3070 },
+	{ "foo[/]bar", "foo/bar", 1, 0, T3070 },
+	{ "foo[^a-z]bar", "foo/bar", 1, 0, T3070 },
+	{ "f[^eiu][^eiu][^eiu][^eiu][^eiu]r", "foo/bar", 1, 0, T3070 },
+	{ "f[^eiu][^eiu][^eiu][^eiu][^eiu]r", "foo-bar", 1, SAME, T3070 },
+	{ "**/foo", "foo", 1, SAME, T3070 },
+	{ "**/foo", "XXX/foo", 1, SAME, T3070 },
+	{ "**/foo", "bar/baz/foo", 1, SAME, T3070 },
+	{ "*/foo", "bar/baz/foo", 0, SAME, T3070 },
+	{ "**/bar*", "foo/bar/baz", 0, SAME, T3070 },
+	{ "**/bar/*", "deep/foo/bar/baz", 1, SAME, T3070 },
+	{ "**/bar/*", "deep/foo/bar/baz/", 0, SAME, T3070 },
+	{ "**/bar/**", "deep/foo/bar/baz/", 1, SAME, T3070 },
+	{ "**/bar/*", "deep/foo/bar", 0, SAME, T3070 },
+	{ "**/bar/**", "deep/foo/bar/", 1, SAME, T3070 },
+	{ "**/bar**", "foo/bar/baz", 0, SAME, T3070 },
+	{ "*/bar/**", "foo/bar/baz/x", 1, SAME, T3070 },
+	{ "*/bar/**", "deep/foo/bar/baz/x", 0, SAME, T3070 },
+	{ "**/bar/*/*", "deep/foo/bar/baz/x", 1, SAME, T3070 },
+	/* Various additional tests */
+	{ "a[c-c]st", "acrt", 0, SAME, T3070 },
+	{ "a[c-c]rt", "acrt", 1, SAME, T3070 },
+	{ "[!]-]", "]", 0, SAME, T3070 },
+	{ "[!]-]", "a", 0, 1, T3070 },
+	{ "\\", "", E, 0, T3070 },
+	{ "\\", "\\", E, 0, T3070 },
+	{ "*/\\", "XXX/\\", E, 0, T3070 },
+	{ "*/\\\\", "XXX/\\", 1, SAME, T3070 },
+	{ "@foo", "@foo", 1, SAME, T3070 },
+	{ "@foo", "foo", 0, SAME, T3070 },
+	{ "\\[ab]", "[ab]", 1, SAME, T3070 },
+	{ "[[]ab]", "[ab]", 1, SAME, T3070 },
+	{ "[[:]ab]", "[ab]", E, 1, T3070 },
+	{ "[[::]ab]", "[ab]", E, 0, T3070 },
+	{ "[[:digit]ab]", "[ab]", E, 1, T3070 },
+	{ "[\\[:]ab]", "[ab]", 1, SAME, T3070 },
+	{ "\\??\\?b", "?a?b", 1, SAME, T3070 },
+	{ "\\a\\b\\c", "abc", 1, SAME, T3070 },
+	{ "**/t[o]", "foo/bar/baz/to", 1, SAME, T3070 },
+	/* Character class tests */
+	{ "[[:alpha:]][[:digit:]][[:upper:]]", "a1B", 1, SAME, T3070 },
+	{ "[[:digit:][:upper:][:space:]]", "a", 0, SAME, T3070 },
+	{ "[[:digit:][:upper:][:space:]]", "A", 1, SAME, T3070 },
+	{ "[[:digit:][:upper:][:space:]]", "1", 1, SAME, T3070 },
+	{ "[[:digit:][:upper:][:spaci:]]", "1", E, 0, T3070 },
+	{ "[[:digit:][:upper:][:space:]]", " ", 1, SAME, T3070 },
+	{ "[[:digit:][:upper:][:space:]]", ".", 0, SAME, T3070 },
+	{ "[[:digit:][:punct:][:space:]]", ".", 1, SAME, T3070 },
+	{ "[[:xdigit:]]", "5", 1, SAME, T3070 },
+	{ "[[:xdigit:]]", "f", 1, SAME, T3070 },
+	{ "[[:xdigit:]]", "D", 1, SAME, T3070 },
+	{ "[[:alnum:][:alpha:][:blank:][:cntrl:][:digit:][:graph:][:lower:][:print:]"
+	  "[:punct:][:space:][:upper:][:xdigit:]]",
+	  "_", 1, SAME, T3070 },
+	{ "[^[:alnum:][:alpha:][:blank:][:cntrl:][:digit:][:lower:][:space:][:upper:]"
+	  "[:xdigit:]]",
+	  ".", 1, SAME, T3070 },
+	{ "[a-c[:digit:]x-z]", "5", 1, SAME, T3070 },
+	{ "[a-c[:digit:]x-z]", "b", 1, SAME, T3070 },
+	{ "[a-c[:digit:]x-z]", "y", 1, SAME, T3070 },
+	{ "[a-c[:digit:]x-z]", "q", 0, SAME, T3070 },
+	/* Additional tests, including some malformed wildmatch patterns */
+	{ "[\\\\-^]", "]", 1, SAME, T3070 },
+	{ "[\\\\-^]", "[", 0, SAME, T3070 },
+	{ "[\\-_]", "-", 1, SAME, T3070 },
+	{ "[\\]]", "]", 1, SAME, T3070 },
+	{ "[\\]]", "\\]", 0, SAME, T3070 },
+	{ "[\\]]", "\\", 0, SAME, T3070 },
+	{ "a[]b", "ab", 0, SAME, T3070 },
+	{ "a[]b", "a[]b", 0, SAME, T3070 },
+	{ "ab[", "ab[", E, 0, T3070 },
+	{ "[!", "ab", E, 0, T3070 },
+	{ "[-", "ab", E, 0, T3070 },
+	{ "[-]", "-", 1, SAME, T3070 },
+	{ "[a-", "-", E, 0, T3070 },
+	{ "[!a-", "-", E, 0, T3070 },
+	{ "[--A]", "-", 1, SAME, T3070 },
+	{ "[--A]", "5", 1, SAME, T3070 },
+	{ "[ --]", " ", 1, SAME, T3070 },
+	{ "[ --]", "$", 1, SAME, T3070 },
+	{ "[ --]", "-", 1, SAME, T3070 },
+	{ "[ --]", "0", 0, SAME, T3070 },
+	{ "[---]", "-", 1, SAME, T3070 },
+	{ "[------]", "-", 1, SAME, T3070 },
+	{ "[a-e-n]", "j", 0, SAME, T3070 },
+	{ "[a-e-n]", "-", 1, SAME, T3070 },
+	{ "[!------]", "a", 0, 1, T3070 },
+	{ "[]-a]", "[", 0, SAME, T3070 },
+	{ "[]-a]", "^", 0, 1, T3070 },
+	{ "[!]-a]", "^", 0, SAME, T3070 },
+	{ "[!]-a]", "[", 0, 1, T3070 },
+	{ "[a^bc]", "^", 1, SAME, T3070 },
+	{ "[a-]b]", "-b]", 0, 1, T3070 },
+	{ "[\\]", "\\", E, 0, T3070 },
+	{ "[\\\\]", "\\", 1, SAME, T3070 },
+	{ "[!\\\\]", "\\", 1, 0, T3070 },
+	{ "[A-\\\\]", "G", 1, SAME, T3070 },
+	{ "b*a", "aaabbb", 0, SAME, T3070 },
+	{ "*ba*", "aabcaa", 0, SAME, T3070 },
+	{ "[,]", ",", 1, SAME, T3070 },
+	{ "[\\\\,]", ",", 1, SAME, T3070 },
+	{ "[\\\\,]", "\\", 1, SAME, T3070 },
+	{ "[,-.]", "-", 1, SAME, T3070 },
+	{ "[,-.]", "+", 0, SAME, T3070 },
+	{ "[,-.]", "-.]", 0, SAME, T3070 },
+	{ "[\\1-\\3]", "2", 1, SAME, T3070 },
+	{ "[\\1-\\3]", "3", 1, SAME, T3070 },
+	{ "[\\1-\\3]", "4", 0, SAME, T3070 },
+	{ "[[-\\]]", "\\", 1, SAME, T3070 },
+	{ "[[-\\]]", "[", 1, SAME, T3070 },
+	{ "[[-\\]]", "]", 1, SAME, T3070 },
+	{ "[[-\\]]", "-", 0, SAME, T3070 },
+	/* Test recursion */
+	{ "-*-*-*-*-*-*-12-*-*-*-m-*-*-*",
+	  "-adobe-courier-bold-o-normal--12-120-75-75-m-70-iso8859-1", 1, SAME, T3070 },
+	{ "-*-*-*-*-*-*-12-*-*-*-m-*-*-*",
+	  "-adobe-courier-bold-o-normal--12-120-75-75-X-70-iso8859-1", 0, SAME, T3070 },
+	{ "-*-*-*-*-*-*-12-*-*-*-m-*-*-*",
+	  "-adobe-courier-bold-o-normal--12-120-75-75-/-70-iso8859-1", 0, SAME, T3070 },
+	{ "XXX/*/*/*/*/*/*/12/*/*/*/m/*/*/*",
+	  "XXX/adobe/courier/bold/o/normal//12/120/75/75/m/70/iso8859/1", 1, SAME, T3070 },
+	{ "XXX/*/*/*/*/*/*/12/*/*/*/m/*/*/*",
+	  "XXX/adobe/courier/bold/o/normal//12/120/75/75/X/70/iso8859/1", 0, SAME, T3070 },
+	{ "**/*a*b*g*n*t", "abcd/abcdefg/abcdefghijk/abcdefghijklmnop.txt", 1, SAME, T3070 },
+	{ "**/*a*b*g*n*t", "abcd/abcdefg/abcdefghijk/abcdefghijklmnop.txtz", 0, SAME, T3070 },
+	{ "*/*/*", "foo", 0, SAME, T3070 },
+	{ "*/*/*", "foo/bar", 0, SAME, T3070 },
+	{ "*/*/*", "foo/bba/arr", 1, SAME, T3070 },
+	{ "*/*/*", "foo/bb/aa/rr", 0, SAME, T3070 },
+	{ "**/**/**", "foo/bb/aa/rr", 1, SAME, T3070 },
+	{ "*X*i", "abcXdefXghi", 1, SAME, T3070 },
+	{ "*X*i", "ab/cXd/efXg/hi", 0, SAME, T3070 },
+	{ "*/*X*/*/*i", "ab/cXd/efXg/hi", 1, SAME, T3070 },
+	{ "**/*X*/**/*i", "ab/cXd/efXg/hi", 1, SAME, T3070 },
+	/* Extra pathmatch tests */
+	{ "fo", "foo", 0, SAME, T3070 },
+	{ "foo/bar", "foo/bar", 1, SAME, T3070 },
+	{ "foo/*", "foo/bar", 1, SAME, T3070 },
+	{ "foo/*", "foo/bba/arr", 0, SAME, T3070 },
+	{ "foo/**", "foo/bba/arr", 1, SAME, T3070 },
+	{ "foo*", "foo/bba/arr", 0, SAME, T3070 },
+	{ "foo**", "foo/bba/arr", 0, SAME, T3070 },
+	{ "foo/*arr", "foo/bba/arr", 0, SAME, T3070 },
+	{ "foo/**arr", "foo/bba/arr", 0, SAME, T3070 },
+	{ "foo/*z", "foo/bba/arr", 0, SAME, T3070 },
+	{ "foo/**z", "foo/bba/arr", 0, SAME, T3070 },
+	{ "*Xg*i", "ab/cXd/efXg/hi", 0, SAME, T3070 },
+	/* Extra case-sensitivity tests (case-sensitive column) */
+	{ "[A-Z]", "a", 0, SAME, T3070 },
+	{ "[A-Z]", "A", 1, SAME, T3070 },
+	{ "[a-z]", "A", 0, SAME, T3070 },
+	{ "[a-z]", "a", 1, SAME, T3070 },
+	{ "[[:upper:]]", "a", 0, SAME, T3070 },
+	{ "[[:upper:]]", "A", 1, SAME, T3070 },
+	{ "[[:lower:]]", "A", 0, SAME, T3070 },
+	{ "[[:lower:]]", "a", 1, SAME, T3070 },
+	{ "[B-Za]", "A", 0, SAME, T3070 },
+	{ "[B-Za]", "a", 1, SAME, T3070 },
+	{ "[B-a]", "A", 0, SAME, T3070 },
+	{ "[B-a]", "a", 1, SAME, T3070 },
+	{ "[Z-y]", "z", 0, SAME, T3070 },
+	{ "[Z-y]", "Z", 1, SAME, T3070 },
+#undef T3070
+#define PP "pathpatterns src/pattern.rs test()"
+	{ "/hey/*/you", "/heyasdfyou", 0, SAME, PP },
+	{ "/hey/**/you", "/heyasdfyou", 0, SAME, PP },
+	{ "/he[yx]/**/you", "/hey/asdf/you", 1, SAME, PP },
+	{ "/he[yx]/**/you", "/hey/asdf/more/you", 1, SAME, PP },
+	{ "/he[yx]/**/you", "/heyasdf/you", 0, SAME, PP },
+	{ "/he[yx]/**/you", "/heyasdfyou", 0, SAME, PP },
+	{ "/he[yx]/**/you", "/hey/asdfyou", 0, SAME, PP },
+	{ "/he[yx]/**/you", "/hey/you", 1, SAME, PP },
+	{ "/he[yx]/**/you", "/hey//you", 1, SAME, PP },
+	{ "/he[yx]/**/you", "/hex/asdf/you", 1, SAME, PP },
+	{ "/he[yx]/**/you", "/hexasdf/you", 0, SAME, PP },
+	{ "/he[yx]/**/you", "/hexasdfyou", 0, SAME, PP },
+	{ "/he[yx]/**/you", "/hex/asdfyou", 0, SAME, PP },
+	{ "/he[yx]/**/you", "/hex/you", 1, SAME, PP },
+	{ "/he[yx]/**/you", "/hex//you", 1, SAME, PP },
+	{ "/he[yx]/**/you", "/hez/asdf/you", 0, SAME, PP },
+	{ "/he[yx]/**/you", "/hez/asdf/more/you", 0, SAME, PP },
+	{ "/he[yx]/**/you", "/hezasdf/you", 0, SAME, PP },
+	{ "/he[yx]/**/you", "/hezasdfyou", 0, SAME, PP },
+	{ "/he[yx]/**/you", "/hez/asdfyou", 0, SAME, PP },
+	{ "/he[yx]/**/you", "/hez/you", 0, SAME, PP },
+	{ "/he[yx]/**/you", "/hez//you", 0, SAME, PP },
+	{ "/he[^yx]/**/you", "/hey/asdf/more/you", 0, SAME, PP },
+	{ "/he[^yx]/**/you", "/hey/you", 0, SAME, PP },
+	{ "/he[^yx]/**/you", "/hey//you", 0, SAME, PP },
+	{ "/he[^yx]/**/you", "/hex/asdf/you", 0, SAME, PP },
+	{ "/he[^yx]/**/you", "/hex/you", 0, SAME, PP },
+	{ "/he[^yx]/**/you", "/hez/asdf/more/you", 1, SAME, PP },
+	{ "/he[^yx]/**/you", "/hezasdf/you", 0, SAME, PP },
+	{ "/he[^yx]/**/you", "/hez/asdfyou", 0, SAME, PP },
+	{ "/he[^yx]/**/you", "/hez//you", 1, SAME, PP },
+	{ "/he[^yx]/**/you", "", 0, SAME, PP },
+	{ "/he[^yx]/**/you", "/", 0, SAME, PP },
+	{ "/he[^yx]/**/you", "/h", 0, SAME, PP },
+	{ "/he[^yx]/**/you", "/he", 0, SAME, PP },
+	{ "/he[^yx]/**/you", "/hez", 0, SAME, PP },
+	{ "/tes[a-t]", "/t", 0, SAME, PP },
+	{ "/tes[a-t]", "/", 0, SAME, PP },
+	{ "/tes[a-t]", "", 0, SAME, PP },
+	{ "/tes[a-t]/a?a", "/tesu", 0, SAME, PP },
+	{ "/tes[a-t]/a?a", "/tesu/aaa", 0, SAME, PP },
+	{ "/tes[a-t]/a?a", "/tesu/xax", 0, SAME, PP },
+	{ "/tes[a-t]/a?a", "/test/xax", 0, SAME, PP },
+	{ "/tes[a-t]/a?a", "/test/a", 0, SAME, PP },
+	{ "/tes[a-t]/a?a", "/test/aaa", 1, SAME, PP },
+	{ "a*b*c", "axxbxxc", 1, SAME, PP },
+	{ "a*b*c", "axxbxxcxx", 0, SAME, PP },
+	{ "a*b*c", "axxbxxbxxc", 1, SAME, PP },
+	{ "a*b*c", "axxbxxbxxcxxcxx", 0, SAME, PP },
+	{ "a*b*c*", "axxbxxc", 1, SAME, PP },
+	{ "a*b*c*", "axxbxxcxx", 1, SAME, PP },
+	{ "a*b*c*", "axxbxxbxxc", 1, SAME, PP },
+	{ "a*b*c*", "axxbxxbxxcxxc", 1, SAME, PP },
+	{ "a*b*c*", "axxbxxbxxcxxcxx", 1, SAME, PP },
+	{ "aB[c-fX-Z][[:upper:]][[:lower:]][[:digit:]k]", "aBcUlx", 0, SAME, PP },
+	{ "aB[c-fX-Z][[:upper:]][[:lower:]][[:digit:]k]", "abculk", 0, SAME, PP },
+	{ "**/lost+found", "/foo/lost+found", 1, SAME, PP },
+	{ "**/lost+found", "foo/lost+found", 1, SAME, PP },
+	{ "**/lost+found", "///lost+found", 1, SAME, PP },
+	{ "**/lost+found", "lost+found", 1, SAME, PP },
+	{ "**/lost+found", "lost+found/", 0, SAME, PP },
+	{ "**/lost+found", "xlost+found/", 0, SAME, PP },
+#undef PP
+};
+
+/* The table above, each vector on its own list. */
+static void test_upstream_vectors(void **state)
+{
+	size_t failed = 0;
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(vectors) / sizeof(vectors[0]); i++) {
+		const struct vector *v = &vectors[i];
+		struct ds_pxar_excl *x = list();
+		char *line = tu_pathf("/%s\n", v->pat), *path = tu_pathf("/%s", v->text);
+		const char *why = NULL;
+		int got;
+
+		if (v->want == E) {
+			got = ds_pxar_excl_add_cli(x, v->pat, strlen(v->pat), &why) == -EINVAL ? E : -1;
+		} else {
+			/* a pattern or text a line would trim or split is no vector */
+			assert_null(strchr(v->pat, '\n'));
+			assert_int_equal(file(x, "", line), 1);
+			got = m(x, path, F) == EXC;
+		}
+		if (got != v->want) {
+			print_error("%s: pattern \"%s\" text \"%s\": want %d, got %d (git: %d)\n",
+				    v->src, v->pat, v->text, v->want, got,
+				    v->git == SAME ? v->want : v->git);
+			failed++;
+		}
+		free(line);
+		free(path);
+		ds_pxar_excl_free(x);
+	}
+	assert_int_equal(failed, 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -417,6 +742,7 @@ int main(void)
 		cmocka_unit_test(test_order),
 		cmocka_unit_test(test_cli_text),
 		cmocka_unit_test(test_prelude_fixture),
+		cmocka_unit_test(test_upstream_vectors),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
