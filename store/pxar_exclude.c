@@ -70,7 +70,8 @@
 
 enum { C_LIT, C_QM, C_STAR, C_STARSTAR, C_CLASS };
 
-/* LIT: bytes lit[off, off+len); CLASS: set cls[off] (negation folded in). */
+/* LIT: bytes lit[off, off+len); CLASS: set cls[off] (negation folded in);
+ * STARSTAR: off is its number among the pattern's '**'s (its memo row). */
 struct comp {
 	uint8_t kind;
 	size_t off, len;
@@ -84,6 +85,7 @@ struct pat {
 	uint8_t (*cls)[32];
 	struct comp *c;
 	size_t nc;
+	size_t nss; /* number of C_STARSTAR components */
 };
 
 struct ds_pxar_excl {
@@ -312,7 +314,7 @@ static int compile(struct build *b, const uint8_t *p, size_t len)
 					kind = C_STARSTAR;
 			}
 			if (r == 0)
-				r = push_comp(b, kind, 0, 0);
+				r = push_comp(b, kind, kind == C_STARSTAR ? b->p->nss++ : 0, 0);
 			break;
 		}
 		case '[':
@@ -514,11 +516,53 @@ static bool lit_ends_with_slash(const struct pat *p, const struct comp *c)
 	return c->kind == C_LIT && p->lit[c->off + c->len - 1] == '/';
 }
 
+/* Results of the calls a '**' makes, as wildmatch's backtracking repeats
+ * them: a '**' first lets the rest match right here (skip_slash), then at
+ * every later byte, and each '**' behind it does the same, so "** /" k
+ * times (written here with a space) took about 2.5^k steps: a 63-byte
+ * .pxarexclude line (k = 20) took over a minute for one path of 40
+ * components, k = 24 hours (PBS's pathpatterns does the same). A call's result depends only on the '**',
+ * the bytes left (the text always ends where the path ends, whichever
+ * suffix is matched) and skip_slash, so it is kept in m[row * stride + n],
+ * low nibble without skip_slash, high nibble with it, result + 1 (0: not
+ * yet known). */
+struct memo {
+	uint8_t *m; /* NULL: no memo (fewer than two '**', or too large) */
+	size_t stride;
+};
+
+/* The memo is not needed below two '**' (one '**' only loops over the
+ * text) and not allocated beyond this size (thousands of '**' against a
+ * path of thousands of bytes); then the search is as PBS's. */
+#define MEMO_MAX (64u << 20)
+
+static int do_match(const struct pat *p, size_t ci, const uint8_t *t, size_t n, bool skip_slash,
+		    struct memo *memo);
+
+/* do_match(p, ci + 1, ...) for the '**' at ci, through the memo. */
+static int after_starstar(const struct pat *p, size_t ci, const uint8_t *t, size_t n,
+			  bool skip_slash, struct memo *memo)
+{
+	unsigned shift = skip_slash ? 4 : 0;
+	uint8_t *cell;
+	int r;
+
+	if (!memo->m)
+		return do_match(p, ci + 1, t, n, skip_slash, memo);
+	cell = &memo->m[p->c[ci].off * memo->stride + n];
+	if ((*cell >> shift) & 15)
+		return ((*cell >> shift) & 15) - 1;
+	r = do_match(p, ci + 1, t, n, skip_slash, memo);
+	*cell |= (uint8_t)((r + 1) << shift);
+	return r;
+}
+
 /* Pattern::do_matches (wildmatch with PATH_NAME): components ci.. against
  * text t (n bytes); skip_slash drops the first byte of the first literal,
  * letting a '**' between '/'s (or at the start, before one) match
  * nothing. */
-static int do_match(const struct pat *p, size_t ci, const uint8_t *t, size_t n, bool skip_slash)
+static int do_match(const struct pat *p, size_t ci, const uint8_t *t, size_t n, bool skip_slash,
+		    struct memo *memo)
 {
 	for (; ci < p->nc; ci++) {
 		const struct comp *c = &p->c[ci];
@@ -564,7 +608,7 @@ static int do_match(const struct pat *p, size_t ci, const uint8_t *t, size_t n, 
 
 				if (!n)
 					return M_ABORT_ALL;
-				r = do_match(p, ci + 1, t, n, false);
+				r = do_match(p, ci + 1, t, n, false, memo);
 				if (r != M_NOMATCH)
 					return r;
 				if (t[0] == '/')
@@ -575,14 +619,14 @@ static int do_match(const struct pat *p, size_t ci, const uint8_t *t, size_t n, 
 				return M_MATCH;
 			if ((ci == 0 || lit_ends_with_slash(p, &p->c[ci - 1])) &&
 			    lit_starts_with_slash(p, &p->c[ci + 1]) &&
-			    do_match(p, ci + 1, t, n, true) == M_MATCH)
+			    after_starstar(p, ci, t, n, true, memo) == M_MATCH)
 				return M_MATCH;
 			for (;; t++, n--) {
 				int r;
 
 				if (!n)
 					return M_ABORT_ALL;
-				r = do_match(p, ci + 1, t, n, false);
+				r = after_starstar(p, ci, t, n, false, memo);
 				if (r != M_NOMATCH && r != M_ABORT_TO_STARSTAR)
 					return r;
 			}
@@ -591,25 +635,32 @@ static int do_match(const struct pat *p, size_t ci, const uint8_t *t, size_t n, 
 	return n ? M_NOMATCH : M_MATCH;
 }
 
-static bool match_exact(const struct pat *p, const uint8_t *t, size_t n)
+static bool match_exact(const struct pat *p, const uint8_t *t, size_t n, struct memo *memo)
 {
-	return do_match(p, 0, t, n, false) == M_MATCH;
+	return do_match(p, 0, t, n, false, memo) == M_MATCH;
 }
 
 /* MatchEntry::matches: type first, then the whole path (anchored) or any
- * suffix after a '/' and the whole path. */
+ * suffix after a '/' and the whole path. One memo serves every suffix. */
 static bool pat_matches(const struct pat *p, const uint8_t *path, size_t len, mode_t mode)
 {
+	struct memo memo = { NULL, len + 1 };
+	bool r = false;
+
 	if (p->dir_only && !S_ISDIR(mode))
 		return false;
-	if (p->anchored)
-		return match_exact(p, path, len);
-	if (!len)
-		return false;
-	for (size_t s = len; s-- > 0;)
-		if (path[s] == '/' && match_exact(p, path + s + 1, len - s - 1))
-			return true;
-	return match_exact(p, path, len);
+	/* without memory the search is only slower (as PBS's), not wrong */
+	if (p->nss >= 2 && p->nss <= MEMO_MAX / memo.stride)
+		memo.m = calloc(p->nss, memo.stride);
+	if (p->anchored) {
+		r = match_exact(p, path, len, &memo);
+	} else if (len) {
+		for (size_t s = len; s-- > 0 && !r;)
+			r = path[s] == '/' && match_exact(p, path + s + 1, len - s - 1, &memo);
+		r = r || match_exact(p, path, len, &memo);
+	}
+	free(memo.m);
+	return r;
 }
 
 enum ds_pxar_excl_result ds_pxar_excl_match(const struct ds_pxar_excl *x, const char *path,
