@@ -521,11 +521,11 @@ static bool lit_ends_with_slash(const struct pat *p, const struct comp *c)
  * every later byte, and each '**' behind it does the same, so "** /" k
  * times (written here with a space) took about 2.5^k steps: a 63-byte
  * .pxarexclude line (k = 20) took over a minute for one path of 40
- * components, k = 24 hours (PBS's pathpatterns does the same). A call's result depends only on the '**',
- * the bytes left (the text always ends where the path ends, whichever
- * suffix is matched) and skip_slash, so it is kept in m[row * stride + n],
- * low nibble without skip_slash, high nibble with it, result + 1 (0: not
- * yet known). */
+ * components, k = 24 hours (PBS's pathpatterns does the same). A call's
+ * result depends only on the '**', the bytes left (the text always ends
+ * where the path ends, whichever suffix is matched) and skip_slash, so it
+ * is kept in m[row * stride + n], low nibble without skip_slash, high
+ * nibble with it, result + 1 (0: not yet known). */
 struct memo {
 	uint8_t *m; /* NULL: no memo (fewer than two '**', or too large) */
 	size_t stride;
