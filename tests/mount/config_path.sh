@@ -11,31 +11,7 @@
 need_fixtures
 need_fuse
 
-NAME=dsfs-test-$$
-OPS=/run/proxmox-backup/active-operations
-cleanup_hooks+=("rm -f '$OPS/$NAME' '$OPS/$NAME.lock'")
-cp -r "$FIX/pbs-store-a" "$T/a"
-chmod -R u+w "$T/a"
-A=$(realpath "$T/a")
-# B: the fixture's chunk store with other snapshots (faster than dsfs init).
-cp -r "$A" "$T/b"
-rm -rf "$T/b/vm" "$T/b/ns" "$T/b/host" "$T/b/ct"
-B=$(realpath "$T/b")
-
-# B holds snapshots at some of A's paths, with other content.
-SNAP=vm/101/2024-03-02T08:02:17Z
-CT=ns/prod/ct/301/2024-03-02T10:02:17Z
-printf 'the store at the new path\n' >"$T/b.conf"
-head -c 3000000 /dev/urandom >"$T/b.img"
-mkdir -p "$T/tree/etc"
-printf 'only in b\n' >"$T/tree/etc/b-file"
-"$DSFS" backup --time 2024-03-02T08:02:17Z "$B" vm/101 qemu-server.conf="$T/b.conf" \
-	drive-scsi0.img="$T/b.img" >/dev/null || fail "backup into b"
-"$DSFS" backup --ns prod --time 2024-03-02T10:02:17Z "$B" ct/301 root.pxar="$T/tree" \
-	>/dev/null || fail "pxar backup into b"
-"$DSFS" cat "$A" "$SNAP" qemu-server.conf >"$T/a.conf"
-"$DSFS" cat "$A" "$SNAP" drive-scsi0.img >"$T/a.img"
-cmp -s "$T/a.conf" "$T/b.conf" && fail "the two stores' files must differ"
+. "$(dirname "$0")/two_stores.bash"
 
 CFG=$T/datastore.cfg
 # set_path DIR: datastore.cfg names DIR, replaced as PBS replaces it.

@@ -13,28 +13,8 @@ need_fixtures
 need_fuse
 
 SECS=${DSFS_PATH_STRESS_SECS:-6}
-NAME=dsfs-test-$$
-OPS=/run/proxmox-backup/active-operations
 export DSFS_LOCK_DIR=$T/locks
-cleanup_hooks+=("rm -f '$OPS/$NAME' '$OPS/$NAME.lock'")
-cp -r "$FIX/pbs-store-a" "$T/a"
-chmod -R u+w "$T/a"
-A=$(realpath "$T/a")
-cp -r "$A" "$T/b"
-rm -rf "$T/b/vm" "$T/b/ns" "$T/b/host" "$T/b/ct"
-B=$(realpath "$T/b")
-SNAP=vm/101/2024-03-02T08:02:17Z
-CT=ns/prod/ct/301/2024-03-02T10:02:17Z
-printf 'the store at the new path\n' >"$T/b.conf"
-head -c 3000000 /dev/urandom >"$T/b.img"
-mkdir -p "$T/tree/etc"
-printf 'only in b\n' >"$T/tree/etc/b-file"
-"$DSFS" backup --time 2024-03-02T08:02:17Z "$B" vm/101 qemu-server.conf="$T/b.conf" \
-	drive-scsi0.img="$T/b.img" >/dev/null || fail "backup into b"
-"$DSFS" backup --ns prod --time 2024-03-02T10:02:17Z "$B" ct/301 root.pxar="$T/tree" \
-	>/dev/null || fail "pxar backup into b"
-"$DSFS" cat "$A" "$SNAP" qemu-server.conf >"$T/a.conf"
-"$DSFS" cat "$A" "$SNAP" drive-scsi0.img >"$T/a.img"
+. "$(dirname "$0")/two_stores.bash"
 head -c 300000 /dev/urandom >"$T/w.img"
 
 CFG=$T/datastore.cfg
