@@ -350,14 +350,9 @@ mkdir "$S1"
 # data is lost, its writes and its close fail too (its commit would)
 rm -f "$T/comp.ready" "$T/comp.go"
 timeout 90 python3 - "$S1/other.txt" "$T/comp.ready" "$T/comp.go" >"$T/comp.out" 2>&1 <<'PY' &
-import errno, os, sys, time
+import os, sys, time
+from outcome import outcome as res
 dst, ready, go = sys.argv[1:]
-def res(f, *a):
-    try:
-        f(*a)
-        return "OK"
-    except OSError as e:
-        return errno.errorcode.get(e.errno, str(e.errno))
 fd = os.open(dst, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
 first = res(os.write, fd, b"before\n")
 open(ready, "w").close()

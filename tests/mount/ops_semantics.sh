@@ -23,15 +23,10 @@ mkdir "$NEW" || fail "mkdir of a new snapshot"
 failed=()
 
 python3 - "$M" "$SNAP" "$PXAR" "$NEW" <<'PY' || failed+=("operation semantics (above)")
-import errno, os, sys
+import os, sys
+from outcome import outcome as got
 M, SNAP, PXAR, NEW = sys.argv[1:5]
 bad = []
-def got(f, *a):
-    try:
-        f(*a)
-        return "OK"
-    except OSError as e:
-        return errno.errorcode.get(e.errno, str(e.errno))
 def want(what, w, f, *a):
     g = got(f, *a)
     if g != w:
