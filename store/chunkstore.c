@@ -57,6 +57,18 @@ static bool dir_is_empty_for_store(int dfd)
 	return ok;
 }
 
+/* A chunk prefix directory (.chunks/XXXX) as PBS makes it: mode 0750
+ * whatever the umask (PBS's verify_chunkstore expects exactly that), owner
+ * backup as root. One that exists is left as it is. 0 or -errno. */
+static int make_prefix_dir(int chunksfd, const char *name)
+{
+	if (mkdirat(chunksfd, name, 0750) < 0)
+		return errno == EEXIST ? 0 : -errno;
+	if (fchmodat(chunksfd, name, 0750, 0) < 0)
+		return -errno;
+	return ds_own_at(chunksfd, name);
+}
+
 int ds_chunkstore_create(const char *base, void (*progress)(int percent, void *ud), void *ud)
 {
 	int basefd = -1, chunksfd = -1, fd, r;
@@ -90,14 +102,7 @@ int ds_chunkstore_create(const char *base, void (*progress)(int percent, void *u
 		int pct = (int)(i * 100 / 65536);
 
 		snprintf(name, sizeof(name), "%04x", i);
-		/* fchmodat: the umask must not narrow the 0750 that PBS's
-		 * verify_chunkstore expects of every prefix directory. */
-		if ((mkdirat(chunksfd, name, 0750) < 0 && errno != EEXIST) ||
-		    fchmodat(chunksfd, name, 0750, 0) < 0) {
-			r = -errno;
-			goto out;
-		}
-		r = ds_own_at(chunksfd, name);
+		r = make_prefix_dir(chunksfd, name);
 		if (r < 0)
 			goto out;
 		if (progress && pct != last)
@@ -623,16 +628,9 @@ int ds_chunkstore_insert(struct ds_chunkstore *cs, const struct ds_digest *d,
 
 		memcpy(prefix, rel, 4);
 		prefix[4] = '\0';
-		if (mkdirat(cs->chunksfd, prefix, 0750) == 0) {
-			/* PBS's mode and owner, whatever our umask. */
-			if (fchmodat(cs->chunksfd, prefix, 0750, 0) < 0)
-				return -errno;
-			r = ds_own_at(cs->chunksfd, prefix);
-			if (r < 0)
-				return r;
-		} else if (errno != EEXIST) {
-			return -errno;
-		}
+		r = make_prefix_dir(cs->chunksfd, prefix);
+		if (r < 0)
+			return r;
 		r = replace ? ds_replace_file_at(cs->chunksfd, rel, raw, len, 0644, do_fsync)
 			    : ds_create_file_at(cs->chunksfd, rel, raw, len, 0644, do_fsync);
 	}
