@@ -44,6 +44,11 @@ static int cmp_str(const void *a, const void *b)
 	return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
+bool ds_strv_has(const struct ds_strv *sv, const char *s)
+{
+	return sv->n && bsearch(&s, sv->v, sv->n, sizeof(*sv->v), cmp_str) != NULL;
+}
+
 int ds_ns_relpath(const char *ns, char *out, size_t outlen)
 {
 	size_t o = 0;

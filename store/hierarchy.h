@@ -28,6 +28,8 @@ struct ds_strv {
 	size_t n;
 };
 void ds_strv_free(struct ds_strv *sv); /* frees the strings and the array */
+/* Whether s is in sv, a list the functions below returned sorted. */
+bool ds_strv_has(const struct ds_strv *sv, const char *s);
 
 /* On-disk directory of logical namespace ns ("" → "", "a/b" → "ns/a/ns/b").
  * -EINVAL for an invalid namespace, -ENAMETOOLONG if out is too small. */

@@ -148,17 +148,6 @@ static int list_group(const struct ds_lookup *lk, const struct vnode *p, struct 
 	return r;
 }
 
-static int cmp_name(const void *a, const void *b)
-{
-	return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
-/* Whether the sorted list files holds name. */
-static bool has_file(const struct ds_strv *files, const char *name)
-{
-	return bsearch(&name, files->v, files->n, sizeof(*files->v), cmp_name) != NULL;
-}
-
 /* How the snapshot's file f shows (a name lookup_snapshot resolves to that
  * file): into shown, with its type and rank, the order in which lookup
  * tries the kinds of a name (pxar archive, then .fidx, .didx, .blob).
@@ -194,7 +183,7 @@ static int shown_name(const struct ds_strv *files, const char *f, char *shown, s
 	if (!half ||
 	    ds_path_fmt(other, sizeof(other), "%.*s.%cpxar.didx", (int)(l - 6), shown,
 			shown[l - 5] == 'm' ? 'p' : 'm') < 0 ||
-	    !has_file(files, other))
+	    !ds_strv_has(files, other))
 		return 0;
 	if (shown[l - 5] == 'p')
 		return -ENOENT;
