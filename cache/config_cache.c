@@ -83,10 +83,12 @@ struct ds_config_cache {
 	 * content may be any prefix of what the writer means to write. */
 	bool writing;
 	uint64_t modified_ns; /* ds_now_ns() of the last IN_MODIFY seen */
-	/* Content without some stores of `cur`, first read at drop_since
-	 * and not installed before DROP_CONFIRM_NS. */
+	/* Content without some stores of `cur`, read at drop_since from the
+	 * file as drop_ident says, and not installed before the file has
+	 * stayed so, unwritten, for DROP_CONFIRM_NS. */
 	bool drop_valid;
 	struct ds_digest drop_digest;
+	struct file_ident drop_ident;
 	uint64_t drop_since;
 
 	uint64_t parses; /* atomic */
@@ -252,6 +254,24 @@ static int drop_wait(struct ds_config_cache *cc)
 	return cc->last_err;
 }
 
+/* Whether content (digest, read from the file as id says) that drops
+ * stores is still to be confirmed; starts its wait if it is new. The
+ * same content is not enough: written again since (the same empty file
+ * after each O_TRUNC of a writer rewriting it over and over), the file
+ * has not said so for the whole time, and the wait starts anew. */
+static bool drop_pending(struct ds_config_cache *cc, const struct ds_digest *digest,
+			 const struct file_ident *id)
+{
+	if (!cc->drop_valid || !ds_digest_eq(digest, &cc->drop_digest) ||
+	    !ident_eq(id, &cc->drop_ident)) {
+		cc->drop_valid = true;
+		cc->drop_digest = *digest;
+		cc->drop_ident = *id;
+		cc->drop_since = ds_now_ns();
+	}
+	return ds_now_ns() - cc->drop_since < DROP_CONFIRM_NS;
+}
+
 /* Installs cfg (consumed) as the current config. */
 static void publish(struct ds_config_cache *cc, struct holder *h, struct ds_config *cfg)
 {
@@ -357,7 +377,7 @@ static int do_refresh(struct ds_config_cache *cc, bool first)
 		goto out;
 	}
 	if (cc->drop_valid && ds_digest_eq(&digest, &cc->drop_digest) &&
-	    ds_now_ns() - cc->drop_since < DROP_CONFIRM_NS) {
+	    drop_pending(cc, &digest, &now)) {
 		r = drop_wait(cc);
 		goto out;
 	}
@@ -376,16 +396,9 @@ static int do_refresh(struct ds_config_cache *cc, bool first)
 		cc->last_err = r;
 		goto out;
 	}
-	if (!first && drops_store(cc->cur->cfg, cfg)) {
-		if (!cc->drop_valid || !ds_digest_eq(&digest, &cc->drop_digest)) {
-			cc->drop_valid = true;
-			cc->drop_digest = digest;
-			cc->drop_since = ds_now_ns();
-		}
-		if (ds_now_ns() - cc->drop_since < DROP_CONFIRM_NS) {
-			r = drop_wait(cc);
-			goto out;
-		}
+	if (!first && drops_store(cc->cur->cfg, cfg) && drop_pending(cc, &digest, &now)) {
+		r = drop_wait(cc);
+		goto out;
 	}
 	cc->drop_valid = false;
 	cc->digest = digest;

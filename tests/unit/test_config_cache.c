@@ -666,6 +666,33 @@ static void test_store_removal_confirmed(void **state)
 	ds_config_cache_free(cc);
 }
 
+/* The confirmation is of a file left alone: the same content read again
+ * after the file was written in between (unseen here, as a refresh that
+ * raced the writer sees nothing) starts the second anew. */
+static void test_store_removal_rewritten(void **state)
+{
+	struct env *e = *state;
+	struct ds_config_cache *cc = open_cache(e, cfg_pair_a);
+	struct ds_config_snap s;
+
+	write_inplace(e->cfg, cfg_one, 1700000000, 1);
+	assert_int_equal(ds_config_cache_refresh(cc), 0);
+	expect_pair(cc, "one");
+	poll(NULL, 0, 600);
+	write_inplace(e->cfg, cfg_pair_b, 1700000000, 2);
+	write_inplace(e->cfg, cfg_one, 1700000000, 3);
+	poll(NULL, 0, 500);
+	assert_int_equal(ds_config_cache_refresh(cc), 0);
+	expect_pair(cc, "one");
+	poll(NULL, 0, 1050);
+	assert_int_equal(ds_config_cache_refresh(cc), 1);
+	ds_config_cache_get(cc, &s);
+	assert_int_equal(s.cfg->n_stores, 1);
+	ds_config_cache_put(cc, &s);
+	assert_int_equal(logs.count, 0);
+	ds_config_cache_free(cc);
+}
+
 struct rewriter {
 	const char *path;
 	int stop; /* atomic */
@@ -726,8 +753,10 @@ static void test_inplace_rewrite_race(void **state)
 	__atomic_store_n(&w.stop, 1, __ATOMIC_RELEASE);
 	assert_int_equal(pthread_join(t, NULL), 0);
 	assert_true(w.rounds > 100);
-	assert_true(installed > 0); /* whole rewrites are still taken */
-	/* Settled: the last text written is read. */
+	/* How many whole rewrites were taken meanwhile depends on the
+	 * scheduling alone (on a busy CPU, none: every read races the
+	 * writer), so it is not asserted. Settled, the last text written
+	 * is read. */
 	assert_true(ds_config_cache_refresh(cc) >= 0);
 	expect_pair(cc, w.rounds % 2 ? "two" : "one");
 	ds_config_cache_free(cc);
@@ -749,6 +778,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_inplace_write_in_progress, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_inplace_rewrite_race, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_store_removal_confirmed, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_store_removal_rewritten, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
