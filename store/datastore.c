@@ -20,8 +20,11 @@
  * lookup is using, and a handle keeps to one directory. */
 struct base {
 	unsigned long refs; /* atomic */
+	uint64_t serial;    /* unique in the process (ds_*_base_serial) */
 	char path[];
 };
+
+static uint64_t base_serials; /* atomic: the last serial given */
 
 /* A chunk store opened at an earlier base, kept for the handles still
  * using it (their files stay right) and closed when the last one goes. */
@@ -83,6 +86,7 @@ static struct base *base_new(const char *path)
 	if (!b)
 		return NULL;
 	b->refs = 1;
+	b->serial = __atomic_add_fetch(&base_serials, 1, __ATOMIC_RELAXED);
 	memcpy(b->path, path, n);
 	return b;
 }
@@ -134,6 +138,21 @@ void ds_datastore_free(struct ds_datastore *ds)
 	free(ds->ops_dir);
 	pthread_mutex_destroy(&ds->lock);
 	free(ds);
+}
+
+uint64_t ds_datastore_base_serial(struct ds_datastore *ds)
+{
+	uint64_t serial;
+
+	pthread_mutex_lock(&ds->lock);
+	serial = ds->base->serial;
+	pthread_mutex_unlock(&ds->lock);
+	return serial;
+}
+
+uint64_t ds_writer_base_serial(const struct ds_writer *w)
+{
+	return w->rd.lk.base->serial;
 }
 
 const char *ds_datastore_name(const struct ds_datastore *ds)

@@ -87,6 +87,11 @@ const char *ds_datastore_name(const struct ds_datastore *ds);
  * ds_datastore_configure, which may change it). */
 const char *ds_datastore_base(const struct ds_datastore *ds);
 enum ds_maintenance ds_datastore_maintenance(const struct ds_datastore *ds);
+/* Which directory the store is at now, and which one a writer uses: equal
+ * serials, the same (a path changed away and back is another serial).
+ * Serials are never reused within the process. */
+uint64_t ds_datastore_base_serial(struct ds_datastore *ds);
+uint64_t ds_writer_base_serial(const struct ds_writer *w);
 
 /* The errno a new reader would get now (0 when it would be granted), with
  * no side effects: for deciding what to show without acquiring. */

@@ -302,7 +302,7 @@ static int lock_snapshot(struct vfs *v, const struct vnode *n, const struct ds_l
 	r = ds_lock_snapshot(fd, ds_lookup_store(lk), rel, false, ret);
 	close(fd);
 	if (r == -EBUSY) {
-		if (vwrite_owned(v, n))
+		if (vwrite_holds_lock(v, n) || vwrite_owned(v, n))
 			return 0;
 		ds_err("%s: snapshot locked by a writer or being removed", n->path);
 		return r;

@@ -131,6 +131,7 @@ struct vfs {
 
 struct vcreated {
 	struct vstore *st;
+	uint64_t serial; /* the store's directory (ds_writer_base_serial) */
 	char *snaprel;
 	struct vcreated *next;
 };
@@ -244,8 +245,12 @@ uint64_t vwo_size(const struct vwopen *wo);
 /* Waits (lock held) until node n is no longer being finished. */
 void vwo_wait(struct vfs *v, struct vnode *n);
 /* Whether the snapshot of node n was made or is being written by this
- * mount (metadata changes on its files are accepted and ignored). */
+ * mount in its store's current directory (metadata changes on its files
+ * are accepted and ignored). */
 bool vwrite_owned(struct vfs *v, const struct vnode *n);
+/* Whether this mount holds the lock of node n's snapshot for writing it:
+ * in any of its store's directories, as the locks are by store name. */
+bool vwrite_holds_lock(struct vfs *v, const struct vnode *n);
 /* Removes temp files of interrupted writers of store s (writable mounts). */
 void vwrite_cleanup_store(struct vfs *v, struct vstore *s);
 /* Names of the files being written into snapshot snaprel of st. */

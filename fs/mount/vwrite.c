@@ -36,6 +36,9 @@
 
 struct vsession {
 	struct vstore *st;
+	/* The store's directory it writes into (ds_writer_base_serial): after
+	 * a path change, the snapshot at snaprel is another one. */
+	uint64_t serial;
 	char snaprel[1100];
 	struct ds_writer *w;
 	struct ds_backup *b;
@@ -73,16 +76,21 @@ struct vwopen {
 /* Serialises session creation and teardown (lock order: first). */
 static pthread_mutex_t sess_mu = PTHREAD_MUTEX_INITIALIZER;
 
-static struct vsession *session_find(struct vfs *v, const struct vstore *st, const char *snaprel)
+/* The session of snapshot snaprel in the store's directory serial (0: in
+ * any of its directories). Lock held. */
+static struct vsession *session_find(struct vfs *v, const struct vstore *st, const char *snaprel,
+				     uint64_t serial)
 {
 	for (struct vsession *s = v->sessions; s; s = s->next)
-		if (s->st == st && strcmp(s->snaprel, snaprel) == 0)
+		if (s->st == st && strcmp(s->snaprel, snaprel) == 0 &&
+		    (!serial || s->serial == serial))
 			return s;
 	return NULL;
 }
 
 /* Whether this mount has a session in the group of snaprel (another
- * snapshot's: it holds the group lock until its last file is committed).
+ * snapshot's: it holds the group lock until its last file is committed;
+ * in any of the store's directories, as the locks are by store name).
  * Lock held. */
 static bool group_busy_locked(struct vfs *v, const struct vstore *st, const char *snaprel)
 {
@@ -96,16 +104,21 @@ static bool group_busy_locked(struct vfs *v, const struct vstore *st, const char
 	return false;
 }
 
-/* A reference to the session of snapshot snaprel, opened if needed. */
+/* A reference to the session of snapshot snaprel in the store's current
+ * directory, opened if needed. A session in a directory the store had
+ * before a path change is left to its files: its snapshot is another one
+ * (a new session waits for it, session_get, as it holds the snapshot's
+ * lock, which is by store name). */
 static int session_try(struct vfs *v, struct vstore *st, const char *snaprel,
 		       struct vsession **ret)
 {
+	uint64_t serial = ds_datastore_base_serial(st->ds);
 	struct vsession *s;
 	int r;
 
 	pthread_mutex_lock(&sess_mu);
 	pthread_mutex_lock(&v->lock);
-	s = session_find(v, st, snaprel);
+	s = session_find(v, st, snaprel, serial);
 	if (s)
 		s->refs++;
 	pthread_mutex_unlock(&v->lock);
@@ -124,8 +137,10 @@ static int session_try(struct vfs *v, struct vstore *st, const char *snaprel,
 	pthread_mutex_init(&s->blk, NULL);
 	snprintf(s->snaprel, sizeof(s->snaprel), "%s", snaprel);
 	r = ds_writer_acquire(st->ds, &s->w);
-	if (r == 0)
+	if (r == 0) {
+		s->serial = ds_writer_base_serial(s->w);
 		r = ds_backup_open(s->w, snaprel, v->opt.crypt, &s->b);
+	}
 	if (r == 0) {
 		s->snapfd = openat(ds_writer_basefd(s->w), snaprel,
 				   O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
@@ -237,15 +252,18 @@ static int session_commit(struct vsession *s)
 
 /* --- ownership --- */
 
-static bool created_find(struct vfs *v, const struct vstore *st, const char *snaprel)
+/* Whether this mount made snapshot snaprel in the store's directory
+ * serial. Lock held. */
+static bool created_find(struct vfs *v, const struct vstore *st, const char *snaprel,
+			 uint64_t serial)
 {
 	for (struct vcreated *c = v->created; c; c = c->next)
-		if (c->st == st && strcmp(c->snaprel, snaprel) == 0)
+		if (c->st == st && c->serial == serial && strcmp(c->snaprel, snaprel) == 0)
 			return true;
 	return false;
 }
 
-static void created_add(struct vfs *v, struct vstore *st, const char *snaprel)
+static void created_add(struct vfs *v, struct vstore *st, uint64_t serial, const char *snaprel)
 {
 	struct vcreated *c = calloc(1, sizeof(*c));
 
@@ -254,17 +272,20 @@ static void created_add(struct vfs *v, struct vstore *st, const char *snaprel)
 		return; /* only loses the right to add files after a remount */
 	}
 	c->st = st;
+	c->serial = serial;
 	pthread_mutex_lock(&v->lock);
 	c->next = v->created;
 	v->created = c;
 	pthread_mutex_unlock(&v->lock);
 }
 
-static void created_remove(struct vfs *v, const struct vstore *st, const char *snaprel)
+static void created_remove(struct vfs *v, const struct vstore *st, uint64_t serial,
+			   const char *snaprel)
 {
 	pthread_mutex_lock(&v->lock);
 	for (struct vcreated **pp = &v->created; *pp; pp = &(*pp)->next)
-		if ((*pp)->st == st && strcmp((*pp)->snaprel, snaprel) == 0) {
+		if ((*pp)->st == st && (*pp)->serial == serial &&
+		    strcmp((*pp)->snaprel, snaprel) == 0) {
 			struct vcreated *c = *pp;
 
 			*pp = c->next;
@@ -275,14 +296,30 @@ static void created_remove(struct vfs *v, const struct vstore *st, const char *s
 	pthread_mutex_unlock(&v->lock);
 }
 
-/* Whether snapshot snaprel was made by this mount or has files open for
- * writing here. Lock held. */
-static bool owned_locked(struct vfs *v, const struct vstore *st, const char *snaprel)
+/* Whether snapshot snaprel, in the store's directory serial, was made by
+ * this mount or has files open for writing here. Lock held. */
+static bool owned_locked(struct vfs *v, const struct vstore *st, const char *snaprel,
+			 uint64_t serial)
 {
-	return created_find(v, st, snaprel) || session_find(v, st, snaprel);
+	return created_find(v, st, snaprel, serial) || session_find(v, st, snaprel, serial);
 }
 
 bool vwrite_owned(struct vfs *v, const struct vnode *n)
+{
+	char rel[1100];
+	uint64_t serial;
+	bool r;
+
+	if (!n->st || !n->time[0] || vfs_node_snaprel(n, rel, sizeof(rel)) < 0)
+		return false;
+	serial = ds_datastore_base_serial(n->st->ds);
+	pthread_mutex_lock(&v->lock);
+	r = owned_locked(v, n->st, rel, serial);
+	pthread_mutex_unlock(&v->lock);
+	return r;
+}
+
+bool vwrite_holds_lock(struct vfs *v, const struct vnode *n)
 {
 	char rel[1100];
 	bool r;
@@ -290,7 +327,7 @@ bool vwrite_owned(struct vfs *v, const struct vnode *n)
 	if (!n->st || !n->time[0] || vfs_node_snaprel(n, rel, sizeof(rel)) < 0)
 		return false;
 	pthread_mutex_lock(&v->lock);
-	r = owned_locked(v, n->st, rel);
+	r = session_find(v, n->st, rel, 0) != NULL;
 	pthread_mutex_unlock(&v->lock);
 	return r;
 }
@@ -306,7 +343,7 @@ static bool may_add(struct vfs *v, const struct vstore *st, const struct ds_writ
 	int fd;
 
 	pthread_mutex_lock(&v->lock);
-	r = owned_locked(v, st, snaprel);
+	r = owned_locked(v, st, snaprel, ds_writer_base_serial(w));
 	pthread_mutex_unlock(&v->lock);
 	if (r)
 		return true;
@@ -575,13 +612,14 @@ int vwo_flush(struct vwopen *wo)
  * is ours), else as PBS does (manifest lock, signature kept). */
 static int apply_notes(struct vfs *v, struct vstore *st, const char *snaprel, const char *notes)
 {
+	uint64_t serial = ds_datastore_base_serial(st->ds);
 	struct vsession *s = NULL;
 	struct ds_writer *w;
 	bool owned;
 	int r;
 
 	pthread_mutex_lock(&v->lock);
-	owned = owned_locked(v, st, snaprel);
+	owned = owned_locked(v, st, snaprel, serial);
 	pthread_mutex_unlock(&v->lock);
 	if (owned) {
 		r = session_get(v, st, snaprel, &s);
@@ -883,7 +921,7 @@ int vfs_mkdir(struct vfs *v, uint64_t parent, const char *name, struct vfs_entry
 			r = ds_snapshot_create(w, p->ns, ds_backup_type_name(p->type), p->id, name,
 					       v->opt.owner);
 		if (r == 0)
-			created_add(v, p->st, rel);
+			created_add(v, p->st, ds_writer_base_serial(w), rel);
 		break;
 	case VK_ROOT:
 		r = -EPERM; /* datastores are made by PBS */
@@ -921,13 +959,13 @@ int vfs_rmdir(struct vfs *v, uint64_t parent, const char *name)
 		if (r < 0)
 			break;
 		pthread_mutex_lock(&v->lock);
-		if (session_find(v, p->st, rel))
+		if (session_find(v, p->st, rel, ds_writer_base_serial(w)))
 			r = -EBUSY; /* files open for writing in it */
 		pthread_mutex_unlock(&v->lock);
 		if (r == 0)
 			r = ds_snapshot_forget(w, rel);
 		if (r == 0) {
-			created_remove(v, p->st, rel);
+			created_remove(v, p->st, ds_writer_base_serial(w), rel);
 			ds_info("%s/%s: snapshot forgotten", p->st->name, rel);
 		} /* refusals were logged by the store */
 		break;
@@ -1190,11 +1228,12 @@ int vfs_setattr(struct vfs *v, uint64_t ino, struct vfile *f, int what, uint64_t
 int vwrite_names(struct vfs *v, const struct vstore *st, const char *snaprel,
 		 struct ds_strv *ret)
 {
+	uint64_t serial = ds_datastore_base_serial(st->ds);
 	struct vsession *s;
 	int r = 0;
 
 	pthread_mutex_lock(&v->lock);
-	s = session_find(v, st, snaprel);
+	s = session_find(v, st, snaprel, serial);
 	for (struct vwopen *o = s ? s->files : NULL; o && r == 0; o = o->snext)
 	{
 		char **nv = realloc(ret->v, (ret->n + 1) * sizeof(*nv));
