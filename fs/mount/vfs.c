@@ -726,8 +726,8 @@ static int lookup_group(const struct ds_lookup *lk, const struct vnode *p, const
 		int64_t mtime = 0;
 
 		r = read_group_file(lk, p, name, &buf, &len, &mtime);
-		if (r < 0)
-			return r == -ENOTDIR ? -ENOENT : r;
+		if (r < 0) /* a symlink (never followed) is not listed either */
+			return r == -ENOTDIR || r == -ELOOP ? -ENOENT : r;
 		free(buf);
 		n = vfs_child_new(p, name[0] == 'o' ? VK_OWNER : VK_GNOTES, name);
 		if (n) {
@@ -875,7 +875,8 @@ static int lookup_snapshot(struct vfs *v, const struct ds_lookup *lk, const stru
 		if (ds_path_fmt(file, sizeof(file), "%s%s", name, exts[i].ext) < 0 ||
 		    ds_name_archive(file) < 0 || strcmp(file, DS_MANIFEST_NAME) == 0)
 			continue;
-		if (fstatat(fd, file, &st, 0) < 0 || !S_ISREG(st.st_mode))
+		/* As listed: a symlink is not an archive (and never opened). */
+		if (fstatat(fd, file, &st, AT_SYMLINK_NOFOLLOW) < 0 || !S_ISREG(st.st_mode))
 			continue;
 		n = vfs_child_new(p, exts[i].kind, name);
 		if (!n || !(n->file = strdup(file))) {

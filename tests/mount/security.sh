@@ -149,6 +149,7 @@ mkdir -p "$S/vm/2/$T0"
 cp -r "$SNAP/." "$S/vm/2/$T0/"
 ln -s "$T/canary/secret" "$S/vm/2/owner"
 ln -s "$T/canary" "$S/ns/linked"
+ln -s "$OUT" "$S/ct" # a type (holding group "group")
 
 mount_dsfs "$S" "$M" -o allow_other
 # Refused before touching the file system: every file system call the
@@ -284,7 +285,9 @@ if os.path.realpath(M + b"/vm/1/../../..") != os.path.dirname(os.path.realpath(M
     fail(".. above the mount root does not go to its parent")
 
 # --- crafted directories and files are neither listed nor found ---
-def hidden(parent, name, allowed=OKERR | {errno.ELOOP, errno.ENOTDIR}):
+# What a listing leaves out, a lookup does not find: ENOENT, as for a
+# name that is not there at all (not ELOOP for a link, nor EINVAL).
+def hidden(parent, name, allowed={errno.ENOENT}):
     try:
         if name in os.listdir(parent):
             fail(f"{parent!r}: lists {name!r}")
@@ -317,6 +320,7 @@ hidden(M + b"/vm", b"666")                          # group -> outside
 hidden(M + b"/vm/1", b"2030-01-01T00:00:00Z")       # snapshot -> outside
 hidden(snap, b"linked.conf")                        # blob -> outside
 hidden(M + b"/ns", b"linked")                       # namespace -> outside
+hidden(M, b"ct")                                    # type -> outside
 hidden(M + b"/vm/2", b"owner")                      # owner -> the canary
 for p in (M + b"/vm/2/owner", snap + b"/linked.conf"):
     try:
