@@ -94,6 +94,7 @@ struct vfs_dir {
 	struct ds_pxar_dir *pxd;
 	struct vfs *v;
 	uint64_t ino;
+	uint64_t parent; /* listed as "..": the parent's inode (the root's own) */
 	pthread_mutex_t lock;
 };
 int vfs_opendir(struct vfs *v, uint64_t ino, struct vfs_dir **ret);

@@ -286,6 +286,7 @@ int vfs_opendir(struct vfs *v, uint64_t ino, struct vfs_dir **ret)
 	if (!d)
 		return -ENOMEM;
 	pthread_mutex_init(&d->lock, NULL);
+	d->parent = p->kind == VK_ROOT || !p->parent ? ino : p->parent;
 	if (p->kind == VK_ROOT) {
 		r = list_root(v, p, d);
 		goto out;

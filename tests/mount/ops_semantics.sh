@@ -4,7 +4,9 @@
 # snapshot this mount writes, never ENOSYS "Function not implemented");
 # extended attributes and ACLs on a file being written are "not supported"
 # (ENOTSUP), so `cp -a` copies into a snapshot; statfs (`df`) gives the
-# datastore's filesystem; lseek SEEK_DATA/SEEK_HOLE on every file kind, ENXIO at and past the end; O_DIRECTORY on a file, over-long names.
+# datastore's filesystem; lseek SEEK_DATA/SEEK_HOLE on every file kind,
+# ENXIO at and past the end; O_DIRECTORY on a file, over-long names; the
+# inode number listed for "..".
 . "$(dirname "$0")/../testlib.bash"
 . "$(dirname "$0")/../mountlib.bash"
 need_fixtures
@@ -97,6 +99,22 @@ cp -a "$T/attr.txt" "$NEW/cp.txt" || failed+=("cp -a into a new snapshot")
 rsync -aA --inplace "$T/attr.txt" "$NEW/rsync.txt" || failed+=("rsync -aA into a new snapshot")
 cmp "$T/attr.txt" "$NEW/cp.txt" || failed+=("cp -a: wrong bytes")
 cmp "$T/attr.txt" "$NEW/rsync.txt" || failed+=("rsync -aA: wrong bytes")
+# A listing's ".." carries the parent's inode number, as stat of DIR/..
+# finds it (at the mount root, the root's own, as the kernel gives no other).
+python3 - "$M" "$M/vm" "$M/vm/101" "$SNAP" "$PXAR/root.pxar" \
+	"$PXAR/root.pxar/alpha-manuals" "$NEW" <<'PY' || failed+=('".." inode numbers (above)')
+import os, sys
+from dirents import dirents
+bad = 0
+for i, d in enumerate(sys.argv[1:]):
+    listed = {name: ino for name, ino, _ in dirents(d)}
+    want = os.stat(d).st_ino if i == 0 else os.stat(d + "/..").st_ino
+    if listed.get(b"..") != want or listed.get(b".") != os.stat(d).st_ino:
+        print(f"{d}: . and .. listed as {listed.get(b'.')} and {listed.get(b'..')}, "
+              f"are {os.stat(d).st_ino} and {want}", file=sys.stderr)
+        bad += 1
+sys.exit(1 if bad else 0)
+PY
 df -P "$M" | awk 'NR == 2 && $2 > 0 { ok = 1 } END { exit !ok }' ||
 	failed+=("df shows no size: $(df -P "$M" | tail -1)")
 [ ${#failed[@]} = 0 ] || fail "$(printf '%s; ' "${failed[@]}")"
