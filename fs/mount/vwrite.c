@@ -304,13 +304,19 @@ static bool owned_locked(struct vfs *v, const struct vstore *st, const char *sna
 	return created_find(v, st, snaprel, serial) || session_find(v, st, snaprel, serial);
 }
 
+/* Whether node n is in a snapshot, whose path it puts in rel. */
+static bool in_snapshot(const struct vnode *n, char *rel, size_t len)
+{
+	return n->st && n->time[0] && vfs_node_snaprel(n, rel, len) == 0;
+}
+
 bool vwrite_owned(struct vfs *v, const struct vnode *n)
 {
 	char rel[1100];
 	uint64_t serial;
 	bool r;
 
-	if (!n->st || !n->time[0] || vfs_node_snaprel(n, rel, sizeof(rel)) < 0)
+	if (!in_snapshot(n, rel, sizeof(rel)))
 		return false;
 	serial = ds_datastore_base_serial(n->st->ds);
 	pthread_mutex_lock(&v->lock);
@@ -324,7 +330,7 @@ bool vwrite_holds_lock(struct vfs *v, const struct vnode *n)
 	char rel[1100];
 	bool r;
 
-	if (!n->st || !n->time[0] || vfs_node_snaprel(n, rel, sizeof(rel)) < 0)
+	if (!in_snapshot(n, rel, sizeof(rel)))
 		return false;
 	pthread_mutex_lock(&v->lock);
 	r = session_find(v, n->st, rel, 0) != NULL;
