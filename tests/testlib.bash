@@ -8,6 +8,10 @@ PYTHONPATH=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)${PYTHONPATH:+:$PYTHONPA
 export PYTHONPATH
 FIX=${DSFS_FIXTURES:-}
 T=$(mktemp -d /tmp/dsfs-cli.XXXXXX)
+# PBS's lock files are by datastore name, and most tests' stores are named
+# "store" (their directory's name): in the shared /run/proxmox-backup/locks,
+# tests running at the same time (ctest -j) would lock each other's groups.
+export DSFS_LOCK_DIR=$T/locks
 cleanup_hooks=()
 cleanup() {
 	local h

@@ -4,7 +4,6 @@
 # verify jobs report it failed, and the next backup at that time is refused)
 # and no temp index are left. Chunks already written stay (GC's to remove).
 . "$(dirname "$0")/../testlib.bash"
-export DSFS_LOCK_DIR=$T/locks
 S=$T/store
 "$DSFS" init "$S" >/dev/null
 

@@ -7,7 +7,6 @@
 # Each of those is done here as user backup, with the syscalls PBS uses.
 . "$(dirname "$0")/../testlib.bash"
 need_backup_user
-export DSFS_LOCK_DIR=$T/locks
 S=$T/store
 
 umask 077 # modes must not follow the umask either

@@ -13,7 +13,6 @@
 . "$(dirname "$0")/../testlib.bash"
 need_fixtures
 need_root_with python3 flock mkfifo
-export DSFS_LOCK_DIR=$T/locks
 
 cp -r "$FIX/pbs-store-a" "$T/s"
 chmod -R u+w "$T/s"

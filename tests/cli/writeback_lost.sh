@@ -17,7 +17,6 @@
 . "$(dirname "$0")/../testlib.bash"
 need_root_with losetup mkfs.ext4 chattr mkfifo
 
-export DSFS_LOCK_DIR=$T/locks
 R=$T/ram
 E=$R/edisk
 LOOPO= LOOPE= B1=

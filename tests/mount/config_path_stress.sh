@@ -13,7 +13,6 @@ need_fixtures
 need_fuse
 
 SECS=${DSFS_PATH_STRESS_SECS:-6}
-export DSFS_LOCK_DIR=$T/locks
 . "$(dirname "$0")/two_stores.bash"
 head -c 300000 /dev/urandom >"$T/w.img"
 

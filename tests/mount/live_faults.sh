@@ -21,7 +21,6 @@
 need_fuse
 need_root_with losetup mkfs.ext4 e2fsck chattr
 
-export DSFS_LOCK_DIR=$T/locks
 R=$T/ram # everything on a tmpfs: 65536 chunk directories are removed fast
 M=$T/m
 A=faults-a-$$

@@ -6,7 +6,6 @@
 . "$(dirname "$0")/../testlib.bash"
 . "$(dirname "$0")/../mountlib.bash"
 need_fuse
-export DSFS_LOCK_DIR=$T/locks
 printf 'a = 1\n' >"$T/a.conf"
 "$DSFS" init "$T/store" >/dev/null
 "$DSFS" backup "$T/store" host/1 --time 2025-01-01T00:00:00Z a.conf="$T/a.conf" >/dev/null ||

@@ -16,7 +16,6 @@
 . "$(dirname "$0")/../mountlib.bash"
 need_fuse
 
-export DSFS_LOCK_DIR=$T/locks
 S=$T/store
 M=$T/m
 "$DSFS" init "$S" >/dev/null

@@ -13,7 +13,6 @@ need_fixtures
 need_fuse
 command -v setfattr >/dev/null || { echo "SKIP: setfattr missing" >&2; exit 77; }
 
-export DSFS_LOCK_DIR=$T/locks
 cp -r "$FIX/pbs-store-a" "$T/store"
 chmod -R u+w "$T/store"
 M=$T/m

@@ -14,7 +14,6 @@
 need_fuse
 
 BIG_MIB=${DSFS_WRITE_BIG_MIB:-2304} # a multi-GiB image, mostly sparse
-export DSFS_LOCK_DIR=$T/locks         # PBS's lock files, private to the run
 S=$T/store
 M=$T/m
 "$DSFS" init "$S" >/dev/null

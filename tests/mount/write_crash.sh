@@ -10,7 +10,6 @@
 need_fuse
 
 ROUNDS=${DSFS_CRASH_ROUNDS:-8}
-export DSFS_LOCK_DIR=$T/locks
 S=$T/store
 M=$T/m
 "$DSFS" init "$S" >/dev/null

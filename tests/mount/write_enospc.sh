@@ -8,7 +8,6 @@
 need_fuse
 need_root_with losetup mkfs.ext4
 
-export DSFS_LOCK_DIR=$T/locks
 DISK=$T/disk
 M=$T/m
 LOOP=

@@ -9,7 +9,6 @@
 . "$(dirname "$0")/../mountlib.bash"
 need_fuse
 need_backup_user
-export DSFS_LOCK_DIR=$T/locks
 S=$T/store
 M=$T/m
 "$DSFS" init "$S" >/dev/null

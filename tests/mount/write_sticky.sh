@@ -7,7 +7,6 @@
 . "$(dirname "$0")/../mountlib.bash"
 need_fuse
 
-export DSFS_LOCK_DIR=$T/locks
 S=$T/store
 "$DSFS" init "$S" >/dev/null
 NAME=dsfs-sticky-$$
