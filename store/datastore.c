@@ -307,22 +307,20 @@ static int replace_str(const char *s, char **dst)
 }
 
 /* Moves the chunk store out of the way of a new base: closed now if no
- * handle uses it, else kept for those until the last one goes. Lock held. */
-static void retire_store_locked(struct ds_datastore *ds)
+ * handle uses it, else kept for those until the last one goes, in rec
+ * (allocated by the caller, who knows before changing anything whether
+ * it needs one: NULL when no handle uses the store). Lock held. */
+static void retire_store_locked(struct ds_datastore *ds, struct retired *rec)
 {
-	struct retired *old;
-
 	if (!ds->cs)
 		return;
-	if (ds->cs_users > 0 && (old = calloc(1, sizeof(*old)))) {
-		*old = (struct retired){ ds->cs, ds->cs_users, ds->cs_writers, ds->cs_locked,
+	if (ds->cs_users > 0) {
+		*rec = (struct retired){ ds->cs, ds->cs_users, ds->cs_writers, ds->cs_locked,
 					 ds->retired };
-		ds->retired = old;
-	} else if (ds->cs_users == 0) {
+		ds->retired = rec;
+	} else {
 		ds_chunkstore_free(ds->cs);
 	}
-	/* (Without memory for the record, a store still in use is left open
-	 * for good rather than closed under its handles.) */
 	ds->cs = NULL;
 	ds->cs_users = ds->cs_writers = 0;
 	ds->cs_locked = false;
@@ -348,7 +346,7 @@ static void put_store_locked(struct ds_datastore *ds, struct ds_chunkstore *cs, 
 		;
 	old = *pp;
 	if (!old)
-		return; /* its record could not be allocated: left open */
+		return;
 	if (writer && --old->writers == 0 && old->locked) {
 		ds_chunkstore_unlock(old->cs);
 		old->locked = false;
@@ -365,6 +363,7 @@ static void put_store_locked(struct ds_datastore *ds, struct ds_chunkstore *cs, 
 static bool follow_path_locked(struct ds_datastore *ds, const struct ds_datastore_cfg *cfg)
 {
 	char path[4096];
+	struct retired *rec = NULL;
 	struct base *b;
 
 	/* Only a section that names a path can move the store (tests and
@@ -373,12 +372,17 @@ static bool follow_path_locked(struct ds_datastore *ds, const struct ds_datastor
 	    path[0] != '/' || strcmp(path, ds->base->path) == 0)
 		return false;
 	b = base_new(path);
+	if (b && ds->cs && ds->cs_users > 0 && !(rec = calloc(1, sizeof(*rec)))) {
+		base_unref(b);
+		b = NULL;
+	}
 	if (!b) {
+		/* Nothing changed: the next configure tries again. */
 		ds_err("datastore %s: out of memory applying config", ds->name);
 		return false;
 	}
 	ds_info("datastore %s: path changed from %s to %s", ds->name, ds->base->path, path);
-	retire_store_locked(ds);
+	retire_store_locked(ds, rec);
 	base_unref(ds->base);
 	ds->base = b;
 	__atomic_store_n(&ds->base_err, 0, __ATOMIC_RELAXED);
