@@ -13,12 +13,6 @@ need_fuse
 
 . "$(dirname "$0")/two_stores.bash"
 
-CFG=$T/datastore.cfg
-# set_path DIR: datastore.cfg names DIR, replaced as PBS replaces it.
-set_path() {
-	printf 'datastore: %s\n\tcomment config_path test\n\tpath %s\n' "$NAME" "$1" >"$CFG.new"
-	mv "$CFG.new" "$CFG"
-}
 set_path "$A"
 
 

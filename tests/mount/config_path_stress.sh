@@ -16,11 +16,6 @@ SECS=${DSFS_PATH_STRESS_SECS:-6}
 . "$(dirname "$0")/two_stores.bash"
 head -c 300000 /dev/urandom >"$T/w.img"
 
-CFG=$T/datastore.cfg
-set_path() {
-	printf 'datastore: %s\n\tpath %s\n' "$NAME" "$1" >"$CFG.new"
-	mv "$CFG.new" "$CFG"
-}
 set_path "$A"
 M=$T/m
 mount_dsfs "$NAME" "$M" -o "config=$CFG"

@@ -12,11 +12,6 @@ need_fuse
 
 . "$(dirname "$0")/two_stores.bash"
 
-CFG=$T/datastore.cfg
-set_path() {
-	printf 'datastore: %s\n\tpath %s\n' "$NAME" "$1" >"$CFG.new"
-	mv "$CFG.new" "$CFG"
-}
 OPEN=vm/900/2026-01-01T00:00:00Z # A: a file open across the change
 MADE=vm/901/2026-02-01T00:00:00Z # A: made by mkdir, its file committed
 # In B, both are finished snapshots of someone else.

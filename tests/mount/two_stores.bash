@@ -1,8 +1,9 @@
-# Sourced by config_path.sh and config_path_stress.sh: two datastores for
-# one name. A is a copy of the PBS fixture store; B has the fixture's chunk
-# store and, at two of A's snapshot paths ($SNAP, a plain snapshot, and
-# $CT, a pxar one), snapshots with other content. $T/a.conf and $T/a.img
-# are A's files of $SNAP, $T/b.conf and $T/b.img B's.
+# Sourced by the config_path*.sh tests: two datastores for one name. A is a
+# copy of the PBS fixture store; B has the fixture's chunk store and, at two
+# of A's snapshot paths ($SNAP, a plain snapshot, and $CT, a pxar one),
+# snapshots with other content. $T/a.conf and $T/a.img are A's files of
+# $SNAP, $T/b.conf and $T/b.img B's. set_path DIR makes $CFG name DIR as
+# the store's path.
 NAME=dsfs-test-$$
 OPS=/run/proxmox-backup/active-operations
 cleanup_hooks+=("rm -f '$OPS/$NAME' '$OPS/$NAME.lock'")
@@ -26,3 +27,9 @@ printf 'only in b\n' >"$T/tree/etc/b-file"
 "$DSFS" cat "$A" "$SNAP" qemu-server.conf >"$T/a.conf"
 "$DSFS" cat "$A" "$SNAP" drive-scsi0.img >"$T/a.img"
 if cmp -s "$T/a.conf" "$T/b.conf"; then fail "the two stores' files must differ"; fi
+CFG=$T/datastore.cfg
+# set_path DIR: datastore.cfg names DIR, replaced as PBS replaces it.
+set_path() {
+	printf 'datastore: %s\n\tpath %s\n' "$NAME" "$1" >"$CFG.new"
+	mv "$CFG.new" "$CFG"
+}

@@ -634,6 +634,21 @@ static void test_inplace_write_in_progress(void **state)
 	ds_config_cache_free(cc);
 }
 
+/* A second after the file last said so, the refresh takes the config
+ * without store2 (the version after the first). */
+static void expect_removal_confirmed(struct ds_config_cache *cc)
+{
+	struct ds_config_snap s;
+
+	poll(NULL, 0, 1050);
+	assert_int_equal(ds_config_cache_refresh(cc), 1);
+	ds_config_cache_get(cc, &s);
+	assert_int_equal(s.cfg->n_stores, 1);
+	assert_null(ds_config_find(s.cfg, "store2"));
+	assert_int_equal(s.version, 2);
+	ds_config_cache_put(cc, &s);
+}
+
 /* A config without some of the stores is taken only once the file has
  * said so for a second: the stores then go. Undone before that, nothing
  * changed. */
@@ -641,7 +656,6 @@ static void test_store_removal_confirmed(void **state)
 {
 	struct env *e = *state;
 	struct ds_config_cache *cc = open_cache(e, cfg_pair_a);
-	struct ds_config_snap s;
 
 	write_rename(e->cfg, cfg_one);
 	assert_int_equal(ds_config_cache_refresh(cc), 0);
@@ -654,13 +668,7 @@ static void test_store_removal_confirmed(void **state)
 	assert_int_equal(ds_config_cache_refresh(cc), 0);
 	assert_int_equal(ds_config_cache_refresh(cc), 0);
 	expect_pair(cc, "one");
-	poll(NULL, 0, 1050);
-	assert_int_equal(ds_config_cache_refresh(cc), 1);
-	ds_config_cache_get(cc, &s);
-	assert_int_equal(s.cfg->n_stores, 1);
-	assert_null(ds_config_find(s.cfg, "store2"));
-	assert_int_equal(s.version, 2);
-	ds_config_cache_put(cc, &s);
+	expect_removal_confirmed(cc);
 	assert_int_equal(ds_config_cache_refresh(cc), 0);
 	assert_int_equal(logs.count, 0);
 	ds_config_cache_free(cc);
@@ -673,7 +681,6 @@ static void test_store_removal_rewritten(void **state)
 {
 	struct env *e = *state;
 	struct ds_config_cache *cc = open_cache(e, cfg_pair_a);
-	struct ds_config_snap s;
 
 	write_inplace(e->cfg, cfg_one, 1700000000, 1);
 	assert_int_equal(ds_config_cache_refresh(cc), 0);
@@ -684,11 +691,7 @@ static void test_store_removal_rewritten(void **state)
 	poll(NULL, 0, 500);
 	assert_int_equal(ds_config_cache_refresh(cc), 0);
 	expect_pair(cc, "one");
-	poll(NULL, 0, 1050);
-	assert_int_equal(ds_config_cache_refresh(cc), 1);
-	ds_config_cache_get(cc, &s);
-	assert_int_equal(s.cfg->n_stores, 1);
-	ds_config_cache_put(cc, &s);
+	expect_removal_confirmed(cc);
 	assert_int_equal(logs.count, 0);
 	ds_config_cache_free(cc);
 }
