@@ -35,6 +35,11 @@ struct cli_store {
 int cli_store_open(const char *arg, const char *config_path, struct cli_store *ret);
 void cli_store_close(struct cli_store *s);
 
+/* Parses a namespace path as on disk, "ns/a/ns/b", into the logical
+ * namespace "a/b" (ns: DS_MAX_NAMESPACE_LEN + 1 bytes). Returns 0, or
+ * -EINVAL for anything else, including a name breaking PBS's rules. */
+int cli_parse_ns_path(const char *path, char *ns);
+
 /* Loads a key file (passphrase from $DSFS_KEY_PASSWORD when the key has a
  * kdf). Prints the reason on failure. */
 int cli_load_key(const char *path, struct ds_crypt **ret);

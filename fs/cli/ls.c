@@ -216,28 +216,11 @@ int cmd_ls(int argc, char **argv)
 			r = list_snapshot(lk, rel);
 	} else if (ds_parse_snapshot_path(path, false, ns, type, id, NULL) == 0) {
 		r = list_group(lk, ns, type, id);
+	} else if (cli_parse_ns_path(path, ns) == 0) {
+		r = list_namespace(lk, ns, false);
 	} else {
-		/* A namespace path "ns/a/ns/b". */
-		char logical[257] = "";
-		char buf[1024], *save = NULL, *tok;
-		bool expect_ns = true;
-
-		snprintf(buf, sizeof(buf), "%s", path);
-		r = 0;
-		for (tok = strtok_r(buf, "/", &save); tok && r == 0; tok = strtok_r(NULL, "/", &save)) {
-			if (expect_ns && strcmp(tok, "ns") != 0)
-				r = -EINVAL;
-			else if (!expect_ns && strlen(logical) + strlen(tok) + 2 < sizeof(logical))
-				snprintf(logical + strlen(logical), sizeof(logical) - strlen(logical),
-					 "%s%s", *logical ? "/" : "", tok);
-			expect_ns = !expect_ns;
-		}
-		if (r == 0 && (expect_ns == false || ds_name_namespace(logical, NULL) < 0))
-			r = -EINVAL;
-		if (r == 0)
-			r = list_namespace(lk, logical, false);
-		else
-			fprintf(stderr, "dsfs: %s: not a namespace, group or snapshot path\n", path);
+		fprintf(stderr, "dsfs: %s: not a namespace, group or snapshot path\n", path);
+		r = -EINVAL;
 	}
 out:
 	if (r < 0 && r != -EINVAL)

@@ -10,6 +10,7 @@
 #include "store/crypt.h"
 #include "store/datastore.h"
 #include "store/log.h"
+#include "store/names.h"
 #include "store/util.h"
 
 static void usage(FILE *f)
@@ -100,6 +101,37 @@ void cli_store_close(struct cli_store *s)
 	ds_config_free(s->cfg);
 	s->ds = NULL;
 	s->cfg = NULL;
+}
+
+int cli_parse_ns_path(const char *path, char *ns)
+{
+	char buf[1024], *save = NULL, *tok;
+	bool expect_ns = true;
+	size_t len = 0;
+
+	if (ds_path_fmt(buf, sizeof(buf), "%s", path) < 0)
+		return -EINVAL;
+	*ns = '\0';
+	for (tok = strtok_r(buf, "/", &save); tok; tok = strtok_r(NULL, "/", &save)) {
+		if (expect_ns) {
+			if (strcmp(tok, "ns") != 0)
+				return -EINVAL;
+		} else {
+			size_t tl = strlen(tok);
+
+			/* longer than PBS allows a namespace to be */
+			if (len + tl + 2 > DS_MAX_NAMESPACE_LEN + 1)
+				return -EINVAL;
+			if (len)
+				ns[len++] = '/';
+			memcpy(ns + len, tok, tl + 1);
+			len += tl;
+		}
+		expect_ns = !expect_ns;
+	}
+	if (!expect_ns || !len || ds_name_namespace(ns, NULL) < 0)
+		return -EINVAL;
+	return 0;
 }
 
 int cli_load_key(const char *path, struct ds_crypt **ret)

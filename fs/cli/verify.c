@@ -539,8 +539,18 @@ int cmd_verify(int argc, char **argv)
 			r = add_named(&v, rel, &snaps);
 	} else if (ds_parse_snapshot_path(path, false, ns, type, id, NULL) == 0) {
 		r = collect(&v, ns, 0, type, id, &snaps);
+	} else if (cli_parse_ns_path(path, ns) == 0) {
+		int depth;
+
+		/* A namespace run, as PBS verifies a namespace: everything
+		 * below it (no deeper than 7 levels in all), host/benchmark
+		 * left out. A missing namespace fails here, as a missing
+		 * group does (only what is below it is reported and
+		 * skipped). */
+		ds_name_namespace(ns, &depth);
+		r = collect(&v, ns, depth, NULL, NULL, &snaps);
 	} else {
-		fprintf(stderr, "dsfs: %s: not a group or snapshot path\n", path);
+		fprintf(stderr, "dsfs: %s: not a namespace, group or snapshot path\n", path);
 		r = -EINVAL;
 	}
 	if (r < 0) {
