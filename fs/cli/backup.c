@@ -398,8 +398,12 @@ static int backup_run(int argc, char **argv, const char **excl)
 	if (keyfile && cli_load_key(keyfile, &crypt) < 0)
 		return DS_EXIT_FAIL;
 	r = cli_store_open(argv[optind], config, &s);
-	if (r < 0)
-		goto out;
+	if (r < 0) {
+		/* A datastore.cfg that does not parse is -EINVAL too, but no
+		 * usage error: the command line was right. */
+		ds_crypt_free(crypt);
+		return DS_EXIT_FAIL;
+	}
 	r = ds_writer_acquire(s.ds, &w);
 	if (r < 0) {
 		fprintf(stderr, "dsfs: %s: cannot write: %s\n", argv[optind], strerror(-r));

@@ -489,6 +489,7 @@ int cmd_verify(int argc, char **argv)
 	struct cli_store s = { 0 };
 	struct ds_strv snaps = { 0 };
 	char skip[80] = "";
+	bool usage = false;
 	int c, r;
 
 	while ((c = getopt_long(argc, argv, "c:k:h", opts, NULL)) != -1) {
@@ -551,10 +552,11 @@ int cmd_verify(int argc, char **argv)
 		r = collect(&v, ns, depth, NULL, NULL, &snaps);
 	} else {
 		fprintf(stderr, "dsfs: %s: not a namespace, group or snapshot path\n", path);
+		usage = true;
 		r = -EINVAL;
 	}
 	if (r < 0) {
-		if (r != -EINVAL)
+		if (!usage)
 			fprintf(stderr, "dsfs: %s: %s\n", path, strerror(-r));
 		goto out;
 	}
@@ -578,7 +580,9 @@ out:
 	ds_reader_release(rd);
 	cli_store_close(&s);
 	ds_crypt_free(crypt);
+	/* Only the path is checked for usage: a datastore.cfg that does not
+	 * parse fails with -EINVAL too. */
 	if (r < 0)
-		return r == -EINVAL ? DS_EXIT_USAGE : DS_EXIT_FAIL;
+		return usage ? DS_EXIT_USAGE : DS_EXIT_FAIL;
 	return v.errors ? DS_EXIT_DAMAGED : DS_EXIT_OK;
 }

@@ -1,0 +1,25 @@
+# A datastore.cfg that does not parse is a failure (status 1) for every
+# command that looks a datastore up in it, as dsfs(1) EXIT STATUS has it,
+# never a usage error (2): the command line is right. The error names the
+# file and line.
+. "$(dirname "$0")/../testlib.bash"
+need_fixtures
+cp -r "$FIX/pbs-store-a" "$T/store"
+chmod -R u+w "$T/store"
+echo "tiny" >"$T/f.conf"
+snap=vm/101/2024-03-02T08:02:17Z
+export DSFS_CONFIG_VERSIONS=$T/config-versions DSFS_ACTIVEOPS_DIR=$T/activeops
+
+# a good section, then one whose name PBS refuses (SAFE_ID of 3..32)
+cfg=$T/datastore.cfg
+printf 'datastore: store-a\n\tpath %s\n\ndatastore: n2\n\tpath /x\n' "$T/store" >"$cfg"
+for cmd in "ls store-a" "cat store-a $snap qemu-server.conf" "verify store-a" \
+	"verify store-a vm/101" "status store-a" "maintenance store-a offline" \
+	"backup --time 2025-01-01T00:00:00Z store-a vm/1 f.conf=$T/f.conf"; do
+	# shellcheck disable=SC2086 # the words of $cmd are the arguments
+	expect_status 1 "$DSFS" $cmd --config "$cfg"
+	grep -q "datastore.cfg:4" "$T/err" || { cat "$T/err"; fail "$cmd: line not named"; }
+done
+[ -d "$T/store/vm/1" ] && fail "backup wrote with a broken config"
+grep -q maintenance "$cfg" && fail "maintenance changed a broken config"
+echo "broken datastore.cfg: status 1 everywhere"
