@@ -34,7 +34,7 @@ int cmd_init(int argc, char **argv)
 	int r;
 
 	if (argc != 2 || argv[1][0] == '-') {
-		if (argc == 2 && strcmp(argv[1], "--help") == 0) {
+		if (argc == 2 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)) {
 			puts("Usage: dsfs init DIR\nCreates an empty datastore in DIR as PBS does.");
 			return DS_EXIT_OK;
 		}
@@ -539,31 +539,57 @@ int cmd_backup(int argc, char **argv)
 	return r;
 }
 
+static void usage_key(FILE *f)
+{
+	fputs("Usage: dsfs key create FILE [--kdf none|scrypt|pbkdf2]\n"
+	      "The passphrase is read from $DSFS_KEY_PASSWORD (kdf scrypt/pbkdf2).\n",
+	      f);
+}
+
 int cmd_key(int argc, char **argv)
 {
+	/* Parsed as the other commands' options are, so that --help and -h
+	 * anywhere give the usage: "key create --help" used to write a key
+	 * file named "--help" (a file of that name: "key create -- --help"). */
+	static const struct option opts[] = {
+		{ "kdf", required_argument, NULL, 'K' },
+		{ "help", no_argument, NULL, 'h' },
+		{ 0 },
+	};
 	enum ds_kdf kdf = DS_KDF_SCRYPT;
 	uint8_t key[DS_CRYPT_KEY_LEN];
 	struct ds_crypt *c = NULL;
 	char *json = NULL;
-	const char *pw = getenv("DSFS_KEY_PASSWORD");
+	const char *pw = getenv("DSFS_KEY_PASSWORD"), *file;
 	int fd, r;
 
-	if (argc < 3 || strcmp(argv[1], "create") != 0) {
-		fputs("Usage: dsfs key create FILE [--kdf none|scrypt|pbkdf2]\n"
-		      "The passphrase is read from $DSFS_KEY_PASSWORD (kdf scrypt/pbkdf2).\n",
-		      argc >= 2 && strcmp(argv[1], "--help") == 0 ? stdout : stderr);
-		return argc >= 2 && strcmp(argv[1], "--help") == 0 ? DS_EXIT_OK : DS_EXIT_USAGE;
-	}
-	if (argc == 5 && strcmp(argv[3], "--kdf") == 0) {
-		if (strcmp(argv[4], "none") == 0)
-			kdf = DS_KDF_NONE;
-		else if (strcmp(argv[4], "pbkdf2") == 0)
-			kdf = DS_KDF_PBKDF2;
-		else if (strcmp(argv[4], "scrypt") != 0)
+	while ((r = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+		switch (r) {
+		case 'K':
+			if (strcmp(optarg, "none") == 0) {
+				kdf = DS_KDF_NONE;
+			} else if (strcmp(optarg, "pbkdf2") == 0) {
+				kdf = DS_KDF_PBKDF2;
+			} else if (strcmp(optarg, "scrypt") == 0) {
+				kdf = DS_KDF_SCRYPT;
+			} else {
+				fprintf(stderr, "dsfs: --kdf %s: want none, scrypt or pbkdf2\n",
+					optarg);
+				return DS_EXIT_USAGE;
+			}
+			break;
+		case 'h':
+			usage_key(stdout);
+			return DS_EXIT_OK;
+		default:
 			return DS_EXIT_USAGE;
-	} else if (argc != 3) {
+		}
+	}
+	if (argc - optind != 2 || strcmp(argv[optind], "create") != 0) {
+		usage_key(stderr);
 		return DS_EXIT_USAGE;
 	}
+	file = argv[optind + 1];
 	if (kdf != DS_KDF_NONE && (!pw || strlen(pw) < 5)) {
 		fputs("dsfs: set DSFS_KEY_PASSWORD (at least 5 characters), or use --kdf none\n",
 		      stderr);
@@ -576,7 +602,7 @@ int cmd_key(int argc, char **argv)
 		r = ds_keyfile_format(c, kdf, pw, &json);
 	if (r < 0)
 		goto out;
-	fd = open(argv[2], O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	fd = open(file, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
 	if (fd < 0) {
 		r = -errno;
 		goto out;
@@ -587,7 +613,7 @@ int cmd_key(int argc, char **argv)
 	close(fd);
 out:
 	if (r < 0)
-		fprintf(stderr, "dsfs: %s: %s\n", argv[2], strerror(-r));
+		fprintf(stderr, "dsfs: %s: %s\n", file, strerror(-r));
 	memset(key, 0, sizeof(key));
 	free(json);
 	ds_crypt_free(c);
