@@ -223,6 +223,7 @@ int cmd_ls(int argc, char **argv)
 		r = -EINVAL;
 	}
 out:
+	cli_explain_refusal(&s, r);
 	if (r < 0 && r != -EINVAL)
 		fprintf(stderr, "dsfs: %s%s%s: %s\n", argv[optind], *path ? "/" : "", path,
 			strerror(-r));
