@@ -134,7 +134,7 @@ static int list_snapshot(const struct ds_lookup *lk, const char *snaprel)
 {
 	struct ds_manifest *m = NULL;
 	struct ds_strv files = { 0 };
-	bool prot = false;
+	bool prot = false, missing;
 	int fd, r;
 
 	r = ds_list_snapshot_files(lk, snaprel, &files, &prot);
@@ -146,7 +146,8 @@ static int list_snapshot(const struct ds_lookup *lk, const char *snaprel)
 		return fd;
 	}
 	r = ds_manifest_load(fd, &m);
-	if (r < 0 && r != -ENOENT)
+	missing = r == -ENOENT;
+	if (r < 0 && !missing)
 		fprintf(stderr, "dsfs: %s: manifest unreadable: %s\n", snaprel, strerror(-r));
 	for (size_t i = 0; i < files.n; i++) {
 		struct ds_manifest_file mf;
@@ -162,7 +163,9 @@ static int list_snapshot(const struct ds_lookup *lk, const char *snaprel)
 
 		printf("notes\t%.*s\n", nl ? (int)(nl - notes) : (int)strlen(notes), notes);
 	}
-	if (!m)
+	/* A damaged manifest is listed as a damaged index.json.blob above:
+	 * the snapshot is finished (its group says so too, as PBS does). */
+	if (missing)
 		printf("(unfinished: no manifest)\n");
 	ds_manifest_free(m);
 	ds_strv_free(&files);
