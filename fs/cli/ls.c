@@ -29,7 +29,7 @@ static int list_namespace(const struct ds_lookup *lk, const char *ns, bool recur
 	struct ds_group *groups = NULL;
 	struct ds_strv children = { 0 };
 	size_t n = 0;
-	int r;
+	int depth, r;
 
 	r = ds_list_groups(lk, ns, &groups, &n);
 	if (r < 0)
@@ -51,13 +51,20 @@ static int list_namespace(const struct ds_lookup *lk, const char *ns, bool recur
 		free(snaps);
 	}
 	ds_groups_free(groups, n);
+	/* As PBS, the mount and verify: no namespace deeper than 7 levels or
+	 * longer than 256 characters is listed. Such a directory can only
+	 * be made by hand; its name cannot even be given back to ls. */
+	if (*ns && (ds_name_namespace(ns, &depth) < 0 || depth >= DS_MAX_NAMESPACE_DEPTH))
+		return 0;
 	r = ds_list_namespaces(lk, ns, &children);
 	if (r < 0)
 		return r;
 	for (size_t i = 0; i < children.n && r == 0; i++) {
-		char sub[300];
+		char sub[DS_MAX_NAMESPACE_LEN + 1];
 
-		snprintf(sub, sizeof(sub), "%s%s%s", ns, *ns ? "/" : "", children.v[i]);
+		if ((size_t)snprintf(sub, sizeof(sub), "%s%s%s", ns, *ns ? "/" : "",
+				     children.v[i]) >= sizeof(sub))
+			continue;
 		print_ns_prefix(sub);
 		printf("\tnamespace\n");
 		if (recursive)
