@@ -344,6 +344,18 @@ int ds_config_load(const char *path, struct ds_config **ret)
 	return r;
 }
 
+bool ds_config_has_store(const char *path, const char *name)
+{
+	struct ds_config *cfg = NULL;
+	bool r;
+
+	if (ds_name_datastore(name) < 0 || ds_config_load(path, &cfg) < 0)
+		return false;
+	r = ds_config_find(cfg, name) != NULL;
+	ds_config_free(cfg);
+	return r;
+}
+
 int ds_datastore_cfg_base(const struct ds_datastore_cfg *ds, char *out, size_t outlen)
 {
 	if (!ds || !out)

@@ -76,6 +76,13 @@ int ds_config_parse(const char *text, size_t len, const char *origin, struct ds_
 int ds_config_load(const char *path, struct ds_config **ret);
 void ds_config_free(struct ds_config *cfg); /* accepts NULL */
 
+/* Whether the file at path loads and has a datastore called name. Both
+ * commands take a bare word on their command line as the datastore of
+ * that name when there is one, before a directory of that name in the
+ * working directory: the name obeys the store's maintenance mode and
+ * backing disk, a directory nothing. */
+bool ds_config_has_store(const char *path, const char *name);
+
 /* The section for name, or NULL. Borrowed from cfg. */
 const struct ds_datastore_cfg *ds_config_find(const struct ds_config *cfg, const char *name);
 

@@ -48,7 +48,10 @@ int cli_store_open(const char *arg, const char *config_path, struct cli_store *r
 	struct stat st;
 	int r;
 
-	if (strchr(arg, '/') || (stat(arg, &st) == 0 && S_ISDIR(st.st_mode))) {
+	if (!config_path)
+		config_path = DS_CONFIG_DEFAULT_PATH;
+	if (strchr(arg, '/') || (stat(arg, &st) == 0 && S_ISDIR(st.st_mode) &&
+				 !ds_config_has_store(config_path, arg))) {
 		const char *name;
 		char *slash;
 
@@ -70,8 +73,6 @@ int cli_store_open(const char *arg, const char *config_path, struct cli_store *r
 		*ret = s;
 		return 0;
 	}
-	if (!config_path)
-		config_path = DS_CONFIG_DEFAULT_PATH;
 	r = ds_config_load(config_path, &s.cfg);
 	if (r < 0) {
 		fprintf(stderr, "dsfs: %s: cannot load: %s\n", config_path, strerror(-r));

@@ -253,9 +253,11 @@ static int absolute_path(const char *path, char *buf, size_t len)
 static int classify_source(const struct options *o, struct vfs_options *vo, char *dirbuf,
 			   size_t dirlen)
 {
+	const char *config = o->config ? o->config : DS_CONFIG_DEFAULT_PATH;
 	struct stat st;
 
-	if (stat(o->source, &st) == 0 && S_ISDIR(st.st_mode)) {
+	if (stat(o->source, &st) == 0 && S_ISDIR(st.st_mode) &&
+	    (strchr(o->source, '/') || !ds_config_has_store(config, o->source))) {
 		char probe[4200];
 
 		if (!realpath(o->source, dirbuf))
@@ -275,7 +277,7 @@ static int classify_source(const struct options *o, struct vfs_options *vo, char
 	if (ds_name_datastore(o->source) == 0) {
 		vo->store_name = o->source;
 		vo->config_path = dirbuf;
-		return absolute_path(o->config ? o->config : DS_CONFIG_DEFAULT_PATH, dirbuf, dirlen);
+		return absolute_path(config, dirbuf, dirlen);
 	}
 	fprintf(stderr, "mount.dsfs: %s: no such datastore, directory or config file\n",
 		o->source);
