@@ -146,6 +146,57 @@ static int lock_backup(struct ds_backup *b, const char *grouprel)
 	return r;
 }
 
+/* As PBS's backup API: a backup time must be after the group's newest
+ * finished snapshot ("backup timestamp is older than last backup"),
+ * unless that one's last verification failed (then any time goes). The
+ * caller holds the group lock, so no other backup finishes meanwhile.
+ * 0, -EEXIST (logged) or -errno. */
+static int check_after_last(int basefd, const char *grouprel, int64_t time)
+{
+	char newest[DS_TIME_LEN + 1] = "", path[64];
+	struct ds_manifest *m = NULL;
+	int64_t newest_epoch = 0, epoch;
+	struct dirent *de;
+	bool failed;
+	DIR *d;
+	int fd;
+
+	fd = openat(basefd, grouprel, O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
+	if (fd < 0)
+		return -errno;
+	d = fdopendir(fd);
+	if (!d) {
+		close(fd);
+		return -ENOMEM;
+	}
+	while ((de = readdir(d))) {
+		size_t n = strlen(de->d_name);
+
+		if (n >= sizeof(newest) || ds_time_parse(de->d_name, &epoch) < 0 ||
+		    epoch <= newest_epoch ||
+		    ds_path_fmt(path, sizeof(path), "%s/%s", de->d_name, DS_MANIFEST_NAME) < 0 ||
+		    faccessat(dirfd(d), path, F_OK, AT_SYMLINK_NOFOLLOW) < 0)
+			continue;
+		newest_epoch = epoch;
+		memcpy(newest, de->d_name, n + 1);
+	}
+	if (!*newest || time > newest_epoch) {
+		closedir(d);
+		return 0;
+	}
+	fd = openat(dirfd(d), newest, O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
+	failed = fd >= 0 && ds_manifest_load(fd, &m) == 0 && ds_manifest_verify_failed(m);
+	ds_manifest_free(m);
+	if (fd >= 0)
+		close(fd);
+	closedir(d);
+	if (failed)
+		return 0;
+	ds_err("backup time is not after the group's last backup %s/%s (PBS refuses it too)",
+	       grouprel, newest);
+	return -EEXIST;
+}
+
 int ds_backup_begin(const struct ds_writer *w, const char *ns, const char *type, const char *id,
 		    int64_t time, const char *owner, const struct ds_crypt *crypt,
 		    struct ds_backup **ret)
@@ -191,6 +242,8 @@ int ds_backup_begin(const struct ds_writer *w, const char *ns, const char *type,
 		goto fail;
 	}
 	r = lock_backup(b, grouprel);
+	if (r == 0)
+		r = check_after_last(basefd, grouprel, time);
 	if (r < 0)
 		goto fail;
 	*ret = b;

@@ -598,6 +598,14 @@ static const char *unprotected_str(const struct ds_manifest *m, const char *key)
 	return json_string_value(json_object_get(m->unprotected, key));
 }
 
+bool ds_manifest_verify_failed(const struct ds_manifest *m)
+{
+	const char *state = json_string_value(
+		json_object_get(json_object_get(m->unprotected, "verify_state"), "state"));
+
+	return state && strcmp(state, "failed") == 0;
+}
+
 const char *ds_manifest_notes(const struct ds_manifest *m)
 {
 	return unprotected_str(m, "notes");

@@ -75,6 +75,9 @@ int ds_manifest_set_file(struct ds_manifest *m, const char *filename, uint64_t s
 /* Removes the entry for filename: 0 or -ENOENT. */
 int ds_manifest_remove_file(struct ds_manifest *m, const char *filename);
 
+/* Whether the snapshot's last verification failed (unprotected.verify_state
+ * .state is "failed", as PBS's verify writes it). */
+bool ds_manifest_verify_failed(const struct ds_manifest *m);
 /* unprotected.notes, or NULL. Borrowed until the next change of m. */
 const char *ds_manifest_notes(const struct ds_manifest *m);
 /* Sets (or with NULL removes) unprotected.notes. 0, -EINVAL (not UTF-8) or
