@@ -1037,16 +1037,29 @@ int vfs_unlink(struct vfs *v, uint64_t parent, const char *name)
 	return r;
 }
 
-/* The server name a display name gets, or -EINVAL. */
+/* The longest file names the commit of an archive writes: the temp file
+ * of its index (NAME.img.tmp_fidx; NAME.tmp_didx) or of its blob
+ * (NAME.tmp_XXXXXX, its last extension replaced as PBS does). */
+#define IMAGE_NAME_MAX (255 - sizeof(".tmp_fidx") + 1)
+#define STREAM_NAME_MAX (255 - sizeof(".tmp_XXXXXX") + 1)
+
+/* The server name a display name gets, or -EINVAL, or -ENAMETOOLONG. */
 static int server_name(const char *name, char *out, size_t len)
 {
 	size_t n = strlen(name);
+	bool image = n > 4 && strcmp(name + n - 4, ".img") == 0;
 	int r;
 
 	if (strcmp(name, "index.json") == 0 || strcmp(name, "notes") == 0 ||
 	    strcmp(name, "owner") == 0 || name[0] == '.')
 		return -EINVAL;
-	if (n > 4 && strcmp(name + n - 4, ".img") == 0)
+	/* Refused here, not at the commit: that runs after close(2) has
+	 * returned, and the file would be lost without an error. A stream
+	 * becomes a blob or an index only at its commit, so its name must
+	 * leave room for either. */
+	if (n > (image ? IMAGE_NAME_MAX : STREAM_NAME_MAX))
+		return -ENAMETOOLONG;
+	if (image)
 		r = ds_path_fmt(out, len, "%s.fidx", name);
 	else
 		r = ds_path_fmt(out, len, "%s.didx", name); /* or .blob, decided at the end */
