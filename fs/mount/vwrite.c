@@ -605,12 +605,29 @@ int vwo_fsync(struct vwopen *wo)
 	return r;
 }
 
+/* Whether the notes written so far can go into the manifest: a JSON string
+ * of UTF-8 (what PBS's String holds). A NUL byte would cut them short. */
+static int notes_check(struct vwopen *wo)
+{
+	int r = 0;
+
+	pthread_mutex_lock(&wo->mu);
+	if (wo->len && (memchr(wo->buf, '\0', wo->len) || ds_utf8_count(wo->buf, wo->len, NULL) < 0))
+		r = -EINVAL;
+	pthread_mutex_unlock(&wo->mu);
+	return r;
+}
+
 int vwo_flush(struct vwopen *wo)
 {
 	int r = wo_err(wo);
 
 	if (r == 0 && wo->kind == WO_ARCHIVE)
 		r = vw_error(wo->vf);
+	/* The notes are written in the release, after close(2) has returned:
+	 * what the manifest would refuse there is reported here. */
+	if (r == 0 && wo->kind == WO_NOTES)
+		r = notes_check(wo);
 	return r;
 }
 
@@ -811,6 +828,10 @@ void vwo_release(struct vfs *v, struct vwopen *wo)
 	case WO_NOTES: {
 		int r = wo->err;
 
+		/* Reported by close(2) already (vwo_flush); not cut short at a
+		 * NUL byte here. */
+		if (r == 0)
+			r = notes_check(wo);
 		if (r == 0)
 			r = apply_notes(v, wo->st, wo->snaprel, wo->buf ? wo->buf : "");
 		if (r < 0) {
