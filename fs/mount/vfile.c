@@ -41,6 +41,7 @@ struct vfile {
 	_Atomic uint64_t next_off; /* where a sequential reader goes next */
 	_Atomic uint64_t seq_chunk; /* 1 + the chunk its last read began in; 0: none */
 	struct vwopen *wo;     /* a file being written (vwrite.c), or NULL */
+	bool append;           /* wo opened with O_APPEND */
 	struct ds_lock *lock;  /* shared snapshot lock, as PBS readers hold */
 	struct vfile *fprev, *fnext; /* v->files, under v->lock */
 };
@@ -227,7 +228,7 @@ static int open_index(struct vfs *v, const struct vnode *n, const struct vopen_i
 	return 0;
 }
 
-int vfile_new_writing(struct vfs *v, struct vwopen *wo, struct vfile **ret)
+int vfile_new_writing(struct vfs *v, struct vwopen *wo, bool append, struct vfile **ret)
 {
 	struct vfile *f = calloc(1, sizeof(*f));
 
@@ -236,6 +237,7 @@ int vfile_new_writing(struct vfs *v, struct vwopen *wo, struct vfile **ret)
 	atomic_init(&f->refs, 1);
 	f->v = v;
 	f->wo = wo;
+	f->append = append;
 	vfile_track(v, f);
 	*ret = f;
 	return 0;
@@ -276,7 +278,7 @@ static int open_writing(struct vfs *v, struct vnode *n, const struct vopen_id *i
 		return -EROFS;
 	}
 	if (r == 0)
-		r = vfile_new_writing(v, wo, ret);
+		r = vfile_new_writing(v, wo, flags & O_APPEND, ret);
 	if (r < 0 && wo)
 		vwo_release(v, wo);
 	return r;
@@ -721,7 +723,7 @@ ssize_t vfs_write(struct vfile *f, const void *buf, size_t len, uint64_t off)
 {
 	if (!f->wo)
 		return -EBADF;
-	return vwo_write(f->v, f->wo, buf, len, off);
+	return vwo_write(f->v, f->wo, buf, len, off, f->append);
 }
 
 int vfs_fsync(struct vfile *f)

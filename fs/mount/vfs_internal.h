@@ -230,7 +230,10 @@ void vw_pool_stop(void);
 
 /* Open writable handles (vfile.c keeps one per open file). */
 int vwo_join(struct vfs *v, struct vnode *n, struct vwopen **ret); /* -EAGAIN: finished */
-ssize_t vwo_write(struct vfs *v, struct vwopen *wo, const void *buf, size_t len, uint64_t off);
+/* append: the handle was opened with O_APPEND (notes go to their end,
+ * whatever offset the kernel's idea of their size gave). */
+ssize_t vwo_write(struct vfs *v, struct vwopen *wo, const void *buf, size_t len, uint64_t off,
+		  bool append);
 ssize_t vwo_read(struct vwopen *wo, void *buf, size_t len, uint64_t off);
 int vwo_truncate(struct vwopen *wo, uint64_t size);
 int vwo_flush(struct vwopen *wo);
@@ -263,7 +266,7 @@ void vwrite_shutdown(struct vfs *v);
  * prefetch left in flight. Logs how many there were. */
 void vfile_shutdown(struct vfs *v);
 /* An open file for writing wo (vfile.c); the file owns one reference. */
-int vfile_new_writing(struct vfs *v, struct vwopen *wo, struct vfile **ret);
+int vfile_new_writing(struct vfs *v, struct vwopen *wo, bool append, struct vfile **ret);
 /* The file's writable handle, or NULL. */
 struct vwopen *vfile_writing(const struct vfile *f);
 

@@ -473,7 +473,8 @@ static int wo_fail(struct vwopen *wo, int r)
 	return r;
 }
 
-ssize_t vwo_write(struct vfs *v, struct vwopen *wo, const void *buf, size_t len, uint64_t off)
+ssize_t vwo_write(struct vfs *v, struct vwopen *wo, const void *buf, size_t len, uint64_t off,
+		  bool append)
 {
 	int r;
 
@@ -496,6 +497,12 @@ ssize_t vwo_write(struct vfs *v, struct vwopen *wo, const void *buf, size_t len,
 		return (ssize_t)len;
 	case WO_NOTES:
 		pthread_mutex_lock(&wo->mu);
+		/* The kernel appends at the size it last saw, which after a
+		 * refused write (its close got EINVAL) is that write's until
+		 * the release's invalidation reaches it: the notes' own end
+		 * is the one that counts. */
+		if (append)
+			off = wo->len;
 		if (off + len > NOTES_MAX) {
 			r = -EFBIG;
 		} else if (off + len > wo->len) {
@@ -1217,7 +1224,7 @@ int vfs_create(struct vfs *v, uint64_t parent, const char *name, struct vfs_entr
 		n->wo = wo;
 	vfs_node_publish(v, n, ret);
 	wo->ino = ret->ino;
-	r = vfile_new_writing(v, wo, ret_f);
+	r = vfile_new_writing(v, wo, false, ret_f);
 	if (r < 0) {
 		wo_fail(wo, r);
 		vwo_release(v, wo);

@@ -26,6 +26,15 @@ for bad in (b"bad \xff\xfe\n", b"cut\0short\n", "caf\u00e9".encode()[:-1]):
         sys.exit("close of notes %r succeeded" % bad)
     except OSError as e:
         assert e.errno == errno.EINVAL, (bad, e)
+# The refused notes are gone once the last close's release has run (after
+# close returned): the notes read as they were, "kept\n".
+import time
+for _ in range(100):
+    if os.stat(path).st_size == 5 and open(path, "rb").read() == b"kept\n":
+        break
+    time.sleep(0.05)
+else:
+    sys.exit("notes not back to b'kept\\n' after the refused writes: %r" % open(path, "rb").read())
 # O_APPEND: checked as a whole
 fd = os.open(path, os.O_WRONLY | os.O_APPEND)
 os.write(fd, "caf\u00e9 \u2713\n".encode())
