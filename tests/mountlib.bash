@@ -51,3 +51,14 @@ wait_until() {
 # listed DIR NAME / not_listed DIR NAME: whether ls DIR shows NAME.
 listed() { ls "$1" | grep -qx "$2"; }
 not_listed() { ! ls "$1" | grep -qx "$2"; }
+
+# mount_new_snapshot: an empty datastore $S (dsfs init) mounted on $M, and a
+# new snapshot $SNAP made in it through the mount, for tests that write.
+mount_new_snapshot() {
+	S=$T/store
+	M=$T/m
+	"$DSFS" init "$S" >/dev/null
+	mount_dsfs "$S" "$M"
+	SNAP=$M/vm/100/2026-01-01T00:00:00Z
+	mkdir -p "$SNAP"
+}

@@ -6,13 +6,7 @@
 . "$(dirname "$0")/../testlib.bash"
 . "$(dirname "$0")/../mountlib.bash"
 need_fuse
-
-S=$T/store
-M=$T/m
-"$DSFS" init "$S" >/dev/null
-mount_dsfs "$S" "$M"
-SNAP=$M/vm/100/2026-01-01T00:00:00Z
-mkdir -p "$SNAP"
+mount_new_snapshot
 
 # For each name: what create + write + close gets, then (after the
 # commits) whether the file reads back what was written. A blob, a stream

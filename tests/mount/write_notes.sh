@@ -5,13 +5,7 @@
 . "$(dirname "$0")/../testlib.bash"
 . "$(dirname "$0")/../mountlib.bash"
 need_fuse
-
-S=$T/store
-M=$T/m
-"$DSFS" init "$S" >/dev/null
-mount_dsfs "$S" "$M"
-SNAP=$M/vm/100/2026-01-01T00:00:00Z
-mkdir -p "$SNAP"
+mount_new_snapshot
 echo data >"$SNAP/f.txt"
 printf 'kept\n' >"$SNAP/notes"
 
