@@ -566,13 +566,27 @@ static void unretire_store_locked(struct ds_datastore *ds)
 	free(old);
 }
 
+/* Logs a refusal with its reason and the maintenance message. Lock held. */
+static void log_refusal_locked(struct ds_datastore *ds, int refusal, const char *what)
+{
+	ds_err("datastore %s: %s refused: %s%s%s", ds->name, what, refusal_reason(ds, refusal),
+	       ds->maintenance_message ? ": " : "",
+	       ds->maintenance_message ? ds->maintenance_message : "");
+}
+
+void ds_datastore_log_read_refusal(struct ds_datastore *ds, int err)
+{
+	pthread_mutex_lock(&ds->lock);
+	if (err < 0 && read_refusal_locked(ds) == err)
+		log_refusal_locked(ds, err, "read");
+	pthread_mutex_unlock(&ds->lock);
+}
+
 /* Shared part of reader and writer acquisition. Lock held. */
 static int open_store_locked(struct ds_datastore *ds, int refusal, const char *what)
 {
 	if (refusal < 0) {
-		ds_err("datastore %s: %s refused: %s%s%s", ds->name, what,
-		       refusal_reason(ds, refusal), ds->maintenance_message ? ": " : "",
-		       ds->maintenance_message ? ds->maintenance_message : "");
+		log_refusal_locked(ds, refusal, what);
 		return refusal;
 	}
 	/* Handles still open keep the old one (their files stay right). */

@@ -98,6 +98,10 @@ uint64_t ds_writer_base_serial(const struct ds_writer *w);
 int ds_datastore_read_refusal(struct ds_datastore *ds);
 /* The same for a writer. */
 int ds_datastore_write_refusal(struct ds_datastore *ds);
+/* When err is the refusal a reader gets now, logs why (mode and message,
+ * or the unmounted disk) as a refused reader acquisition does: for users
+ * of lookup handles, whose acquisition logs nothing. */
+void ds_datastore_log_read_refusal(struct ds_datastore *ds, int err);
 /* Live reader and writer handles of this process. */
 void ds_datastore_counts(struct ds_datastore *ds, unsigned *ret_readers, unsigned *ret_writers);
 

@@ -35,12 +35,6 @@ struct cli_store {
 int cli_store_open(const char *arg, const char *config_path, struct cli_store *ret);
 void cli_store_close(struct cli_store *s);
 
-/* When err is the refusal a reader of s gets now, prints why to stderr:
- * the maintenance mode and its message, or the unmounted disk, as reader
- * and writer acquisition log it (a lookup handle logs nothing, and the
- * errno alone, "No such device or address", does not say why). */
-void cli_explain_refusal(const struct cli_store *s, int err);
-
 /* Parses a namespace path as on disk, "ns/a/ns/b", into the logical
  * namespace "a/b" (ns: DS_MAX_NAMESPACE_LEN + 1 bytes). Returns 0, or
  * -EINVAL for anything else, including a name breaking PBS's rules. */

@@ -233,7 +233,9 @@ int cmd_ls(int argc, char **argv)
 		r = -EINVAL;
 	}
 out:
-	cli_explain_refusal(&s, r);
+	/* A lookup handle's refusal is not logged: the errno alone ("No such
+	 * device or address") does not say why. */
+	ds_datastore_log_read_refusal(s.ds, r);
 	if (r < 0 && r != -EINVAL)
 		fprintf(stderr, "dsfs: %s%s%s: %s\n", argv[optind], *path ? "/" : "", path,
 			strerror(-r));

@@ -104,22 +104,6 @@ void cli_store_close(struct cli_store *s)
 	s->cfg = NULL;
 }
 
-void cli_explain_refusal(const struct cli_store *s, int err)
-{
-	const struct ds_datastore_cfg *dc;
-	enum ds_maintenance m;
-
-	if (err >= 0 || !s->cfg || ds_datastore_read_refusal(s->ds) != err)
-		return;
-	dc = ds_config_find(s->cfg, ds_datastore_name(s->ds));
-	m = ds_datastore_maintenance(s->ds);
-	fprintf(stderr, "dsfs: datastore %s: refused: %s%s%s\n", ds_datastore_name(s->ds),
-		m != DS_MAINT_NONE && m != DS_MAINT_READ_ONLY ? ds_maintenance_name(m)
-							      : "backing device not mounted",
-		dc && dc->maintenance_message ? ": " : "",
-		dc && dc->maintenance_message ? dc->maintenance_message : "");
-}
-
 int cli_parse_ns_path(const char *path, char *ns)
 {
 	char buf[1024], *save = NULL, *tok;
