@@ -4,8 +4,7 @@
 # does not count.
 . "$(dirname "$0")/../testlib.bash"
 S=$T/store
-mkdir -p "$S/.chunks"
-: >"$S/.lock"
+bare_store "$S"
 printf 'x\n' >"$T/x.conf"
 backup() { "$DSFS" backup --time "$1" "$S" vm/1 x.conf="$T/x.conf"; }
 backup 2026-01-02T00:00:00Z >/dev/null || fail "first backup"

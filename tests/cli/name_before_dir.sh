@@ -3,9 +3,7 @@
 # parent, say): the name obeys the store's maintenance mode, a directory
 # nothing. ./NAME is the directory.
 . "$(dirname "$0")/../testlib.bash"
-# (Bare stores: a backup makes the chunk directories it needs.)
-mkdir -p "$T/real/.chunks" "$T/cwd/store1/.chunks"
-: >"$T/cwd/store1/.lock"
+bare_store "$T/real" "$T/cwd/store1"
 printf 'x\n' >"$T/x.conf"
 "$DSFS" backup --time 2026-01-01T00:00:00Z "$T/cwd/store1" vm/7 x.conf="$T/x.conf" >/dev/null ||
 	fail "backup into the directory"
