@@ -15,8 +15,11 @@ for sig in INT TERM HUP; do
 	mkfifo "$T/fifo"
 	head -c $((12 << 20)) /dev/urandom >"$T/part"
 	before=$(find "$S/.chunks" -type f | wc -l)
-	# The source delivers 12 MiB, then stalls (kept open) as a slow one does.
-	(cat "$T/part"; exec sleep 30) >"$T/fifo" &
+	# The source delivers 12 MiB, then stalls (kept open) as a slow one
+	# does, for longer than a loaded machine (ASan, ctest -j) takes to get
+	# here: with 30 s the backup once reached the end and exited before
+	# the signal. It is killed below.
+	(cat "$T/part"; exec sleep 600) >"$T/fifo" &
 	feeder=$!
 	# (a background job of a script starts with SIGINT ignored; a
 	# terminal's Ctrl-C reaches a foreground one with the default action)
@@ -24,7 +27,7 @@ for sig in INT TERM HUP; do
 		data.didx="$T/fifo" >"$T/out" 2>"$T/err" &
 	pid=$!
 	# wait until chunks of this run are on disk (the backup is under way)
-	for i in $(seq 100); do
+	for i in $(seq 600); do
 		[ "$(find "$S/.chunks" -type f | wc -l)" -gt "$before" ] && break
 		sleep 0.1
 	done
