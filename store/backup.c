@@ -127,6 +127,33 @@ static int create_owner(int basefd, const char *grouprel, const char *owner)
 	return r;
 }
 
+/* An explicit --owner must be allowed into an existing group, as PBS's
+ * backup API checks the session's auth id against the group's owner
+ * ("backup owner check failed"); a group without a readable owner is
+ * refused too, as PBS's get_owner fails there. */
+static int check_owner(int basefd, const char *grouprel, const char *authid)
+{
+	char *owner = NULL;
+	int fd, r;
+
+	fd = openat(basefd, grouprel, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	r = ds_read_owner_at(fd, &owner);
+	close(fd);
+	if (r < 0) {
+		ds_err("group %s: cannot read its owner: %s", grouprel, strerror(-r));
+		return r;
+	}
+	if (!ds_owner_allows(owner, authid)) {
+		ds_err("backup owner check failed (%s != %s): group %s belongs to %s", authid,
+		       owner, grouprel, owner);
+		r = -EPERM;
+	}
+	free(owner);
+	return r;
+}
+
 /* PBS's group lock, then the snapshot's, both exclusive (spec §1.7.2). */
 static int lock_backup(struct ds_backup *b, const char *grouprel)
 {
@@ -204,6 +231,7 @@ int ds_backup_begin(const struct ds_writer *w, const char *ns, const char *type,
 	char timestr[DS_TIME_LEN + 1], grouprel[2048];
 	int basefd = ds_writer_basefd(w);
 	struct ds_backup *b;
+	bool check = owner != NULL;
 	int r;
 
 	if (!owner)
@@ -227,6 +255,8 @@ int ds_backup_begin(const struct ds_writer *w, const char *ns, const char *type,
 	if (r < 0)
 		goto fail;
 	r = create_owner(basefd, grouprel, owner);
+	if (r == 0 && check)
+		r = check_owner(basefd, grouprel, owner);
 	if (r < 0)
 		goto fail;
 	r = ds_mkdir_own_at(basefd, b->snaprel, 0755);

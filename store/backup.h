@@ -44,9 +44,12 @@ struct ds_backup_stats {
 };
 
 /* Starts snapshot ns/type/id/time. owner (NULL: root@pam) is written when the
- * group is new. crypt (may be NULL) encrypts every archive and signs the
- * manifest; it is borrowed until _free. The writer is borrowed too.
- * Errors: -EINVAL bad names or owner; -EEXIST the snapshot exists; -errno. */
+ * group is new; an owner given (not NULL) must also be allowed into an
+ * existing group (ds_owner_allows), as PBS's backup API checks it.
+ * crypt (may be NULL) encrypts every archive and signs the manifest; it is
+ * borrowed until _free. The writer is borrowed too.
+ * Errors: -EINVAL bad names or owner; -EEXIST the snapshot exists; -EPERM
+ * the group belongs to another owner; -errno. */
 int ds_backup_begin(const struct ds_writer *w, const char *ns, const char *type, const char *id,
 		    int64_t time, const char *owner, const struct ds_crypt *crypt,
 		    struct ds_backup **ret);

@@ -424,23 +424,14 @@ int ds_list_snapshot_files(const struct ds_lookup *lk, const char *snaprel, stru
 	return 0;
 }
 
-int ds_read_owner(const struct ds_lookup *lk, const char *ns, const char *type, const char *id,
-		  char **ret)
+int ds_read_owner_at(int groupfd, char **ret)
 {
-	char rel[2048];
 	uint8_t *buf;
 	size_t len;
 	char *nl;
-	int fd, r;
+	int r;
 
-	r = ds_group_relpath(ns, type, id, rel, sizeof(rel));
-	if (r < 0)
-		return r;
-	fd = ds_lookup_open_dir(lk, rel);
-	if (fd < 0)
-		return fd;
-	r = ds_read_file_at(fd, "owner", 4096, &buf, &len);
-	close(fd);
+	r = ds_read_file_at(groupfd, "owner", 4096, &buf, &len);
 	if (r < 0)
 		return r;
 	nl = strchr((char *)buf, '\n');
@@ -451,6 +442,35 @@ int ds_read_owner(const struct ds_lookup *lk, const char *ns, const char *type, 
 		buf[--len] = '\0';
 	*ret = (char *)buf;
 	return 0;
+}
+
+int ds_read_owner(const struct ds_lookup *lk, const char *ns, const char *type, const char *id,
+		  char **ret)
+{
+	char rel[2048];
+	int fd, r;
+
+	r = ds_group_relpath(ns, type, id, rel, sizeof(rel));
+	if (r < 0)
+		return r;
+	fd = ds_lookup_open_dir(lk, rel);
+	if (fd < 0)
+		return fd;
+	r = ds_read_owner_at(fd, ret);
+	close(fd);
+	return r;
+}
+
+bool ds_owner_allows(const char *owner, const char *authid)
+{
+	const char *bang = strchr(owner, '!');
+
+	if (strcmp(owner, authid) == 0)
+		return true;
+	/* PBS's check_backup_owner: a token's user may back up into the
+	 * token's group (not the other way round). */
+	return bang && strncmp(owner, authid, (size_t)(bang - owner)) == 0 &&
+	       authid[bang - owner] == '\0';
 }
 
 int ds_open_snapshot(const struct ds_lookup *lk, const char *snaprel)

@@ -79,6 +79,12 @@ int ds_list_snapshot_files(const struct ds_lookup *lk, const char *snaprel, stru
  * *ret malloc'ed. -ENOENT when there is no owner file. */
 int ds_read_owner(const struct ds_lookup *lk, const char *ns, const char *type, const char *id,
 		  char **ret);
+/* The same from the group directory groupfd. */
+int ds_read_owner_at(int groupfd, char **ret);
+/* Whether authid may add snapshots to a group owned by owner, as PBS's
+ * check_backup_owner decides: the same auth id, or owner is an API token
+ * and authid its user. */
+bool ds_owner_allows(const char *owner, const char *authid);
 
 /* Opens a snapshot directory (relative path as from ds_snapshot_relpath;
  * -EINVAL for anything else) for a single call's use: the caller closes it

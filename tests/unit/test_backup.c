@@ -298,10 +298,15 @@ static void test_roundtrip_and_dedup(void **state)
 	assert_int_equal(st.new_chunks, st.chunks); /* random data: all distinct */
 	assert_true(st.new_bytes > 0);
 
-	/* The same data again, another owner: all chunks deduplicated, the
-	 * owner file untouched (written once, at group creation). */
+	/* Another owner is refused (PBS's check_backup_owner), the user's
+	 * token too: only a token's user may use the token's group. */
 	assert_int_equal(ds_backup_begin(e->w, "", "vm", "100", T1 + 60, "other@pbs!tok", NULL,
-					 &b2), 0);
+					 &b2), -EPERM);
+	assert_int_equal(ds_backup_begin(e->w, "", "vm", "100", T1 + 60, "user@pbs!tok", NULL,
+					 &b2), -EPERM);
+	/* The same data again, no owner given: all chunks deduplicated, the
+	 * owner file untouched (written once, at group creation). */
+	assert_int_equal(ds_backup_begin(e->w, "", "vm", "100", T1 + 60, NULL, NULL, &b2), 0);
 	write_archives(b2, &in);
 	assert_int_equal(ds_backup_finish(b2), 0);
 	ds_backup_stats(b2, &st2);
