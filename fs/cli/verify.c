@@ -456,15 +456,15 @@ static int collect(struct verify *v, const char *ns, int depth, const char *type
 }
 
 /* A snapshot named on the command line must exist when the run starts;
- * only one that goes away later is skipped, as one listed from its group. */
-static int add_named(struct verify *v, const char *rel, struct ds_strv *out)
+ * only one that goes away later is skipped, as one listed from its group.
+ * One that is not there fails the run (status 1), as a missing group or
+ * namespace does: that is no damaged data. */
+static int add_named(const struct ds_reader *rd, const char *rel, struct ds_strv *out)
 {
-	int fd = ds_open_snapshot(ds_reader_lookup(v->rd), rel);
+	int fd = ds_open_snapshot(ds_reader_lookup(rd), rel);
 
-	if (fd < 0) {
-		problem(v, rel, "", "cannot open: %s", strerror(-fd));
-		return 0;
-	}
+	if (fd < 0)
+		return fd;
 	close(fd);
 	out->v = malloc(sizeof(*out->v));
 	if (!out->v || !(out->v[0] = strdup(rel)))
@@ -537,7 +537,7 @@ int cmd_verify(int argc, char **argv)
 	} else if (ds_parse_snapshot_path(path, true, ns, type, id, time) == 0) {
 		r = ds_snapshot_relpath(ns, type, id, time, rel, sizeof(rel));
 		if (r == 0)
-			r = add_named(&v, rel, &snaps);
+			r = add_named(rd, rel, &snaps);
 	} else if (ds_parse_snapshot_path(path, false, ns, type, id, NULL) == 0) {
 		r = collect(&v, ns, 0, type, id, &snaps);
 	} else if (cli_parse_ns_path(path, ns) == 0) {

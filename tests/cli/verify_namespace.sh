@@ -1,7 +1,8 @@
 # dsfs verify DATASTORE ns/NS[/ns/NS...]: a namespace run, as dsfs(1) and
 # PBS's verify of a namespace have it: every snapshot below the namespace,
 # the group host/benchmark left out; a missing namespace fails (1) as a
-# missing group does, and a path that is no namespace is a usage error (2).
+# missing group or snapshot does, and a path that is no namespace is a
+# usage error (2).
 . "$(dirname "$0")/../testlib.bash"
 need_fixtures
 cp -r "$FIX/pbs-store-a" "$T/store"
@@ -26,6 +27,11 @@ expect_status 0 "$DSFS" verify "$T/store" vm/101
 
 expect_status 1 "$DSFS" verify "$T/store" ns/nope
 expect_status 1 "$DSFS" verify "$T/store" ns/prod/ns/nope
+expect_status 1 "$DSFS" verify "$T/store" vm/999
+expect_status 1 "$DSFS" verify "$T/store" vm/101/2020-01-01T00:00:00Z
+grep -q "vm/101/2020-01-01T00:00:00Z: No such file or directory" "$T/err" ||
+	fail "missing snapshot not named: $(cat "$T/err")"
+expect_status 1 "$DSFS" verify "$T/store" ns/prod/vm/101/2020-01-01T00:00:00Z
 expect_status 2 "$DSFS" verify "$T/store" ns
 expect_status 2 "$DSFS" verify "$T/store" ns/prod/ns
 expect_status 2 "$DSFS" verify "$T/store" ns/a/ns/b/ns/c/ns/d/ns/e/ns/f/ns/g/ns/h
