@@ -137,6 +137,30 @@ static void print_archive(int snapfd, const char *name, const struct ds_manifest
 	}
 }
 
+/* Archives the manifest lists that the snapshot does not hold (removed
+ * by hand, lost with a disk): "missing", with the manifest's size. Names
+ * that are no archive names are left to verify, which reports them. */
+static void print_missing(const struct ds_manifest *m, const struct ds_strv *files)
+{
+	static const char *const kinds[] = { [DS_ARCHIVE_BLOB] = "blob",
+					     [DS_ARCHIVE_FIDX] = "fidx",
+					     [DS_ARCHIVE_DIDX] = "didx" };
+	size_t n = m ? ds_manifest_file_count(m) : 0;
+
+	for (size_t i = 0; i < n; i++) {
+		struct ds_manifest_file mf;
+		bool present = false;
+
+		if (ds_manifest_file(m, i, &mf) < 0 || ds_name_archive(mf.filename) < 0)
+			continue;
+		for (size_t j = 0; j < files->n && !present; j++)
+			present = strcmp(files->v[j], mf.filename) == 0;
+		if (!present)
+			printf("%s\t%s\t%llu\tmissing\n", mf.filename,
+			       kinds[ds_archive_kind(mf.filename)], (unsigned long long)mf.size);
+	}
+}
+
 static int list_snapshot(const struct ds_lookup *lk, const char *snaprel)
 {
 	struct ds_manifest *m = NULL;
@@ -162,6 +186,7 @@ static int list_snapshot(const struct ds_lookup *lk, const char *snaprel)
 
 		print_archive(fd, files.v[i], listed ? &mf : NULL);
 	}
+	print_missing(m, &files);
 	if (prot)
 		printf(".protected\tmarker\n");
 	if (m && ds_manifest_notes(m)) {
