@@ -176,6 +176,17 @@ static int open_small(struct vfs *v, const struct vnode *n, const struct vopen_i
 			f->len = notes ? strlen(notes) : 0;
 			r = f->data ? 0 : -ENOMEM;
 			ds_manifest_free(m);
+		} else if (r == -ENOENT) {
+			/* Unfinished: notes waiting for the first commit. */
+			char *pending;
+
+			r = vwrite_pending_notes(v, n->st, rel, &pending);
+			if (r == 0 && !pending)
+				r = -ENOENT;
+			if (r == 0) {
+				f->data = (uint8_t *)pending;
+				f->len = strlen(pending);
+			}
 		}
 	} else {
 		r = id->file ? ds_read_file_at(fd, id->file, DS_MAX_BLOB_SIZE + DS_BLOB_ENC_HEADER_LEN,

@@ -896,13 +896,21 @@ static int lookup_snapshot(struct vfs *v, const struct ds_lookup *lk, const stru
 			r = archive_attrs(v, fd, n, NULL);
 		}
 	}
-	if (r == -ENOENT && strcmp(name, "notes") == 0 && m && ds_manifest_notes(m)) {
-		n = vfs_child_new(p, VK_SNOTES, name);
-		r = n ? 0 : -ENOMEM;
-		if (n) {
-			n->size = strlen(ds_manifest_notes(m));
-			n->mtime = p->mtime;
+	if (r == -ENOENT && strcmp(name, "notes") == 0) {
+		char *pending = NULL;
+
+		/* Unfinished: notes waiting for the first archive's commit. */
+		if (!m && vwrite_pending_notes(v, p->st, rel, &pending) < 0)
+			r = -ENOMEM;
+		else if (m ? ds_manifest_notes(m) != NULL : pending != NULL) {
+			n = vfs_child_new(p, VK_SNOTES, name);
+			r = n ? 0 : -ENOMEM;
+			if (n) {
+				n->size = strlen(m ? ds_manifest_notes(m) : pending);
+				n->mtime = p->mtime;
+			}
 		}
+		free(pending);
 	}
 	if (r == -ENOENT && strcmp(name, ".protected") == 0 && fstatat(fd, name, &st, 0) == 0) {
 		n = vfs_child_new(p, VK_PROTECTED, name);

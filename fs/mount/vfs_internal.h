@@ -133,6 +133,7 @@ struct vcreated {
 	struct vstore *st;
 	uint64_t serial; /* the store's directory (ds_writer_base_serial) */
 	char *snaprel;
+	char *notes;     /* written before any archive was committed, or NULL */
 	struct vcreated *next;
 };
 
@@ -256,7 +257,13 @@ bool vwrite_owned(struct vfs *v, const struct vnode *n);
 bool vwrite_holds_lock(struct vfs *v, const struct vnode *n);
 /* Removes temp files of interrupted writers of store s (writable mounts). */
 void vwrite_cleanup_store(struct vfs *v, struct vstore *s);
-/* Names of the files being written into snapshot snaprel of st. */
+/* Notes written into snapshot snaprel of st, made by this mount, before
+ * any of its archives was committed (no manifest holds them yet): a
+ * malloc'ed copy in *ret, or NULL when there are none. 0 or -ENOMEM. */
+int vwrite_pending_notes(struct vfs *v, const struct vstore *st, const char *snaprel,
+			 char **ret);
+/* Names of the files being written into snapshot snaprel of st, and
+ * "notes" while notes wait for its first archive. */
 int vwrite_names(struct vfs *v, const struct vstore *st, const char *snaprel,
 		 struct ds_strv *ret);
 /* At unmount: abandons archives the kernel never released. */

@@ -104,6 +104,73 @@ static bool group_busy_locked(struct vfs *v, const struct vstore *st, const char
 	return false;
 }
 
+/* --- snapshots this mount made --- */
+
+/* The record of snapshot snaprel in the store's directory serial when this
+ * mount made it, else NULL. Lock held. */
+static struct vcreated *created_find(struct vfs *v, const struct vstore *st,
+				     const char *snaprel, uint64_t serial)
+{
+	for (struct vcreated *c = v->created; c; c = c->next)
+		if (c->st == st && c->serial == serial && strcmp(c->snaprel, snaprel) == 0)
+			return c;
+	return NULL;
+}
+
+/* Notes written into a snapshot this mount made before any of its
+ * archives was committed wait in its record: a manifest holding them
+ * alone would finish the snapshot with no archive, which PBS (and
+ * `latest`) would take for a finished backup. The first commit writes
+ * them; a snapshot that never gets one stays unfinished, and its notes
+ * go with it. Sets them (NULL or empty: none). 0, -ENOENT no record,
+ * -ENOMEM. */
+static int created_set_notes(struct vfs *v, const struct vstore *st, const char *snaprel,
+			     uint64_t serial, const char *notes)
+{
+	char *copy;
+	struct vcreated *c;
+	int r = 0;
+
+	if (notes && !*notes)
+		notes = NULL; /* emptied: none, as in a manifest */
+	copy = notes ? strdup(notes) : NULL;
+	if (notes && !copy)
+		return -ENOMEM;
+	pthread_mutex_lock(&v->lock);
+	c = created_find(v, st, snaprel, serial);
+	if (c) {
+		free(c->notes);
+		c->notes = copy;
+		copy = NULL;
+	} else {
+		r = -ENOENT;
+	}
+	pthread_mutex_unlock(&v->lock);
+	free(copy);
+	return r;
+}
+
+static int created_notes(struct vfs *v, const struct vstore *st, const char *snaprel,
+			 uint64_t serial, char **ret)
+{
+	struct vcreated *c;
+	int r = 0;
+
+	*ret = NULL;
+	pthread_mutex_lock(&v->lock);
+	c = created_find(v, st, snaprel, serial);
+	if (c && c->notes && !(*ret = strdup(c->notes)))
+		r = -ENOMEM;
+	pthread_mutex_unlock(&v->lock);
+	return r;
+}
+
+int vwrite_pending_notes(struct vfs *v, const struct vstore *st, const char *snaprel,
+			 char **ret)
+{
+	return created_notes(v, st, snaprel, ds_datastore_base_serial(st->ds), ret);
+}
+
 /* A reference to the session of snapshot snaprel in the store's current
  * directory, opened if needed. A session in a directory the store had
  * before a path change is left to its files: its snapshot is another one
@@ -146,6 +213,15 @@ static int session_try(struct vfs *v, struct vstore *st, const char *snaprel,
 				   O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
 		if (s->snapfd < 0)
 			r = -errno;
+	}
+	if (r == 0 && !ds_backup_has_manifest(s->b)) {
+		char *notes;
+
+		/* Notes waiting for the first commit (created_set_notes). */
+		r = created_notes(v, st, snaprel, s->serial, &notes);
+		if (r == 0 && notes)
+			r = ds_backup_set_notes(s->b, notes);
+		free(notes);
 	}
 	if (r < 0) {
 		ds_backup_free(s->b);
@@ -252,17 +328,6 @@ static int session_commit(struct vsession *s)
 
 /* --- ownership --- */
 
-/* Whether this mount made snapshot snaprel in the store's directory
- * serial. Lock held. */
-static bool created_find(struct vfs *v, const struct vstore *st, const char *snaprel,
-			 uint64_t serial)
-{
-	for (struct vcreated *c = v->created; c; c = c->next)
-		if (c->st == st && c->serial == serial && strcmp(c->snaprel, snaprel) == 0)
-			return true;
-	return false;
-}
-
 static void created_add(struct vfs *v, struct vstore *st, uint64_t serial, const char *snaprel)
 {
 	struct vcreated *c = calloc(1, sizeof(*c));
@@ -290,6 +355,7 @@ static void created_remove(struct vfs *v, const struct vstore *st, uint64_t seri
 
 			*pp = c->next;
 			free(c->snaprel);
+			free(c->notes);
 			free(c);
 			break;
 		}
@@ -652,14 +718,25 @@ static int apply_notes(struct vfs *v, struct vstore *st, const char *snaprel, co
 	owned = owned_locked(v, st, snaprel, serial);
 	pthread_mutex_unlock(&v->lock);
 	if (owned) {
+		bool finished;
+
 		r = session_get(v, st, snaprel, &s);
 		if (r < 0)
 			return r;
 		pthread_mutex_lock(&s->blk);
 		r = ds_backup_set_notes(s->b, notes);
+		finished = ds_backup_has_manifest(s->b);
 		pthread_mutex_unlock(&s->blk);
-		if (r == 0)
-			r = session_commit(s);
+		if (r == 0) {
+			/* Before the first archive: they wait for it. */
+			int c = created_set_notes(v, st, snaprel, s->serial,
+						  finished ? NULL : notes);
+
+			if (finished || c == -ENOENT)
+				r = session_commit(s);
+			else
+				r = c;
+		}
 		session_put(v, s);
 		return r;
 	}
@@ -691,11 +768,15 @@ int vwo_notes(struct vfs *v, struct vnode *n, bool trunc, struct vwopen **ret)
 		if (r == 0) {
 			fd = ds_open_snapshot(lk, rel);
 			if (fd >= 0) {
-				if (ds_manifest_load(fd, &m) == 0 && ds_manifest_notes(m)) {
+				r = ds_manifest_load(fd, &m);
+				if (r == 0 && ds_manifest_notes(m))
 					wo->buf = strdup(ds_manifest_notes(m));
-					wo->len = wo->buf ? strlen(wo->buf) : 0;
-					atomic_store(&wo->size, wo->len);
-				}
+				else if (r == -ENOENT) /* waiting for the first commit */
+					created_notes(v, n->st, rel,
+						      ds_datastore_base_serial(n->st->ds),
+						      &wo->buf);
+				wo->len = wo->buf ? strlen(wo->buf) : 0;
+				atomic_store(&wo->size, wo->len);
 				ds_manifest_free(m);
 				close(fd);
 			}
@@ -1276,11 +1357,20 @@ int vwrite_names(struct vfs *v, const struct vstore *st, const char *snaprel,
 		 struct ds_strv *ret)
 {
 	uint64_t serial = ds_datastore_base_serial(st->ds);
+	struct vcreated *c;
 	struct vsession *s;
 	int r = 0;
 
 	pthread_mutex_lock(&v->lock);
+	c = created_find(v, st, snaprel, serial);
 	s = session_find(v, st, snaprel, serial);
+	if (c && c->notes) {
+		ret->v = malloc(sizeof(*ret->v));
+		if (!ret->v || !(ret->v[0] = strdup("notes")))
+			r = -ENOMEM;
+		else
+			ret->n = 1;
+	}
 	for (struct vwopen *o = s ? s->files : NULL; o && r == 0; o = o->snext)
 	{
 		char **nv = realloc(ret->v, (ret->n + 1) * sizeof(*nv));
@@ -1365,7 +1455,11 @@ void vwrite_shutdown(struct vfs *v)
 		struct vcreated *c = v->created;
 
 		v->created = c->next;
+		if (c->notes)
+			ds_warn("%s/%s: notes not written: the snapshot stays unfinished, no archive "
+				"was committed into it", c->st->name, c->snaprel);
 		free(c->snaprel);
+		free(c->notes);
 		free(c);
 	}
 	vw_pool_stop();
