@@ -541,9 +541,18 @@ static int node_rel(const struct vnode *n, char *out, size_t outlen)
 struct vnode *vfs_child_new(const struct vnode *p, enum vkind kind, const char *name)
 {
 	char path[4096];
+	size_t nl = strlen(name);
 
-	if (ds_path_fmt(path, sizeof(path), "%s%s%s", p->path, *p->path ? "/" : "", name) < 0)
-		return NULL;
+	if (ds_path_fmt(path, sizeof(path), "%s%s%s", p->path, *p->path ? "/" : "", name) < 0) {
+		/* Inside a pxar archive a path may pass PATH_MAX: Linux limits
+		 * names, not depth. A pxar entry's path is only shown (its
+		 * inode comes from its place in the archive), so the parent's
+		 * is cut short there. */
+		if (kind != VK_PXAR || nl + 6 >= sizeof(path))
+			return NULL;
+		snprintf(path, sizeof(path), "%.*s/.../%s", (int)(sizeof(path) - nl - 6), p->path,
+			 name);
+	}
 	struct vnode *n = node_new(kind, p->st, p->ino, name, path);
 
 	if (!n)

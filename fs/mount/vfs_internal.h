@@ -64,7 +64,8 @@ struct vnode {
 	enum vkind kind;
 	struct vstore *st; /* NULL only for VK_ROOT */
 	char *name;        /* display name in the parent */
-	char *path;        /* display path from the mount root (hashed into ino) */
+	char *path;        /* display path from the mount root (hashed into ino);
+			    * in a pxar archive cut short past 4 KiB */
 	/* Logical position (as much as the kind needs). */
 	char *ns;
 	enum ds_backup_type type;

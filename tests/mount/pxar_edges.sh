@@ -1,6 +1,6 @@
 # Edges of pxar archives as real tools see them through the mount, in v1
 # and split archives: symlink targets longer than 255 bytes (readlink,
-# cp -a), and a split archive whose PAYLOAD_REF does not point at a
+# cp -a), a tree deeper than PATH_MAX (find, openat), and a split archive whose PAYLOAD_REF does not point at a
 # PAYLOAD header (the file must fail with EIO, not show other bytes).
 . "$(dirname "$0")/../testlib.bash"
 . "$(dirname "$0")/../mountlib.bash"
@@ -15,10 +15,27 @@ done
 ln -s "dir/$(head -c 3000 /dev/zero | tr '\0' x)" "$S/dir/rel3000"
 echo "plain file" >"$S/plain"
 
+# A tree whose paths pass PATH_MAX (4096 bytes): 20 directories of 203-byte
+# names. Linux has no limit on depth; find and tar walk such trees with
+# openat, and so does anything restoring them.
+python3 - "$T/deep" <<'PY'
+import os, sys
+os.mkdir(sys.argv[1])
+fd = os.open(sys.argv[1], os.O_RDONLY | os.O_DIRECTORY)
+for i in range(20):
+    n = "d%02d" % i + "x" * 200
+    os.mkdir(n, dir_fd=fd)
+    fd = os.open(n, os.O_RDONLY | os.O_DIRECTORY, dir_fd=fd)
+f = os.open("leaf", os.O_WRONLY | os.O_CREAT, 0o644, dir_fd=fd)
+os.write(f, b"deep leaf\n")
+PY
+
 store=$T/store
 "$DSFS" init "$store" >/dev/null
-"$DSFS" backup "$store" host/e --time 2025-03-01T00:00:00Z root.pxar="$S" >/dev/null
-"$DSFS" backup "$store" host/e --time 2025-03-02T00:00:00Z --split root.pxar="$S" >/dev/null
+"$DSFS" backup "$store" host/e --time 2025-03-01T00:00:00Z root.pxar="$S" deep.pxar="$T/deep" \
+	>/dev/null
+"$DSFS" backup "$store" host/e --time 2025-03-02T00:00:00Z --split root.pxar="$S" \
+	deep.pxar="$T/deep" >/dev/null
 
 # A split archive (the upstream fixture) whose PAYLOAD_REF of many/f00 points
 # one byte past its PAYLOAD header: the bytes there are the file's data
@@ -54,6 +71,21 @@ for snap in 2025-03-01T00:00:00Z 2025-03-02T00:00:00Z; do
 	done
 	cp -a "$A" "$T/cp-$snap" || fail "cp -a out of $snap"
 	diff -r --no-dereference "$S" "$T/cp-$snap" || fail "cp -a copy differs ($snap)"
+	# Every entry of the deep tree, the leaf (at 4,080 bytes below the
+	# archive) included; lookups deep down used to fail with ENOMEM.
+	D=$M/host/e/$snap/deep.pxar
+	n=$(cd "$D" && { find . 2>"$T/find.err" || true; } | wc -l)
+	[ "$n" = 22 ] || fail "find in the deep archive ($snap): $n of 22 entries: $(tail -c 200 "$T/find.err")"
+	got=$(python3 - "$D" <<'PY'
+import os, sys
+fd = os.open(sys.argv[1], os.O_RDONLY | os.O_DIRECTORY)
+for i in range(20):
+    fd = os.open("d%02d" % i + "x" * 200, os.O_RDONLY | os.O_DIRECTORY, dir_fd=fd)
+f = os.open("leaf", os.O_RDONLY, dir_fd=fd)
+sys.stdout.write(os.read(f, 100).decode())
+PY
+) || fail "openat down to the deep leaf ($snap)"
+	[ "$got" = "deep leaf" ] || fail "deep leaf ($snap): $got"
 done
 B=$M/host/bad/latest/root.pxar
 [ "$(cat "$B/many/f01")" = "content of f01" ] || fail "an intact file of the damaged archive"
