@@ -483,6 +483,7 @@ int vpxar_lookup_root(struct vfs *v, const struct vnode *snap, const char *name,
 		n->ar = NULL;
 		n->ar_err = r;
 		n->pe.mode = S_IFDIR | 0555;
+		n->pe.mtime_sec = snap->mtime; /* what getattr shows of a pxar node */
 		n->nlink = 2;
 		n->mtime = snap->mtime;
 		return 0;

@@ -127,6 +127,9 @@ if grep 'hardlinks by a scan' "$T/mount.log"; then fail "a v1 archive was scanne
 mount_dsfs "$FIX/pbs-store-a" "$M"
 d=$M/ns/prod/ns/db/host/delta-63/2024-03-02T13:02:17Z/root.pxar
 [ -d "$d" ] || fail "encrypted pxar not listed as a directory"
+# It has the snapshot's time, as the snapshot's other files (not 1970).
+[ "$(stat -c %Y "$d")" = "$(stat -c %Y "$d/..")" ] ||
+	fail "mtime of the unreadable archive: $(stat -c %y "$d"), snapshot $(stat -c %y "$d/..")"
 out=$(ls "$d" 2>&1 || true)
 case "$out" in *"Required key not available"*) ;; *) fail "want ENOKEY, got: $out" ;; esac
 unmount_dsfs "$M"
