@@ -456,7 +456,13 @@ static void fill_entry(const struct vnode *n, struct vfs_entry *e)
 		e->st.st_mtim.tv_sec = n->pe.mtime_sec;
 		e->st.st_mtim.tv_nsec = n->pe.mtime_nsec;
 		e->st.st_atim = e->st.st_ctim = e->st.st_mtim;
+		/* An archive that could not be opened (a missing or damaged
+		 * chunk, no descriptor left) is looked up again soon, which
+		 * opens it again: a repaired store is readable at once, not
+		 * after an hour. Without the key it never opens. */
 		e->entry_timeout = e->attr_timeout = TIMEOUT_IMMUTABLE;
+		if (!n->ar && n->ar_err != -ENOKEY)
+			e->entry_timeout = e->attr_timeout = TIMEOUT_LIVE;
 		return;
 	}
 	if (is_dir_kind(n->kind)) {

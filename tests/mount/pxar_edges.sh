@@ -1,6 +1,8 @@
 # Edges of pxar archives as real tools see them through the mount, in v1
 # and split archives: symlink targets longer than 255 bytes (readlink,
-# cp -a), a tree deeper than PATH_MAX (find, openat), and a split archive whose PAYLOAD_REF does not point at a
+# cp -a), a tree deeper than PATH_MAX (find, openat), an archive whose
+# last chunk is missing when it is first opened and comes back, and a split
+# archive whose PAYLOAD_REF does not point at a
 # PAYLOAD header (the file must fail with EIO, not show other bytes).
 . "$(dirname "$0")/../testlib.bash"
 . "$(dirname "$0")/../mountlib.bash"
@@ -59,8 +61,30 @@ PY
 "$DSFS" backup "$store" host/bad --time 2025-03-01T00:00:00Z root.mpxar="$T/bad.mpxar" \
 	root.ppxar="$FIX/pxar/all-kinds.v2.ppxar" >/dev/null
 
+# An archive of its own chunk (one chunk), which is away when the mount
+# first opens the archive, then put back (a sync repairing the store).
+mkdir -p "$T/heal"
+echo "back again" >"$T/heal/file"
+"$DSFS" backup "$store" host/heal --time 2025-03-01T00:00:00Z root.pxar="$T/heal" >/dev/null
+heal_chunk=$(python3 - "$store/host/heal/2025-03-01T00:00:00Z/root.pxar.didx" <<'PY'
+import sys
+b = open(sys.argv[1], "rb").read()
+assert len(b) == 4096 + 40, len(b)
+d = b[4096 + 8:4096 + 40].hex()
+print(f"{d[:4]}/{d}")
+PY
+)
+mv "$store/.chunks/$heal_chunk" "$T/heal.chunk"
+
 M=$T/m
 mount_dsfs "$store" "$M"
+H=$M/host/heal/2025-03-01T00:00:00Z/root.pxar
+if ls "$H" >/dev/null 2>&1; then fail "an archive without its chunk was listed"; fi
+mv "$T/heal.chunk" "$store/.chunks/$heal_chunk"
+# Looked up again within seconds, as a refusal's end is, not after the hour
+# the kernel keeps a readable archive's entry.
+wait_until "the archive whose chunk came back" test -f "$H/file"
+[ "$(cat "$H/file")" = "back again" ] || fail "file of the archive whose chunk came back"
 for snap in 2025-03-01T00:00:00Z 2025-03-02T00:00:00Z; do
 	A=$M/host/e/$snap/root.pxar
 	for l in sym1 sym255 sym256 sym1000 sym4095 dir/rel3000; do
