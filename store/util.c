@@ -245,43 +245,44 @@ int ds_open_regular_at(int dirfd, const char *path, struct stat *ret_st)
 	return fd;
 }
 
-int ds_read_file_at(int dirfd, const char *path, size_t max, uint8_t **ret_buf,
-		    size_t *ret_len)
+int ds_read_fd(int fd, size_t hint, size_t max, uint8_t **ret_buf, size_t *ret_len)
 {
-	struct stat st;
-	uint8_t *buf = NULL;
+	uint8_t *buf;
 	size_t len = 0, cap;
-	int fd, r;
+	int r;
 
-	fd = ds_open_regular_at(dirfd, path, &st);
-	if (fd < 0)
-		return fd;
-	if ((uint64_t)st.st_size > max) {
-		r = -EFBIG;
-		goto out_close;
-	}
-	cap = (size_t)st.st_size + 1;
+	if (hint > max)
+		return -EFBIG;
+	cap = (hint < 65536 ? 65536 : hint) + 1;
+	if (cap > max + 1)
+		cap = max + 1;
 	buf = malloc(cap);
-	if (!buf) {
-		r = -ENOMEM;
-		goto out_close;
-	}
+	if (!buf)
+		return -ENOMEM;
 	for (;;) {
 		ssize_t n;
 
 		if (len + 1 == cap) {
-			/* The file grew since fstat: allow up to max. */
+			/* Past the hint (a file that grew, a pipe): up to max. */
 			uint8_t *nb;
 
 			if (len >= max) {
-				r = -EFBIG;
-				goto out_free;
+				/* One byte more decides: exactly max bytes fit. */
+				uint8_t c;
+
+				do
+					n = read(fd, &c, 1);
+				while (n < 0 && errno == EINTR);
+				if (n == 0)
+					break;
+				r = n < 0 ? -errno : -EFBIG;
+				goto fail;
 			}
 			cap = cap * 2 > max + 1 ? max + 1 : cap * 2;
 			nb = realloc(buf, cap);
 			if (!nb) {
 				r = -ENOMEM;
-				goto out_free;
+				goto fail;
 			}
 			buf = nb;
 		}
@@ -290,21 +291,32 @@ int ds_read_file_at(int dirfd, const char *path, size_t max, uint8_t **ret_buf,
 			if (errno == EINTR)
 				continue;
 			r = -errno;
-			goto out_free;
+			goto fail;
 		}
 		if (n == 0)
 			break;
 		len += (size_t)n;
 	}
 	buf[len] = 0;
-	close(fd);
 	*ret_buf = buf;
 	*ret_len = len;
 	return 0;
-
-out_free:
+fail:
 	free(buf);
-out_close:
+	return r;
+}
+
+int ds_read_file_at(int dirfd, const char *path, size_t max, uint8_t **ret_buf,
+		    size_t *ret_len)
+{
+	struct stat st;
+	int fd, r;
+
+	fd = ds_open_regular_at(dirfd, path, &st);
+	if (fd < 0)
+		return fd;
+	r = (uint64_t)st.st_size > max ? -EFBIG
+				       : ds_read_fd(fd, (size_t)st.st_size, max, ret_buf, ret_len);
 	close(fd);
 	return r;
 }

@@ -129,6 +129,11 @@ int ds_open_regular_at(int dirfd, const char *path, struct stat *ret_st);
 int ds_read_file_at(int dirfd, const char *path, size_t max, uint8_t **ret_buf,
 		    size_t *ret_len);
 
+/* Reads fd from where it is to its end (a file, pipe or device), refusing
+ * more than max bytes (-EFBIG); hint is the expected size (0: unknown).
+ * *ret_buf as for ds_read_file_at. Returns 0 or -errno. */
+int ds_read_fd(int fd, size_t hint, size_t max, uint8_t **ret_buf, size_t *ret_len);
+
 /* write(2) / pwrite(2) until done, retrying EINTR. Returns 0 or -errno. */
 int ds_write_all(int fd, const void *buf, size_t len);
 int ds_pwrite_all(int fd, const void *buf, size_t len, off_t off);

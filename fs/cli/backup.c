@@ -466,11 +466,18 @@ static int backup_run(int argc, char **argv, const char **excl)
 			uint8_t *data;
 			size_t len;
 
-			char p[64];
-
-			/* Read through the descriptor already checked above. */
-			snprintf(p, sizeof(p), "/proc/self/fd/%d", fd);
-			r = ds_read_file_at(AT_FDCWD, p, DS_MAX_BLOB_SIZE, &data, &len);
+			/* A file, or a pipe or device read to its end
+			 * (qemu-server.conf=/dev/stdin, a process
+			 * substitution), as streams are. */
+			r = ds_read_fd(fd, S_ISREG(sb.st_mode) ? (size_t)sb.st_size : 0,
+				       DS_MAX_BLOB_SIZE, &data, &len);
+			if (r == -EFBIG) {
+				fprintf(stderr, "dsfs: %s: more than %llu MiB: too large for a "
+						"blob; name it NAME.didx or NAME.img\n",
+					eq + 1, (unsigned long long)DS_MAX_BLOB_SIZE / DS_MIB);
+				close(fd);
+				goto out;
+			}
 			if (r == 0) {
 				r = ds_backup_add_blob(b, name, data, len);
 				free(data);
