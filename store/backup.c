@@ -299,16 +299,16 @@ int ds_snapshot_create(const struct ds_writer *w, const char *ns, const char *ty
 	int64_t epoch;
 	int r;
 
-	if (!owner)
-		owner = DS_DEFAULT_OWNER;
 	/* PBS's API names a snapshot by its backup-time, at least 1: it could
 	 * not name an earlier one (and parsing 1969-12-31T23:59:59Z, epoch -1,
 	 * fails PBS's listing of the whole group). */
-	if (!time || ds_name_authid(owner) < 0 || ds_time_parse(time, &epoch) < 0 || epoch < 1)
+	if (!time || ds_name_authid(owner ? owner : DS_DEFAULT_OWNER) < 0 ||
+	    ds_time_parse(time, &epoch) < 0 || epoch < 1)
 		return -EINVAL;
 	if ((r = ds_group_relpath(ns, type, id, grouprel, sizeof(grouprel))) < 0 ||
 	    (r = ds_snapshot_relpath(ns, type, id, time, snaprel, sizeof(snaprel))) < 0 ||
-	    (r = ds_group_create(w, ns, type, id, owner)) < 0)
+	    (r = ds_group_create(w, ns, type, id, owner)) < 0 ||
+	    (owner && (r = check_owner(basefd, grouprel, owner)) < 0))
 		return r;
 	return ds_mkdir_own_at(basefd, snaprel, 0755);
 }

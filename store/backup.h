@@ -59,9 +59,10 @@ int ds_backup_begin(const struct ds_writer *w, const char *ns, const char *type,
 int ds_group_create(const struct ds_writer *w, const char *ns, const char *type, const char *id,
 		    const char *owner);
 /* Creates the (empty, unfinished) snapshot directory ns/type/id/time, and its
- * group as ds_group_create does. -EEXIST when it exists; -EINVAL also for a
- * time before 1970-01-01T00:00:01Z (PBS's backup-time is at least 1, as
- * ds_backup_begin requires). */
+ * group as ds_group_create does; an owner given (not NULL) must be allowed
+ * into an existing group, as for ds_backup_begin (-EPERM). -EEXIST when it
+ * exists; -EINVAL also for a time before 1970-01-01T00:00:01Z (PBS's
+ * backup-time is at least 1, as ds_backup_begin requires). */
 int ds_snapshot_create(const struct ds_writer *w, const char *ns, const char *type,
 		       const char *id, const char *time, const char *owner);
 /* Opens an existing snapshot (snaprel as from ds_snapshot_relpath) for
