@@ -718,26 +718,36 @@ static int apply_notes(struct vfs *v, struct vstore *st, const char *snaprel, co
 	owned = owned_locked(v, st, snaprel, serial);
 	pthread_mutex_unlock(&v->lock);
 	if (owned) {
-		bool finished;
+		char *old = NULL;
+		bool finished = false;
+		int c;
 
-		r = session_get(v, st, snaprel, &s);
-		if (r < 0)
-			return r;
-		pthread_mutex_lock(&s->blk);
-		r = ds_backup_set_notes(s->b, notes);
-		finished = ds_backup_has_manifest(s->b);
-		pthread_mutex_unlock(&s->blk);
-		if (r == 0) {
-			/* Before the first archive: they wait for it. */
-			int c = created_set_notes(v, st, snaprel, s->serial,
-						  finished ? NULL : notes);
-
-			if (finished || c == -ENOENT)
-				r = session_commit(s);
-			else
-				r = c;
+		/* Before the first archive they wait for it in the record
+		 * (created_set_notes), put there first: a commit meanwhile
+		 * either finds them in the session or clears them after. */
+		r = created_notes(v, st, snaprel, serial, &old);
+		c = r < 0 ? r : created_set_notes(v, st, snaprel, serial, notes);
+		if (c == -ENOMEM) {
+			free(old);
+			return c;
 		}
-		session_put(v, s);
+		r = session_get(v, st, snaprel, &s);
+		if (r == 0) {
+			pthread_mutex_lock(&s->blk);
+			r = ds_backup_set_notes(s->b, notes);
+			finished = ds_backup_has_manifest(s->b);
+			pthread_mutex_unlock(&s->blk);
+		}
+		if (r < 0 && c == 0)
+			created_set_notes(v, st, snaprel, serial, old); /* as they were */
+		free(old);
+		if (r == 0 && (finished || c == -ENOENT)) {
+			if (c == 0)
+				created_set_notes(v, st, snaprel, serial, NULL);
+			r = session_commit(s);
+		}
+		if (s)
+			session_put(v, s);
 		return r;
 	}
 	r = ds_writer_acquire(st->ds, &w);
@@ -863,6 +873,8 @@ static void finish_archive(struct vfs *v, struct vwopen *wo)
 		r = vw_finish(wo->vf, server, sizeof(server));
 	if (r == 0) {
 		r = session_commit(s);
+		if (r == 0) /* notes waiting for it are in the manifest now */
+			created_set_notes(v, s->st, s->snaprel, s->serial, NULL);
 		if (r < 0) {
 			bool dropped;
 

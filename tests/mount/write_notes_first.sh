@@ -55,4 +55,6 @@ unmount_dsfs "$M"
 [ ! -e "$S/vm/100/2026-01-03T00:00:00Z/index.json.blob" ] || fail "notes alone finished a snapshot"
 grep -q "vm/100/2026-01-03T00:00:00Z: notes not written" "$T/mount.log" ||
 	fail "no log line: $(cat "$T/mount.log")"
+[ "$(grep -c "notes not written" "$T/mount.log")" = 1 ] ||
+	fail "notes that were written logged as lost: $(grep "notes not written" "$T/mount.log")"
 echo "write_notes_first: ok"
