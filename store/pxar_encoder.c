@@ -63,6 +63,10 @@ struct enc {
 	size_t hl_n, hl_cap;
 	struct dbuf path; /* of the current entry relative to the root, no NUL */
 	dev_t dev;        /* of the directory being written */
+	/* file systems whose contents are stored (all: every one) */
+	bool all_fs;
+	uint64_t *devs;
+	size_t n_devs;
 	unsigned depth;   /* of the directory being written, the root 0 */
 	uint8_t *copy;
 	/* --exclude patterns (the first n_cli), then the .pxarexclude lines
@@ -223,6 +227,17 @@ static int hl_add(struct enc *e, uint64_t dev, uint64_t ino, uint64_t f, const c
 	h->f = f;
 	e->hl_n++;
 	return 0;
+}
+
+/* Whether the contents of a directory on file system dev are stored. */
+static bool dev_included(const struct enc *e, dev_t dev)
+{
+	if (e->all_fs)
+		return true;
+	for (size_t i = 0; i < e->n_devs; i++)
+		if (e->devs[i] == (uint64_t)dev)
+			return true;
+	return false;
 }
 
 /* ---- directory listing ---- */
@@ -715,10 +730,17 @@ static int encode_child(struct enc *e, int dfd, const char *name, struct gb *gb)
 			r = -ENAMETOOLONG;
 			goto out;
 		}
-		/* A mount point of proc, sysfs & co.: the directory, not its
-		 * contents (PBS: "skipping mount point"). */
+		/* A mount point of proc, sysfs & co., or of a file system not
+		 * taken in: the directory, not its contents (PBS: "skipping
+		 * mount point"). As there, only a change of st_dev from the
+		 * parent makes a mount point. */
 		if (st.st_dev != e->dev && pxar_enc_virtual_fs(fd)) {
 			ds_info("pxar: %s: skipping mount point of a virtual file system",
+				cur_path(e));
+			r = 0;
+		} else if (st.st_dev != e->dev && !dev_included(e, st.st_dev)) {
+			ds_info("pxar: %s: skipping mount point of another file system "
+				"(--include-dev or --all-file-systems takes it in)",
 				cur_path(e));
 			r = 0;
 		} else {
@@ -844,7 +866,8 @@ int ds_pxar_encode_dir_cat(const char *dir, const struct ds_pxar_sink *meta,
 	int fd = -1, r;
 
 	if (!dir || !meta || !meta->write || (payload && !payload->write) ||
-	    (cat && !catalog_name) || (opts && opts->n_exclude && !opts->exclude))
+	    (cat && !catalog_name) || (opts && opts->n_exclude && !opts->exclude) ||
+	    (opts && opts->n_include_dev && !opts->include_dev))
 		return -EINVAL;
 	r = ds_pxar_excl_new(&e.excl);
 	for (size_t i = 0; r == 0 && opts && i < opts->n_exclude; i++) {
@@ -880,6 +903,15 @@ int ds_pxar_encode_dir_cat(const char *dir, const struct ds_pxar_sink *meta,
 		r = -EINVAL;
 		goto out;
 	}
+	e.all_fs = opts && opts->all_file_systems;
+	e.devs = malloc(((opts ? opts->n_include_dev : 0) + 1) * sizeof(*e.devs));
+	if (!e.devs) {
+		r = -ENOMEM;
+		goto out;
+	}
+	e.devs[e.n_devs++] = (uint64_t)st.st_dev;
+	for (size_t i = 0; opts && i < opts->n_include_dev; i++)
+		e.devs[e.n_devs++] = opts->include_dev[i];
 	e.v2 = payload != NULL;
 	e.cat = cat;
 	e.meta.sink = meta;
@@ -932,6 +964,7 @@ out:
 	for (size_t i = 0; i < e.hl_cap; i++)
 		free(e.hl[i].path);
 	free(e.hl);
+	free(e.devs);
 	free(e.meta.buf);
 	free(e.pay.buf);
 	free(e.copy);

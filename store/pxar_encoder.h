@@ -34,10 +34,16 @@ struct ds_pxar_encode_stats {
 
 /* Options of a tree backup. exclude: n_exclude patterns as
  * proxmox-backup-client's --exclude takes them (pxar_exclude.h), borrowed
- * for the call. */
+ * for the call. The file systems whose contents are stored, as that
+ * client's --all-file-systems and --include-dev choose them: every one
+ * with all_file_systems; else the tree's own and those whose st_dev is
+ * one of the n_include_dev of include_dev (borrowed for the call). */
 struct ds_pxar_encode_opts {
 	const char *const *exclude;
 	size_t n_exclude;
+	bool all_file_systems;
+	const uint64_t *include_dev;
+	size_t n_include_dev;
 };
 
 /* Encodes the tree at dir. meta receives the archive (v1) or the metadata
@@ -48,10 +54,13 @@ struct ds_pxar_encode_opts {
  * pxar_exclude.c): entries they exclude are left out and excluded
  * directories not read; the .pxarexclude files themselves are stored
  * unless excluded; a top-level .pxarexclude-cli is never stored.
- * Entries on other file systems are included (no one-file-system rule),
- * except that, as in PBS, a mount point of a virtual file system (proc,
- * sysfs, cgroup, devpts, ...) is stored as an empty directory, and dir
- * itself on one is refused with -EINVAL. Sockets are stored as sockets.
+ * The tree stays on dir's file system, as PBS's client does by default:
+ * a directory where another file system is mounted is stored as an empty
+ * directory with the mounted root's metadata (logged, "skipping mount
+ * point"), unless opts take that file system in (ds_pxar_encode_dir_cat);
+ * a mount point of a virtual file system (proc, sysfs, cgroup, devpts,
+ * ...) always is, and dir itself on one is refused with -EINVAL. Sockets
+ * are stored as sockets.
  * Errors: -errno of reading the tree (the top directory) or of a sink;
  * unreadable entries below are skipped and counted. A read error in the
  * middle of a file's content fails the whole archive with that -errno (its

@@ -300,6 +300,11 @@ static void usage_backup(FILE *f)
 	      "                        matches (repeatable; .pxarexclude syntax; '!'\n"
 	      "                        re-includes), recorded in the archive as\n"
 	      "                        proxmox-backup-client does\n"
+	      "  --include-dev PATH    also store the contents of the file system PATH\n"
+	      "                        is on (repeatable); by default a NAME.pxar=DIR\n"
+	      "                        tree stays on DIR's file system, other mount\n"
+	      "                        points are stored as empty directories\n"
+	      "  --all-file-systems    store the contents of every file system\n"
 	      "NAME: *.img → fixed index (4 MiB chunks); *.pxar, *.pcat1, *.didx → dynamic\n"
 	      "index (PBS chunker); *.conf, *.json, *.log, *.blob and other names → blob.\n"
 	      "NAME.pxar=DIR encodes the directory tree DIR as a pxar archive (v1) and\n"
@@ -308,8 +313,23 @@ static void usage_backup(FILE *f)
 	      f);
 }
 
-/* cmd_backup with room for the --exclude values in excl (argc slots). */
-static int backup_run(int argc, char **argv, const char **excl)
+/* --include-dev PATH: the st_dev of PATH's file system (as PBS's client,
+ * following a symlink) into *ret; a usage error otherwise. */
+static int include_dev(const char *path, uint64_t *ret)
+{
+	struct stat sb;
+
+	if (stat(path, &sb) < 0) {
+		fprintf(stderr, "dsfs: --include-dev %s: %s\n", path, strerror(errno));
+		return -EINVAL;
+	}
+	*ret = (uint64_t)sb.st_dev;
+	return 0;
+}
+
+/* cmd_backup with room for the --exclude and --include-dev values in excl
+ * and devs (argc slots each). */
+static int backup_run(int argc, char **argv, const char **excl, uint64_t *devs)
 {
 	static const struct option opts[] = {
 		{ "ns", required_argument, NULL, 'n' },
@@ -320,6 +340,8 @@ static int backup_run(int argc, char **argv, const char **excl)
 		{ "config", required_argument, NULL, 'c' },
 		{ "split", no_argument, NULL, 'S' },
 		{ "exclude", required_argument, NULL, 'x' },
+		{ "include-dev", required_argument, NULL, 'I' },
+		{ "all-file-systems", no_argument, NULL, 'A' },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
 	};
@@ -333,7 +355,7 @@ static int backup_run(int argc, char **argv, const char **excl)
 	struct ds_backup_stats st;
 	struct cli_store s = { 0 };
 	struct pxar_catalog_out co = { 0 };
-	struct ds_pxar_encode_opts popts = { excl, 0 };
+	struct ds_pxar_encode_opts popts = { .exclude = excl, .include_dev = devs };
 	struct sigaction oldsig[3];
 	bool split = false, caught = false;
 	int c, r;
@@ -367,6 +389,14 @@ static int backup_run(int argc, char **argv, const char **excl)
 		case 'x':
 			excl[popts.n_exclude++] = optarg;
 			break;
+		case 'I':
+			if (include_dev(optarg, &devs[popts.n_include_dev]) < 0)
+				return DS_EXIT_USAGE;
+			popts.n_include_dev++;
+			break;
+		case 'A':
+			popts.all_file_systems = true;
+			break;
 		case 'h':
 			usage_backup(stdout);
 			return DS_EXIT_OK;
@@ -377,6 +407,10 @@ static int backup_run(int argc, char **argv, const char **excl)
 	}
 	if (check_excludes(&popts, split) < 0)
 		return DS_EXIT_USAGE;
+	if (popts.all_file_systems && popts.n_include_dev) {
+		fputs("dsfs: --all-file-systems conflicts with --include-dev\n", stderr);
+		return DS_EXIT_USAGE;
+	}
 	if (argc - optind < 3) {
 		usage_backup(stderr);
 		return DS_EXIT_USAGE;
@@ -533,16 +567,18 @@ out:
 
 int cmd_backup(int argc, char **argv)
 {
-	/* --exclude values point into argv: at most one per argument */
+	/* --exclude values point into argv: at most one per argument, as
+	 * --include-dev values */
 	const char **excl = calloc((size_t)argc, sizeof(*excl));
-	int r;
+	uint64_t *devs = calloc((size_t)argc, sizeof(*devs));
+	int r = DS_EXIT_FAIL;
 
-	if (!excl) {
+	if (!excl || !devs)
 		fputs("dsfs: out of memory\n", stderr);
-		return DS_EXIT_FAIL;
-	}
-	r = backup_run(argc, argv, excl);
+	else
+		r = backup_run(argc, argv, excl, devs);
 	free(excl);
+	free(devs);
 	return r;
 }
 
