@@ -127,10 +127,10 @@ static int create_owner(int basefd, const char *grouprel, const char *owner)
 	return r;
 }
 
-/* An explicit --owner must be allowed into an existing group, as PBS's
- * backup API checks the session's auth id against the group's owner
- * ("backup owner check failed"); a group without a readable owner is
- * refused too, as PBS's get_owner fails there. */
+/* An owner given (dsfs backup --owner, the mount's owner=) must be allowed
+ * into an existing group, as PBS's backup API checks the session's auth id
+ * against the group's owner ("backup owner check failed"); a group without
+ * a readable owner is refused too, as PBS's get_owner fails there. */
 static int check_owner(int basefd, const char *grouprel, const char *authid)
 {
 	char *owner = NULL;
@@ -146,8 +146,8 @@ static int check_owner(int basefd, const char *grouprel, const char *authid)
 		return r;
 	}
 	if (!ds_owner_allows(owner, authid)) {
-		ds_err("backup owner check failed (%s != %s): group %s belongs to %s", authid,
-		       owner, grouprel, owner);
+		ds_err("backup owner check failed (%s != %s): group %s is not %s's", authid,
+		       owner, grouprel, authid);
 		r = -EPERM;
 	}
 	free(owner);
