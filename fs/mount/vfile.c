@@ -447,8 +447,17 @@ void vfs_release(struct vfile *f)
 struct read_pins {
 	struct ds_chunk_ref *refs;
 	size_t n;
-	void *own; /* a buffer of the read's own */
+	void *own;  /* a buffer of the read's own */
+	void *flat; /* the reply in one piece (flatten), or NULL */
 };
+
+/* Pieces a reply may have. libfuse writes it with one writev, its header
+ * first, and writev takes at most IOV_MAX (1024) vectors: past that the
+ * reply is never written and the reader waits for it forever. A read has
+ * a piece per chunk it spans; PBS's chunks are 16 KiB and more (a 1 MiB
+ * read spans at most 65), but a damaged or crafted index may have chunks
+ * of a few bytes. */
+#define READ_MAX_PIECES 256
 
 static void prefetch_done(void *ctx)
 {
@@ -549,10 +558,31 @@ static void release_pins(struct vfile *f, struct vfs_read *r)
 			ds_chunk_cache_put(f->v->cache, &pins->refs[i]);
 		free(pins->refs);
 		free(pins->own);
+		free(pins->flat);
 		free(pins);
 	}
 	free(r->iov);
 	memset(r, 0, sizeof(*r));
+}
+
+/* A reply of more than READ_MAX_PIECES pieces, copied into one. */
+static int flatten(struct vfs_read *r, size_t count)
+{
+	struct read_pins *pins = r->priv;
+	uint8_t *flat = malloc(count ? count : 1);
+	size_t at = 0;
+
+	if (!flat)
+		return -ENOMEM;
+	for (size_t k = 0; k < r->n_iov; k++) {
+		memcpy(flat + at, r->iov[k].iov_base, r->iov[k].iov_len);
+		at += r->iov[k].iov_len;
+	}
+	pins->flat = flat;
+	r->iov[0].iov_base = flat;
+	r->iov[0].iov_len = at;
+	r->n_iov = 1;
+	return 0;
 }
 
 ssize_t vfs_read(struct vfile *f, uint64_t off, size_t size, struct vfs_read *ret)
@@ -683,6 +713,8 @@ ssize_t vfs_read(struct vfile *f, uint64_t off, size_t size, struct vfs_read *re
 		       strerror(-r));
 		return -EIO;
 	}
+	if (ret->n_iov > READ_MAX_PIECES && flatten(ret, count) < 0)
+		return -ENOMEM; /* vfs_read_done releases the pins */
 	/* Sequential reader: decode the next chunks on the cache's workers
 	 * while the kernel copies this one out, and let the chunks it has
 	 * passed go first. */

@@ -116,7 +116,8 @@ int vfs_open(struct vfs *v, uint64_t ino, int flags, struct vfile **ret, bool *r
 void vfs_release(struct vfile *f);
 
 /* Reads up to size bytes at off. The data is returned as iovecs pointing
- * into pinned cache entries (zero copy); call vfs_read_done after the reply
+ * into pinned cache entries (zero copy), at most 256 of them (a read
+ * spanning more chunks is copied into one buffer); call vfs_read_done after the reply
  * has been sent — after every call, also a failed one (the read holds a
  * reference on f until then). Returns the number of bytes (0 at EOF) or -errno; bytes
  * before a damaged chunk are returned, the damaged range itself gives -EIO. */
