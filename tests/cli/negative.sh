@@ -44,6 +44,15 @@ expect_status 1 "$DSFS" cat "$T/s" vm/101/2024-03-04T08:02:17Z drive-efidisk0.im
 snap=$T/s/vm/101/2024-03-03T08:02:17Z
 printf 'XXXXXXXX' | dd of="$snap/qemu-server.conf.blob" conv=notrunc status=none
 expect_status 1 "$DSFS" cat "$T/s" vm/101/2024-03-03T08:02:17Z qemu-server.conf
+# A blob the manifest does not list (PBS never lists client.log.blob):
+# damaged (its CRC), it fails with a message naming it, not in silence.
+printf 'XXXX' | dd of="$snap/client.log.blob" bs=1 seek=20 conv=notrunc status=none
+expect_status 1 "$DSFS" cat "$T/s" vm/101/2024-03-03T08:02:17Z client.log
+[ -s "$T/out" ] && fail "bytes written for a damaged client.log.blob"
+grep -q "client.log.blob: damaged" "$T/err" || fail "damaged client.log.blob: message '$(cat "$T/err")'"
+truncate -s 5 "$snap/client.log.blob"
+expect_status 1 "$DSFS" cat "$T/s" vm/101/2024-03-03T08:02:17Z client.log
+grep -q "client.log.blob: damaged" "$T/err" || fail "truncated client.log.blob: message '$(cat "$T/err")'"
 # the corrupt chunk: a read of the image fails, nothing wrong is written
 bad=d3d62b1f9bbfbacbf229b89beddd9cdb10d59536f4ead7d4bd13a0cd71c07269
 expect_status 1 "$DSFS" cat "$T/s" vm/101/2024-03-02T08:02:17Z drive-scsi0.img
