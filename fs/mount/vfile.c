@@ -138,6 +138,7 @@ int vfile_load_part(void *ctx, const struct ds_digest *d, size_t expect_len, uin
 struct vopen_id {
 	enum vkind kind;
 	enum ds_crypt_mode crypt_mode;
+	char *other_key; /* a copy of n->other_key, or NULL */
 	bool pxar_dir;
 	bool writing; /* n->wo was set */
 	char *file;   /* a copy of n->file, or NULL */
@@ -340,7 +341,9 @@ static int open_id(struct vfs *v, const struct vnode *n, struct vopen_id *id)
 	id->pxar_dir = n->kind == VK_PXAR && S_ISDIR(n->pe.mode);
 	id->writing = n->wo != NULL;
 	id->file = NULL;
-	if (n->file && !(id->file = strdup(n->file)))
+	id->other_key = NULL;
+	if ((n->file && !(id->file = strdup(n->file))) ||
+	    (n->other_key && !(id->other_key = strdup(n->other_key))))
 		r = -ENOMEM;
 	pthread_mutex_unlock(&v->lock);
 	return r;
@@ -373,6 +376,7 @@ static int open_as(struct vfs *v, struct vnode *n, struct vopen_id *id, int flag
 	if (r == -EAGAIN && (id->kind == VK_WFILE || id->writing)) {
 		/* Committed since: open it as what it is now. */
 		free(id->file);
+		free(id->other_key);
 		r = open_id(v, n, id);
 		if (r == 0)
 			r = open_as(v, n, id, flags, ret, ret_keep_cache);
@@ -398,6 +402,10 @@ static int open_as(struct vfs *v, struct vnode *n, struct vopen_id *id, int flag
 		if (!v->opt.crypt) {
 			ds_err("%s: encrypted, mount with -o keyfile= to read it", n->path);
 			r = -ENOKEY;
+			goto fail;
+		}
+		if (id->other_key) {
+			r = vfs_key_rejected(v, n->path, id->other_key);
 			goto fail;
 		}
 		f->crypt = v->opt.crypt;
@@ -435,6 +443,7 @@ int vfs_open(struct vfs *v, uint64_t ino, int flags, struct vfile **ret, bool *r
 	if (r == 0)
 		r = open_as(v, n, &id, flags, ret, ret_keep_cache);
 	free(id.file);
+	free(id.other_key);
 	return r;
 }
 

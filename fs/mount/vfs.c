@@ -80,6 +80,7 @@ void vfs_node_free(struct vnode *n)
 	free(n->id);
 	free(n->file);
 	free(n->target);
+	free(n->other_key);
 	free(n);
 }
 
@@ -459,9 +460,10 @@ static void fill_entry(const struct vnode *n, struct vfs_entry *e)
 		/* An archive that could not be opened (a missing or damaged
 		 * chunk, no descriptor left) is looked up again soon, which
 		 * opens it again: a repaired store is readable at once, not
-		 * after an hour. Without the key it never opens. */
+		 * after an hour. Without the key, or with another, it never
+		 * opens. */
 		e->entry_timeout = e->attr_timeout = TIMEOUT_IMMUTABLE;
-		if (!n->ar && n->ar_err != -ENOKEY)
+		if (!n->ar && n->ar_err != -ENOKEY && n->ar_err != -EKEYREJECTED)
 			e->entry_timeout = e->attr_timeout = TIMEOUT_LIVE;
 		return;
 	}
@@ -787,6 +789,27 @@ int vfs_index_check(const struct ds_index *idx, const struct ds_manifest_file *m
 }
 
 /* Attributes of an archive file: logical size, blocks, crypt mode. */
+char *vfs_other_key(const struct vfs *v, const struct ds_manifest *m)
+{
+	const char *fp = m ? ds_manifest_fingerprint(m) : NULL;
+	struct ds_digest stored, ours;
+
+	if (!v->opt.crypt || !fp || ds_fingerprint_parse(fp, &stored) < 0)
+		return NULL;
+	ds_crypt_fingerprint(v->opt.crypt, &ours);
+	return memcmp(stored.b, ours.b, sizeof(ours.b)) == 0 ? NULL : strdup(fp);
+}
+
+int vfs_key_rejected(const struct vfs *v, const char *what, const char *fp)
+{
+	char ours[DS_FINGERPRINT_STR_LEN];
+
+	ds_crypt_fingerprint_str(v->opt.crypt, ours);
+	ds_err("%s: encrypted with another key (fingerprint %s), not the mount's (%s)", what, fp,
+	       ours);
+	return -EKEYREJECTED;
+}
+
 static int archive_attrs(struct vfs *v, int snapfd, struct vnode *n, const struct ds_manifest *m)
 {
 	struct ds_manifest_file mf;
@@ -795,6 +818,8 @@ static int archive_attrs(struct vfs *v, int snapfd, struct vnode *n, const struc
 
 	listed = m && ds_manifest_find(m, n->file, &mf) == 0;
 	n->crypt_mode = listed ? mf.crypt_mode : DS_CRYPT_NONE;
+	if (n->crypt_mode == DS_CRYPT_ENCRYPT)
+		n->other_key = vfs_other_key(v, m);
 	if (n->kind == VK_BLOB) {
 		uint8_t *raw, *data;
 		size_t raw_len, len;
@@ -807,6 +832,8 @@ static int archive_attrs(struct vfs *v, int snapfd, struct vnode *n, const struc
 		type = ds_blob_type(raw, raw_len);
 		if (type >= 0 && ds_blob_type_encrypted(type)) {
 			n->crypt_mode = DS_CRYPT_ENCRYPT;
+			free(n->other_key);
+			n->other_key = vfs_other_key(v, m);
 			/* Without the key the plaintext size is unknown; the
 			 * payload size is exact for uncompressed ones. */
 			n->size = raw_len - DS_BLOB_ENC_HEADER_LEN;
@@ -1055,6 +1082,12 @@ void vfs_node_publish(struct vfs *v, struct vnode *n, struct vfs_entry *ret)
 		old->size = n->size;
 		old->blocks = n->blocks;
 		old->mtime = n->mtime;
+		{
+			char *k = old->other_key;
+
+			old->other_key = n->other_key;
+			n->other_key = k;
+		}
 		if (n->target) {
 			free(old->target);
 			old->target = n->target;

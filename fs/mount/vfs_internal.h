@@ -78,6 +78,9 @@ struct vnode {
 	uint64_t blocks;
 	int64_t mtime;
 	enum ds_crypt_mode crypt_mode;
+	/* Encrypted, and the manifest's key-fingerprint is not the mount
+	 * key's: that fingerprint (open fails with EKEYREJECTED), else NULL. */
+	char *other_key;
 	/* VK_PXAR: the archive (a reference; NULL while it cannot be opened,
 	 * e.g. encrypted without key: then ar_err says why) and the entry. */
 	struct varchive *ar;
@@ -200,6 +203,14 @@ size_t vfs_part_size(void);
  * what. */
 int vfs_index_check(const struct ds_index *idx, const struct ds_manifest_file *mf,
 		    const char *what);
+
+/* The key-fingerprint of manifest m (malloc'ed) when the mount has a key
+ * and m names another one, else NULL (no key, no fingerprint, or the
+ * mount's: the chunks then decide). */
+char *vfs_other_key(const struct vfs *v, const struct ds_manifest *m);
+/* Logs that archive what is encrypted with key fingerprint fp, not the
+ * mount's, and returns -EKEYREJECTED. */
+int vfs_key_rejected(const struct vfs *v, const char *what, const char *fp);
 
 /* A child node of p (not yet in the table). */
 struct vnode *vfs_child_new(const struct vnode *p, enum vkind kind, const char *name);

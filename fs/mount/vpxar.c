@@ -306,6 +306,13 @@ static int archive_get_at(struct vfs *v, struct vstore *st, const char *snaprel,
 		mf_meta = mf;
 		have_meta = true;
 		have_payload = payload[0] && ds_manifest_find(m, payload, &mf_payload) == 0;
+		if (mode == DS_CRYPT_ENCRYPT) {
+			char *fp = vfs_other_key(v, m);
+
+			if (fp)
+				r = vfs_key_rejected(v, key, fp);
+			free(fp);
+		}
 	}
 	/* Only size and csum are used past here, not the borrowed names. */
 	ds_manifest_free(m);
@@ -478,7 +485,7 @@ int vpxar_lookup_root(struct vfs *v, const struct vnode *snap, const char *name,
 	int r;
 
 	r = archive_get(v, snap, name, &ar);
-	if (r == -ENOKEY || (r < 0 && r != -ENOENT && r != -ENOMEM)) {
+	if (r < 0 && r != -ENOENT && r != -ENOMEM) {
 		/* Listed, but unreadable: a directory whose use fails with r. */
 		n->ar = NULL;
 		n->ar_err = r;

@@ -439,8 +439,10 @@ PY
 	rm -f "$T/cli.strace"
 done
 
-# Encrypted data: without the key ENOKEY, with a wrong key EIO (or ENOKEY),
-# never bytes; the right key reads them (the control).
+# Encrypted data: without the key ENOKEY, with a wrong key EKEYREJECTED
+# (the manifest's key-fingerprint is not the key's; it used to be EIO,
+# logged as corrupt chunks), never bytes; the right key reads them (the
+# control).
 E=host/enc/$T0
 for k in none wrong right; do
 	case $k in
@@ -453,7 +455,7 @@ import errno, hashlib, os, sys
 d, k, img, txt = sys.argv[1:]
 want = {"disk.img": open(img, "rb").read(), "notes.conf": open(txt, "rb").read(),
         "root.pxar/secret.txt": open(txt, "rb").read()}
-errs = {"none": {errno.ENOKEY}, "wrong": {errno.EIO, errno.ENOKEY}}.get(k)
+errs = {"none": {errno.ENOKEY}, "wrong": {errno.EKEYREJECTED}}.get(k)
 fails = []
 listing = sorted(os.listdir(d))
 for n in ("disk.img", "notes.conf", "root.pxar"):
@@ -484,6 +486,33 @@ PY
 done
 grep -q 'encrypted, mount with -o keyfile= to read it' "$T/mount.log" ||
 	fail "no log line says the key is missing"
+grep -q "disk.img: encrypted with another key (fingerprint .*), not the mount's" "$T/mount.log" &&
+	grep -q "root.pxar: encrypted with another key" "$T/mount.log" ||
+	fail "no log line says the key is another"
+# A manifest without a key-fingerprint (PBS's own before it signed them)
+# says nothing: the chunks decide, and do not decrypt (EIO).
+python3 - "$S/$E/index.json.blob" <<'PY'
+import json, struct, subprocess, sys, zlib
+p = sys.argv[1]
+raw = open(p, "rb").read()
+data = raw[12:]
+if raw[:8].hex() == "31b958426fb6a37f":
+    data = subprocess.run(["zstd", "-dc"], input=data, capture_output=True, check=True).stdout
+m = json.loads(data)
+del m["unprotected"]["key-fingerprint"]
+data = json.dumps(m, indent=2, sort_keys=True).encode()
+open(p, "wb").write(bytes.fromhex("42ab3807be8370a1") + struct.pack("<I", zlib.crc32(data)) + data)
+PY
+mount_dsfs "$S" "$M" -o keyfile="$wrongkey"
+python3 - "$M/$E/disk.img" <<'PY' || fail "wrong key, no fingerprint"
+import errno, sys
+try:
+    open(sys.argv[1], "rb").read()
+    sys.exit("read with the wrong key")
+except OSError as e:
+    assert e.errno == errno.EIO, errno.errorcode.get(e.errno)
+PY
+unmount_dsfs "$M"
 
 # Key files that group or others can access are refused, with the reason;
 # nothing is mounted.
