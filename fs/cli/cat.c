@@ -72,8 +72,9 @@ out:
 	return r;
 }
 
+/* *said: the error returned was reported already. */
 static int cat_index(const struct ds_reader *rd, int snapfd, const char *name,
-		     const struct ds_manifest_file *mf, const struct ds_crypt *c)
+		     const struct ds_manifest_file *mf, const struct ds_crypt *c, bool *said)
 {
 	struct ds_index *idx;
 	uint8_t *buf = NULL;
@@ -108,6 +109,7 @@ static int cat_index(const struct ds_reader *rd, int snapfd, const char *name,
 			fprintf(stderr, "dsfs: %s: bytes %llu..%llu unreadable: %s\n", name,
 				(unsigned long long)ch.start, (unsigned long long)ch.end,
 				strerror(-r));
+			*said = true;
 			goto out;
 		}
 		r = ds_write_all(STDOUT_FILENO, buf, len);
@@ -135,7 +137,7 @@ int cmd_cat(int argc, char **argv)
 	struct ds_manifest_file mf;
 	struct ds_reader *rd = NULL;
 	struct cli_store s = { 0 };
-	bool listed = false;
+	bool listed = false, said = false;
 	int c, fd = -1, r;
 
 	while ((c = getopt_long(argc, argv, "c:k:h", opts, NULL)) != -1) {
@@ -191,11 +193,11 @@ int cmd_cat(int argc, char **argv)
 	if (ds_archive_kind(name) == DS_ARCHIVE_BLOB)
 		r = cat_blob(fd, name, listed ? &mf : NULL, crypt);
 	else
-		r = cat_index(rd, fd, name, listed ? &mf : NULL, crypt);
+		r = cat_index(rd, fd, name, listed ? &mf : NULL, crypt, &said);
 	if (r == -ENOKEY)
 		fprintf(stderr, "dsfs: %s/%s is encrypted: give --keyfile\n", rel, name);
 out:
-	if (r < 0 && r != -ENOKEY && r != -EBADMSG)
+	if (r < 0 && r != -ENOKEY && r != -EBADMSG && !said)
 		fprintf(stderr, "dsfs: %s/%s: %s\n", rel, name, strerror(-r));
 	if (fd >= 0)
 		close(fd);

@@ -58,4 +58,11 @@ bad=d3d62b1f9bbfbacbf229b89beddd9cdb10d59536f4ead7d4bd13a0cd71c07269
 expect_status 1 "$DSFS" cat "$T/s" vm/101/2024-03-02T08:02:17Z drive-scsi0.img
 [ -s "$T/out" ] && fail "bytes written before the corrupt first chunk"
 grep -q "$bad" "$T/err" || fail "corrupt chunk not named"
+grep -q "drive-scsi0.img.fidx: bytes 0\.\.[0-9]* unreadable" "$T/err" || fail "no byte range: $(cat "$T/err")"
+# a missing chunk: named once, with its byte range (not again as a whole)
+rm "$T/s/.chunks/${bad:0:4}/$bad"
+expect_status 1 "$DSFS" cat "$T/s" vm/101/2024-03-02T08:02:17Z drive-scsi0.img
+grep -q "drive-scsi0.img.fidx: bytes 0\.\.[0-9]* unreadable: No such file" "$T/err" ||
+	fail "no byte range: $(cat "$T/err")"
+[ "$(grep -c "drive-scsi0.img" "$T/err")" = 1 ] || fail "reported more than once: $(cat "$T/err")"
 echo "negative tests ok"
