@@ -276,6 +276,8 @@ static void list_dir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 			}
 			break;
 		}
+		if (i >= 2 && d->ents[i - 2].hidden)
+			continue;
 		const char *name = i == 0 ? "." : i == 1 ? ".." : d->ents[i - 2].name;
 		struct fuse_entry_param p;
 		struct vfs_entry e;

@@ -81,6 +81,7 @@ struct vfs_dirent {
 	char *name;
 	uint64_t ino;
 	mode_t type; /* S_IFDIR, S_IFREG, S_IFLNK */
+	bool hidden; /* not listed: a pxar name longer than NAME_MAX */
 };
 struct ds_pxar_dir;
 struct vfs_dir {

@@ -38,6 +38,7 @@ static int add(struct vfs_dir *d, const struct vnode *p, const char *name, mode_
 		return -ENOMEM;
 	ne[d->n].ino = child_ino(p, name);
 	ne[d->n].type = type;
+	ne[d->n].hidden = false;
 	d->n++;
 	return 0;
 }

@@ -7,6 +7,7 @@
 #include "fs/mount/vfs_internal.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -645,6 +646,14 @@ int vpxar_dir_fill(struct vfs *v, const struct vnode *p, struct vfs_dir *d, size
 		if (r == 0) {
 			ne->ino = archive_ino(ar->skey, ar, e.entry_off);
 			ne->type = e.mode & S_IFMT;
+			/* pxar takes names up to 4 KiB, Linux 255 bytes: such
+			 * an entry (only a crafted archive has one) cannot be
+			 * looked up, and past 1 KiB the kernel fails the whole
+			 * listing (EIO). It is left out. */
+			ne->hidden = len > NAME_MAX;
+			if (ne->hidden)
+				ds_warn("%s: an entry with a name of %zu bytes (Linux takes %d) is "
+					"not listed", p->path, len, NAME_MAX);
 			d->filled++;
 		}
 	}
