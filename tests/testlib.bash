@@ -53,6 +53,11 @@ expect_status() {
 	[ "$got" = "$want" ] || { cat "$T/err" >&2; fail "'$*' exited $got, want $want"; }
 }
 
+# fixture_copy NAME DEST: a writable copy of fixture datastore NAME.
+fixture_copy() {
+	cp -r "$FIX/$1" "$2" && chmod -R u+w "$2"
+}
+
 # A private key copy with mode 0600 (fixtures are world-readable, which
 # dsfs refuses for key files).
 fixture_key() {

@@ -4,8 +4,7 @@
 # file and line.
 . "$(dirname "$0")/../testlib.bash"
 need_fixtures
-cp -r "$FIX/pbs-store-a" "$T/store"
-chmod -R u+w "$T/store"
+fixture_copy pbs-store-a "$T/store"
 echo "tiny" >"$T/f.conf"
 snap=vm/101/2024-03-02T08:02:17Z
 export DSFS_CONFIG_VERSIONS=$T/config-versions DSFS_ACTIVEOPS_DIR=$T/activeops

@@ -6,8 +6,7 @@
 # lists but the snapshot lacks is listed as missing, with the manifest's size.
 . "$(dirname "$0")/../testlib.bash"
 need_fixtures
-cp -r "$FIX/pbs-store-a" "$T/store"
-chmod -R u+w "$T/store"
+fixture_copy pbs-store-a "$T/store"
 snap=vm/101/2024-03-02T08:02:17Z
 
 expect_status 0 "$DSFS" ls "$T/store" "$snap"

@@ -8,8 +8,7 @@ umask 022 # the usual one: what dsfs creates must not depend on it
 
 # A private copy of the store: if a refusal were missing, backup would
 # write into it.
-cp -r "$FIX/pbs-store-a" "$T/store"
-chmod -R u+w "$T/store"
+fixture_copy pbs-store-a "$T/store"
 mkdir "$T/etc"
 cfg=$T/etc/datastore.cfg
 sed "s|^\tpath .*|\tpath $T/store|" "$FIX/pbs-store-a.datastore.cfg" >"$cfg"

@@ -34,7 +34,7 @@ expect_status 1 "$DSFS" cat store-a --config "$T/a.cfg" vm/101/2024-03-02T08:02:
 grep -q "offline" "$T/err" || fail "offline refusal not explained"
 
 # Damaged copies: truncated blob and index, wrong magic, CRC, missing chunk.
-cp -r "$FIX/pbs-store-a-corrupt" "$T/s"; chmod -R u+w "$T/s"
+fixture_copy pbs-store-a-corrupt "$T/s"
 snap=$T/s/vm/101/2024-03-04T08:02:17Z
 truncate -s 10 "$snap/qemu-server.conf.blob"
 expect_status 1 "$DSFS" cat "$T/s" vm/101/2024-03-04T08:02:17Z qemu-server.conf

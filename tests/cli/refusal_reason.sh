@@ -4,8 +4,7 @@
 # ls as for cat, verify and backup (ls printed only the errno).
 . "$(dirname "$0")/../testlib.bash"
 need_fixtures
-cp -r "$FIX/pbs-store-a" "$T/store"
-chmod -R u+w "$T/store"
+fixture_copy pbs-store-a "$T/store"
 echo "tiny" >"$T/f.conf"
 export DSFS_CONFIG_VERSIONS=$T/config-versions
 cfg=$T/datastore.cfg

@@ -22,8 +22,7 @@ done
 grep -q ": 3 errors" "$T/out" || fail "summary of corrupt store"
 
 # A missing chunk and a damaged index in a private copy.
-cp -r "$FIX/pbs-store-a-corrupt" "$T/s"
-chmod -R u+w "$T/s"
+fixture_copy pbs-store-a-corrupt "$T/s"
 rm "$T/s/.chunks/${bad:0:4}/$bad"
 expect_status 3 "$DSFS" verify "$T/s" vm/101/2024-03-02T08:02:17Z
 grep -q "$bad.*missing" "$T/err" || fail "missing chunk not reported"
@@ -34,8 +33,7 @@ grep -q "drive-efidisk0.img.fidx: index checksum does not match" "$T/err" || fai
 # A blob whose size, SHA-256 and CRC all match the manifest, but whose zstd
 # payload does not decode: PBS's verify_blob decodes unencrypted blobs and
 # fails it. The manifest is rewritten as a plain blob with hashlib and zlib.
-cp -r "$FIX/pbs-store-a" "$T/b"
-chmod -R u+w "$T/b"
+fixture_copy pbs-store-a "$T/b"
 snap=$T/b/vm/101/2024-03-02T08:02:17Z
 python3 - "$snap" <<'PY'
 import hashlib, json, subprocess, sys, zlib
@@ -101,8 +99,7 @@ grep -q "cannot list" "$T/err" || { cat "$T/err"; fail "too long a namespace not
 # PBS's verify of a datastore or namespace leaves out the group
 # host/benchmark (verify_all_backups: proxmox-backup-client benchmark's
 # uploads); named as a group, it is verified like any other.
-cp -r "$FIX/pbs-store-a" "$T/c"
-chmod -R u+w "$T/c"
+fixture_copy pbs-store-a "$T/c"
 for g in host/benchmark ns/prod/host/benchmark; do
 	mkdir -p "$T/c/$g"
 	cp "$T/c/vm/101/owner" "$T/c/$g/owner"
@@ -122,8 +119,7 @@ grep -q "host/benchmark/2024-03-02T08:02:17Z/qemu-server.conf.blob: " "$T/err" |
 # A manifest entry naming a file outside its snapshot ("../", an absolute
 # path) is not an archive name PBS writes (its upload API takes SAFE_ID
 # names only): reported, never opened, even when a file there matches.
-cp -r "$FIX/pbs-store-a" "$T/m"
-chmod -R u+w "$T/m"
+fixture_copy pbs-store-a "$T/m"
 cp "$T/m/vm/101/2024-03-02T08:02:17Z/qemu-server.conf.blob" "$T/outside.blob"
 python3 - "$T/m/vm/101/2024-03-03T08:02:17Z" "$T/outside.blob" <<'PY2'
 import hashlib, json, subprocess, sys, zlib

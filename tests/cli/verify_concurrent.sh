@@ -14,8 +14,7 @@
 need_fixtures
 need_root_with python3 flock mkfifo
 
-cp -r "$FIX/pbs-store-a" "$T/s"
-chmod -R u+w "$T/s"
+fixture_copy pbs-store-a "$T/s"
 export A=$T/s/vm/101/2024-03-02T08:02:17Z B=$T/s/vm/101/2024-03-04T08:02:17Z T
 
 # hold_open FILE CMD: runs until a process opens FILE, runs the shell

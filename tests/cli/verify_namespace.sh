@@ -5,8 +5,7 @@
 # usage error (2).
 . "$(dirname "$0")/../testlib.bash"
 need_fixtures
-cp -r "$FIX/pbs-store-a" "$T/store"
-chmod -R u+w "$T/store"
+fixture_copy pbs-store-a "$T/store"
 echo "bench" >"$T/b.conf"
 expect_status 0 "$DSFS" backup --ns prod --time 2024-03-05T00:00:00Z "$T/store" host/benchmark \
 	b.conf="$T/b.conf"

@@ -15,8 +15,7 @@ NAME=teststore-$$ # directory mode: the datastore's name is its basename
 STORE=$T/$NAME
 OPS=/run/proxmox-backup/active-operations
 cleanup_hooks+=("rm -f '$OPS/$NAME' '$OPS/$NAME.lock'")
-cp -r "$FIX/pbs-store-a" "$STORE"
-chmod -R u+w "$STORE"
+fixture_copy pbs-store-a "$STORE"
 printf 'datastore: %s\n\tpath %s\n' "$NAME" "$STORE" >"$T/datastore.cfg"
 M=$T/m
 SNAP=$M/vm/101/2024-03-02T08:02:17Z

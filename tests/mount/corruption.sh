@@ -18,8 +18,7 @@
 . "$(dirname "$0")/../mountlib.bash"
 need_fixtures
 need_fuse
-cp -r "$FIX/pbs-store-a" "$T/store"
-chmod -R u+w "$T/store"
+fixture_copy pbs-store-a "$T/store"
 key=$(fixture_key)
 mkdir -p "$T/m"
 cleanup_hooks+=("fusermount3 -u '$T/m' 2>/dev/null || fusermount3 -uz '$T/m' 2>/dev/null")

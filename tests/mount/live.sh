@@ -14,8 +14,7 @@ need_fuse
 # directory for a path.
 NAME=dsfs-test-$$     # the store by name, through a config
 DIRNAME=dsfs-live-$$  # the store by directory (its name is the basename)
-cp -r "$FIX/pbs-store-a" "$T/$DIRNAME"
-chmod -R u+w "$T/$DIRNAME"
+fixture_copy pbs-store-a "$T/$DIRNAME"
 STORE=$(realpath "$T/$DIRNAME")
 OPS=/run/proxmox-backup/active-operations
 cleanup_hooks+=("rm -f '$OPS/$NAME' '$OPS/$NAME.lock' '$OPS/$DIRNAME' '$OPS/$DIRNAME.lock'")

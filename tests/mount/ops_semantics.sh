@@ -13,8 +13,7 @@ need_fixtures
 need_fuse
 command -v setfattr >/dev/null || { echo "SKIP: setfattr missing" >&2; exit 77; }
 
-cp -r "$FIX/pbs-store-a" "$T/store"
-chmod -R u+w "$T/store"
+fixture_copy pbs-store-a "$T/store"
 M=$T/m
 mount_dsfs "$T/store" "$M"
 SNAP=$M/vm/101/2024-03-02T08:02:17Z

@@ -12,8 +12,7 @@
 . "$(dirname "$0")/../mountlib.bash"
 need_fixtures
 need_fuse
-cp -r "$FIX/pbs-store-a" "$T/store"
-chmod -R u+w "$T/store"
+fixture_copy pbs-store-a "$T/store"
 SNAP=vm/101/2024-03-02T08:02:17Z
 python3 - "$T/store" "$SNAP" "$T" <<'PY'
 import hashlib, os, struct, sys, zlib

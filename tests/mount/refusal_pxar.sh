@@ -8,8 +8,7 @@ need_fixtures
 need_fuse
 
 NAME=dsfs-test-$$
-cp -r "$FIX/pbs-store-a" "$T/store"
-chmod -R u+w "$T/store"
+fixture_copy pbs-store-a "$T/store"
 STORE=$(realpath "$T/store")
 CFG=$T/datastore.cfg
 M=$T/m

@@ -15,7 +15,7 @@
 need_fixtures
 need_fuse
 NAME=dsfs-stress-$$
-cp -r "$FIX/pbs-store-a" "$T/store"; chmod -R u+w "$T/store"
+fixture_copy pbs-store-a "$T/store"
 STORE=$(realpath "$T/store")
 CFG=$T/datastore.cfg
 OPS=/run/proxmox-backup/active-operations
