@@ -9,6 +9,7 @@
 #include <errno.h>
 #include <malloc.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
@@ -352,7 +353,7 @@ int main(int argc, char **argv)
 	struct ds_crypt *crypt = NULL;
 	struct watcher w = { .stopfd = -1 };
 	struct vfs *v = NULL;
-	char dirbuf[4096], fsname[4200];
+	char dirbuf[4096], fsname[4200], mountpoint[PATH_MAX];
 	int r, ret = 1;
 
 	/* Two malloc arenas instead of one per thread (up to 8 per core): the
@@ -371,6 +372,15 @@ int main(int argc, char **argv)
 	}
 	if (classify_source(&o, &vo, dirbuf, sizeof(dirbuf)) < 0)
 		goto out;
+	/* Absolute, as libfuse's own command line parser makes it: libfuse
+	 * unmounts by this name when a signal stops the daemon, after
+	 * fuse_daemonize's chdir("/"), and a relative name then left a dead
+	 * mount (ENOTCONN) behind. */
+	if (!realpath(o.mountpoint, mountpoint)) {
+		fprintf(stderr, "mount.dsfs: %s: %s\n", o.mountpoint, strerror(errno));
+		goto out;
+	}
+	o.mountpoint = mountpoint;
 	vo.source = o.source;
 	vo.crypt = crypt;
 	vo.read_only = o.read_only;

@@ -1,0 +1,69 @@
+# mount.dsfs's command line as users and mount(8) give it.
+#
+# A mount point given relative to the working directory: a daemon stopped
+# by SIGTERM (systemd at shutdown, kill) removes its mount, in the
+# foreground and daemonized, as it does for an absolute one; it used to
+# leave a dead mount (ENOTCONN) behind, having chdir'ed to / before
+# unmounting "m".
+. "$(dirname "$0")/../testlib.bash"
+. "$(dirname "$0")/../mountlib.bash"
+need_fixtures
+need_fuse
+if [ "$(id -u)" != 0 ]; then
+	echo "SKIP: needs root (mounts as root; unmount by umount2)" >&2
+	exit 77
+fi
+
+cp -r "$FIX/pbs-store-a" "$T/st"
+chmod -R u+w "$T/st"
+cd "$T"
+
+mounted() { grep -q " $T/$1 " /proc/self/mounts; }
+# gone PID: the process exits (or is a zombie) within 5 s.
+gone() {
+	local i
+	for i in $(seq 50); do
+		case $(sed -E 's/.*\) (.).*/\1/' /proc/"$1"/stat 2>/dev/null) in "" | Z) return 0 ;; esac
+		sleep 0.1
+	done
+	return 1
+}
+# The daemon whose command line holds the word $1.
+daemon_of() {
+	local p
+	for p in /proc/[0-9]*; do
+		if tr '\0' '\n' 2>/dev/null <"$p/cmdline" | grep -qxF "$1" &&
+			tr '\0' '\n' 2>/dev/null <"$p/cmdline" | grep -q 'mount\.dsfs$'; then
+			echo "${p#/proc/}"
+			return 0
+		fi
+	done
+	return 1
+}
+
+# --- relative mount point, SIGTERM ---
+
+mkdir fg bg
+cleanup_hooks+=("umount -l '$T/fg' 2>/dev/null; umount -l '$T/bg' 2>/dev/null")
+"$MOUNT_DSFS" st fg -f 2>"$T/fg.log" &
+pid=$!
+for _ in $(seq 100); do mounted fg && break; sleep 0.1; done
+mounted fg || { cat "$T/fg.log" >&2; fail "foreground mount on fg not up"; }
+ls fg/vm >/dev/null || fail "ls fg/vm"
+kill -TERM "$pid"
+rc=0
+wait "$pid" || rc=$?
+[ "$rc" = 0 ] || { cat "$T/fg.log" >&2; fail "foreground daemon exited $rc after SIGTERM"; }
+! mounted fg || { cat "$T/fg.log" >&2; fail "SIGTERM left the mount on fg (relative) behind"; }
+grep -q "failed to unmount" "$T/fg.log" && fail "unmount failed: $(cat "$T/fg.log")"
+
+"$MOUNT_DSFS" st bg || fail "daemonized mount exited $?"
+mounted bg || fail "daemonized mount on bg not up when mount.dsfs returned"
+pid=$(daemon_of bg) || fail "no daemon for bg"
+cleanup_hooks+=("kill $pid 2>/dev/null")
+ls bg/vm >/dev/null || fail "ls bg/vm"
+kill -TERM "$pid"
+gone "$pid" || fail "daemon $pid did not exit on SIGTERM"
+! mounted bg || fail "SIGTERM left the daemonized mount on bg (relative) behind"
+
+echo "cmdline ok"
