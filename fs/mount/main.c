@@ -338,6 +338,28 @@ static void *watch(void *arg)
 	return NULL;
 }
 
+/* The mount options libfuse always gets, fsname= being SOURCE as given.
+ * libfuse splits an option list at commas and takes a backslash as an
+ * escape (fuse_opt.c), so both are escaped: a datastore path with a comma
+ * was cut there ("unknown option"). */
+static int fsname_opt(const char *source, char *buf, size_t len)
+{
+	static const char rest[] = ",subtype=dsfs,max_read=1048576,default_permissions";
+	size_t n = 0;
+
+	for (const char *p = "fsname="; *p; p++)
+		buf[n++] = *p;
+	for (const char *s = source; *s; s++) {
+		if (n + 2 + sizeof(rest) > len)
+			return -ENAMETOOLONG;
+		if (*s == ',' || *s == '\\')
+			buf[n++] = '\\';
+		buf[n++] = *s;
+	}
+	memcpy(buf + n, rest, sizeof(rest));
+	return 0;
+}
+
 static void syslog_sink(enum ds_log_level level, const char *msg, void *ud)
 {
 	(void)ud;
@@ -353,7 +375,7 @@ int main(int argc, char **argv)
 	struct ds_crypt *crypt = NULL;
 	struct watcher w = { .stopfd = -1 };
 	struct vfs *v = NULL;
-	char dirbuf[4096], fsname[4200], mountpoint[PATH_MAX];
+	char dirbuf[4096], fsname[2 * 4096 + 128], mountpoint[PATH_MAX];
 	int r, ret = 1;
 
 	/* Two malloc arenas instead of one per thread (up to 8 per core): the
@@ -395,8 +417,10 @@ int main(int argc, char **argv)
 	 * default_permissions: dsfs checks no modes itself, so with
 	 * allow_other alone every user would read every file (a 0600
 	 * /etc/shadow in a host backup). */
-	snprintf(fsname, sizeof(fsname),
-		 "fsname=%s,subtype=dsfs,max_read=1048576,default_permissions", o.source);
+	if (fsname_opt(o.source, fsname, sizeof(fsname)) < 0) {
+		fprintf(stderr, "mount.dsfs: %s: source too long\n", o.source);
+		goto out;
+	}
 	if (fuse_opt_add_arg(&args, argv[0]) < 0 || fuse_opt_add_arg(&args, "-o") < 0 ||
 	    fuse_opt_add_arg(&args, fsname) < 0 ||
 	    (o.fuse_opts[0] && (fuse_opt_add_arg(&args, "-o") < 0 ||

@@ -5,6 +5,11 @@
 # foreground and daemonized, as it does for an absolute one; it used to
 # leave a dead mount (ENOTCONN) behind, having chdir'ed to / before
 # unmounting "m".
+#
+# A source whose path holds a comma or a backslash mounts, and is the
+# mount's source as given (/proc/self/mounts): it is one mount option
+# (fsname=) to libfuse, which split it at the comma ('fuse: unknown
+# option(s): `-o x'') and dropped the backslash.
 . "$(dirname "$0")/../testlib.bash"
 . "$(dirname "$0")/../mountlib.bash"
 need_fixtures
@@ -65,5 +70,21 @@ ls bg/vm >/dev/null || fail "ls bg/vm"
 kill -TERM "$pid"
 gone "$pid" || fail "daemon $pid did not exit on SIGTERM"
 ! mounted bg || fail "SIGTERM left the daemonized mount on bg (relative) behind"
+
+# --- a source path with a comma or a backslash ---
+
+cp -r st 'st,x'
+cp -r st 'st\y'
+mount_dsfs "$T/st,x" "$T/comma"
+[ -d "$T/comma/vm/101" ] || fail "st,x: no vm/101"
+grep -q "^$T/st,x $T/comma fuse.dsfs " /proc/self/mounts ||
+	fail "st,x: source in mounts: $(grep " $T/comma " /proc/self/mounts)"
+unmount_dsfs "$T/comma"
+mount_dsfs "$T/st\y" "$T/bslash"
+[ -d "$T/bslash/vm/101" ] || fail "st\\y: no vm/101"
+# the kernel shows a backslash as \134
+grep -qF "$T/st\134y $T/bslash fuse.dsfs " /proc/self/mounts ||
+	fail "st\\y: source in mounts: $(grep " $T/bslash " /proc/self/mounts)"
+unmount_dsfs "$T/bslash"
 
 echo "cmdline ok"
