@@ -10,6 +10,11 @@
 # mount's source as given (/proc/self/mounts): it is one mount option
 # (fsname=) to libfuse, which split it at the comma ('fuse: unknown
 # option(s): `-o x'') and dropped the backslash.
+#
+# Type fuse.dsfs (what /proc/mounts and findmnt show, so what ends up in
+# fstab): the install has mount.fuse.dsfs, which mount(8) runs for it.
+# Without it mount(8) fell back to mount.fuse3, which runs a program
+# named "dsfs" (the CLI: "unknown command", or "dsfs: not found").
 . "$(dirname "$0")/../testlib.bash"
 . "$(dirname "$0")/../mountlib.bash"
 need_fixtures
@@ -86,5 +91,35 @@ mount_dsfs "$T/st\y" "$T/bslash"
 grep -qF "$T/st\134y $T/bslash fuse.dsfs " /proc/self/mounts ||
 	fail "st\\y: source in mounts: $(grep " $T/bslash " /proc/self/mounts)"
 unmount_dsfs "$T/bslash"
+
+# --- mount -t fuse.dsfs, fstab type fuse.dsfs ---
+
+BUILD=$(dirname "$MOUNT_DSFS")
+cmake --install "$BUILD" --prefix "$T/inst" >/dev/null || fail "cmake --install"
+H=$T/inst/sbin/mount.fuse.dsfs
+[ -L "$H" ] || fail "the install has no sbin/mount.fuse.dsfs"
+[ "$(realpath "$H")" = "$(realpath "$T/inst/sbin/mount.dsfs")" ] ||
+	fail "mount.fuse.dsfs is not mount.dsfs: $(ls -l "$H")"
+# As live.sh: one test run at a time adds helpers to /sbin.
+exec 9</sbin/
+flock -w 120 9 || fail "another test run holds /sbin"
+if [ -e /sbin/mount.fuse.dsfs ] || [ -L /sbin/mount.fuse.dsfs ]; then
+	echo "note: /sbin/mount.fuse.dsfs exists; mount -t fuse.dsfs part skipped" >&2
+else
+	ln -s "$H" /sbin/mount.fuse.dsfs
+	cleanup_hooks+=("rm -f /sbin/mount.fuse.dsfs")
+	mkdir ft
+	cleanup_hooks+=("umount '$T/ft' 2>/dev/null")
+	mount -t fuse.dsfs "$T/st" "$T/ft" -o ro 9<&- || fail "mount -t fuse.dsfs"
+	grep -q "^$T/st $T/ft fuse.dsfs ro," /proc/self/mounts || fail "mount -t fuse.dsfs: not mounted"
+	[ -d ft/vm/101 ] || fail "mount -t fuse.dsfs: no vm/101"
+	umount "$T/ft"
+	printf '%s %s fuse.dsfs ro,noauto 0 0\n' "$T/st" "$T/ft" >fstab
+	mount -T fstab "$T/ft" 9<&- || fail "fstab line of type fuse.dsfs"
+	grep -q "^$T/st $T/ft fuse.dsfs ro," /proc/self/mounts || fail "fstab fuse.dsfs: not mounted"
+	umount "$T/ft"
+	rm -f /sbin/mount.fuse.dsfs
+fi
+exec 9<&-
 
 echo "cmdline ok"
