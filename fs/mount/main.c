@@ -7,12 +7,13 @@
 #include "fs/mount/mount.h"
 
 #include <errno.h>
-#include <malloc.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <malloc.h>
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -78,36 +79,44 @@ static void usage(FILE *f)
 	      f);
 }
 
+/* SIZE[K|M|G] in bytes, at least 16M. strtoull alone would take "-1" for
+ * 2^64-1 and a suffix could shift a large number round. */
 static int parse_size(const char *s, size_t *ret)
 {
+	unsigned long long v;
+	unsigned shift = 0;
 	char *end;
-	unsigned long long v = strtoull(s, &end, 10);
 
+	errno = 0;
+	v = strtoull(s, &end, 10);
+	if (s[0] < '0' || s[0] > '9' || errno == ERANGE)
+		goto bad;
 	switch (*end) {
 	case 'k':
 	case 'K':
-		v <<= 10;
-		end++;
+		shift = 10;
 		break;
 	case 'm':
 	case 'M':
-		v <<= 20;
-		end++;
+		shift = 20;
 		break;
 	case 'g':
 	case 'G':
-		v <<= 30;
-		end++;
+		shift = 30;
 		break;
 	default:
 		break;
 	}
-	if (*end || v < (16ULL << 20)) {
-		fprintf(stderr, "mount.dsfs: cache_size=%s: want at least 16M\n", s);
-		return -EINVAL;
-	}
-	*ret = (size_t)v;
+	if (shift)
+		end++;
+	if (*end || v > (unsigned long long)SIZE_MAX >> shift || v << shift < (16ULL << 20))
+		goto bad;
+	*ret = (size_t)(v << shift);
 	return 0;
+bad:
+	fprintf(stderr, "mount.dsfs: cache_size=%s: want a size of at least 16M (suffixes K, M, G)\n",
+		s);
+	return -EINVAL;
 }
 
 static int add_fuse_opt(struct options *o, const char *opt)

@@ -15,6 +15,10 @@
 # fstab): the install has mount.fuse.dsfs, which mount(8) runs for it.
 # Without it mount(8) fell back to mount.fuse3, which runs a program
 # named "dsfs" (the CLI: "unknown command", or "dsfs: not found").
+#
+# cache_size= refuses what it cannot hold: a negative size (strtoull took
+# "-1" for 2^64-1, an unbounded cache) and sizes past 2^64 (a suffix
+# shifted them round: 17179869185G was 1G).
 . "$(dirname "$0")/../testlib.bash"
 . "$(dirname "$0")/../mountlib.bash"
 need_fixtures
@@ -50,6 +54,19 @@ daemon_of() {
 	done
 	return 1
 }
+
+# --- cache_size= ---
+
+mkdir cs
+cleanup_hooks+=("umount '$T/cs' 2>/dev/null")
+for v in -1 -16M 17179869185G 18446744073709551616; do
+	expect_status 2 "$MOUNT_DSFS" st cs -o "cache_size=$v"
+	grep -q "cache_size=" "$T/err" || fail "cache_size=$v: message: $(cat "$T/err")"
+done
+for v in 16M 17179869183G 16384k; do
+	"$MOUNT_DSFS" st cs -o "cache_size=$v" || fail "cache_size=$v refused"
+	umount cs
+done
 
 # --- relative mount point, SIGTERM ---
 
