@@ -397,8 +397,14 @@ int main(int argc, char **argv)
 	r = parse_args(&o, argc, argv);
 	if (r != 0)
 		return r > 0 ? 0 : 2;
-	if (o.keyfile && ds_keyfile_load(o.keyfile, getenv("DSFS_KEY_PASSWORD"), &crypt) < 0) {
-		fprintf(stderr, "mount.dsfs: %s: cannot load key\n", o.keyfile);
+	r = o.keyfile ? ds_keyfile_load(o.keyfile, getenv("DSFS_KEY_PASSWORD"), &crypt) : 0;
+	if (r < 0) {
+		/* The loader logs every other reason; this one is ours to name. */
+		if (r == -ENOKEY)
+			fprintf(stderr, "mount.dsfs: %s: key is password-protected; set DSFS_KEY_PASSWORD\n",
+				o.keyfile);
+		else
+			fprintf(stderr, "mount.dsfs: %s: cannot load key\n", o.keyfile);
 		goto out;
 	}
 	if (classify_source(&o, &vo, dirbuf, sizeof(dirbuf)) < 0)

@@ -19,6 +19,9 @@
 # cache_size= refuses what it cannot hold: a negative size (strtoull took
 # "-1" for 2^64-1, an unbounded cache) and sizes past 2^64 (a suffix
 # shifted them round: 17179869185G was 1G).
+#
+# keyfile= with a passphrase-protected key and no $DSFS_KEY_PASSWORD says
+# so (it said only "cannot load key"); a wrong one says that.
 . "$(dirname "$0")/../testlib.bash"
 . "$(dirname "$0")/../mountlib.bash"
 need_fixtures
@@ -67,6 +70,16 @@ for v in 16M 17179869183G 16384k; do
 	"$MOUNT_DSFS" st cs -o "cache_size=$v" || fail "cache_size=$v refused"
 	umount cs
 done
+
+# --- keyfile= messages ---
+
+DSFS_KEY_PASSWORD=secret1 "$DSFS" key create "$T/pw.key" --kdf pbkdf2 || fail "key create"
+env -u DSFS_KEY_PASSWORD "$MOUNT_DSFS" st cs -o keyfile="$T/pw.key" 2>"$T/err" &&
+	fail "mounted with a protected key and no passphrase"
+grep -q "DSFS_KEY_PASSWORD" "$T/err" || fail "no passphrase: message: $(cat "$T/err")"
+DSFS_KEY_PASSWORD=wrong-one "$MOUNT_DSFS" st cs -o keyfile="$T/pw.key" 2>"$T/err" &&
+	fail "mounted with a wrong passphrase"
+grep -q "wrong passphrase" "$T/err" || fail "wrong passphrase: message: $(cat "$T/err")"
 
 # --- relative mount point, SIGTERM ---
 
