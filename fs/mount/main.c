@@ -132,7 +132,7 @@ static int add_fuse_opt(struct options *o, const char *opt)
 static bool ignored_opt(const char *opt)
 {
 	static const char *const ignored[] = { "defaults", "auto", "noauto", "nofail",
-					       "_netdev", "user", "users", "nouser", "rw" };
+					       "_netdev", "user", "users", "nouser" };
 
 	for (size_t i = 0; i < DS_ARRAY_SIZE(ignored); i++)
 		if (strcmp(opt, ignored[i]) == 0)
@@ -178,9 +178,9 @@ static int parse_opts(struct options *o, char *list)
 				return -EINVAL;
 			}
 			o->spin_us = (unsigned)v;
-		} else if (strcmp(opt, "ro") == 0) {
-			o->read_only = true;
-			r = add_fuse_opt(o, "ro");
+		} else if (strcmp(opt, "ro") == 0 || strcmp(opt, "rw") == 0) {
+			/* The last one wins, as for mount(8); main passes "ro" on. */
+			o->read_only = opt[1] == 'o';
 		} else if (ignored_opt(opt)) {
 			continue;
 		} else {
@@ -407,6 +407,8 @@ int main(int argc, char **argv)
 			fprintf(stderr, "mount.dsfs: %s: cannot load key\n", o.keyfile);
 		goto out;
 	}
+	if (o.read_only && add_fuse_opt(&o, "ro") < 0)
+		goto out;
 	if (classify_source(&o, &vo, dirbuf, sizeof(dirbuf)) < 0)
 		goto out;
 	/* Absolute, as libfuse's own command line parser makes it: libfuse

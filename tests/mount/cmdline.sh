@@ -22,6 +22,9 @@
 #
 # keyfile= with a passphrase-protected key and no $DSFS_KEY_PASSWORD says
 # so (it said only "cannot load key"); a wrong one says that.
+#
+# ro and rw: the last one given wins, as for mount(8) (rw was ignored, so
+# "-o ro -o rw" or "-o ro,rw" mounted read-only).
 . "$(dirname "$0")/../testlib.bash"
 . "$(dirname "$0")/../mountlib.bash"
 need_fixtures
@@ -80,6 +83,18 @@ grep -q "DSFS_KEY_PASSWORD" "$T/err" || fail "no passphrase: message: $(cat "$T/
 DSFS_KEY_PASSWORD=wrong-one "$MOUNT_DSFS" st cs -o keyfile="$T/pw.key" 2>"$T/err" &&
 	fail "mounted with a wrong passphrase"
 grep -q "wrong passphrase" "$T/err" || fail "wrong passphrase: message: $(cat "$T/err")"
+
+# --- ro, rw: the last wins ---
+
+"$MOUNT_DSFS" st cs -o ro -o rw || fail "-o ro -o rw"
+grep -q " $T/cs fuse.dsfs rw," /proc/self/mounts || fail "-o ro -o rw: $(grep " $T/cs " /proc/self/mounts)"
+mkdir cs/vm/555 || fail "-o ro -o rw: mkdir refused"
+umount cs
+rm -rf st/vm/555
+"$MOUNT_DSFS" st cs -o rw,ro || fail "-o rw,ro"
+grep -q " $T/cs fuse.dsfs ro," /proc/self/mounts || fail "-o rw,ro: $(grep " $T/cs " /proc/self/mounts)"
+mkdir cs/vm/555 2>/dev/null && fail "-o rw,ro: mkdir allowed"
+umount cs
 
 # --- relative mount point, SIGTERM ---
 
