@@ -71,6 +71,8 @@ static void usage(FILE *f)
 	      "  fsname=, subtype=, max_read=, nosuid, nodev, noexec, noatime, …\n"
 	      "fstab-only options ignored: defaults, auto, noauto, nofail, _netdev, user, users,\n"
 	      "  nouser, x-*, comment=*\n"
+	      "ignored, without effect on FUSE: relatime, strictatime, lazytime, diratime\n"
+	      "  and their no- forms, silent, loud\n"
 	      "\n"
 	      "  -f                 stay in the foreground (log to stderr)\n"
 	      "  -d                 foreground with FUSE debug output\n"
@@ -140,6 +142,21 @@ static bool ignored_opt(const char *opt)
 	return strncmp(opt, "x-", 2) == 0 || strncmp(opt, "comment=", 8) == 0;
 }
 
+/* VFS options libfuse 3 refuses ("unknown option") but mount(8) passes on
+ * from fstab: the kernel never updates a FUSE inode's atime (S_NOATIME), so
+ * the atime ones change nothing. */
+static bool no_effect_opt(const char *opt)
+{
+	static const char *const no_effect[] = { "relatime", "norelatime", "strictatime",
+						  "nostrictatime", "lazytime", "nolazytime",
+						  "diratime", "nodiratime", "silent", "loud" };
+
+	for (size_t i = 0; i < DS_ARRAY_SIZE(no_effect); i++)
+		if (strcmp(opt, no_effect[i]) == 0)
+			return true;
+	return false;
+}
+
 static int parse_opts(struct options *o, char *list)
 {
 	char *save = NULL;
@@ -181,7 +198,7 @@ static int parse_opts(struct options *o, char *list)
 		} else if (strcmp(opt, "ro") == 0 || strcmp(opt, "rw") == 0) {
 			/* The last one wins, as for mount(8); main passes "ro" on. */
 			o->read_only = opt[1] == 'o';
-		} else if (ignored_opt(opt)) {
+		} else if (ignored_opt(opt) || no_effect_opt(opt)) {
 			continue;
 		} else {
 			r = add_fuse_opt(o, opt);

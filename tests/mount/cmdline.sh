@@ -25,6 +25,11 @@
 #
 # ro and rw: the last one given wins, as for mount(8) (rw was ignored, so
 # "-o ro -o rw" or "-o ro,rw" mounted read-only).
+#
+# The atime options of an fstab line (noatime,nodiratime is a common
+# habit; mount(8) passes them on) mount: libfuse knows only atime and
+# noatime and refused the others ('fuse: unknown option(s)'). The kernel
+# never updates the atime of a FUSE inode, so they change nothing.
 . "$(dirname "$0")/../testlib.bash"
 . "$(dirname "$0")/../mountlib.bash"
 need_fixtures
@@ -95,6 +100,17 @@ rm -rf st/vm/555
 grep -q " $T/cs fuse.dsfs ro," /proc/self/mounts || fail "-o rw,ro: $(grep " $T/cs " /proc/self/mounts)"
 mkdir cs/vm/555 2>/dev/null && fail "-o rw,ro: mkdir allowed"
 umount cs
+
+# --- atime options ---
+
+for o in noatime,nodiratime relatime strictatime,lazytime norelatime,nostrictatime,nolazytime \
+	diratime silent loud; do
+	"$MOUNT_DSFS" st cs -o "ro,$o" 2>"$T/err" || fail "-o $o refused: $(cat "$T/err")"
+	umount cs
+done
+# Other options still reach libfuse, which refuses what it does not know.
+expect_status 1 "$MOUNT_DSFS" st cs -o no_such_option
+grep -q "unknown option" "$T/err" || fail "no_such_option: $(cat "$T/err")"
 
 # --- relative mount point, SIGTERM ---
 
