@@ -653,7 +653,12 @@ int cmd_key(int argc, char **argv)
 	r = ds_write_all(fd, json, strlen(json));
 	if (r == 0 && fsync(fd) < 0)
 		r = -errno;
-	close(fd);
+	if (close(fd) < 0 && r == 0)
+		r = -errno;
+	/* The file is ours (O_EXCL): a partial key would block a retry and
+	 * pass for a damaged key. */
+	if (r < 0)
+		unlink(file);
 out:
 	if (r < 0)
 		fprintf(stderr, "dsfs: %s: %s\n", file, strerror(-r));
