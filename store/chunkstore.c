@@ -653,7 +653,8 @@ int ds_chunkstore_touch_existing(struct ds_chunkstore *cs, const struct ds_diges
 	int fd, type, r;
 
 	ds_chunk_relpath(d, rel);
-	fd = openat(cs->chunksfd, rel, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	/* O_NONBLOCK: a FIFO under a chunk's name must not make us wait. */
+	fd = openat(cs->chunksfd, rel, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
 	if (fd < 0)
 		return errno == ENOENT ? 0 : -errno;
 	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || st.st_size == 0) {
@@ -698,7 +699,7 @@ static int read_aligned(int fd, uint8_t *raw, size_t len, size_t room)
 static int open_disk(struct ds_chunkstore *cs, const char *rel, bool direct, struct stat *st)
 {
 	int fd = openat(cs->chunksfd, rel,
-			O_RDONLY | O_CLOEXEC | O_NOFOLLOW | (direct ? O_DIRECT : 0));
+			O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK | (direct ? O_DIRECT : 0));
 	int r;
 
 	if (fd < 0)

@@ -227,8 +227,12 @@ uint32_t ds_crc32(const void *data, size_t len)
 
 int ds_open_regular_at(int dirfd, const char *path, struct stat *ret_st)
 {
+	/* O_NONBLOCK: open(2) of a FIFO waits for a writer, which a FIFO
+	 * left in a datastore (where an owner, manifest or chunk file should
+	 * be) never gets: a mount's request would hang unkillably. */
 	int fd = openat(dirfd, path,
-			O_RDONLY | O_CLOEXEC | O_NOCTTY | (dirfd == AT_FDCWD ? 0 : O_NOFOLLOW));
+			O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK |
+				(dirfd == AT_FDCWD ? 0 : O_NOFOLLOW));
 	int r;
 
 	if (fd < 0)

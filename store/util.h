@@ -117,9 +117,11 @@ uint32_t ds_crc32_update(uint32_t crc, const void *data, size_t len);
  * descriptor (a file inside a datastore) a symlink as the last component is
  * refused with -ELOOP: datastores are writable by PBS's backup user and
  * dsfs runs as root, so a link must not make it read a host file. With
- * AT_FDCWD (a path a user gave) links are followed. Returns the descriptor
- * (caller closes) or -errno: -EISDIR for a directory, -EINVAL for anything
- * else that is not a regular file. */
+ * AT_FDCWD (a path a user gave) links are followed. The open never waits:
+ * a FIFO (or a device that would) is refused like any other non-regular
+ * file. Returns the descriptor (caller closes; O_NONBLOCK is set on it,
+ * which reads of a regular file ignore) or -errno: -EISDIR for a
+ * directory, -EINVAL for anything else that is not a regular file. */
 struct stat;
 int ds_open_regular_at(int dirfd, const char *path, struct stat *ret_st);
 

@@ -743,8 +743,11 @@ static int lookup_group(const struct ds_lookup *lk, const struct vnode *p, const
 		int64_t mtime = 0;
 
 		r = read_group_file(lk, p, name, &buf, &len, &mtime);
-		if (r < 0) /* a symlink (never followed) is not listed either */
-			return r == -ENOTDIR || r == -ELOOP ? -ENOENT : r;
+		/* Not listed either: a symlink (never followed), a directory
+		 * or anything else that is not a regular file (a FIFO). */
+		if (r < 0)
+			return r == -ENOTDIR || r == -ELOOP || r == -EISDIR || r == -EINVAL ? -ENOENT
+											    : r;
 		free(buf);
 		n = vfs_child_new(p, name[0] == 'o' ? VK_OWNER : VK_GNOTES, name);
 		if (n) {
