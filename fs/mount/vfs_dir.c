@@ -2,6 +2,7 @@
 #include "fs/mount/vfs_internal.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -141,7 +142,9 @@ static int list_group(const struct ds_lookup *lk, const struct vnode *p, struct 
 
 		if (ds_group_relpath(p->ns, ds_backup_type_name(p->type), p->id, rel, sizeof(rel)) == 0 &&
 		    (fd = ds_lookup_open_dir(lk, rel)) >= 0) {
-			if (fstatat(fd, "notes", &st, 0) == 0 && S_ISREG(st.st_mode))
+			/* As lookup_group finds it: a link is not followed. */
+			if (fstatat(fd, "notes", &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+			    S_ISREG(st.st_mode))
 				r = add(d, p, "notes", S_IFREG);
 			close(fd);
 		}

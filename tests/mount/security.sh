@@ -8,8 +8,8 @@
 #   breaking PBS's rules (a namespace deeper than 7, "bad name", ".hidden",
 #   control characters, a bad snapshot time, an invalid archive name) are
 #   neither listed nor found.
-# - Symlinks inside the datastore (a group, a snapshot, an owner file, a
-#   blob, an index pointing outside) are not followed: not listed, not
+# - Symlinks inside the datastore (a group, a snapshot, an owner or notes
+#   file, a blob, an index pointing outside) are not followed: not listed, not
 #   found, and the daemon never opens their targets (inotify on a canary).
 # - pxar symlinks pointing outside (/etc/shadow, ../../etc/passwd, the
 #   canary) are data: lstat says S_IFLNK with the target's length, readlink
@@ -148,6 +148,7 @@ ln -s "$OUT/valid.conf.blob" "$SNAP/linked.conf.blob"
 mkdir -p "$S/vm/2/$T0"
 cp -r "$SNAP/." "$S/vm/2/$T0/"
 ln -s "$T/canary/secret" "$S/vm/2/owner"
+ln -s "$T/canary/secret" "$S/vm/2/notes" # group notes: were listed (ls -l: "?"), lookup ENOENT
 ln -s "$T/canary" "$S/ns/linked"
 ln -s "$OUT" "$S/ct" # a type (holding group "group")
 
@@ -322,7 +323,8 @@ hidden(snap, b"linked.conf")                        # blob -> outside
 hidden(M + b"/ns", b"linked")                       # namespace -> outside
 hidden(M, b"ct")                                    # type -> outside
 hidden(M + b"/vm/2", b"owner")                      # owner -> the canary
-for p in (M + b"/vm/2/owner", snap + b"/linked.conf"):
+hidden(M + b"/vm/2", b"notes")                      # group notes -> the canary
+for p in (M + b"/vm/2/owner", M + b"/vm/2/notes", snap + b"/linked.conf"):
     try:
         with open(p, "rb") as f:
             data = f.read()
