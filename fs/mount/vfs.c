@@ -957,7 +957,9 @@ static int lookup_snapshot(struct vfs *v, const struct ds_lookup *lk, const stru
 		}
 		free(pending);
 	}
-	if (r == -ENOENT && strcmp(name, ".protected") == 0 && fstatat(fd, name, &st, 0) == 0) {
+	/* As listed (a regular file; a link is not followed). */
+	if (r == -ENOENT && strcmp(name, ".protected") == 0 &&
+	    fstatat(fd, name, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISREG(st.st_mode)) {
 		n = vfs_child_new(p, VK_PROTECTED, name);
 		r = n ? 0 : -ENOMEM;
 		if (n)

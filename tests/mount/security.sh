@@ -149,6 +149,7 @@ mkdir -p "$S/vm/2/$T0"
 cp -r "$SNAP/." "$S/vm/2/$T0/"
 ln -s "$T/canary/secret" "$S/vm/2/owner"
 ln -s "$T/canary/secret" "$S/vm/2/notes" # group notes: were listed (ls -l: "?"), lookup ENOENT
+ln -s "$T/canary/secret" "$S/vm/2/$T0/.protected" # not listed, but was found
 ln -s "$T/canary" "$S/ns/linked"
 ln -s "$OUT" "$S/ct" # a type (holding group "group")
 
@@ -324,6 +325,7 @@ hidden(M + b"/ns", b"linked")                       # namespace -> outside
 hidden(M, b"ct")                                    # type -> outside
 hidden(M + b"/vm/2", b"owner")                      # owner -> the canary
 hidden(M + b"/vm/2", b"notes")                      # group notes -> the canary
+hidden(M + b"/vm/2/" + t0.encode(), b".protected")  # .protected -> the canary
 for p in (M + b"/vm/2/owner", M + b"/vm/2/notes", snap + b"/linked.conf"):
     try:
         with open(p, "rb") as f:
