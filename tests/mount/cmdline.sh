@@ -39,8 +39,7 @@ if [ "$(id -u)" != 0 ]; then
 	exit 77
 fi
 
-cp -r "$FIX/pbs-store-a" "$T/st"
-chmod -R u+w "$T/st"
+fixture_copy pbs-store-a "$T/st"
 cd "$T"
 
 mounted() { grep -q " $T/$1 " /proc/self/mounts; }
