@@ -24,7 +24,7 @@ void ds_log_set_ident(const char *ident)
 	log_ident = ident ? ident : "dsfs";
 }
 
-static const char *level_name(enum ds_log_level level)
+const char *ds_log_level_name(enum ds_log_level level)
 {
 	switch (level) {
 	case DS_LOG_ERR:
@@ -54,5 +54,5 @@ void ds_log(enum ds_log_level level, const char *fmt, ...)
 		return;
 	}
 	/* One fprintf call: stdio locks the stream, so lines never interleave. */
-	fprintf(stderr, "%s: %s: %s\n", log_ident, level_name(level), msg);
+	fprintf(stderr, "%s: %s: %s\n", log_ident, ds_log_level_name(level), msg);
 }

@@ -23,6 +23,8 @@ void ds_log_set_level(enum ds_log_level max_level);
 void ds_log_set_sink(ds_log_sink sink, void *userdata);
 /* Program name printed by the stderr sink; borrowed, must outlive logging. */
 void ds_log_set_ident(const char *ident);
+/* "error", "warning", "info", "debug": as the stderr sink prints levels. */
+const char *ds_log_level_name(enum ds_log_level level);
 
 void ds_log(enum ds_log_level level, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));

@@ -15,6 +15,7 @@
 #include "store/hierarchy.h"
 #include "store/index.h"
 #include "store/locks.h"
+#include "store/log.h"
 #include "store/manifest.h"
 #include "store/names.h"
 #include "store/util.h"
@@ -111,6 +112,15 @@ static void skipped(struct verify *v, const char *snap, const char *why)
 		fputs("\r\033[K", stderr);
 	fprintf(stderr, "dsfs: verify: %s: skipped: %s\n", snap, why);
 	v->skipped++;
+}
+
+/* On a terminal, the store's own messages (a chunk file missing or
+ * unreadable, a lock file that cannot be chowned) clear the progress line
+ * first, as problem() does, instead of being appended to it. */
+static void progress_log_sink(enum ds_log_level level, const char *msg, void *userdata)
+{
+	(void)userdata;
+	fprintf(stderr, "\r\033[Kdsfs: %s: %s\n", ds_log_level_name(level), msg);
 }
 
 static void show_progress(struct verify *v)
@@ -527,6 +537,8 @@ int cmd_verify(int argc, char **argv)
 	v.rd = rd;
 	v.key = crypt;
 	v.progress = isatty(STDERR_FILENO);
+	if (v.progress)
+		ds_log_set_sink(progress_log_sink, NULL);
 	v.buf = malloc(DS_MAX_CHUNK_SIZE);
 	if (!v.buf) {
 		r = -ENOMEM;
@@ -573,6 +585,7 @@ int cmd_verify(int argc, char **argv)
 	       (unsigned long long)v.n_chunks, (double)v.chunk_bytes / DS_MIB, skip,
 	       (unsigned long long)v.errors);
 out:
+	ds_log_set_sink(NULL, NULL);
 	free(v.buf);
 	free(v.chunks.slots);
 	free(v.chunks.state);
