@@ -178,6 +178,7 @@ static void verify_index(struct verify *v, int snapfd, const char *snap,
 	struct ds_index *idx;
 	struct ds_digest csum;
 	bool encrypted = mf->crypt_mode == DS_CRYPT_ENCRYPT;
+	bool fixed;
 	int r;
 
 	r = ds_index_open(snapfd, mf->filename, &idx);
@@ -185,6 +186,13 @@ static void verify_index(struct verify *v, int snapfd, const char *snap,
 		problem(v, snap, mf->filename, "cannot open index: %s", strerror(-r));
 		return;
 	}
+	/* PBS opens a .fidx with its fixed reader and a .didx with its
+	 * dynamic one, each refusing the other's magic: an index of the other
+	 * kind cannot be restored, whatever its checksum. */
+	fixed = ds_index_kind(idx) == DS_INDEX_FIXED;
+	if (fixed != (ds_archive_kind(mf->filename) == DS_ARCHIVE_FIDX))
+		problem(v, snap, mf->filename, "a %s index, not the %s index its name says",
+			fixed ? "fixed" : "dynamic", fixed ? "dynamic" : "fixed");
 	ds_index_compute_csum(idx, &csum);
 	if (!ds_digest_eq(&csum, &mf->csum))
 		problem(v, snap, mf->filename, "index checksum does not match the manifest");

@@ -141,4 +141,28 @@ grep -q "/\.\./2024-03-02T08:02:17Z/qemu-server.conf.blob: not an archive name" 
 	{ cat "$T/err"; fail "manifest names outside the snapshot not reported"; }
 grep -q "verified 1 snapshots, 5 archives, .*: 2 errors" "$T/out" ||
 	{ cat "$T/out"; fail "summary, names outside the snapshot"; }
+# An index whose magic is not the one its name says (a dynamic index
+# stored as NAME.img.fidx, the manifest's size and checksum matching it):
+# PBS opens a .fidx with its fixed reader, which refuses any other magic,
+# so its verify, restore and mount all fail it.
+fixture_copy pbs-store-a "$T/x"
+python3 - "$T/x/host/tundra-87/2024-03-02T09:02:17Z" <<'PY4'
+import json, os, subprocess, sys, zlib
+snap = sys.argv[1]
+raw = open(snap + "/index.json.blob", "rb").read()
+text = subprocess.run(["zstd", "-dc"], input=raw[12:], capture_output=True).stdout or raw[12:]
+m = json.loads(text)
+for f in m["files"]:
+    if f["filename"] == "root.pxar.didx":
+        f["filename"] = "root.img.fidx"
+os.rename(snap + "/root.pxar.didx", snap + "/root.img.fidx")
+out = json.dumps(m, indent=2, sort_keys=True).encode()
+open(snap + "/index.json.blob", "wb").write(
+    bytes.fromhex("42ab3807be8370a1") + zlib.crc32(out).to_bytes(4, "little") + out)
+PY4
+expect_status 3 "$DSFS" verify "$T/x" host/tundra-87/2024-03-02T09:02:17Z
+grep -q "root.img.fidx: a dynamic index, not the fixed index its name says" "$T/err" ||
+	{ cat "$T/err"; fail "a dynamic index named .fidx not reported"; }
+grep -q "verified 1 snapshots, 2 archives, .*: 1 errors" "$T/out" ||
+	{ cat "$T/out"; fail "summary, index kind"; }
 echo "verify ok"
