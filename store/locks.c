@@ -170,7 +170,7 @@ static void ns_part(const char *ns, char *out, size_t outlen)
 }
 
 static int lock_object(int basefd, const char *store, const char *rel, bool want_time,
-		       bool exclusive, struct ds_lock **ret)
+		       bool exclusive, bool file_lock, struct ds_lock **ret)
 {
 	char ns[257], type[8], id[256], time[DS_TIME_LEN + 1];
 	char obj[600], esc[1200], nsdir[300], sub[1600];
@@ -183,7 +183,7 @@ static int lock_object(int basefd, const char *store, const char *rel, bool want
 	if (!l)
 		return -ENOMEM;
 	l->filefd = l->dirfd = -1;
-	if (!old_locking()) {
+	if (file_lock && !old_locking()) {
 		ns_part(ns, nsdir, sizeof(nsdir));
 		if (want_time)
 			r = ds_path_fmt(obj, sizeof(obj), "%s/%s/%s", type, id, time);
@@ -217,12 +217,17 @@ fail:
 int ds_lock_snapshot(int basefd, const char *store, const char *snaprel, bool exclusive,
 		     struct ds_lock **ret)
 {
-	return lock_object(basefd, store, snaprel, true, exclusive, ret);
+	return lock_object(basefd, store, snaprel, true, exclusive, true, ret);
+}
+
+int ds_lock_snapshot_dir(int basefd, const char *snaprel, bool exclusive, struct ds_lock **ret)
+{
+	return lock_object(basefd, "", snaprel, true, exclusive, false, ret);
 }
 
 int ds_lock_group(int basefd, const char *store, const char *grouprel, struct ds_lock **ret)
 {
-	return lock_object(basefd, store, grouprel, false, true, ret);
+	return lock_object(basefd, store, grouprel, false, true, true, ret);
 }
 
 int ds_lock_manifest(const char *store, const char *snaprel, struct ds_lock **ret)

@@ -33,6 +33,11 @@ struct ds_lock;
  * -ENOENT no such snapshot, -EINVAL bad path, -errno. */
 int ds_lock_snapshot(int basefd, const char *store, const char *snaprel, bool exclusive,
 		     struct ds_lock **ret);
+/* The old scheme alone: flock on the snapshot directory, for a reader that
+ * cannot make the lock file of ds_lock_snapshot (no write access to the
+ * lock directory). dsfs's writers and an old-locking PBS still show up;
+ * a PBS on the new scheme does not. Errors as ds_lock_snapshot. */
+int ds_lock_snapshot_dir(int basefd, const char *snaprel, bool exclusive, struct ds_lock **ret);
 /* Locks group grouprel exclusively (backups into the group, its removal).
  * Errors as ds_lock_snapshot. */
 int ds_lock_group(int basefd, const char *store, const char *grouprel, struct ds_lock **ret);

@@ -253,9 +253,10 @@ static void verify_blob(struct verify *v, int snapfd, const char *snap,
 
 /* Takes snaprel's snapshot lock shared, as PBS's verify does, so that
  * neither PBS's prune nor a dsfs rmdir removes it while it is checked.
- * 1 locked (*ret set), 0 go on without the lock (*ret NULL), -ENOENT the
- * snapshot is gone, -EBUSY someone holds it exclusively: a backup writing
- * it, or its removal. */
+ * 0 locked, or go on with the directory lock alone (lock files that cannot
+ * be made, warned once), *ret set either way for ds_lock_release; -ENOENT
+ * the snapshot is gone, -EBUSY someone holds it exclusively: a backup
+ * writing it, or its removal. */
 static int lock_snapshot(struct verify *v, const char *snaprel, struct ds_lock **ret)
 {
 	const struct ds_lookup *lk = ds_reader_lookup(v->rd);
@@ -270,19 +271,27 @@ static int lock_snapshot(struct verify *v, const char *snaprel, struct ds_lock *
 	 * snapshot directory that is gone means the snapshot is. */
 	if (r == -ENOENT && faccessat(basefd, snaprel, F_OK, AT_SYMLINK_NOFOLLOW) == 0)
 		r = -EIO;
-	close(basefd);
 	if (r == 0 || r == -ENOENT || r == -EBUSY)
-		return r == 0 ? 1 : r;
+		goto out;
 	/* Lock files that cannot be made (no write access to /run as another
-	 * user, a read-only /run) do not stop a check, as for the mount. */
+	 * user, a read-only /run) do not stop a check, as for the mount. The
+	 * directory is still locked: dsfs's writers and an old-locking PBS
+	 * lock it too, and without it their backups in progress looked
+	 * abandoned. */
 	if (!v->lock_warned) {
 		if (v->progress)
 			fputs("\r\033[K", stderr);
-		fprintf(stderr, "dsfs: verify: cannot take snapshot locks (%s): verifying without them\n",
+		fprintf(stderr, "dsfs: verify: cannot take snapshot locks (%s): verifying with "
+				"the directory locks only\n",
 			strerror(-r));
 		v->lock_warned = true;
 	}
-	return 0;
+	r = ds_lock_snapshot_dir(basefd, snaprel, false, ret);
+	if (r < 0 && r != -ENOENT && r != -EBUSY)
+		r = 0; /* not even that: go on unlocked */
+out:
+	close(basefd);
+	return r;
 }
 
 static void verify_snapshot(struct verify *v, const char *snaprel)

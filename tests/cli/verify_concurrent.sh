@@ -91,6 +91,17 @@ expect_status 0 "$DSFS" verify "$T/s"
 grep -q "verified 13 snapshots, .* (1 skipped: .*): 0 errors" "$T/out" ||
 	{ cat "$T/out"; fail "whole-store summary with a backup in progress"; }
 
+# 2b. The same when verify cannot make PBS's lock files (no write access to
+#    the lock directory, here a path under a FIFO): it still takes
+#    the directory lock, which the writer holds, and skips the snapshot.
+#    It used to check it unlocked and report an abandoned backup (3).
+DSFS_LOCK_DIR=$T/fifo/locks expect_status 0 "$DSFS" verify "$T/s" host/inprog
+grep -q "cannot take snapshot locks" "$T/err" || { cat "$T/err"; fail "no warning about the locks"; }
+grep -q "host/inprog/2025-01-01T00:00:00Z: skipped: locked by another operation" "$T/err" ||
+	{ cat "$T/err"; fail "snapshot in progress not skipped without lock files"; }
+grep -q "verified 0 snapshots, .* (1 skipped: .*): 0 errors" "$T/out" ||
+	{ cat "$T/out"; fail "summary with a backup in progress, without lock files"; }
+
 # 3. The writer dies (kill -9: nothing removes its snapshot). The unfinished
 #    snapshot's lock is free now: an abandoned backup, which PBS's verify
 #    fails with a manifest load error.
