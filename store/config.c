@@ -42,6 +42,55 @@ const char *ds_maintenance_name(enum ds_maintenance m)
 	return (size_t)m < DS_ARRAY_SIZE(maintenance_names) ? maintenance_names[m] : "";
 }
 
+static int hex_digit(char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
+}
+
+int ds_maintenance_message_display(const char *msg, char **ret)
+{
+	size_t n = 0, chars;
+	bool control = false;
+	char *out;
+
+	*ret = NULL;
+	if (!msg || !*msg)
+		return 0;
+	out = malloc(strlen(msg) + 1);
+	if (!out)
+		return -ENOMEM;
+	for (const char *p = msg; *p;) {
+		int hi = p[0] == '%' ? hex_digit(p[1]) : -1;
+		int lo = hi >= 0 ? hex_digit(p[2]) : -1;
+
+		if (lo >= 0) {
+			out[n++] = (char)(hi << 4 | lo);
+			p += 3;
+		} else {
+			out[n++] = *p++;
+		}
+	}
+	out[n] = '\0';
+	for (size_t i = 0; i < n; i++)
+		if ((unsigned char)out[i] < 0x20 || out[i] == 0x7f)
+			control = true;
+	if (control) {
+		/* out holds strlen(msg) + 1 bytes */
+		strcpy(out, msg);
+	} else if (ds_utf8_count(out, n, &chars) < 0) {
+		free(out);
+		return 0;
+	}
+	*ret = out;
+	return 0;
+}
+
 /* --- section-config parser (proxmox-section-config) --- */
 
 struct parser {

@@ -36,6 +36,14 @@ enum ds_maintenance {
 /* "read-only", "offline", … → enum (or -EINVAL); enum → name ("" for NONE). */
 int ds_maintenance_parse(const char *s);
 const char *ds_maintenance_name(enum ds_maintenance m);
+/* A maintenance message as PBS shows it with a refusal (spec §6.2,
+ * MaintenanceMode::check): percent-decoded, for the legacy percent-encoded
+ * values older web UIs wrote ("%XX" with two hex digits; any other '%'
+ * stays). A decoding that is not valid UTF-8 shows nothing, as in PBS; one
+ * holding control characters (which a log line must not carry) shows the
+ * message as written. *ret: malloc'ed, NULL for a NULL or empty result.
+ * Returns 0 or -ENOMEM. Thread-safe. */
+int ds_maintenance_message_display(const char *msg, char **ret);
 
 /* A key=value pair of a section, as text, for keys this module does not
  * interpret (kept so a rewrite loses nothing). */

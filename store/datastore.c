@@ -42,7 +42,7 @@ struct ds_datastore {
 	/* All below protected by lock. */
 	struct base *base; /* current; replaced by a path change (_configure) */
 	enum ds_maintenance maintenance;
-	char *maintenance_message;
+	char *maintenance_message; /* as shown: ds_maintenance_message_display */
 	char *backing_device;
 	bool device_mounted; /* cached ds_backing_device_mounted() result */
 	bool sync_each;
@@ -400,7 +400,9 @@ unsigned ds_datastore_configure(struct ds_datastore *ds, const struct ds_datasto
 	before_w = write_refusal_locked(ds);
 	was_removable = ds->backing_device != NULL;
 	ds->maintenance = cfg ? cfg->maintenance : DS_MAINT_NONE;
-	if (replace_str(cfg ? cfg->maintenance_message : NULL, &ds->maintenance_message) < 0 ||
+	free(ds->maintenance_message);
+	if (ds_maintenance_message_display(cfg ? cfg->maintenance_message : NULL,
+					   &ds->maintenance_message) < 0 ||
 	    replace_str(cfg ? cfg->backing_device : NULL, &ds->backing_device) < 0)
 		ds_err("datastore %s: out of memory applying config", ds->name);
 	ds->sync_each = cfg && cfg->sync_level && strcmp(cfg->sync_level, "file") == 0;

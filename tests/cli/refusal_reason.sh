@@ -1,7 +1,8 @@
 # dsfs(1) REFUSALS: a datastore addressed by name that refuses (maintenance
 # mode, unmounted removable disk) fails every command inside it with status
 # 1, and "the error names the reason and the maintenance message" -- for
-# ls as for cat, verify and backup (ls printed only the errno).
+# ls as for cat, verify and backup (ls printed only the errno), the message
+# percent-decoded as PBS shows it (it was shown encoded).
 . "$(dirname "$0")/../testlib.bash"
 need_fixtures
 fixture_copy pbs-store-a "$T/store"
@@ -32,6 +33,12 @@ for mode in offline unmount s3-refresh delete; do
 		--config "$cfg"
 	expect_refused "$mode: disk swap ($mode)"
 done
+# The message as PBS shows it (MaintenanceMode::check, spec 6.2): percent-
+# decoded, for the percent-encoded messages older PBS web UIs wrote; a '%'
+# that starts no escape stays.
+printf 'datastore: store-a\n\tmaintenance-mode type=offline,message="disk%%20swap%%2C%%20back at 9%%, 100%%25"\n\tpath %s\n' \
+	"$T/store" >"$cfg"
+expect_refused "offline: disk swap, back at 9%, 100%"
 # a removable datastore whose disk is not mounted
 printf 'datastore: store-a\n\tbacking-device 01234567-89ab-cdef-0123-456789abcdef\n\tpath %s\n' \
 	"$T/store" >"$cfg"

@@ -587,6 +587,39 @@ static void test_maintenance_names(void **state)
 	assert_string_equal(ds_maintenance_name(DS_MAINT_S3_REFRESH), "s3-refresh");
 }
 
+/* The message as PBS's MaintenanceMode::check shows it (spec §6.2). */
+static void test_maintenance_message_display(void **state)
+{
+	static const struct {
+		const char *in, *want;
+	} cases[] = {
+		{ "disk%20swap", "disk swap" },
+		{ "a%2cb%2C", "a,b," },        /* either case of hex digit */
+		{ "100%", "100%" },            /* no escape: kept */
+		{ "50% done %4", "50% done %4" },
+		{ "%zz%2", "%zz%2" },
+		{ "%25%32%30", "%20" },        /* decoded once */
+		{ "caf%C3%A9", "caf\xc3\xa9" },
+		{ "bad %FF", NULL },           /* not UTF-8: nothing, as PBS */
+		{ "line%0Abreak", "line%0Abreak" }, /* control: as written */
+		{ "nul%00", "nul%00" },
+		{ "", NULL },
+		{ NULL, NULL },
+	};
+	char *out;
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		out = (char *)1;
+		assert_int_equal(ds_maintenance_message_display(cases[i].in, &out), 0);
+		if (cases[i].want)
+			assert_string_equal(out, cases[i].want);
+		else
+			assert_null(out);
+		free(out);
+	}
+}
+
 static void test_check_property(void **state)
 {
 	struct ds_datastore_cfg ds = { 0 };
@@ -700,6 +733,7 @@ int main(void)
 		cmocka_unit_test(test_format_exact),
 		cmocka_unit_test(test_set_maintenance),
 		cmocka_unit_test(test_maintenance_names),
+		cmocka_unit_test(test_maintenance_message_display),
 		cmocka_unit_test(test_check_property),
 		cmocka_unit_test(test_many_stores),
 		cmocka_unit_test(test_load),
