@@ -170,6 +170,13 @@ enum ds_maintenance ds_datastore_maintenance(const struct ds_datastore *ds)
 	return ds->maintenance;
 }
 
+void ds_datastore_maintenance_message(struct ds_datastore *ds, char *buf, size_t len)
+{
+	pthread_mutex_lock(&ds->lock);
+	snprintf(buf, len, "%s", ds->maintenance_message ? ds->maintenance_message : "");
+	pthread_mutex_unlock(&ds->lock);
+}
+
 bool ds_backing_device_mounted(const char *name, const char *uuid, const char *mountpoint)
 {
 	char devpath[256], mp[4096], line[8192];

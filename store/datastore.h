@@ -87,6 +87,9 @@ const char *ds_datastore_name(const struct ds_datastore *ds);
  * ds_datastore_configure, which may change it). */
 const char *ds_datastore_base(const struct ds_datastore *ds);
 enum ds_maintenance ds_datastore_maintenance(const struct ds_datastore *ds);
+/* Copies the maintenance message as refusals show it into buf (len > 0;
+ * "" when there is none; cut to len - 1 bytes). Thread-safe. */
+void ds_datastore_maintenance_message(struct ds_datastore *ds, char *buf, size_t len);
 /* Which directory the store is at now, and which one a writer uses: equal
  * serials, the same (a path changed away and back is another serial).
  * Serials are never reused within the process. */

@@ -435,6 +435,7 @@ void vfs_refresh(struct vfs *v, vfs_inval_fn inval, void *ctx)
 	/* Stores are only ever prepended, so this walk sees a stable list. */
 	for (struct vstore *s = stores; s; s = s->next) {
 		unsigned changed = 0;
+		bool removed = false;
 
 		if (have_cfg) {
 			const struct ds_datastore_cfg *dc = ds_config_find(snap.cfg, s->name);
@@ -448,6 +449,7 @@ void vfs_refresh(struct vfs *v, vfs_inval_fn inval, void *ctx)
 			 * node of the new store the old way: the invalidation
 			 * below drops it. */
 			changed = ds_datastore_configure(s->ds, dc ? dc : &gone);
+			removed = !dc;
 			if (changed & DS_CONFIGURE_PATH)
 				__atomic_add_fetch(&s->gen, 1, __ATOMIC_RELEASE);
 		}
@@ -458,11 +460,19 @@ void vfs_refresh(struct vfs *v, vfs_inval_fn inval, void *ctx)
 			enum ds_maintenance mode = ds_datastore_maintenance(s->ds);
 			int read_refusal = ds_datastore_read_refusal(s->ds);
 
-			if (changed & DS_CONFIGURE_ACCESS)
-				ds_info("datastore %s: access changed (maintenance %s, read %s)",
+			char msg[256];
+
+			/* With the message: under offline or unmount nothing
+			 * gets as far as an open, which would log it. */
+			ds_datastore_maintenance_message(s->ds, msg, sizeof(msg));
+			if ((changed & DS_CONFIGURE_ACCESS) && removed)
+				ds_info("datastore %s: access changed (removed from %s, read refused)",
+					s->name, v->opt.config_path);
+			else if (changed & DS_CONFIGURE_ACCESS)
+				ds_info("datastore %s: access changed (maintenance %s%s%s, read %s)",
 					s->name,
 					mode == DS_MAINT_NONE ? "none" : ds_maintenance_name(mode),
-					read_refusal ? "refused" : "allowed");
+					*msg ? ": " : "", msg, read_refusal ? "refused" : "allowed");
 			/* Open archives hold read handles: they go when readers
 			 * are refused, not when only writers are (read-only),
 			 * and when the store moved (they are the old one's;

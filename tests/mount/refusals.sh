@@ -5,7 +5,8 @@
 # remounting. A file opened before "offline" keeps reading; once it is
 # closed the daemon holds no descriptor on the datastore. A multi-store
 # mount drops a deleted store from its root. A bad edit keeps the last good
-# config and logs file:line.
+# config and logs file:line. Each access change is logged with the
+# maintenance message, a store removed from the config as removed.
 . "$(dirname "$0")/../testlib.bash"
 . "$(dirname "$0")/../mountlib.bash"
 need_fixtures
@@ -209,6 +210,13 @@ for method in rename inplace dsfs; do
 done
 grep -q "write refused: read-only: dsfs says read-only" "$MLOG" ||
 	fail "maintenance message not logged"
+# Under offline and unmount nothing is opened (lookups fail first), so the
+# change itself must say why (mount.dsfs(8): "each change of a datastore's
+# state ... is logged with the reason and the maintenance message").
+for mode in offline unmount; do
+	grep -q "$NAME: access changed (maintenance $mode: hand edit $mode," "$MLOG" ||
+		fail "$mode: the access change does not name the message"
+done
 
 # --- a file opened before "offline" keeps reading; closing it lets go ---
 
@@ -309,5 +317,19 @@ set_mode rename none
 expect_state "multi: clear again" OK ls "$S" OK read "$S/$SNAP/qemu-server.conf"
 [ "$(ls "$M")" = "$NAME" ] || fail "store not listed again: $(ls "$M")"
 cmp -s "$S/$SNAP/qemu-server.conf" "$T/conf.want" || fail "multi: wrong bytes"
+# A store removed from the config is gone as under "delete" (within 1-2 s),
+# and the log says it was removed, not that it was set to "delete".
+cp "$CFG" "$T/keep.cfg"
+mark=$(wc -l <"$MLOG")
+: >"$CFG.new"
+mv "$CFG.new" "$CFG"
+DEADLINE=4 expect_state "multi: removed" OK ls "$M" ENOENT stat "$S"
+tail -n +$((mark + 1)) "$MLOG" >"$T/removed.log"
+grep -q "$NAME: access changed (removed from $CFG" "$T/removed.log" ||
+	fail "removal not logged as such: $(cat "$T/removed.log")"
+grep -q "$NAME: access changed (maintenance delete" "$T/removed.log" &&
+	fail "removal logged as 'delete'"
+mv "$T/keep.cfg" "$CFG"
+expect_state "multi: back" OK ls "$S"
 unmount_dsfs "$M"
 echo "refusals through the mount ok"
