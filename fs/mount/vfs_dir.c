@@ -459,7 +459,6 @@ void vfs_refresh(struct vfs *v, vfs_inval_fn inval, void *ctx)
 		if (changed) {
 			enum ds_maintenance mode = ds_datastore_maintenance(s->ds);
 			int read_refusal = ds_datastore_read_refusal(s->ds);
-
 			char msg[256];
 
 			/* With the message: under offline or unmount nothing
