@@ -249,7 +249,8 @@ int ds_open_regular_at(int dirfd, const char *path, struct stat *ret_st)
 	return fd;
 }
 
-int ds_read_fd(int fd, size_t hint, size_t max, uint8_t **ret_buf, size_t *ret_len)
+int ds_read_fd(int fd, size_t hint, size_t max, const volatile sig_atomic_t *stop,
+	       uint8_t **ret_buf, size_t *ret_len)
 {
 	uint8_t *buf;
 	size_t len = 0, cap;
@@ -266,6 +267,11 @@ int ds_read_fd(int fd, size_t hint, size_t max, uint8_t **ret_buf, size_t *ret_l
 	for (;;) {
 		ssize_t n;
 
+		/* Also between reads: a signal then would not interrupt one. */
+		if (stop && *stop) {
+			r = -EINTR;
+			goto fail;
+		}
 		if (len + 1 == cap) {
 			/* Past the hint (a file that grew, a pipe): up to max. */
 			uint8_t *nb;
@@ -276,7 +282,7 @@ int ds_read_fd(int fd, size_t hint, size_t max, uint8_t **ret_buf, size_t *ret_l
 
 				do
 					n = read(fd, &c, 1);
-				while (n < 0 && errno == EINTR);
+				while (n < 0 && errno == EINTR && !(stop && *stop));
 				if (n == 0)
 					break;
 				r = n < 0 ? -errno : -EFBIG;
@@ -292,7 +298,7 @@ int ds_read_fd(int fd, size_t hint, size_t max, uint8_t **ret_buf, size_t *ret_l
 		}
 		n = read(fd, buf + len, cap - 1 - len);
 		if (n < 0) {
-			if (errno == EINTR)
+			if (errno == EINTR && !(stop && *stop))
 				continue;
 			r = -errno;
 			goto fail;
@@ -320,7 +326,7 @@ int ds_read_file_at(int dirfd, const char *path, size_t max, uint8_t **ret_buf,
 	if (fd < 0)
 		return fd;
 	r = (uint64_t)st.st_size > max ? -EFBIG
-				       : ds_read_fd(fd, (size_t)st.st_size, max, ret_buf, ret_len);
+				       : ds_read_fd(fd, (size_t)st.st_size, max, NULL, ret_buf, ret_len);
 	close(fd);
 	return r;
 }

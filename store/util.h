@@ -8,6 +8,7 @@
 #ifndef DSFS_STORE_UTIL_H
 #define DSFS_STORE_UTIL_H
 
+#include <signal.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -133,8 +134,12 @@ int ds_read_file_at(int dirfd, const char *path, size_t max, uint8_t **ret_buf,
 
 /* Reads fd from where it is to its end (a file, pipe or device), refusing
  * more than max bytes (-EFBIG); hint is the expected size (0: unknown).
- * *ret_buf as for ds_read_file_at. Returns 0 or -errno. */
-int ds_read_fd(int fd, size_t hint, size_t max, uint8_t **ret_buf, size_t *ret_len);
+ * A read interrupted by a signal is retried unless stop (may be NULL)
+ * is set: then -EINTR, so that a stalled pipe does not outlast the
+ * signal meant to stop the caller. *ret_buf as for ds_read_file_at.
+ * Returns 0 or -errno. */
+int ds_read_fd(int fd, size_t hint, size_t max, const volatile sig_atomic_t *stop,
+	       uint8_t **ret_buf, size_t *ret_len);
 
 /* write(2) / pwrite(2) until done, retrying EINTR. Returns 0 or -errno. */
 int ds_write_all(int fd, const void *buf, size_t len);

@@ -504,7 +504,7 @@ static int backup_run(int argc, char **argv, const char **excl, uint64_t *devs)
 			 * (qemu-server.conf=/dev/stdin, a process
 			 * substitution), as streams are. */
 			r = ds_read_fd(fd, S_ISREG(sb.st_mode) ? (size_t)sb.st_size : 0,
-				       DS_MAX_BLOB_SIZE, &data, &len);
+				       DS_MAX_BLOB_SIZE, &interrupted, &data, &len);
 			if (r == -EFBIG) {
 				fprintf(stderr, "dsfs: %s: more than %llu MiB: too large for a "
 						"blob; name it NAME.didx or NAME.img\n",

@@ -43,6 +43,41 @@ for sig in INT TERM HUP; do
 	[ -z "$left" ] || fail "SIG$sig: temp files left: $left"
 	grep -q "interrupted" "$T/err" || fail "SIG$sig: not reported: $(cat "$T/err")"
 done
+# A blob read from a stalled source (qemu-server.conf=/dev/stdin of a
+# pipe whose writer hangs) stops at the first signal too: it was read
+# to its end first, so only a second Ctrl-C killed dsfs, leaving the
+# unfinished snapshot behind.
+time=2025-01-01T00:00:05Z
+rm -f "$T/fifo"
+mkfifo "$T/fifo"
+(printf 'memory: 512\n'; exec sleep 600) >"$T/fifo" &
+feeder=$!
+env --default-signal=INT "$DSFS" backup "$S" vm/101 --time "$time" \
+	qemu-server.conf="$T/fifo" >"$T/out" 2>"$T/err" &
+pid=$!
+for i in $(seq 600); do
+	[ -d "$S/vm/101/$time" ] && break
+	sleep 0.1
+done
+[ -d "$S/vm/101/$time" ] || fail "blob: the backup did not start"
+sleep 0.5 # into the read of the blob
+kill -s INT "$pid"
+for i in $(seq 100); do
+	kill -0 "$pid" 2>/dev/null || break
+	sleep 0.1
+done
+if kill -0 "$pid" 2>/dev/null; then
+	kill -s KILL "$pid"
+	kill "$feeder" 2>/dev/null || true
+	fail "blob: SIGINT did not stop a backup reading a stalled blob source"
+fi
+rc=0
+wait "$pid" || rc=$?
+kill "$feeder" 2>/dev/null || true
+wait "$feeder" 2>/dev/null || true
+[ "$rc" = 130 ] || fail "blob: dsfs backup exited $rc: $(cat "$T/err")"
+[ ! -e "$S/vm/101/$time" ] || fail "blob: unfinished snapshot left: $(ls -A "$S/vm/101/$time")"
+grep -q "interrupted" "$T/err" || fail "blob: not reported: $(cat "$T/err")"
 # The store is clean and usable: a backup at one of those times works.
 expect_status 0 "$DSFS" backup "$S" vm/100 --time 2025-01-01T00:00:01Z data.didx="$T/part"
 expect_status 0 "$DSFS" verify "$S"
