@@ -82,12 +82,14 @@ static void restore_stop_signals(const struct sigaction old[3])
 		sigaction(stop_signals[i], &old[i], NULL);
 }
 
-/* Streams fd into a new archive. */
-static int stream_archive(struct ds_backup *b, const char *name, int fd, uint64_t size,
-			  size_t avg)
+/* Streams fd (the file src, size bytes when opened; 0: a pipe or device)
+ * into a new archive, reporting its errors. */
+static int stream_archive(struct ds_backup *b, const char *name, const char *src, int fd,
+			  uint64_t size, size_t avg)
 {
 	struct ds_archive_writer *aw;
 	size_t bufsz = 4 * DS_MIB;
+	uint64_t total = 0;
 	uint8_t *buf;
 	int r;
 
@@ -113,16 +115,32 @@ static int stream_archive(struct ds_backup *b, const char *name, int fd, uint64_
 		}
 		if (n == 0)
 			break;
+		total += (uint64_t)n;
+		/* An image's index is sized when the file is opened; a file
+		 * that grows or shrinks meanwhile is not the image it was
+		 * (PBS's client fails it too: "unexpected file size"). */
+		if (size && ds_archive_kind(name) == DS_ARCHIVE_FIDX && total > size)
+			break;
 		r = ds_archive_write(aw, buf, (size_t)n);
 		if (r < 0)
 			break;
 	}
 	free(buf);
-	if (r < 0) {
+	if (r == 0 && size && ds_archive_kind(name) == DS_ARCHIVE_FIDX && total != size) {
+		fprintf(stderr, "dsfs: %s: changed size while read (%llu bytes when opened, "
+				"%s%llu read): %s not written\n",
+			src, (unsigned long long)size, total > size ? "more than " : "",
+			(unsigned long long)(total > size ? size : total), name);
 		ds_archive_abort(aw);
-		return r;
+		return -EIO;
 	}
-	return ds_archive_finish(aw, 0);
+	if (r == 0)
+		r = ds_archive_finish(aw, 0);
+	else
+		ds_archive_abort(aw);
+	if (r < 0)
+		fprintf(stderr, "dsfs: %s: %s\n", name, strerror(-r));
+	return r;
 }
 
 static int aw_sink_write(void *ctx, const void *buf, size_t len)
@@ -517,8 +535,12 @@ static int backup_run(int argc, char **argv, const char **excl, uint64_t *devs)
 				free(data);
 			}
 		} else {
-			r = stream_archive(b, name, fd, S_ISREG(sb.st_mode) ? (uint64_t)sb.st_size : 0,
-					   avg);
+			r = stream_archive(b, name, eq + 1, fd,
+					   S_ISREG(sb.st_mode) ? (uint64_t)sb.st_size : 0, avg);
+			if (r < 0) {
+				close(fd);
+				goto out; /* reported */
+			}
 		}
 		close(fd);
 		if (r < 0) {
