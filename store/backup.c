@@ -118,7 +118,7 @@ static int create_owner(int basefd, const char *grouprel, const char *owner)
 	if (fd < 0)
 		return errno == EEXIST ? 0 : -errno; /* owner set once, at creation */
 	snprintf(line, sizeof(line), "%s\n", owner);
-	r = ds_own_fd(fd);
+	r = fchmod(fd, 0644) < 0 ? -errno : ds_own_fd(fd); /* whatever the umask */
 	if (r == 0)
 		r = ds_write_all(fd, line, strlen(line));
 	if (r == 0 && fsync(fd) < 0)

@@ -477,7 +477,9 @@ int ds_mkdir_own_at(int dirfd, const char *name, mode_t mode)
 
 	if (mkdirat(dirfd, name, mode) < 0)
 		return -errno;
-	r = ds_own_at(dirfd, name);
+	/* The mode exactly, as PBS's daemons (umask 022) make them: under
+	 * the caller's umask 077 they were 0700. */
+	r = fchmodat(dirfd, name, mode, 0) < 0 ? -errno : ds_own_at(dirfd, name);
 	if (r < 0)
 		unlinkat(dirfd, name, AT_REMOVEDIR);
 	return r;

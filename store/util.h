@@ -156,8 +156,9 @@ void ds_datastore_owner(uid_t *ret_uid, gid_t *ret_gid);
 int ds_own_fd(int fd);
 /* The same for name relative to dirfd (a symlink is not followed). */
 int ds_own_at(int dirfd, const char *name);
-/* mkdirat(dirfd, name, mode) of a directory in a datastore, given to
- * ds_datastore_owner (removed again if that fails). 0 or -errno (-EEXIST
+/* mkdirat(dirfd, name, mode) of a directory in a datastore, with exactly
+ * that mode whatever the umask, given to ds_datastore_owner (removed again
+ * if that fails). 0 or -errno (-EEXIST
  * when it exists: an existing directory is left as it is). */
 int ds_mkdir_own_at(int dirfd, const char *name, mode_t mode);
 

@@ -1,5 +1,7 @@
 # Run as root, `dsfs init` and `dsfs backup` leave every file and directory
-# they create in the datastore to PBS's service user backup:backup, as
+# they create in the datastore to PBS's service user backup:backup, with
+# PBS's modes whatever the umask (group and snapshot directories and the
+# owner file were 0700/0600 under umask 077), as
 # PBS's own daemons (running as backup) create them: the proxy must be able
 # to touch reused chunks during GC (utimensat with atime = now and mtime
 # omitted needs the file's owner, not only write access), remove unused
@@ -19,8 +21,11 @@ done
 head -c $((5 << 20)) /dev/urandom >"$T/disk.img"
 head -c $((3 << 20)) /dev/urandom >"$T/stream.bin"
 echo "memory: 512" >"$T/vm.conf"
+# Under umask 077 too (a root shell's): the modes below are PBS's, exactly.
+umask 077
 expect_status 0 "$DSFS" backup "$S" --ns a/b vm/100 --time 2025-01-01T00:00:00Z \
 	drive-scsi0.img="$T/disk.img" qemu-server.conf="$T/vm.conf" data.didx="$T/stream.bin"
+umask 022
 g=ns/a/ns/b/vm/100
 snap=$g/2025-01-01T00:00:00Z
 [ -f "$S/$snap/index.json.blob" ] || fail "no manifest"
