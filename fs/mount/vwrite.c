@@ -824,7 +824,7 @@ static void node_settle(struct vfs *v, struct vwopen *wo, int r, const char *ser
 			uint64_t size)
 {
 	struct vnode *n;
-	uint64_t parent = 0;
+	uint64_t parent = 0, snap = 0;
 	char name[256] = "";
 
 	pthread_mutex_lock(&v->lock);
@@ -832,6 +832,7 @@ static void node_settle(struct vfs *v, struct vwopen *wo, int r, const char *ser
 	if (n && n->wo == wo) {
 		n->wo = NULL;
 		if (r == 0) {
+			snap = n->parent;
 			char *f = strdup(server);
 			const char *ext = strrchr(server, '.');
 
@@ -857,6 +858,14 @@ static void node_settle(struct vfs *v, struct vwopen *wo, int r, const char *ser
 	notify(v, wo->ino, 0, NULL);
 	if (parent)
 		notify(v, 0, parent, name);
+	/* The commit rewrote the manifest (or made the first one): the
+	 * kernel would go on for a second with index.json's old size, so a
+	 * read cut the new manifest there, or with "no such file" cached
+	 * before the first commit. Sent after the waiters are woken: a
+	 * lookup waiting for this commit holds the directory, which the
+	 * kernel locks to drop the entry. */
+	if (snap)
+		notify(v, 0, snap, "index.json");
 }
 
 static void finish_archive(struct vfs *v, struct vwopen *wo)
