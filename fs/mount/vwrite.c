@@ -832,10 +832,10 @@ static void node_settle(struct vfs *v, struct vwopen *wo, int r, const char *ser
 	if (n && n->wo == wo) {
 		n->wo = NULL;
 		if (r == 0) {
-			snap = n->parent;
 			char *f = strdup(server);
 			const char *ext = strrchr(server, '.');
 
+			snap = n->parent;
 			if (f) {
 				free(n->file);
 				n->file = f;
