@@ -42,17 +42,6 @@ const char *ds_maintenance_name(enum ds_maintenance m)
 	return (size_t)m < DS_ARRAY_SIZE(maintenance_names) ? maintenance_names[m] : "";
 }
 
-static int hex_digit(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
 int ds_maintenance_message_display(const char *msg, char **ret)
 {
 	size_t n = 0, chars;
@@ -66,8 +55,8 @@ int ds_maintenance_message_display(const char *msg, char **ret)
 	if (!out)
 		return -ENOMEM;
 	for (const char *p = msg; *p;) {
-		int hi = p[0] == '%' ? hex_digit(p[1]) : -1;
-		int lo = hi >= 0 ? hex_digit(p[2]) : -1;
+		int hi = p[0] == '%' ? ds_hex_digit(p[1]) : -1;
+		int lo = hi >= 0 ? ds_hex_digit(p[2]) : -1;
 
 		if (lo >= 0) {
 			out[n++] = (char)(hi << 4 | lo);

@@ -28,7 +28,7 @@ void ds_hex_encode(const void *in, size_t n, char *out)
 	out[2 * n] = '\0';
 }
 
-static int hexval(char c)
+int ds_hex_digit(char c)
 {
 	if (c >= '0' && c <= '9')
 		return c - '0';
@@ -48,8 +48,8 @@ int ds_hex_decode(const char *hex, void *out, size_t n)
 
 		if (!hex[2 * i] || !hex[2 * i + 1])
 			return -EINVAL;
-		hi = hexval(hex[2 * i]);
-		lo = hexval(hex[2 * i + 1]);
+		hi = ds_hex_digit(hex[2 * i]);
+		lo = ds_hex_digit(hex[2 * i + 1]);
 		if (hi < 0 || lo < 0)
 			return -EINVAL;
 		b[i] = (uint8_t)(hi << 4 | lo);

@@ -88,6 +88,8 @@ void ds_hex_encode(const void *in, size_t n, char *out);
 /* Parses exactly 2*n hex characters (either case) from hex into out; hex must
  * be NUL-terminated right after them. Returns 0 or -EINVAL. */
 int ds_hex_decode(const char *hex, void *out, size_t n);
+/* The value of one hex digit (either case), or -1. */
+int ds_hex_digit(char c);
 
 /* Digest <-> 64-character lowercase hex. out must hold 65 bytes. */
 void ds_digest_to_hex(const struct ds_digest *d, char out[DS_DIGEST_HEX_LEN + 1]);

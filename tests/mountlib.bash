@@ -48,6 +48,20 @@ wait_until() {
 	done
 	fail "$what: not within 2.5 s"
 }
+# daemon_of WORD: the pid of a mount.dsfs whose command line holds the
+# argument WORD (its mount point, its source).
+daemon_of() {
+	local p
+	for p in /proc/[0-9]*; do
+		if tr '\0' '\n' 2>/dev/null <"$p/cmdline" | grep -qxF "$1" &&
+			tr '\0' '\n' 2>/dev/null <"$p/cmdline" | grep -q 'mount\.dsfs$'; then
+			echo "${p#/proc/}"
+			return 0
+		fi
+	done
+	return 1
+}
+
 # listed DIR NAME / not_listed DIR NAME: whether ls DIR shows NAME.
 listed() { ls "$1" | grep -qx "$2"; }
 not_listed() { ! ls "$1" | grep -qx "$2"; }

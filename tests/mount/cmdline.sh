@@ -52,18 +52,6 @@ gone() {
 	done
 	return 1
 }
-# The daemon whose command line holds the word $1.
-daemon_of() {
-	local p
-	for p in /proc/[0-9]*; do
-		if tr '\0' '\n' 2>/dev/null <"$p/cmdline" | grep -qxF "$1" &&
-			tr '\0' '\n' 2>/dev/null <"$p/cmdline" | grep -q 'mount\.dsfs$'; then
-			echo "${p#/proc/}"
-			return 0
-		fi
-	done
-	return 1
-}
 
 # --- cache_size= ---
 

@@ -132,18 +132,6 @@ elif [ "$(realpath /sbin/mount.dsfs)" != "$(realpath "$MOUNT_DSFS")" ]; then
 	echo "note: /sbin/mount.dsfs is another binary; testing it as installed" >&2
 fi
 
-# The daemon serving DIR (its command line names DIR).
-daemon_of() {
-	local p
-	for p in /proc/[0-9]*; do
-		if tr '\0' '\n' 2>/dev/null <"$p/cmdline" | grep -qxF "$1" &&
-			tr '\0' '\n' 2>/dev/null <"$p/cmdline" | grep -q 'mount\.dsfs$'; then
-			echo "${p#/proc/}"
-			return 0
-		fi
-	done
-	return 1
-}
 # helper_mount DIR MOUNT-ARGS...: mount(8) must return with the mount in
 # place (the helper daemonizes).
 helper_mount() {
