@@ -258,7 +258,10 @@ int ds_read_fd(int fd, size_t hint, size_t max, const volatile sig_atomic_t *sto
 
 	if (hint > max)
 		return -EFBIG;
-	cap = (hint < 65536 ? 65536 : hint) + 1;
+	/* A file's size exactly (its bytes and the NUL are one allocation,
+	 * held as long as the caller keeps them); 64 KiB to start with when
+	 * the size is unknown. */
+	cap = (hint ? hint : 65536) + 1;
 	if (cap > max + 1)
 		cap = max + 1;
 	buf = malloc(cap);
@@ -273,18 +276,17 @@ int ds_read_fd(int fd, size_t hint, size_t max, const volatile sig_atomic_t *sto
 			goto fail;
 		}
 		if (len + 1 == cap) {
-			/* Past the hint (a file that grew, a pipe): up to max. */
-			uint8_t *nb;
+			/* Full: one byte more decides whether there is more (a
+			 * file that grew, a pipe), so a file of its size (or of
+			 * exactly max bytes) is read without growing. */
+			uint8_t c, *nb;
 
-			if (len >= max) {
-				/* One byte more decides: exactly max bytes fit. */
-				uint8_t c;
-
-				do
-					n = read(fd, &c, 1);
-				while (n < 0 && errno == EINTR && !(stop && *stop));
-				if (n == 0)
-					break;
+			do
+				n = read(fd, &c, 1);
+			while (n < 0 && errno == EINTR && !(stop && *stop));
+			if (n == 0)
+				break;
+			if (n < 0 || len >= max) {
 				r = n < 0 ? -errno : -EFBIG;
 				goto fail;
 			}
@@ -295,6 +297,8 @@ int ds_read_fd(int fd, size_t hint, size_t max, const volatile sig_atomic_t *sto
 				goto fail;
 			}
 			buf = nb;
+			buf[len++] = c;
+			continue;
 		}
 		n = read(fd, buf + len, cap - 1 - len);
 		if (n < 0) {
