@@ -122,14 +122,18 @@ static struct vcreated *created_find(struct vfs *v, const struct vstore *st,
  * alone would finish the snapshot with no archive, which PBS (and
  * `latest`) would take for a finished backup. The first commit writes
  * them; a snapshot that never gets one stays unfinished, and its notes
- * go with it. Sets them (NULL or empty: none). 0, -ENOENT no record,
+ * go with it. Sets them (NULL or empty: none); ret_old (may be NULL) gets
+ * the ones they replace (malloc'ed, or NULL). 0, -ENOENT no record,
  * -ENOMEM. */
 static int created_set_notes(struct vfs *v, const struct vstore *st, const char *snaprel,
-			     uint64_t serial, const char *notes)
+			     uint64_t serial, const char *notes, char **ret_old)
 {
 	char *copy;
 	struct vcreated *c;
 	int r = 0;
+
+	if (ret_old)
+		*ret_old = NULL;
 
 	if (notes && !*notes)
 		notes = NULL; /* emptied: none, as in a manifest */
@@ -139,7 +143,10 @@ static int created_set_notes(struct vfs *v, const struct vstore *st, const char 
 	pthread_mutex_lock(&v->lock);
 	c = created_find(v, st, snaprel, serial);
 	if (c) {
-		free(c->notes);
+		if (ret_old)
+			*ret_old = c->notes;
+		else
+			free(c->notes);
 		c->notes = copy;
 		copy = NULL;
 	} else {
@@ -725,12 +732,9 @@ static int apply_notes(struct vfs *v, struct vstore *st, const char *snaprel, co
 		/* Before the first archive they wait for it in the record
 		 * (created_set_notes), put there first: a commit meanwhile
 		 * either finds them in the session or clears them after. */
-		r = created_notes(v, st, snaprel, serial, &old);
-		c = r < 0 ? r : created_set_notes(v, st, snaprel, serial, notes);
-		if (c == -ENOMEM) {
-			free(old);
+		c = created_set_notes(v, st, snaprel, serial, notes, &old);
+		if (c == -ENOMEM)
 			return c;
-		}
 		r = session_get(v, st, snaprel, &s);
 		if (r == 0) {
 			pthread_mutex_lock(&s->blk);
@@ -739,11 +743,11 @@ static int apply_notes(struct vfs *v, struct vstore *st, const char *snaprel, co
 			pthread_mutex_unlock(&s->blk);
 		}
 		if (r < 0 && c == 0)
-			created_set_notes(v, st, snaprel, serial, old); /* as they were */
+			created_set_notes(v, st, snaprel, serial, old, NULL); /* as they were */
 		free(old);
 		if (r == 0 && (finished || c == -ENOENT)) {
 			if (c == 0)
-				created_set_notes(v, st, snaprel, serial, NULL);
+				created_set_notes(v, st, snaprel, serial, NULL, NULL);
 			r = session_commit(s);
 		}
 		if (s)
@@ -883,7 +887,7 @@ static void finish_archive(struct vfs *v, struct vwopen *wo)
 	if (r == 0) {
 		r = session_commit(s);
 		if (r == 0) /* notes waiting for it are in the manifest now */
-			created_set_notes(v, s->st, s->snaprel, s->serial, NULL);
+			created_set_notes(v, s->st, s->snaprel, s->serial, NULL, NULL);
 		if (r < 0) {
 			bool dropped;
 
