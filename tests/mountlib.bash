@@ -66,6 +66,15 @@ daemon_of() {
 listed() { ls "$1" | grep -qx "$2"; }
 not_listed() { ! ls "$1" | grep -qx "$2"; }
 
+# manifest_py SNAP EXPR: prints EXPR, a Python expression over the manifest
+# m of snapshot SNAP (vm/100/TIME) of datastore $S, read with dsfs cat.
+manifest_py() {
+	"$DSFS" cat "$S" "$1" index.json | python3 -c '
+import json, sys
+m = json.load(sys.stdin)
+print(eval(sys.argv[1]))' "$2"
+}
+
 # mount_new_snapshot: an empty datastore $S (dsfs init) mounted on $M, and a
 # new snapshot $SNAP made in it through the mount, for tests that write.
 mount_new_snapshot() {

@@ -208,12 +208,8 @@ echo "third line" >>"$SNAP/notes"
 [ "$(tail -n 1 "$SNAP/notes")" = "third line" ] || fail "notes appended"
 "$DSFS" ls "$S" vm/100/2026-01-01T00:00:00Z >"$T/ls.out"
 grep -q "first line" "$T/ls.out" || fail "notes not in dsfs ls: $(cat "$T/ls.out")"
-"$DSFS" cat "$S" vm/100/2026-01-01T00:00:00Z index.json >"$T/manifest.json"
-python3 -c '
-import json, sys
-n = json.load(open(sys.argv[1]))["unprotected"]["notes"]
-assert n == "first line\nsecond line\nthird line\n", repr(n)
-' "$T/manifest.json" || fail "notes in the manifest"
+[ "$(manifest_py vm/100/2026-01-01T00:00:00Z 'm["unprotected"]["notes"] == "first line\nsecond line\nthird line\n"')" = True ] ||
+	fail "notes in the manifest: $(manifest_py vm/100/2026-01-01T00:00:00Z 'repr(m["unprotected"].get("notes"))')"
 touch "$SNAP/.protected"
 [ -f "$D/.protected" ] || fail ".protected not made"
 "$DSFS" ls "$S" vm/100 >"$T/ls.out"

@@ -11,10 +11,8 @@ need_fuse
 mount_new_snapshot
 disk=$S/vm/100/2026-01-01T00:00:00Z
 manifest_notes() {
-	"$DSFS" cat "$S" "vm/100/$1" index.json | python3 -c '
-import json, sys
-m = json.load(sys.stdin)
-print(repr(m.get("unprotected", {}).get("notes")), sorted(f["filename"] for f in m["files"]))'
+	manifest_py "vm/100/$1" \
+		'repr(m.get("unprotected", {}).get("notes")) + " " + repr(sorted(f["filename"] for f in m["files"]))'
 }
 manifest_is() { [ "$(manifest_notes "$1")" = "$2" ]; }
 
