@@ -835,8 +835,8 @@ static int archive_attrs(struct vfs *v, int snapfd, struct vnode *n, const struc
 		type = ds_blob_type(raw, raw_len);
 		if (type >= 0 && ds_blob_type_encrypted(type)) {
 			n->crypt_mode = DS_CRYPT_ENCRYPT;
-			free(n->other_key);
-			n->other_key = vfs_other_key(v, m);
+			if (!n->other_key) /* not listed as encrypted above */
+				n->other_key = vfs_other_key(v, m);
 			/* Without the key the plaintext size is unknown; the
 			 * payload size is exact for uncompressed ones. */
 			n->size = raw_len - DS_BLOB_ENC_HEADER_LEN;
