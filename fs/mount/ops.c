@@ -150,15 +150,21 @@ static void op_init(void *userdata, struct fuse_conn_info *conn)
 	conn->max_write = 1 << 20;
 }
 
+static void entry_param(const struct vfs_entry *e, struct fuse_entry_param *p)
+{
+	memset(p, 0, sizeof(*p));
+	p->ino = e->ino;
+	p->generation = e->generation;
+	p->attr = e->st;
+	p->attr_timeout = e->attr_timeout;
+	p->entry_timeout = e->entry_timeout;
+}
+
 static void reply_entry(fuse_req_t req, const struct vfs_entry *e)
 {
 	struct fuse_entry_param p;
 
-	memset(&p, 0, sizeof(p));
-	p.ino = e->ino;
-	p.attr = e->st;
-	p.attr_timeout = e->attr_timeout;
-	p.entry_timeout = e->entry_timeout;
+	entry_param(e, &p);
 	fuse_reply_entry(req, &p);
 }
 
@@ -298,10 +304,7 @@ static void list_dir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 			break;
 		if (i >= 2 && attrs && vfs_lookup_listed(vfs_of(req), d, i - 2, &e) == 0) {
 			given++;
-			p.ino = e.ino;
-			p.attr = e.st;
-			p.attr_timeout = e.attr_timeout;
-			p.entry_timeout = e.entry_timeout;
+			entry_param(&e, &p);
 		}
 		used += fuse_add_direntry_plus(req, buf + used, size - used, name, &p,
 					       (off_t)i + 1);
@@ -536,11 +539,7 @@ static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_
 		fuse_reply_err(req, -r);
 		return;
 	}
-	memset(&p, 0, sizeof(p));
-	p.ino = e.ino;
-	p.attr = e.st;
-	p.attr_timeout = e.attr_timeout;
-	p.entry_timeout = e.entry_timeout;
+	entry_param(&e, &p);
 	fi->fh = (uintptr_t)f;
 	fi->keep_cache = 0;
 	fi->direct_io = write_only(fi);

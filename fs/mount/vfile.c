@@ -142,7 +142,16 @@ struct vopen_id {
 	bool pxar_dir;
 	bool writing; /* n->wo was set */
 	char *file;   /* a copy of n->file, or NULL */
+	uint32_t gen; /* n->gen */
 };
+
+/* A snapshot's file open by a node of the same snapshot: not of one made
+ * again under the same time since the kernel last looked the node up
+ * (then the kernel's inode is the old one's, pages included). */
+static int same_snapshot(int snapfd, const struct vopen_id *id)
+{
+	return vfs_snapshot_gen(snapfd) == id->gen ? 0 : -ESTALE;
+}
 
 /* Small files: owner, notes, decoded blobs. */
 static int open_small(struct vfs *v, const struct vnode *n, const struct vopen_id *id,
@@ -190,9 +199,10 @@ static int open_small(struct vfs *v, const struct vnode *n, const struct vopen_i
 			}
 		}
 	} else {
-		r = id->file ? ds_read_file_at(fd, id->file, DS_MAX_BLOB_SIZE + DS_BLOB_ENC_HEADER_LEN,
-					       &raw, &raw_len)
-			     : -ENOENT;
+		r = id->file ? same_snapshot(fd, id) : -ENOENT;
+		if (r == 0)
+			r = ds_read_file_at(fd, id->file, DS_MAX_BLOB_SIZE + DS_BLOB_ENC_HEADER_LEN,
+					    &raw, &raw_len);
 		if (r == 0) {
 			int type = ds_blob_type(raw, raw_len);
 
@@ -223,7 +233,9 @@ static int open_index(struct vfs *v, const struct vnode *n, const struct vopen_i
 	fd = ds_lookup_open_dir(lk, rel);
 	if (fd < 0)
 		return fd;
-	r = id->file ? ds_index_open(fd, id->file, &f->idx) : -ENOENT;
+	r = id->file ? same_snapshot(fd, id) : -ENOENT;
+	if (r == 0)
+		r = ds_index_open(fd, id->file, &f->idx);
 	close(fd);
 	if (r == -EBADMSG)
 		return -EIO;
@@ -340,6 +352,7 @@ static int open_id(struct vfs *v, const struct vnode *n, struct vopen_id *id)
 	id->crypt_mode = n->crypt_mode;
 	id->pxar_dir = n->kind == VK_PXAR && S_ISDIR(n->pe.mode);
 	id->writing = n->wo != NULL;
+	id->gen = n->gen;
 	id->file = NULL;
 	id->other_key = NULL;
 	if ((n->file && !(id->file = strdup(n->file))) ||

@@ -443,6 +443,7 @@ static void fill_entry(const struct vnode *n, struct vfs_entry *e)
 {
 	memset(e, 0, sizeof(*e));
 	e->ino = n->ino;
+	e->generation = n->gen;
 	e->st.st_ino = n->ino;
 	if (n->kind == VK_PXAR) {
 		/* An archive entry: its own metadata, nanoseconds included. */
@@ -570,6 +571,7 @@ struct vnode *vfs_child_new(const struct vnode *p, enum vkind kind, const char *
 	n->type = p->type;
 	n->id = p->id ? strdup(p->id) : NULL;
 	memcpy(n->time, p->time, sizeof(n->time));
+	n->gen = p->gen;
 	if (!n->ns || (p->id && !n->id)) {
 		vfs_node_free(n);
 		return NULL;
@@ -577,7 +579,31 @@ struct vnode *vfs_child_new(const struct vnode *p, enum vkind kind, const char *
 	return n;
 }
 
-static bool dir_exists(const struct ds_lookup *lk, const char *rel, int *ret_err)
+/* A snapshot directory's identity, from its inode number and birth time:
+ * a directory made again under the same name differs in either (ext4 gives
+ * the inode number of a removed directory to the next one at once). A
+ * file system without birth times leaves the inode number; 0 only when
+ * statx fails. Never 0 otherwise, and 32 bits, which the kernel keeps. */
+uint32_t vfs_snapshot_gen(int fd)
+{
+	struct statx stx;
+	uint8_t key[20] = { 0 };
+	uint64_t h;
+
+	if (statx(fd, "", AT_EMPTY_PATH | AT_STATX_SYNC_AS_STAT, STATX_INO | STATX_BTIME, &stx) < 0)
+		return 0;
+	ds_put_le64(key, stx.stx_ino);
+	if (stx.stx_mask & STATX_BTIME) {
+		ds_put_le64(key + 8, (uint64_t)stx.stx_btime.tv_sec);
+		ds_put_le32(key + 16, stx.stx_btime.tv_nsec);
+	}
+	h = vfs_hash_ino(key, sizeof(key));
+	return (uint32_t)(h ^ h >> 32) ? (uint32_t)(h ^ h >> 32) : 1;
+}
+
+/* Whether rel is a directory; *ret_gen (if not NULL) gets its identity. */
+static bool dir_exists(const struct ds_lookup *lk, const char *rel, int *ret_err,
+		       uint32_t *ret_gen)
 {
 	int fd = ds_lookup_open_dir(lk, rel);
 
@@ -585,6 +611,8 @@ static bool dir_exists(const struct ds_lookup *lk, const char *rel, int *ret_err
 		*ret_err = fd == -ENOTDIR ? -ENOENT : fd;
 		return false;
 	}
+	if (ret_gen)
+		*ret_gen = vfs_snapshot_gen(fd);
 	close(fd);
 	return true;
 }
@@ -609,7 +637,7 @@ static int lookup_nsroot(const struct ds_lookup *lk, const struct vnode *p, cons
 	if ((r = node_rel(p, rel, sizeof(rel))) < 0 ||
 	    (r = ds_path_fmt(sub, sizeof(sub), "%s%s%s", rel, *rel ? "/" : "", name)) < 0)
 		return r;
-	if (!dir_exists(lk, sub, &r))
+	if (!dir_exists(lk, sub, &r, NULL))
 		return r;
 	n = vfs_child_new(p, kind, name);
 	if (!n)
@@ -643,7 +671,7 @@ static int lookup_nslist(const struct ds_lookup *lk, const struct vnode *p, cons
 	}
 	if ((r = ds_ns_relpath(ns, rel, sizeof(rel))) < 0)
 		return r;
-	if (!dir_exists(lk, rel, &r))
+	if (!dir_exists(lk, rel, &r, NULL))
 		return r;
 	n = vfs_child_new(p, VK_NSROOT, name);
 	if (!n)
@@ -670,7 +698,7 @@ static int lookup_type(const struct ds_lookup *lk, const struct vnode *p, const 
 		r = ds_lookup_check_io(lk);
 		return r < 0 ? r : -ENOENT;
 	}
-	if (!dir_exists(lk, rel, &r))
+	if (!dir_exists(lk, rel, &r, NULL))
 		return r;
 	n = vfs_child_new(p, VK_GROUP, name);
 	if (!n)
@@ -757,15 +785,17 @@ static int lookup_group(const struct ds_lookup *lk, const struct vnode *p, const
 	} else {
 		char rel[2048];
 		int64_t epoch;
+		uint32_t gen;
 
 		if (ds_snapshot_relpath(p->ns, type, p->id, name, rel, sizeof(rel)) < 0) {
 			r = ds_lookup_check_io(lk);
 			return r < 0 ? r : -ENOENT;
 		}
-		if (!dir_exists(lk, rel, &r))
+		if (!dir_exists(lk, rel, &r, &gen))
 			return r;
 		n = vfs_child_new(p, VK_SNAPSHOT, name);
 		if (n) {
+			n->gen = gen;
 			snprintf(n->time, sizeof(n->time), "%s", name);
 			ds_time_parse(name, &epoch);
 			n->mtime = epoch;
@@ -1087,6 +1117,7 @@ void vfs_node_publish(struct vfs *v, struct vnode *n, struct vfs_entry *ret)
 		old->size = n->size;
 		old->blocks = n->blocks;
 		old->mtime = n->mtime;
+		old->gen = n->gen;
 		{
 			char *k = old->other_key;
 

@@ -58,6 +58,7 @@ void vfs_free(struct vfs *v);
 
 struct vfs_entry {
 	uint64_t ino;
+	uint64_t generation; /* fits in 32 bits: the kernel keeps only those */
 	struct stat st;
 	double entry_timeout, attr_timeout;
 };

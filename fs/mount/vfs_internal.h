@@ -90,6 +90,12 @@ struct vnode {
 	/* VK_WFILE: the open archive (NULL once finished or failed). */
 	struct vwopen *wo;
 	uint64_t nlookup; /* protected by vfs->lock */
+	/* The snapshot's identity (vfs_snapshot_gen), for the snapshot and
+	 * everything in it; 0 above snapshots. The kernel gets it as the
+	 * inode's generation: a snapshot made again under the same time has
+	 * the same paths and inode numbers, and another generation makes the
+	 * kernel drop the old inodes, their names and their pages. */
+	uint32_t gen;
 	struct vnode *hnext;
 };
 
@@ -201,6 +207,8 @@ size_t vfs_part_size(void);
 /* Checks an opened index against its manifest entry (size and index
  * checksum, as PBS's reader does): 0, or -EBADMSG with a log line naming
  * what. */
+/* The identity of the snapshot directory open at fd (vnode gen). */
+uint32_t vfs_snapshot_gen(int fd);
 int vfs_index_check(const struct ds_index *idx, const struct ds_manifest_file *mf,
 		    const char *what);
 

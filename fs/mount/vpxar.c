@@ -31,6 +31,7 @@ struct varchive {
 	struct vfs *v;
 	struct vstore *st;
 	char *key;        /* "<snapshot relpath>/<name>": registry key and inode salt */
+	uint32_t gen;     /* the snapshot's identity (vnode gen) when opened */
 	char skey[VSTORE_KEY_LEN]; /* vstore_key of st when opened */
 	unsigned refs;    /* nodes + registry; protected by v->lock */
 	pthread_rwlock_t lock;
@@ -270,8 +271,9 @@ static int archive_open(struct vfs *v, struct varchive *ar, const char *snaprel,
 
 /* Finds or opens the archive named name of snapshot snaprel in store st. */
 static int archive_get_at(struct vfs *v, struct vstore *st, const char *snaprel,
-			  const char *name, struct varchive **ret)
+			  const char *name, uint32_t gen, struct varchive **ret)
 {
+	struct varchive *stale = NULL;
 	struct ds_lookup *lk = NULL;
 	struct ds_manifest *m = NULL;
 	struct ds_manifest_file mf, mf_meta, mf_payload;
@@ -284,14 +286,25 @@ static int archive_get_at(struct vfs *v, struct vstore *st, const char *snaprel,
 	if ((r = ds_path_fmt(key, sizeof(key), "%s/%s", snaprel, name)) < 0)
 		return r;
 	pthread_mutex_lock(&v->lock);
-	for (ar = v->archives; ar; ar = ar->next)
-		if (ar->st == st && strcmp(ar->key, key) == 0) {
+	for (struct varchive **pp = &v->archives; *pp; pp = &(*pp)->next) {
+		ar = *pp;
+		if (ar->st != st || strcmp(ar->key, key) != 0)
+			continue;
+		if (ar->gen == gen) {
 			ar->refs++;
 			pthread_mutex_unlock(&v->lock);
 			*ret = ar;
 			return 0;
 		}
+		/* The snapshot was made again under the same name: the old
+		 * archive stays with the nodes that have it, and is not
+		 * found any more. */
+		*pp = ar->next;
+		stale = ar;
+		break;
+	}
 	pthread_mutex_unlock(&v->lock);
+	varchive_unref(stale); /* the registry's reference */
 
 	r = ds_lookup_acquire(st->ds, &lk);
 	if (r < 0)
@@ -334,6 +347,7 @@ static int archive_get_at(struct vfs *v, struct vstore *st, const char *snaprel,
 	}
 	ar->v = v;
 	ar->st = st;
+	ar->gen = gen;
 	vstore_key(st, ar->skey);
 	ar->refs = 2; /* the caller's and the registry's */
 	pthread_rwlock_init(&ar->lock, NULL);
@@ -361,7 +375,7 @@ static int archive_get(struct vfs *v, const struct vnode *snap, const char *name
 	int r;
 
 	r = vfs_node_snaprel(snap, snaprel, sizeof(snaprel));
-	return r < 0 ? r : archive_get_at(v, snap->st, snaprel, name, ret);
+	return r < 0 ? r : archive_get_at(v, snap->st, snaprel, name, snap->gen, ret);
 }
 
 /* Enter/leave an archive for one operation: a closed archive answers with
@@ -541,7 +555,7 @@ static int node_archive(struct vfs *v, const struct vnode *p, struct varchive **
 	slash = strrchr(ar->key, '/');
 	if (dead && slash && ds_datastore_read_refusal(ar->st->ds) == 0 &&
 	    ds_path_fmt(snaprel, sizeof(snaprel), "%.*s", (int)(slash - ar->key), ar->key) == 0 &&
-	    archive_get_at(v, ar->st, snaprel, slash + 1, &nar) == 0) {
+	    archive_get_at(v, ar->st, snaprel, slash + 1, ar->gen, &nar) == 0) {
 		bool moved = false;
 
 		pthread_mutex_lock(&v->lock);
@@ -724,7 +738,12 @@ int vpxar_open_content(struct vfs *v, const struct vnode *n, const struct ds_loo
 		r = vfs_node_snaprel(n, snaprel, sizeof(snaprel));
 	fd = r < 0 ? r : ds_open_snapshot(lk, snaprel);
 	if (fd >= 0) {
-		r = vpxar_files(fd, slash + 1, meta, payload, sizeof(meta));
+		/* The entry is the archive's, the index is opened by name: a
+		 * snapshot made again since has another one, in which the
+		 * entry's offset means nothing. */
+		r = vfs_snapshot_gen(fd) == ar->gen ? 0 : -ESTALE;
+		if (r == 0)
+			r = vpxar_files(fd, slash + 1, meta, payload, sizeof(meta));
 		if (r == 0)
 			r = ds_index_open(fd, pe.data_in_payload ? payload : meta, ret_idx);
 		close(fd);
