@@ -274,6 +274,37 @@ static int archive_name(const char *name, uint64_t size, char *out, size_t outle
 	return 0;
 }
 
+/* Whether an explicit archive of the command line (argv[from..argc)) is
+ * stored as the catalog that the v1 NAME.pxar=DIR archives among them
+ * need: both would write catalog.pcat1.didx (PBS's client uploads no file
+ * of that name). Arguments that are wrong otherwise are left to the loop
+ * that writes them, which explains them. */
+static bool catalog_conflict(int argc, char **argv, int from, bool split)
+{
+	bool v1_tree = false, named = false;
+
+	for (int i = from; i < argc; i++) {
+		const char *eq = strchr(argv[i], '=');
+		size_t nl = eq ? (size_t)(eq - argv[i]) : 0;
+		char name[300], out[300];
+		struct stat sb;
+
+		if (!eq || nl == 0 || nl >= sizeof(name))
+			continue;
+		memcpy(name, argv[i], nl);
+		name[nl] = '\0';
+		if (nl > 5 && strcmp(name + nl - 5, ".pxar") == 0 && stat(eq + 1, &sb) == 0 &&
+		    S_ISDIR(sb.st_mode)) {
+			v1_tree = v1_tree || !split;
+			continue;
+		}
+		if (archive_name(name, 0, out, sizeof(out)) == 0 &&
+		    strcmp(out, PXAR_CATALOG_NAME) == 0)
+			named = true;
+	}
+	return v1_tree && named;
+}
+
 /* --exclude patterns are checked before the snapshot is started, as PBS's
  * client parses them first; a bad one is a usage error. */
 static int check_excludes(const struct ds_pxar_encode_opts *o, bool split)
@@ -445,6 +476,13 @@ static int backup_run(int argc, char **argv, const char **excl, uint64_t *devs)
 	}
 	if (avg < 64 * DS_KIB || avg > 4 * DS_MIB || (avg & (avg - 1))) {
 		fputs("dsfs: --chunk-size must be a power of two from 64 KiB to 4 MiB\n", stderr);
+		return DS_EXIT_USAGE;
+	}
+	if (catalog_conflict(argc, argv, optind + 2, split)) {
+		fputs("dsfs: " PXAR_CATALOG_NAME " is written for the NAME.pxar=DIR archives of "
+		      "this backup: give the other file another name, or back up the trees with "
+		      "--split (no catalog)\n",
+		      stderr);
 		return DS_EXIT_USAGE;
 	}
 	if (keyfile && cli_load_key(keyfile, &crypt) < 0)
