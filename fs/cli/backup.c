@@ -274,19 +274,31 @@ static int archive_name(const char *name, uint64_t size, char *out, size_t outle
 	return 0;
 }
 
-/* Whether an explicit archive of the command line (argv[from..argc)) is
- * stored as the catalog that the v1 NAME.pxar=DIR archives among them
- * need: both would write catalog.pcat1.didx (PBS's client uploads no file
- * of that name). Arguments that are wrong otherwise are left to the loop
- * that writes them, which explains them. */
-static bool catalog_conflict(int argc, char **argv, int from, bool split)
+/* The server names the arguments argv[from..argc) write are checked
+ * before the snapshot starts: two that write one name (root.pxar=a
+ * root.pxar=b, x.conf=a x.conf.blob=b, or an explicit catalog.pcat1 beside
+ * the v1 NAME.pxar=DIR archives whose catalog has that name; PBS's client
+ * uploads no file of that name) used to fail with a bare "Invalid
+ * argument" after the first archives were written, or made two writers
+ * share one file. Arguments that are wrong otherwise are left to the loop
+ * that writes them, which explains them. Prints the clash; -EINVAL. */
+static int check_archive_names(int argc, char **argv, int from, bool split)
 {
-	bool v1_tree = false, named = false;
+	const char *catalog_by = NULL;
+	char(*names)[300] = calloc((size_t)(argc - from) * 2 + 1, sizeof(*names));
+	const char **by = calloc((size_t)(argc - from) * 2 + 1, sizeof(*by));
+	size_t n = 0;
+	int r = 0;
 
-	for (int i = from; i < argc; i++) {
+	if (!names || !by) {
+		free(names);
+		free(by);
+		return -ENOMEM;
+	}
+	for (int i = from; i < argc && r == 0; i++) {
 		const char *eq = strchr(argv[i], '=');
-		size_t nl = eq ? (size_t)(eq - argv[i]) : 0;
-		char name[300], out[300];
+		size_t nl = eq ? (size_t)(eq - argv[i]) : 0, first = n;
+		char name[300];
 		struct stat sb;
 
 		if (!eq || nl == 0 || nl >= sizeof(name))
@@ -295,14 +307,42 @@ static bool catalog_conflict(int argc, char **argv, int from, bool split)
 		name[nl] = '\0';
 		if (nl > 5 && strcmp(name + nl - 5, ".pxar") == 0 && stat(eq + 1, &sb) == 0 &&
 		    S_ISDIR(sb.st_mode)) {
-			v1_tree = v1_tree || !split;
-			continue;
+			int stem = (int)nl - 5;
+
+			if (split && ds_path_fmt(names[n], sizeof(*names), "%.*s.mpxar.didx", stem,
+						 name) == 0 &&
+			    ds_path_fmt(names[n + 1], sizeof(*names), "%.*s.ppxar.didx", stem,
+					name) == 0)
+				n += 2;
+			if (!split && ds_path_fmt(names[n], sizeof(*names), "%s.didx", name) == 0) {
+				n++;
+				catalog_by = catalog_by ? catalog_by : argv[i];
+			}
+		} else if (archive_name(name, 0, names[n], sizeof(*names)) == 0) {
+			n++;
 		}
-		if (archive_name(name, 0, out, sizeof(out)) == 0 &&
-		    strcmp(out, PXAR_CATALOG_NAME) == 0)
-			named = true;
+		for (size_t k = first; k < n; k++)
+			by[k] = argv[i];
+		for (size_t k = first; k < n && r == 0; k++)
+			for (size_t j = 0; j < first && r == 0; j++)
+				if (strcmp(names[j], names[k]) == 0) {
+					fprintf(stderr, "dsfs: %s and %s both write %s\n", by[j], by[k],
+						names[k]);
+					r = -EINVAL;
+				}
 	}
-	return v1_tree && named;
+	for (size_t k = 0; k < n && r == 0 && catalog_by; k++)
+		if (strcmp(names[k], PXAR_CATALOG_NAME) == 0) {
+			fprintf(stderr,
+				"dsfs: %s: " PXAR_CATALOG_NAME " is written for the NAME.pxar=DIR "
+				"archives of this backup (%s): give the file another name, or back "
+				"up the trees with --split (no catalog)\n",
+				by[k], catalog_by);
+			r = -EINVAL;
+		}
+	free(names);
+	free(by);
+	return r;
 }
 
 /* --exclude patterns are checked before the snapshot is started, as PBS's
@@ -478,13 +518,9 @@ static int backup_run(int argc, char **argv, const char **excl, uint64_t *devs)
 		fputs("dsfs: --chunk-size must be a power of two from 64 KiB to 4 MiB\n", stderr);
 		return DS_EXIT_USAGE;
 	}
-	if (catalog_conflict(argc, argv, optind + 2, split)) {
-		fputs("dsfs: " PXAR_CATALOG_NAME " is written for the NAME.pxar=DIR archives of "
-		      "this backup: give the other file another name, or back up the trees with "
-		      "--split (no catalog)\n",
-		      stderr);
-		return DS_EXIT_USAGE;
-	}
+	r = check_archive_names(argc, argv, optind + 2, split);
+	if (r < 0)
+		return r == -EINVAL ? DS_EXIT_USAGE : DS_EXIT_FAIL;
 	if (keyfile && cli_load_key(keyfile, &crypt) < 0)
 		return DS_EXIT_FAIL;
 	r = cli_store_open(argv[optind], config, &s);

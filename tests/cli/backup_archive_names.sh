@@ -1,11 +1,12 @@
-# A v1 NAME.pxar=DIR backup writes the snapshot's catalog.pcat1.didx; an
+# Each archive name is written once per backup; a clash is refused
+# before the snapshot starts, with a message naming it. A v1
+# NAME.pxar=DIR backup writes the snapshot's catalog.pcat1.didx, so an
 # explicit archive of that name in the same backup (catalog.pcat1=FILE or
-# catalog.pcat1.didx=FILE) is refused before the snapshot starts, with a
-# message naming the clash. It used to start the snapshot and then fail
-# with "DIR: Invalid argument" (the file first) or "catalog.pcat1.didx: No
-# such file or directory" (the tree first: both writers shared one file).
-# With --split there is no catalog, and alone the file is an ordinary
-# archive (a catalog copied from another snapshot).
+# catalog.pcat1.didx=FILE) clashes too. It used to start the snapshot and
+# then fail with "DIR: Invalid argument" (the file first) or
+# "catalog.pcat1.didx: No such file or directory" (the tree first: both
+# writers shared one file). With --split there is no catalog, and alone
+# the file is an ordinary archive (a catalog copied from another snapshot).
 . "$(dirname "$0")/../testlib.bash"
 S=$T/store
 "$DSFS" init "$S" >/dev/null
@@ -23,6 +24,23 @@ for args in "catalog.pcat1=$T/cat.pcat1 root.pxar=$T/src" \
 	grep -q "catalog.pcat1.didx is written for the NAME.pxar=DIR archives" "$T/err" ||
 		{ cat "$T/err"; fail "clash not explained: $args"; }
 	[ ! -e "$S/host/x/2025-01-0${n}T00:00:00Z" ] || fail "refused backup left a snapshot: $args"
+done
+
+# Two arguments writing one archive name: refused before the snapshot
+# starts, naming both (was a bare "Invalid argument" after the first one
+# was written).
+head -c 100000 /dev/urandom >"$T/f"
+n=0
+for args in "root.pxar=$T/src root.pxar=$T/src|root.pxar.didx" \
+	"x.conf=$T/f x.conf.blob=$T/f|x.conf.blob" \
+	"disk.img=$T/f disk.img.fidx=$T/f|disk.img.fidx" \
+	"--split root.pxar=$T/src root.mpxar.didx=$T/f|root.mpxar.didx" \
+	"--split root.ppxar.didx=$T/f root.pxar=$T/src|root.ppxar.didx"; do
+	n=$((n + 1))
+	# shellcheck disable=SC2086
+	expect_status 2 "$DSFS" backup "$S" host/y --time "2025-02-0${n}T00:00:00Z" ${args%|*}
+	grep -q "both write ${args#*|}\$" "$T/err" || { cat "$T/err"; fail "clash not named: $args"; }
+	[ ! -e "$S/host/y" ] || fail "refused backup left a group or snapshot: $args"
 done
 
 # --split: no catalog, the file is stored under that name.
@@ -43,4 +61,4 @@ got = [e[:2] for e in entries(open(sys.argv[1], "rb").read())]
 assert got == [(b"/root.pxar.didx", "d"), (b"/root.pxar.didx/a", "f")], got
 PY
 expect_status 0 "$DSFS" verify "$S"
-echo "backup catalog name ok"
+echo "backup archive names ok"
