@@ -618,6 +618,15 @@ static int get(struct ds_chunk_cache *c, const struct ds_digest *d, size_t expec
 	size_t valid;
 	int r;
 
+	/* No chunk is that long: a damaged index. Refused before a load
+	 * reserves room for it, which would push out every cached chunk. */
+	if (expect_len > DS_MAX_CHUNK_SIZE) {
+		char hex[DS_DIGEST_HEX_LEN + 1];
+
+		ds_digest_to_hex(d, hex);
+		ds_err("chunk %s: index says %zu bytes, more than a chunk holds", hex, expect_len);
+		return -EBADMSG;
+	}
 	pthread_mutex_lock(&c->lock);
 again:
 	e = cc_lookup(c, d);

@@ -95,7 +95,9 @@ void ds_chunk_cache_free(struct ds_chunk_cache *c);
  * flight). expect_len is passed to the loader. On success *ret pins the
  * entry. Returns 0 or the loader's -errno (-ENOMEM on allocation failure);
  * -EBADMSG when expect_len is not 0 and the chunk, cached or loaded for
- * another caller, has another length (the entry stays cached). */
+ * another caller, has another length (the entry stays cached), or when
+ * expect_len is beyond DS_MAX_CHUNK_SIZE (nothing is loaded, reserved or
+ * evicted for it). */
 int ds_chunk_cache_get(struct ds_chunk_cache *c, const struct ds_digest *d, size_t expect_len,
 		       ds_chunk_loader loader, void *ctx, struct ds_chunk_ref *ret);
 /* Like _get, for a reader that needs only the chunk's first want bytes:
@@ -124,8 +126,8 @@ void ds_chunk_cache_put(struct ds_chunk_cache *c, struct ds_chunk_ref *ref);
  * the load finishes: the cache calls done(ctx) afterwards (if not NULL).
  * Returns 0 when queued, 1 when nothing was needed (cached, being loaded
  * or already queued; a cached entry is moved to the hot end), -EAGAIN when
- * the queue (32 requests) is full — it never blocks — or -errno of
- * pthread_create. done(ctx) is called exactly once, on a worker thread, iff
+ * the queue (32 requests) is full — it never blocks — -EBADMSG when
+ * expect_len is beyond DS_MAX_CHUNK_SIZE, or -errno of pthread_create. done(ctx) is called exactly once, on a worker thread, iff
  * 0 was returned, whether or not the load succeeded (a failure only counts
  * in load_errors; a later get, or one waiting for it, retries). done must
  * not call _drain or _free. */

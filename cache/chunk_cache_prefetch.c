@@ -109,6 +109,9 @@ int ds_chunk_cache_prefetch(struct ds_chunk_cache *c, const struct ds_digest *d,
 
 	if (!c || !d || !loader)
 		return -EINVAL;
+	/* No chunk is that long (a damaged index): the get names it. */
+	if (expect_len > DS_MAX_CHUNK_SIZE)
+		return -EBADMSG;
 
 	pthread_mutex_lock(&c->lock);
 	e = cc_lookup(c, d);

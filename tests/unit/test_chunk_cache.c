@@ -1232,6 +1232,49 @@ static void test_get_outlives_failed_get(void **state)
 	fake_release(&fa);
 }
 
+/* An index that names a chunk longer than any chunk can be (a damaged or
+ * crafted .didx) is refused before anything is reserved for it: its reads
+ * fail with -EBADMSG, and what other readers have cached stays. */
+static void test_oversize(void **state)
+{
+	static const size_t lens[] = { DS_MAX_CHUNK_SIZE + 1, (size_t)1 << 40, SIZE_MAX };
+	struct ds_chunk_cache *c;
+	struct ds_chunk_cache_stats st;
+	struct ds_chunk_ref ref = { 0 };
+	struct ds_digest d = dig(90);
+	struct fake f;
+
+	(void)state;
+	fake_init(&f);
+	assert_int_equal(ds_chunk_cache_new(16 * DS_MIB, &c), 0);
+	for (unsigned i = 0; i < 8; i++)
+		assert_int_equal(get_put(c, &f, 100 + i), 0);
+	for (size_t k = 0; k < sizeof(lens) / sizeof(lens[0]); k++) {
+		assert_int_equal(ds_chunk_cache_get(c, &d, lens[k], fake_loader, &f, &ref),
+				 -EBADMSG);
+		assert_int_equal(ds_chunk_cache_get_part(c, &d, lens[k], 4096, &fake_part_ops,
+							 &f, &ref), -EBADMSG);
+		assert_int_equal(ds_chunk_cache_get_part(c, &d, lens[k], 0, &fake_part_ops,
+							 &f, &ref), -EBADMSG);
+		assert_int_equal(ds_chunk_cache_prefetch(c, &d, lens[k], fake_loader, &f,
+							 fake_done), -EBADMSG);
+		ds_chunk_cache_drain(c);
+	}
+	assert_null(ref.priv);
+	assert_int_equal(atomic_load(&f.calls), 8);
+	assert_int_equal(atomic_load(&f.part_calls), 0);
+	assert_int_equal(atomic_load(&f.done_calls), 0);
+	st = stats(c);
+	assert_int_equal(st.entries, 8);
+	assert_int_equal(st.evictions, 0);
+	/* Nothing stays reserved: the budget is whole again. */
+	for (unsigned i = 0; i < 8; i++)
+		assert_int_equal(get_put(c, &f, 100 + i), 0);
+	assert_int_equal(atomic_load(&f.calls), 8);
+	ds_chunk_cache_free(c);
+	fake_release(&f);
+}
+
 #define STRESS_THREADS 4
 #define STRESS_OPS 20000
 #define STRESS_PINS 4
@@ -1425,6 +1468,7 @@ int main(void)
 		cmocka_unit_test(test_get_races_prefetch),
 		cmocka_unit_test(test_get_outlives_failed_prefetch),
 		cmocka_unit_test(test_get_outlives_failed_get),
+		cmocka_unit_test(test_oversize),
 		cmocka_unit_test(test_stress),
 		cmocka_unit_test(test_stress_big),
 		cmocka_unit_test(test_stress_part),
