@@ -127,10 +127,11 @@ void ds_chunk_cache_put(struct ds_chunk_cache *c, struct ds_chunk_ref *ref);
  * Returns 0 when queued, 1 when nothing was needed (cached, being loaded
  * or already queued; a cached entry is moved to the hot end), -EAGAIN when
  * the queue (32 requests) is full — it never blocks — -EBADMSG when
- * expect_len is beyond DS_MAX_CHUNK_SIZE, or -errno of pthread_create. done(ctx) is called exactly once, on a worker thread, iff
- * 0 was returned, whether or not the load succeeded (a failure only counts
- * in load_errors; a later get, or one waiting for it, retries). done must
- * not call _drain or _free. */
+ * expect_len is beyond DS_MAX_CHUNK_SIZE, or -errno of pthread_create.
+ * done(ctx) is called exactly once, on a worker thread, iff 0 was
+ * returned, whether or not the load succeeded (a failure only counts in
+ * load_errors; a later get, or one waiting for it, retries). done must not
+ * call _drain or _free. */
 int ds_chunk_cache_prefetch(struct ds_chunk_cache *c, const struct ds_digest *d,
 			    size_t expect_len, ds_chunk_loader loader, void *ctx,
 			    void (*done)(void *ctx));
