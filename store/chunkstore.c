@@ -59,26 +59,72 @@ static bool dir_is_empty_for_store(int dfd)
 
 /* A chunk prefix directory (.chunks/XXXX) as PBS makes it: mode 0750
  * whatever the umask (PBS's verify_chunkstore expects exactly that), owner
- * backup as root. One that exists is left as it is. 0 or -errno. */
-static int make_prefix_dir(int chunksfd, const char *name)
+ * backup as root. One that exists is left as it is, unless fix: then it is
+ * given that mode and owner too (an interrupted init may have made it and
+ * stopped before). 0 or -errno. */
+static int make_prefix_dir(int chunksfd, const char *name, bool fix)
 {
-	if (mkdirat(chunksfd, name, 0750) < 0)
-		return errno == EEXIST ? 0 : -errno;
+	struct stat st;
+
+	if (mkdirat(chunksfd, name, 0750) < 0) {
+		if (errno != EEXIST)
+			return -errno;
+		if (!fix)
+			return 0;
+		if (fstatat(chunksfd, name, &st, AT_SYMLINK_NOFOLLOW) < 0)
+			return -errno;
+		if (!S_ISDIR(st.st_mode))
+			return -ENOTDIR;
+	}
 	if (fchmodat(chunksfd, name, 0750, 0) < 0)
 		return -errno;
 	return ds_own_at(chunksfd, name);
 }
 
+/* The directory ds_chunkstore_create fills before renaming it to .chunks:
+ * a store appears complete or not at all, and an interrupted (or failed)
+ * init is finished by the next one. A dot-name, so that PBS and the
+ * emptiness check ignore it. */
+#define CHUNKS_INIT ".chunks.init"
+
+/* Creates (or, left by an interrupted init, truncates) the empty .lock,
+ * 0644, owner backup as root. 0 or -errno. */
+static int make_lock_file(int basefd)
+{
+	struct stat st;
+	int fd, r;
+
+	fd = openat(basefd, ".lock", O_WRONLY | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0644);
+	if (fd < 0)
+		return -errno;
+	if (fstat(fd, &st) < 0)
+		r = -errno;
+	else if (!S_ISREG(st.st_mode))
+		r = -EEXIST;
+	else if (ftruncate(fd, 0) < 0)
+		r = -errno;
+	else if ((r = ds_own_fd(fd)) == 0 && fchmod(fd, 0644) < 0)
+		r = -errno; /* umask may have narrowed it */
+	close(fd);
+	return r;
+}
+
 int ds_chunkstore_create(const char *base, void (*progress)(int percent, void *ud), void *ud)
 {
-	int basefd = -1, chunksfd = -1, fd, r;
+	int basefd = -1, chunksfd = -1, r;
 	int last = -1;
+	struct stat st;
 
 	if (mkdir(base, 0755) < 0 && errno != EEXIST)
 		return -errno;
 	basefd = open(base, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (basefd < 0)
 		return -errno;
+	if (fstatat(basefd, ".chunks", &st, AT_SYMLINK_NOFOLLOW) == 0) {
+		ds_err("%s: already a datastore (.chunks exists)", base);
+		r = -EEXIST;
+		goto out;
+	}
 	if (!dir_is_empty_for_store(basefd)) {
 		ds_err("%s: directory is not empty, refusing to create a datastore in it", base);
 		r = -ENOTEMPTY;
@@ -86,46 +132,52 @@ int ds_chunkstore_create(const char *base, void (*progress)(int percent, void *u
 	}
 	/* Owner backup:backup (as root), as PBS's ChunkStore::create makes
 	 * them and verify_chunkstore expects them. */
-	if (fchmod(basefd, 0755) < 0 || mkdirat(basefd, ".chunks", 0750) < 0) {
+	if (fchmod(basefd, 0755) < 0 ||
+	    (mkdirat(basefd, CHUNKS_INIT, 0750) < 0 && errno != EEXIST)) {
 		r = -errno;
 		goto out;
 	}
-	if ((r = ds_own_fd(basefd)) < 0 || (r = ds_own_at(basefd, ".chunks")) < 0)
-		goto out;
-	chunksfd = openat(basefd, ".chunks", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (chunksfd < 0) {
+	chunksfd = openat(basefd, CHUNKS_INIT, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (chunksfd < 0 || fchmod(chunksfd, 0750) < 0) {
 		r = -errno;
 		goto out;
 	}
+	if ((r = ds_own_fd(basefd)) < 0 || (r = ds_own_fd(chunksfd)) < 0)
+		goto out;
 	for (unsigned i = 0; i < 65536; i++) {
 		char name[5];
 		int pct = (int)(i * 100 / 65536);
 
 		snprintf(name, sizeof(name), "%04x", i);
-		r = make_prefix_dir(chunksfd, name);
+		r = make_prefix_dir(chunksfd, name, true);
 		if (r < 0)
 			goto out;
 		if (progress && pct != last)
 			progress(pct, ud);
 		last = pct;
 	}
-	fd = openat(basefd, ".lock", O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
-	if (fd < 0) {
+	if ((r = make_lock_file(basefd)) < 0)
+		goto out;
+	if (fsync(chunksfd) < 0) {
 		r = -errno;
 		goto out;
 	}
-	r = ds_own_fd(fd);
-	close(fd);
-	if (r < 0)
-		goto out;
-	/* Umask may have narrowed the modes PBS's verify_chunkstore expects. */
-	if (fchmod(chunksfd, 0750) < 0 || fchmodat(basefd, ".lock", 0644, 0) < 0) {
+	/* The store appears whole. Nothing replaces a .chunks made since the
+	 * check above (a filesystem without RENAME_NOREPLACE: checked again). */
+	r = renameat2(basefd, CHUNKS_INIT, basefd, ".chunks", RENAME_NOREPLACE);
+	if (r < 0 && (errno == EINVAL || errno == ENOSYS)) {
+		if (fstatat(basefd, ".chunks", &st, AT_SYMLINK_NOFOLLOW) == 0)
+			errno = EEXIST;
+		else
+			r = renameat(basefd, CHUNKS_INIT, basefd, ".chunks");
+	}
+	if (r < 0) {
 		r = -errno;
 		goto out;
 	}
 	if (progress)
 		progress(100, ud);
-	r = fsync(chunksfd) < 0 || fsync(basefd) < 0 ? -errno : 0;
+	r = fsync(basefd) < 0 ? -errno : 0;
 out:
 	if (chunksfd >= 0)
 		close(chunksfd);
@@ -628,7 +680,7 @@ int ds_chunkstore_insert(struct ds_chunkstore *cs, const struct ds_digest *d,
 
 		memcpy(prefix, rel, 4);
 		prefix[4] = '\0';
-		r = make_prefix_dir(cs->chunksfd, prefix);
+		r = make_prefix_dir(cs->chunksfd, prefix, false);
 		if (r < 0)
 			return r;
 		r = replace ? ds_replace_file_at(cs->chunksfd, rel, raw, len, 0644, do_fsync)

@@ -32,7 +32,10 @@ struct ds_chunkstore;
 /* Creates an empty datastore at base as PBS does: base (0755), .chunks
  * (0750), all 65536 prefix directories 0000..ffff (0750), an empty .lock
  * (0644). base may exist but must be empty except for dot-files and
- * lost+found (-ENOTEMPTY otherwise). progress, if not NULL, is called with
+ * lost+found (-ENOTEMPTY otherwise); -EEXIST when it has a .chunks. The
+ * prefix directories are made in base/.chunks.init, renamed to .chunks when
+ * complete: a failed or interrupted create leaves no half datastore, and
+ * the next one on base finishes it. progress, if not NULL, is called with
  * 0..100 as prefix directories are made. Returns 0 or -errno. */
 int ds_chunkstore_create(const char *base, void (*progress)(int percent, void *ud), void *ud);
 

@@ -164,9 +164,12 @@ static void test_create_modes(void **state)
 	assert_int_equal(files, 0);
 	assert_int_equal(bytes, 0);
 	ds_chunkstore_free(cs);
-	/* An existing datastore is not empty (its .chunks is a dot-file, but
-	 * mkdir of .chunks fails). */
-	assert_true(ds_chunkstore_create(tmp, NULL, NULL) < 0);
+	/* An existing datastore is not made again (its .chunks is a dot-file,
+	 * which the emptiness check tolerates), and nothing is left beside it. */
+	assert_int_equal(ds_chunkstore_create(tmp, NULL, NULL), -EEXIST);
+	p = tu_pathf("%s/.chunks.init", tmp);
+	assert_int_equal(access(p, F_OK), -1);
+	free(p);
 	tu_rmtree(tmp);
 	free(tmp);
 }
