@@ -274,6 +274,7 @@ int cmd_status(int argc, char **argv)
 	struct cli_store s = { 0 };
 	int64_t nread = 0, nwrite = 0;
 	enum ds_maintenance m;
+	char msg[512]; /* 64 characters of up to 4 bytes */
 	int c, r;
 
 	while ((c = getopt_long(argc, argv, "c:h", opts, NULL)) != -1) {
@@ -302,8 +303,10 @@ int cmd_status(int argc, char **argv)
 	printf("name: %s\n", ds_datastore_name(s.ds));
 	printf("path: %s\n", ds_datastore_base(s.ds));
 	printf("maintenance-mode: %s\n", m == DS_MAINT_NONE ? "none" : ds_maintenance_name(m));
-	if (dc && dc->maintenance_message)
-		printf("maintenance-message: %s\n", dc->maintenance_message);
+	/* As PBS shows it, and as refusals say it: percent-decoded. */
+	ds_datastore_maintenance_message(s.ds, msg, sizeof(msg));
+	if (*msg)
+		printf("maintenance-message: %s\n", msg);
 	if (dc && dc->backing_device) {
 		printf("removable: yes\n");
 		printf("backing-device: %s\n", dc->backing_device);

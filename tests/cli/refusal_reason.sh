@@ -39,6 +39,10 @@ done
 printf 'datastore: store-a\n\tmaintenance-mode type=offline,message="disk%%20swap%%2C%%20back at 9%%, 100%%25"\n\tpath %s\n' \
 	"$T/store" >"$cfg"
 expect_refused "offline: disk swap, back at 9%, 100%"
+# dsfs status shows the message as the refusals do (it showed it encoded).
+expect_status 0 "$DSFS" status store-a --config "$cfg"
+grep -qxF "maintenance-message: disk swap, back at 9%, 100%" "$T/out" ||
+	{ cat "$T/out" >&2; fail "status: message not as PBS shows it"; }
 # a removable datastore whose disk is not mounted
 printf 'datastore: store-a\n\tbacking-device 01234567-89ab-cdef-0123-456789abcdef\n\tpath %s\n' \
 	"$T/store" >"$cfg"
