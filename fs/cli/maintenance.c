@@ -9,8 +9,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <stddef.h>
 #include <sys/file.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include "cache/config_cache.h"
@@ -144,6 +147,73 @@ out:
 	return r;
 }
 
+/* PBS's proxy: its pid file, and the control socket of that pid (an
+ * abstract socket, always under this prefix: proxmox-daemon's
+ * command_socket::path_from_pid). */
+#define PROXY_PID_FILE "/run/proxmox-backup/proxy.pid"
+#define CONTROL_SOCKET_FMT "/run/proxmox-backup/control-%ld.sock"
+
+/* Tells a running PBS proxy to look at store's maintenance mode again, as
+ * PBS's own API does after changing it: the proxy keeps a datastore it has
+ * opened (its .lock, its chunk directory) cached, and only this command
+ * makes it drop an idle one put offline, unmount or delete, so that the
+ * disk can be unmounted (spec §6.7). The generation bump alone does not:
+ * the proxy re-reads the config at its next use of the store, and until
+ * then holds it open. Best effort, as PBS's: no proxy, nothing to tell;
+ * a proxy that does not answer within 2 s is given up on. */
+static void notify_proxy(const char *store)
+{
+	const char *pid_file = getenv("DSFS_PROXY_PID_FILE");
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	struct timeval tv = { .tv_sec = 2 };
+	char cmd[256], reply[256];
+	uint8_t *buf = NULL;
+	size_t len, got = 0;
+	socklen_t salen;
+	long pid;
+	char *end;
+	int fd, n;
+
+	if (ds_read_file_at(AT_FDCWD, pid_file && *pid_file ? pid_file : PROXY_PID_FILE, 64,
+			    &buf, &len) < 0)
+		return; /* PBS is not running here */
+	pid = strtol((const char *)buf, &end, 10);
+	n = end != (char *)buf && pid > 0 && pid <= INT32_MAX && (*end == '\0' || *end == '\n');
+	free(buf);
+	if (!n)
+		return;
+	/* sun_path[0] = '\0': abstract; the name is not NUL-terminated. */
+	n = snprintf(sa.sun_path + 1, sizeof(sa.sun_path) - 1, CONTROL_SOCKET_FMT, pid);
+	salen = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + 1 + (size_t)n);
+	/* A datastore name is a SAFE_ID: nothing in it needs JSON escaping. */
+	n = snprintf(cmd, sizeof(cmd), "{\"command\":\"update-datastore-cache\",\"args\":\"%s\"}\n",
+		     store);
+	if (n < 0 || (size_t)n >= sizeof(cmd))
+		return;
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return;
+	if (setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)) < 0 ||
+	    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv)) < 0 ||
+	    connect(fd, (struct sockaddr *)&sa, salen) < 0 ||
+	    send(fd, cmd, (size_t)n, MSG_NOSIGNAL) != n || shutdown(fd, SHUT_WR) < 0)
+		goto out;
+	/* One line: "OK: <json>" or "ERROR: <message>". */
+	while (got < sizeof(reply) - 1 && !memchr(reply, '\n', got)) {
+		ssize_t k = read(fd, reply + got, sizeof(reply) - 1 - got);
+
+		if (k <= 0)
+			break;
+		got += (size_t)k;
+	}
+	reply[got] = '\0';
+	reply[strcspn(reply, "\n")] = '\0';
+	if (strncmp(reply, "ERROR: ", 7) == 0)
+		fprintf(stderr, "dsfs: warning: PBS proxy: %s\n", reply + 7);
+out:
+	close(fd);
+}
+
 static void usage_maintenance(FILE *f)
 {
 	fputs("Usage: dsfs maintenance [--config FILE] STORE MODE [--message TEXT]\n"
@@ -166,7 +236,7 @@ int cmd_maintenance(int argc, char **argv)
 	char lock_path[4096], *dir = NULL, *base = NULL, *text = NULL;
 	struct ds_config *cfg = NULL;
 	int c, mode, lockfd = -1, bump, r;
-	bool replaced, usage = false;
+	bool replaced, usage = false, notify = false;
 	size_t len;
 
 	while ((c = getopt_long(argc, argv, "m:c:h", opts, NULL)) != -1) {
@@ -253,8 +323,12 @@ int cmd_maintenance(int argc, char **argv)
 		fprintf(stderr, "dsfs: warning: cannot notify PBS of the change (%s); "
 				"it will notice within 60 s\n",
 			strerror(-bump));
+	notify = true;
 out:
 	close(lockfd);
+	/* Not under the config lock, which the proxy may take to look. */
+	if (notify)
+		notify_proxy(store);
 	free(text);
 	ds_config_free(cfg);
 	if (usage)
