@@ -459,7 +459,7 @@ void vfs_refresh(struct vfs *v, vfs_inval_fn inval, void *ctx)
 		if (changed) {
 			enum ds_maintenance mode = ds_datastore_maintenance(s->ds);
 			int read_refusal = ds_datastore_read_refusal(s->ds);
-			char msg[256];
+			char msg[512]; /* 64 characters of up to 4 bytes */
 
 			/* With the message: under offline or unmount nothing
 			 * gets as far as an open, which would log it. */

@@ -217,6 +217,13 @@ for mode in offline unmount; do
 	grep -q "$NAME: access changed (maintenance $mode: hand edit $mode," "$MLOG" ||
 		fail "$mode: the access change does not name the message"
 done
+# The longest message PBS takes, 64 characters of four bytes, is logged whole.
+long=$(python3 -c 'print("\U0001F600" * 64)')
+"$DSFS" maintenance --config "$CFG" "$NAME" read-only --message "$long" ||
+	fail "dsfs maintenance with a 64-character message"
+wait_until "the long message logged whole" \
+	grep -qF "access changed (maintenance read-only: $long, read allowed)" "$MLOG"
+"$DSFS" maintenance --config "$CFG" "$NAME" clear || fail "dsfs maintenance clear"
 
 # --- a file opened before "offline" keeps reading; closing it lets go ---
 
