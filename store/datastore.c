@@ -52,6 +52,7 @@ struct ds_datastore {
 	unsigned readers; /* live reader handles (writers not included) */
 	unsigned writers;
 	unsigned pub_readers, pub_writers; /* what the active-operations file says */
+	int ops_err; /* the last update's failure (logged once), or 0 */
 	/* Opened with the first reader/writer; closed when the last one goes
 	 * while the store refuses new handles. Shared by the handles
 	 * acquired at the current base (older ones hold a retired one). */
@@ -480,11 +481,18 @@ static void publish_locked(struct ds_datastore *ds)
 	int r = ds_activeops_set(ds->ops_dir, ds->name, ds->readers, ds->writers);
 
 	if (r < 0) {
-		/* pub_* stay: tried again at the next change or sync */
-		ds_warn("datastore %s: cannot update active operations: %s", ds->name,
-			strerror(-r));
+		/* pub_* stay: tried again at the next change or sync. Logged
+		 * once, not at every open and every second while it lasts. */
+		if (r != ds->ops_err)
+			ds_warn("datastore %s: cannot update active operations: %s "
+				"(PBS's tasks do not see this mount's open files)",
+				ds->name, strerror(-r));
+		ds->ops_err = r;
 		return;
 	}
+	if (ds->ops_err)
+		ds_info("datastore %s: active operations recorded again", ds->name);
+	ds->ops_err = 0;
 	ds->pub_readers = ds->readers;
 	ds->pub_writers = ds->writers;
 }

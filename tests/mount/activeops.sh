@@ -129,4 +129,26 @@ expect_ops "0 0"
 unmount_dsfs "$M"
 "$DSFS" status --config "$T/datastore.cfg" "$NAME" >"$T/status" || fail "dsfs status"
 grep -qx "active-read: 0" "$T/status" || fail "dead mount still counted: $(cat "$T/status")"
+# The file cannot be updated (its lock file is a directory here; a /run
+# the mount cannot write, or a mount not run as root): files still open,
+# and the failure is logged once, not at every open and every second.
+rm -f "$OPS/$NAME.lock"
+mkdir "$OPS/$NAME.lock"
+cleanup_hooks+=("rmdir '$OPS/$NAME.lock' 2>/dev/null")
+: >"$T/mount.log"
+mount_dsfs "$STORE" "$M"
+for i in $(seq 20); do
+	cmp -s "$SNAP/qemu-server.conf" "$SNAP/qemu-server.conf" || fail "read $i"
+done
+sleep 2.2 # two of the watcher's rounds
+n=$(grep -c "cannot update active operations" "$T/mount.log")
+[ "$n" = 1 ] || { cat "$T/mount.log" >&2; fail "the failure was logged $n times, not once"; }
+# Once it can be updated again, that is logged, and counting goes on.
+rmdir "$OPS/$NAME.lock"
+exec 8<"$SNAP/qemu-server.conf"
+wait_until "active operations recorded again" grep -q "active operations recorded again" "$T/mount.log"
+expect_ops "1 0"
+exec 8<&-
+expect_ops "0 0"
+unmount_dsfs "$M"
 echo "active operations of the mount ok"
