@@ -214,6 +214,25 @@ out:
 	close(fd);
 }
 
+/* Whether the datastore is at its path: a store whose directory is gone,
+ * or whose disk is not mounted there (no .chunks), looked as fine as any
+ * other (only removable stores had a "mounted:" line). */
+static void print_present(const char *base)
+{
+	char chunks[4096];
+	struct stat st;
+
+	if (stat(base, &st) < 0)
+		printf("present: no (%s)\n", strerror(errno));
+	else if (!S_ISDIR(st.st_mode))
+		printf("present: no (%s)\n", strerror(ENOTDIR));
+	else if (ds_path_fmt(chunks, sizeof(chunks), "%s/.chunks", base) < 0 ||
+		 stat(chunks, &st) < 0 || !S_ISDIR(st.st_mode))
+		printf("present: no (no .chunks: not a datastore, or its disk is not mounted)\n");
+	else
+		printf("present: yes\n");
+}
+
 static void usage_maintenance(FILE *f)
 {
 	fputs("Usage: dsfs maintenance [--config FILE] STORE MODE [--message TEXT]\n"
@@ -358,7 +377,8 @@ int cmd_status(int argc, char **argv)
 			break;
 		case 'h':
 			puts("Usage: dsfs status [--config FILE] DATASTORE\n"
-			     "Prints name, path, maintenance mode, removable device and mount state,\n"
+			     "Prints name, path, whether the datastore is there, maintenance mode,\n"
+			     "removable device and mount state,\n"
 			     "and PBS's active-operation counts, one 'key: value' per line.");
 			return DS_EXIT_OK;
 		default:
@@ -376,6 +396,7 @@ int cmd_status(int argc, char **argv)
 	m = ds_datastore_maintenance(s.ds);
 	printf("name: %s\n", ds_datastore_name(s.ds));
 	printf("path: %s\n", ds_datastore_base(s.ds));
+	print_present(ds_datastore_base(s.ds));
 	printf("maintenance-mode: %s\n", m == DS_MAINT_NONE ? "none" : ds_maintenance_name(m));
 	/* As PBS shows it, and as refusals say it: percent-decoded. */
 	ds_datastore_maintenance_message(s.ds, msg, sizeof(msg));

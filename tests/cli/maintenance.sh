@@ -68,6 +68,7 @@ grep -q "disk swap" "$T/err" || fail "maintenance message not shown"
 expect_status 0 "$DSFS" status store-a --config "$cfg"
 grep -qx "name: store-a" "$T/out" || fail "status: name"
 grep -qx "path: $T/store" "$T/out" || fail "status: path"
+grep -qx "present: yes" "$T/out" || fail "status: present"
 grep -qx "maintenance-mode: offline" "$T/out" || fail "status: mode"
 grep -qx "maintenance-message: disk swap" "$T/out" || fail "status: message"
 grep -qx "removable: no" "$T/out" || fail "status: removable"
@@ -90,6 +91,18 @@ sed "s|^\tpath .*|\tpath $T/store|" "$FIX/pbs-store-a.datastore.cfg" | cmp -s - 
 expect_gen 44
 expect_status 0 "$DSFS" backup --config "$cfg" store-a vm/999 f.conf="$T/f.conf"
 grep -qx "maintenance-mode: none" <("$DSFS" status store-a --config "$cfg") || fail "status: none"
+
+# A store whose directory is gone, or holds no datastore (its disk not
+# mounted there), says so; the command still works (status 0).
+mv "$T/store" "$T/store.away"
+expect_status 0 "$DSFS" status store-a --config "$cfg"
+grep -qx "present: no (No such file or directory)" "$T/out" || fail "status: missing: $(cat "$T/out")"
+mkdir "$T/store"
+expect_status 0 "$DSFS" status store-a --config "$cfg"
+grep -qx "present: no (no .chunks: not a datastore, or its disk is not mounted)" "$T/out" ||
+	fail "status: empty directory: $(cat "$T/out")"
+rmdir "$T/store"
+mv "$T/store.away" "$T/store"
 
 # Usage errors and unknown stores change nothing.
 cp "$cfg" "$T/before.cfg"
