@@ -4,6 +4,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -392,6 +393,41 @@ bool ds_config_has_store(const char *path, const char *name)
 	r = ds_config_find(cfg, name) != NULL;
 	ds_config_free(cfg);
 	return r;
+}
+
+int ds_config_dir_name(const char *path, const char *dir, char *out, size_t outlen)
+{
+	const char *slash = strrchr(dir, '/');
+	const char *last = slash && slash[1] ? slash + 1 : dir;
+	struct ds_config *cfg = NULL;
+	bool clash = false;
+	int r;
+
+	if (ds_config_load(path, &cfg) == 0) {
+		for (size_t i = 0; i < cfg->n_stores; i++) {
+			char base[4096], real[PATH_MAX];
+
+			if (ds_datastore_cfg_base(&cfg->stores[i], base, sizeof(base)) < 0)
+				continue;
+			if (strcmp(base, dir) == 0 ||
+			    (realpath(base, real) && strcmp(real, dir) == 0)) {
+				r = ds_path_fmt(out, outlen, "%s", cfg->stores[i].name);
+				ds_config_free(cfg);
+				return r < 0 ? r : 1;
+			}
+			clash = clash || strcmp(cfg->stores[i].name, last) == 0;
+		}
+		ds_config_free(cfg);
+	}
+	if (clash) {
+		struct ds_digest d;
+		char hex[DS_DIGEST_HEX_LEN + 1];
+
+		ds_sha256(dir, strlen(dir), &d);
+		ds_digest_to_hex(&d, hex);
+		return ds_path_fmt(out, outlen, "%s~%.8s", last, hex);
+	}
+	return ds_path_fmt(out, outlen, "%s", last);
 }
 
 int ds_datastore_cfg_base(const struct ds_datastore_cfg *ds, char *out, size_t outlen)

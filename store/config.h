@@ -91,6 +91,17 @@ void ds_config_free(struct ds_config *cfg); /* accepts NULL */
  * backing disk, a directory nothing. */
 bool ds_config_has_store(const char *path, const char *name);
 
+/* How a datastore given as a directory is named. dir is a real path
+ * (realpath). If the file at path configures a datastore at dir, returns
+ * 1 with its name in out: it is that datastore, and is used by name, so
+ * that its maintenance mode applies and PBS sees the same lock files and
+ * active operations. Otherwise returns 0 with dir's last component in
+ * out, or, when a configured datastore has that name (a copy of it, say),
+ * "<component>~<8 hex digits of dir's SHA-256>": the name keys PBS's lock
+ * files and active-operations file, which must not be the other store's.
+ * -ENAMETOOLONG when out is too small. */
+int ds_config_dir_name(const char *path, const char *dir, char *out, size_t outlen);
+
 /* The section for name, or NULL. Borrowed from cfg. */
 const struct ds_datastore_cfg *ds_config_find(const struct ds_config *cfg, const char *name);
 

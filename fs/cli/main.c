@@ -43,7 +43,7 @@ static void usage(FILE *f)
 int cli_store_open(const char *arg, const char *config_path, struct cli_store *ret)
 {
 	struct cli_store s = { 0 };
-	char base[4096], path[4096];
+	char base[4096], path[4096], name[300];
 	const struct ds_datastore_cfg *dc;
 	struct stat st;
 	int r;
@@ -52,9 +52,6 @@ int cli_store_open(const char *arg, const char *config_path, struct cli_store *r
 		config_path = DS_CONFIG_DEFAULT_PATH;
 	if (strchr(arg, '/') || (stat(arg, &st) == 0 && S_ISDIR(st.st_mode) &&
 				 !ds_config_has_store(config_path, arg))) {
-		const char *name;
-		char *slash;
-
 		if (!realpath(arg, base)) {
 			r = -errno;
 			fprintf(stderr, "dsfs: %s: %s\n", arg, strerror(errno));
@@ -65,13 +62,21 @@ int cli_store_open(const char *arg, const char *config_path, struct cli_store *r
 			fprintf(stderr, "dsfs: %s: not a datastore (no .chunks directory)\n", arg);
 			return -ENOENT;
 		}
-		slash = strrchr(base, '/');
-		name = slash && slash[1] ? slash + 1 : base;
-		r = ds_datastore_new(name, base, &s.ds);
-		if (r < 0)
+		r = ds_config_dir_name(config_path, base, name, sizeof(name));
+		if (r < 0) {
+			fprintf(stderr, "dsfs: %s: %s\n", arg, strerror(-r));
 			return r;
-		*ret = s;
-		return 0;
+		}
+		if (r == 0) {
+			r = ds_datastore_new(name, base, &s.ds);
+			if (r < 0)
+				return r;
+			*ret = s;
+			return 0;
+		}
+		/* A configured datastore: used by name, maintenance mode
+		 * and all, as PBS knows it. */
+		arg = name;
 	}
 	r = ds_config_load(config_path, &s.cfg);
 	if (r < 0) {

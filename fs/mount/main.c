@@ -281,7 +281,10 @@ static int classify_source(const struct options *o, struct vfs_options *vo, char
 			   size_t dirlen)
 {
 	const char *config = o->config ? o->config : DS_CONFIG_DEFAULT_PATH;
+	/* The datastore's name in directory mode (vo points to it). */
+	static char dir_name[300];
 	struct stat st;
+	int r;
 
 	if (stat(o->source, &st) == 0 && S_ISDIR(st.st_mode) &&
 	    (strchr(o->source, '/') || !ds_config_has_store(config, o->source))) {
@@ -294,7 +297,18 @@ static int classify_source(const struct options *o, struct vfs_options *vo, char
 			fprintf(stderr, "mount.dsfs: %s: not a datastore (no .chunks)\n", o->source);
 			return -ENOENT;
 		}
+		r = ds_config_dir_name(config, dirbuf, dir_name, sizeof(dir_name));
+		if (r < 0)
+			return r;
+		if (r == 1) {
+			/* A configured datastore: mounted by name, maintenance
+			 * mode and all, as PBS knows it. */
+			vo->store_name = dir_name;
+			vo->config_path = dirbuf;
+			return absolute_path(config, dirbuf, dirlen);
+		}
 		vo->store_dir = dirbuf;
+		vo->store_dir_name = dir_name;
 		return 0;
 	}
 	if (stat(o->source, &st) == 0 && S_ISREG(st.st_mode)) {

@@ -331,8 +331,10 @@ int vfs_new(const struct vfs_options *opt, struct vfs **ret)
 	}
 	if (opt->store_dir) {
 		const char *slash = strrchr(opt->store_dir, '/');
-		struct vstore *s = store_get(v, slash && slash[1] ? slash + 1 : opt->store_dir, NULL,
-					     opt->store_dir);
+		const char *name = opt->store_dir_name ? opt->store_dir_name
+				   : slash && slash[1]  ? slash + 1
+							: opt->store_dir;
+		struct vstore *s = store_get(v, name, NULL, opt->store_dir);
 
 		if (!s) {
 			r = -ENOMEM;

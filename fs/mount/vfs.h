@@ -41,6 +41,7 @@ struct vfs_options {
 	const char *config_path; /* config file: multi-store or by-name mode */
 	const char *store_name;  /* by-name mode: the datastore */
 	const char *store_dir;   /* directory mode: the datastore's directory */
+	const char *store_dir_name; /* and its name (ds_config_dir_name), or NULL */
 	const struct ds_crypt *crypt; /* -o keyfile=, or NULL */
 	const char *owner;       /* -o owner=: of new groups (NULL: root@pam) */
 	bool read_only;
