@@ -65,10 +65,12 @@ static void usage(FILE *f)
 	      "  owner=AUTHID       owner of groups made by mkdir (default root@pam)\n"
 	      "  spin=USEC          after each request, poll for the next one this long\n"
 	      "                     before sleeping (at most 10000; default 0: never)\n"
+	      "  max_read=BYTES     largest read the kernel asks for (4096..1048576,\n"
+	      "                     the default)\n"
 	      "  ro                 refuse every write (EROFS)\n"
 	      "  rw                 the default\n"
 	      "FUSE and mount options passed through: allow_other, default_permissions,\n"
-	      "  fsname=, subtype=, max_read=, nosuid, nodev, noexec, noatime, …\n"
+	      "  fsname=, subtype=, nosuid, nodev, noexec, noatime, …\n"
 	      "fstab-only options ignored: defaults, auto, noauto, nofail, _netdev, user, users,\n"
 	      "  nouser, x-*, comment=*\n"
 	      "ignored, without effect on FUSE: relatime, strictatime, lazytime, diratime\n"
@@ -195,6 +197,21 @@ static int parse_opts(struct options *o, char *list)
 				return -EINVAL;
 			}
 			o->spin_us = (unsigned)v;
+		} else if (strncmp(opt, "max_read=", 9) == 0) {
+			/* Ours to give libfuse twice (see dsfs_max_read): passed
+			 * on as it was, it failed INIT unless it was 1 MiB. The
+			 * kernel reads at least a page and at most 1 MiB (the
+			 * max_write that sets its max_pages) at a time. */
+			char *end;
+			unsigned long v = strtoul(opt + 9, &end, 10);
+
+			if (opt[9] < '0' || opt[9] > '9' || *end || v < 4096 ||
+			    v > DSFS_MAX_READ_DEFAULT) {
+				fprintf(stderr, "mount.dsfs: %s: want max_read=4096..%u (bytes)\n", opt,
+					DSFS_MAX_READ_DEFAULT);
+				return -EINVAL;
+			}
+			dsfs_max_read = (unsigned)v;
 		} else if (strcmp(opt, "ro") == 0 || strcmp(opt, "rw") == 0) {
 			/* The last one wins, as for mount(8); main passes "ro" on. */
 			o->read_only = opt[1] == 'o';
@@ -384,19 +401,21 @@ static void *watch(void *arg)
  * was cut there ("unknown option"). */
 static int fsname_opt(const char *source, char *buf, size_t len)
 {
-	static const char rest[] = ",subtype=dsfs,max_read=1048576,default_permissions";
+	char rest[80];
+	int rlen = snprintf(rest, sizeof(rest), ",subtype=dsfs,max_read=%u,default_permissions",
+			    dsfs_max_read);
 	size_t n = 0;
 
 	for (const char *p = "fsname="; *p; p++)
 		buf[n++] = *p;
 	for (const char *s = source; *s; s++) {
-		if (n + 2 + sizeof(rest) > len)
+		if (n + 2 + (size_t)rlen + 1 > len)
 			return -ENAMETOOLONG;
 		if (*s == ',' || *s == '\\')
 			buf[n++] = '\\';
 		buf[n++] = *s;
 	}
-	memcpy(buf + n, rest, sizeof(rest));
+	memcpy(buf + n, rest, (size_t)rlen + 1);
 	return 0;
 }
 

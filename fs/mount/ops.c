@@ -17,6 +17,8 @@
 #include "fs/mount/vfs.h"
 #include "store/log.h"
 
+unsigned dsfs_max_read = DSFS_MAX_READ_DEFAULT;
+
 static struct vfs *vfs_of(fuse_req_t req)
 {
 	return fuse_req_userdata(req);
@@ -145,7 +147,7 @@ static void op_init(void *userdata, struct fuse_conn_info *conn)
 		conn->want |= FUSE_CAP_POSIX_ACL;
 	/* A chunk is 4 MiB: let the kernel read ahead in large steps. */
 	conn->max_readahead = 4 << 20;
-	conn->max_read = 1 << 20; /* must equal -o max_read (main.c) */
+	conn->max_read = dsfs_max_read; /* must equal -o max_read (main.c) */
 	/* Writes through the mount: 1 MiB per request, a quarter chunk. */
 	conn->max_write = 1 << 20;
 }
