@@ -435,6 +435,7 @@ int main(int argc, char **argv)
 	struct watcher w = { .stopfd = -1 };
 	struct vfs *v = NULL;
 	char dirbuf[4096], fsname[2 * 4096 + 128], mountpoint[PATH_MAX];
+	struct stat st;
 	int r, ret = 1;
 
 	/* Two malloc arenas instead of one per thread (up to 8 per core): the
@@ -467,6 +468,13 @@ int main(int argc, char **argv)
 	 * mount (ENOTCONN) behind. */
 	if (!realpath(o.mountpoint, mountpoint)) {
 		fprintf(stderr, "mount.dsfs: %s: %s\n", o.mountpoint, strerror(errno));
+		goto out;
+	}
+	/* The root is a directory, and the kernel takes the root's type
+	 * from the mount point's: on a file it mounted, and every access,
+	 * the root's first getattr on, failed with EIO. */
+	if (stat(mountpoint, &st) == 0 && !S_ISDIR(st.st_mode)) {
+		fprintf(stderr, "mount.dsfs: %s: %s\n", o.mountpoint, strerror(ENOTDIR));
 		goto out;
 	}
 	o.mountpoint = mountpoint;

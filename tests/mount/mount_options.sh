@@ -8,6 +8,11 @@
 # daemonized mount had already reported success. Now 4096..1048576 mounts
 # and reads, the kernel has the value (/proc/mounts), and other values are
 # refused before mounting (exit 2).
+#
+# A mount point that is not a directory (a file, a symlink to one): the
+# kernel gives the root the mount point's type, so it mounted (exit 0) and
+# every access to it failed with EIO. Now refused: exit 1, "Not a
+# directory", nothing mounted.
 . "$(dirname "$0")/../testlib.bash"
 . "$(dirname "$0")/../mountlib.bash"
 need_fixtures
@@ -35,4 +40,16 @@ for v in 0 4095 1048577 abc "" -1 99999999999999999999; do
 	! mountpoint -q "$M" || fail "max_read=$v: mounted"
 done
 
+# A regular file and a symlink to one as mount point, daemonized and in
+# the foreground: refused before anything is mounted.
+: >"$T/file"
+ln -s file "$T/flink"
+cleanup_hooks+=("umount -l '$T/file' 2>/dev/null")
+for mp in "$T/file" "$T/flink"; do
+	for fg in "" -f; do
+		expect_status 1 timeout 10 "$MOUNT_DSFS" "$T/st" "$mp" $fg
+		grep -q "Not a directory" "$T/err" || fail "$mp $fg: message: $(cat "$T/err")"
+		! grep -q " $T/file " /proc/self/mounts || fail "$mp $fg: mounted on a file"
+	done
+done
 echo "mount options ok"
