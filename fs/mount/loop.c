@@ -309,15 +309,22 @@ static const int stop_sigs[] = { SIGHUP, SIGINT, SIGTERM };
 #define NSIGS (sizeof(stop_sigs) / sizeof(stop_sigs[0]))
 
 /* Any thread may run the handler: it only notes the number and makes
- * stopfd readable, which wakes the reader. */
+ * stopfd readable, which wakes the reader. A signal ignored since the
+ * daemon started stays ignored, as libfuse's fuse_set_signal_handlers
+ * leaves it: `nohup mount.dsfs -f …` is not stopped by a hangup. */
 static int set_handlers(struct sigaction old[NSIGS])
 {
 	struct sigaction sa = { .sa_handler = on_signal };
 
 	sigemptyset(&sa.sa_mask);
-	for (size_t i = 0; i < NSIGS; i++)
-		if (sigaction(stop_sigs[i], &sa, &old[i]) < 0)
+	for (size_t i = 0; i < NSIGS; i++) {
+		if (sigaction(stop_sigs[i], NULL, &old[i]) < 0)
 			return -errno;
+		if (old[i].sa_handler == SIG_IGN)
+			continue;
+		if (sigaction(stop_sigs[i], &sa, NULL) < 0)
+			return -errno;
+	}
 	return 0;
 }
 
