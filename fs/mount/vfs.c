@@ -845,6 +845,24 @@ int vfs_key_rejected(const struct vfs *v, const char *what, const char *fp)
 	return -EKEYREJECTED;
 }
 
+int vfs_manifest_check(const struct vfs *v, const struct ds_manifest *m, const char *what)
+{
+	int r;
+
+	if (!v->opt.crypt || !m || !ds_manifest_signature(m))
+		return 0;
+	r = ds_manifest_verify(m, v->opt.crypt);
+	/* Another key's manifest: its encrypted archives are refused by
+	 * vfs_other_key (EKEYREJECTED), its others read as before. */
+	if (r == 0 || r == -EKEYREJECTED)
+		return 0;
+	if (r == -ENOMEM)
+		return r;
+	ds_err("%s: the manifest's signature does not match it: not read (tampered with, "
+	       "or signed with another key)", what);
+	return -EIO;
+}
+
 static int archive_attrs(struct vfs *v, int snapfd, struct vnode *n, const struct ds_manifest *m)
 {
 	struct ds_manifest_file mf;
@@ -852,6 +870,11 @@ static int archive_attrs(struct vfs *v, int snapfd, struct vnode *n, const struc
 	int r;
 
 	listed = m && ds_manifest_find(m, n->file, &mf) == 0;
+	if (listed) {
+		r = vfs_manifest_check(v, m, n->path);
+		if (r < 0)
+			return r;
+	}
 	n->crypt_mode = listed ? mf.crypt_mode : DS_CRYPT_NONE;
 	if (n->crypt_mode == DS_CRYPT_ENCRYPT)
 		n->other_key = vfs_other_key(v, m);

@@ -216,6 +216,14 @@ int vfs_index_check(const struct ds_index *idx, const struct ds_manifest_file *m
  * and m names another one, else NULL (no key, no fingerprint, or the
  * mount's: the chunks then decide). */
 char *vfs_other_key(const struct vfs *v, const struct ds_manifest *m);
+/* With the mount's key, a signed manifest m that does not name another
+ * key must carry a matching signature, as PBS's client requires before it
+ * reads any archive of the snapshot (BackupManifest::from_data): the
+ * signature binds the indexes (their checksums) to the key, so without it
+ * whoever writes the datastore could put another snapshot's index under
+ * this name. 0 (no key, m NULL, unsigned, another key's, or valid),
+ * -EIO with a log line naming what, or -ENOMEM. */
+int vfs_manifest_check(const struct vfs *v, const struct ds_manifest *m, const char *what);
 /* Logs that archive what is encrypted with key fingerprint fp, not the
  * mount's, and returns -EKEYREJECTED. */
 int vfs_key_rejected(const struct vfs *v, const char *what, const char *fp);

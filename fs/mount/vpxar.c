@@ -320,7 +320,8 @@ static int archive_get_at(struct vfs *v, struct vstore *st, const char *snaprel,
 		mf_meta = mf;
 		have_meta = true;
 		have_payload = payload[0] && ds_manifest_find(m, payload, &mf_payload) == 0;
-		if (mode == DS_CRYPT_ENCRYPT) {
+		r = vfs_manifest_check(v, m, key);
+		if (r == 0 && mode == DS_CRYPT_ENCRYPT) {
 			char *fp = vfs_other_key(v, m);
 
 			if (fp)
