@@ -125,6 +125,16 @@ struct owner {
 
 /* Gives a directory or file we made (or found root's) PBS's owner and
  * mode. Only root may chown; anyone else leaves it as it is. */
+/* 0 if fd is a regular file, else -EINVAL (or fstat's -errno). */
+static int regular_fd(int fd)
+{
+	struct stat st;
+
+	if (fstat(fd, &st) < 0)
+		return -errno;
+	return S_ISREG(st.st_mode) ? 0 : -EINVAL;
+}
+
 static void own(int fd, const char *path, mode_t mode, const struct owner *o)
 {
 	struct stat st;
@@ -203,9 +213,17 @@ static int modify(const char *dir, const char *store, enum ds_operation op, int 
 		if ((r = make_dir(dir, 0770, &o)) < 0 && r != -EEXIST)
 			return r;
 	}
-	lockfd = open(lockpath, O_RDWR | O_CREAT | O_CLOEXEC, 0660);
+	/* The directory is the backup user's: a link there is not
+	 * followed (root would give its target to that user), nor is
+	 * anything but a regular file used. */
+	lockfd = open(lockpath, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK, 0660);
 	if (lockfd < 0)
 		return -errno;
+	r = regular_fd(lockfd);
+	if (r < 0) {
+		close(lockfd);
+		return r;
+	}
 	own(lockfd, lockpath, 0660, &o);
 	r = lock_with_timeout(lockfd);
 	if (r < 0) {

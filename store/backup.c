@@ -1028,12 +1028,22 @@ int ds_snapshot_set_protected(const struct ds_writer *w, const char *snaprel, bo
 	if (fd < 0)
 		return fd;
 	if (protect) {
-		int pfd = openat(fd, ".protected", O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
+		/* The snapshot directory is the backup user's: a link
+		 * there is not followed (root would give its target to
+		 * that user), nor is anything but a regular file kept. */
+		int pfd = openat(fd, ".protected",
+				 O_WRONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK, 0644);
+		struct stat st;
 
 		if (pfd < 0) {
 			r = -errno;
 		} else {
-			r = ds_own_fd(pfd);
+			if (fstat(pfd, &st) < 0)
+				r = -errno;
+			else if (!S_ISREG(st.st_mode))
+				r = -EINVAL;
+			else
+				r = ds_own_fd(pfd);
 			close(pfd);
 		}
 	} else if (unlinkat(fd, ".protected", 0) < 0 && errno != ENOENT) {

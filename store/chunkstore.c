@@ -64,21 +64,22 @@ static bool dir_is_empty_for_store(int dfd)
  * stopped before). 0 or -errno. */
 static int make_prefix_dir(int chunksfd, const char *name, bool fix)
 {
-	struct stat st;
+	int fd, r;
 
 	if (mkdirat(chunksfd, name, 0750) < 0) {
 		if (errno != EEXIST)
 			return -errno;
 		if (!fix)
 			return 0;
-		if (fstatat(chunksfd, name, &st, AT_SYMLINK_NOFOLLOW) < 0)
-			return -errno;
-		if (!S_ISDIR(st.st_mode))
-			return -ENOTDIR;
 	}
-	if (fchmodat(chunksfd, name, 0750, 0) < 0)
-		return -errno;
-	return ds_own_at(chunksfd, name);
+	/* Through a descriptor that is no link: .chunks may be the backup
+	 * user's, and chmod and chown by name follow a link put there. */
+	fd = openat(chunksfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0)
+		return errno == ELOOP ? -ENOTDIR : -errno;
+	r = fchmod(fd, 0750) < 0 ? -errno : ds_own_fd(fd);
+	close(fd);
+	return r;
 }
 
 /* The directory ds_chunkstore_create fills before renaming it to .chunks:

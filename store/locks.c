@@ -84,8 +84,14 @@ static int mkdirs(char *path, uid_t uid, gid_t gid)
 
 		*p = '\0';
 		if (mkdir(path, 0770) == 0) {
-			if (uid != (uid_t)-1 && chown(path, uid, gid) < 0)
+			/* By descriptor: the parent may be the backup user's,
+			 * and chown by name follows a link put in its place. */
+			int fd = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+
+			if (uid != (uid_t)-1 && (fd < 0 || fchown(fd, uid, gid) < 0))
 				ds_warn("%s: cannot chown to backup: %s", path, strerror(errno));
+			if (fd >= 0)
+				close(fd);
 		} else if (errno != EEXIST) {
 			int r = -errno;
 

@@ -479,11 +479,19 @@ int ds_mkdir_own_at(int dirfd, const char *name, mode_t mode)
 {
 	int r;
 
+	int fd;
+
 	if (mkdirat(dirfd, name, mode) < 0)
 		return -errno;
 	/* The mode exactly, as PBS's daemons (umask 022) make them: under
-	 * the caller's umask 077 they were 0700. */
-	r = fchmodat(dirfd, name, mode, 0) < 0 ? -errno : ds_own_at(dirfd, name);
+	 * the caller's umask 077 they were 0700. Through a descriptor: the
+	 * parent may be the backup user's, who could put a link in the new
+	 * directory's place before the chmod (which follows links). */
+	fd = openat(dirfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	r = fchmod(fd, mode) < 0 ? -errno : ds_own_fd(fd);
+	close(fd);
 	if (r < 0)
 		unlinkat(dirfd, name, AT_REMOVEDIR);
 	return r;

@@ -59,7 +59,7 @@ static void own_lock_file(int fd, const char *lock_path)
 	gid_t gid;
 
 	ds_backup_user(&uid, &gid);
-	if (fstat(fd, &st) < 0)
+	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode))
 		return;
 	/* chown before chmod: chown may clear set-id bits. */
 	if (uid != (uid_t)-1 && (st.st_uid != uid || st.st_gid != gid) &&
@@ -74,7 +74,10 @@ static void own_lock_file(int fd, const char *lock_path)
  * up to 10 s. Returns the descriptor (closing it releases the lock). */
 static int config_lock(const char *lock_path)
 {
-	int fd = open(lock_path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOCTTY, 0660);
+	/* PBS's /etc/proxmox-backup is the backup user's: a link there is
+	 * not followed (root would give its target to that user). */
+	int fd = open(lock_path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOCTTY | O_NOFOLLOW | O_NONBLOCK,
+		      0660);
 
 	if (fd < 0) {
 		int r = -errno;
