@@ -139,8 +139,9 @@ int ds_config_check_property(struct ds_datastore_cfg *ds, const char *key, const
 /* Parses a property string ("type=offline,message=\"a, b\"" or "offline")
  * into pairs in order. default_key names the key of a bare value (may be
  * NULL: bare values are then an error); at most one bare value, anywhere.
- * Values are not trimmed; empty items ("a=1,,b=2"), a trailing comma and
- * duplicate keys are errors. "" gives zero pairs. *ret_props is malloc'ed;
+ * Values are not trimmed; empty items ("a=1,,b=2", ",a=1", "a=1,,") and
+ * duplicate keys are errors, one trailing comma ("a=1,") is not (as in
+ * PBS). "" gives zero pairs. *ret_props is malloc'ed;
  * free with ds_config_props_free. Errors -EINVAL (with *ret_errmsg set to a
  * static string, if ret_errmsg is not NULL), -ENOMEM. */
 int ds_property_string_parse(const char *s, const char *default_key,

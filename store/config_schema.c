@@ -163,10 +163,11 @@ int ds_property_string_parse(const char *s, const char *default_key,
 		r = props_append(&props, &n, k, v);
 		if (r < 0)
 			goto fail;
-		if (*p == ',' && *++p == '\0') {
-			why = "trailing comma";
-			goto bad;
-		}
+		/* One comma after the last item is allowed: proxmox-schema's
+		 * next_property consumes it with the item and then finds
+		 * nothing left. Two are an empty item, refused above. */
+		if (*p == ',')
+			p++;
 	}
 	*ret_props = props;
 	*ret_n = n;

@@ -184,6 +184,27 @@ static void test_maintenance_forms(void **state)
 	assert_int_equal(cfg->stores[2].maintenance, DS_MAINT_READ_ONLY);
 	assert_null(cfg->stores[2].maintenance_message); /* empty = none */
 	ds_config_free(cfg);
+
+	/* a trailing comma, which PBS's parser takes (proxmox-schema
+	 * next_property), after a quoted and after a plain value */
+	cfg = parse_ok("datastore: abc\n\tpath /x\n\tmaintenance-mode type=offline,message=\"m\",\n"
+		       "\ttuning sync-level=file,\n\n"
+		       "datastore: def\n\tpath /y\n\tmaintenance-mode read-only,\n");
+	assert_int_equal(cfg->stores[0].maintenance, DS_MAINT_OFFLINE);
+	assert_string_equal(cfg->stores[0].maintenance_message, "m");
+	assert_string_equal(cfg->stores[0].sync_level, "file");
+	assert_int_equal(cfg->stores[1].maintenance, DS_MAINT_READ_ONLY);
+	text = format_ok(cfg);
+	assert_string_equal(text, "datastore: abc\n"
+				  "\tmaintenance-mode type=offline,message=\"m\"\n"
+				  "\tpath /x\n"
+				  "\ttuning sync-level=file,\n"
+				  "\n"
+				  "datastore: def\n"
+				  "\tmaintenance-mode type=read-only\n"
+				  "\tpath /y\n");
+	free(text);
+	ds_config_free(cfg);
 }
 
 static void test_property_string(void **state)
@@ -232,6 +253,22 @@ static void test_property_string(void **state)
 	assert_string_equal(p[3].value, "");
 	ds_config_props_free(p, n);
 
+	/* One trailing comma, as PBS's property-string parser takes it
+	 * (next_property swallows the comma with its item). */
+	assert_int_equal(ds_property_string_parse("a=1,", NULL, &p, &n, NULL), 0);
+	assert_int_equal(n, 1);
+	assert_string_equal(p[0].key, "a");
+	assert_string_equal(p[0].value, "1");
+	ds_config_props_free(p, n);
+	assert_int_equal(ds_property_string_parse("message=\"a,\",offline,", "type", &p, &n,
+						  NULL),
+			 0);
+	assert_int_equal(n, 2);
+	assert_string_equal(p[0].value, "a,");
+	assert_string_equal(p[1].key, "type");
+	assert_string_equal(p[1].value, "offline");
+	ds_config_props_free(p, n);
+
 	p = (void *)1;
 	assert_int_equal(ds_property_string_parse("", "type", &p, &n, NULL), 0);
 	assert_int_equal(n, 0);
@@ -246,7 +283,8 @@ static void test_property_string(void **state)
 		{ "a=1,a=2", NULL, "duplicate key" },
 		{ "a=1,,b=2", NULL, "empty item" },
 		{ ",a=1", NULL, "empty item" },
-		{ "a=1,", NULL, "trailing comma" },
+		{ "a=1,,", NULL, "empty item" },
+		{ ",", "type", "empty item" },
 		{ "=1", NULL, "empty key" },
 		{ "a=\"open", NULL, "unterminated quoted string" },
 		{ "a=\"open\\", NULL, "unterminated quoted string" },
@@ -344,7 +382,7 @@ static void test_errors(void **state)
 		  3, "key 'message'" },
 		{ HDR "\tmaintenance-mode offline,message=\"open\n", 3, "unterminated quoted" },
 		{ HDR "\tmaintenance-mode offline,message=\"a\\tb\"\n", 3, "unsupported escape" },
-		{ HDR "\tmaintenance-mode offline,\n", 3, "trailing comma" },
+		{ HDR "\tmaintenance-mode offline,,\n", 3, "empty item" },
 		{ HDR "\tmaintenance-mode offline,,message=x\n", 3, "empty item" },
 		{ HDR "\tmaintenance-mode offline,read-only\n", 3, "more than one value" },
 		{ HDR "\tmaintenance-mode offline,type=offline\n", 3, "duplicate key" },
