@@ -193,6 +193,7 @@ static int parse_header(struct parser *p, unsigned line, const char *ls, const c
 {
 	const char *colon = memchr(ls, ':', (size_t)(le - ls));
 	const char *ts = ls, *te, *is, *ie = le;
+	struct ds_datastore_cfg *old;
 	char *name;
 
 	if (!colon)
@@ -210,9 +211,21 @@ static int parse_header(struct parser *p, unsigned line, const char *ls, const c
 		perr(p, line, "invalid datastore name '%s'", name);
 		goto bad;
 	}
-	if (find_store(p->cfg, name)) {
-		perr(p, line, "duplicate datastore '%s'", name);
-		goto bad;
+	old = find_store(p->cfg, name);
+	if (old) {
+		/* PBS keeps sections in a map by id (SectionConfigData::
+		 * set_data): a later section of the same name replaces the
+		 * earlier one, which is then only checked. Its slot, and so
+		 * its place in the file as written back, is reused. */
+		ds_warn("%s:%u: datastore '%s' again: this section replaces the earlier one, "
+			"as in PBS",
+			p->origin, line, name);
+		store_release(old);
+		memset(old, 0, sizeof(*old));
+		old->name = name;
+		p->cur = old;
+		p->cur_line = line;
+		return 0;
 	}
 	if (p->cfg->n_stores == p->cap) {
 		size_t cap = p->cap ? 2 * p->cap : 8;

@@ -75,7 +75,9 @@ struct ds_config {
 	size_t n_stores;
 };
 
-/* Parses text (len bytes). origin names the file in error messages.
+/* Parses text (len bytes). origin names the file in error messages. A
+ * second section of a datastore replaces the first (keeping its place), as
+ * in PBS, with a warning.
  * Errors: -EINVAL (syntax, unknown key, duplicate key, missing path, bad
  * property string, bad name; logged as "origin:LINE: reason"), -ENOMEM. */
 int ds_config_parse(const char *text, size_t len, const char *origin, struct ds_config **ret);

@@ -26,3 +26,24 @@ printf 'datastore: store-a\n\tmaintenance-mode read-only,,\n\tpath %s\n' "$T/sto
 expect_status 1 "$DSFS" status store-a --config "$cfg"
 grep -q "datastore.cfg:2: .*empty item" "$T/err" || { cat "$T/err"; fail "no empty-item error"; }
 echo "trailing comma in a property string: taken, as by PBS"
+
+# A datastore's second section: PBS keeps sections in a map by id, so the
+# later one is the datastore (here: the one with the real path).
+printf 'datastore: store-a\n\tcomment stale copy\n\tmaintenance-mode offline\n\tpath /nonexistent\n\ndatastore: other\n\tpath /nonexistent\n\ndatastore: store-a\n\tpath %s\n' \
+	"$T/store" >"$cfg"
+expect_status 0 "$DSFS" status store-a --config "$cfg"
+grep -qx "path: $T/store" "$T/out" || { cat "$T/out"; fail "status: not the later section's path"; }
+grep -qx "maintenance-mode: none" "$T/out" || { cat "$T/out"; fail "status: the earlier section's mode"; }
+grep -q "datastore.cfg:9: datastore 'store-a' again" "$T/err" || { cat "$T/err"; fail "no warning"; }
+expect_status 0 "$DSFS" ls store-a --config "$cfg"
+grep -q "^vm/101" "$T/out" || { cat "$T/out"; fail "ls store-a: no vm/101"; }
+# Written back once, in the first section's place.
+expect_status 0 "$DSFS" maintenance store-a read-only --config "$cfg"
+printf 'datastore: store-a\n\tmaintenance-mode type=read-only\n\tpath %s\n\ndatastore: other\n\tpath /nonexistent\n' \
+	"$T/store" >"$T/want.cfg"
+cmp -s "$cfg" "$T/want.cfg" || { diff -u "$T/want.cfg" "$cfg" >&2; fail "rewrite of a repeated section"; }
+# The replaced section is still checked, as by PBS.
+printf 'datastore: store-a\n\tcomment no path\n\ndatastore: store-a\n\tpath %s\n' "$T/store" >"$cfg"
+expect_status 1 "$DSFS" status store-a --config "$cfg"
+grep -q "datastore.cfg:1: .*'path' is missing" "$T/err" || { cat "$T/err"; fail "first section not checked"; }
+echo "repeated datastore section: the later one, as in PBS"

@@ -346,7 +346,9 @@ static void test_errors(void **state)
 		{ "datastore: \n\tpath /x\n", 1, "invalid datastore name" },
 		{ "datastore: a/b/c\n\tpath /x\n", 1, "invalid datastore name" },
 		{ "datastore: store1:x\n\tpath /x\n", 1, "invalid datastore name" },
-		{ HDR "\ndatastore: store1\n\tpath /y\n", 4, "duplicate datastore 'store1'" },
+		/* a replaced section is still checked, as PBS checks it */
+		{ "datastore: store1\n\tcomment c\n\n" HDR, 1, "property 'path' is missing" },
+		{ "datastore: store1\n\tpath /x\n\tfoo 1\n\n" HDR, 3, "unknown property 'foo'" },
 		{ "datastore: store1\n\tpath\n", 2, "property 'path' has no value" },
 		/* keys */
 		{ HDR "\tfoo bar\n", 3, "unknown property 'foo'" },
@@ -459,6 +461,33 @@ static void test_lenient_syntax(void **state)
 	assert_int_equal(cfg->n_stores, 0);
 	ds_config_free(cfg);
 	assert_int_equal(logs.count, 0);
+}
+
+/* PBS keeps sections in a map by id: a datastore's second section
+ * replaces its first. Read and written back once, in the first one's
+ * place. */
+static void test_duplicate_store(void **state)
+{
+	struct ds_config *cfg;
+	char *text;
+
+	(void)state;
+	memset(&logs, 0, sizeof(logs));
+	cfg = parse_ok("datastore: store1\n\tpath /old\n\tcomment first\n"
+		       "\tmaintenance-mode offline\n\n"
+		       "datastore: store2\n\tpath /two\n\n"
+		       "datastore: store1\n\tpath /new\n\tverify-new true\n");
+	assert_int_equal(logs.count, 1);
+	assert_non_null(strstr(logs.text, "test.cfg:9: datastore 'store1' again"));
+	assert_int_equal(cfg->n_stores, 2);
+	assert_string_equal(ds_config_find(cfg, "store1")->path, "/new");
+	assert_null(ds_config_find(cfg, "store1")->comment);
+	assert_int_equal(ds_config_find(cfg, "store1")->maintenance, DS_MAINT_NONE);
+	text = format_ok(cfg);
+	assert_string_equal(text, "datastore: store1\n\tpath /new\n\tverify-new true\n\n"
+				  "datastore: store2\n\tpath /two\n");
+	free(text);
+	ds_config_free(cfg);
 }
 
 static void test_format_exact(void **state)
@@ -768,6 +797,7 @@ int main(void)
 		cmocka_unit_test(test_property_string),
 		cmocka_unit_test(test_errors),
 		cmocka_unit_test(test_lenient_syntax),
+		cmocka_unit_test(test_duplicate_store),
 		cmocka_unit_test(test_format_exact),
 		cmocka_unit_test(test_set_maintenance),
 		cmocka_unit_test(test_maintenance_names),
