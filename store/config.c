@@ -357,11 +357,15 @@ int ds_config_parse(const char *text, size_t len, const char *origin, struct ds_
 	if (!p.cfg)
 		return -ENOMEM;
 	/* Lines as Rust's str::lines() yields them: a final '\n' does not
-	 * start another line. A trailing '\r' is whitespace and trimmed. */
+	 * start another line, and a '\r' before a '\n' is part of the line
+	 * end, so "\tcomment\r\n" has no value, as for PBS. Any other '\r'
+	 * is whitespace (trimmed at either end of a line or value). */
 	while (pos < end && r == 0) {
 		const char *nl = memchr(pos, '\n', (size_t)(end - pos));
 		const char *le = nl ? nl : end;
 
+		if (nl && le > pos && le[-1] == '\r')
+			le--;
 		r = parse_line(&p, ++line, pos, le);
 		pos = nl ? nl + 1 : end;
 	}

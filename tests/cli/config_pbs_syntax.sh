@@ -1,7 +1,8 @@
 # datastore.cfg texts that PBS's own parser (proxmox-section-config and
 # proxmox-schema's property strings) takes are taken by every dsfs command
 # too, and `dsfs maintenance` writes them back so that PBS still takes
-# them: a config PBS is happy with must not make dsfs fail.
+# them: a config PBS is happy with must not make dsfs fail (and one it
+# refuses is refused).
 . "$(dirname "$0")/../testlib.bash"
 need_fixtures
 fixture_copy pbs-store-a "$T/store"
@@ -47,3 +48,12 @@ printf 'datastore: store-a\n\tcomment no path\n\ndatastore: store-a\n\tpath %s\n
 expect_status 1 "$DSFS" status store-a --config "$cfg"
 grep -q "datastore.cfg:1: .*'path' is missing" "$T/err" || { cat "$T/err"; fail "first section not checked"; }
 echo "repeated datastore section: the later one, as in PBS"
+
+# CRLF line ends are line ends (Rust's str::lines), not whitespace: a key
+# with nothing after it but the "\r\n" has no value, for PBS a syntax error.
+printf 'datastore: store-a\r\n\tpath %s\r\n\tcomment crlf\r\n' "$T/store" >"$cfg"
+expect_status 0 "$DSFS" ls store-a --config "$cfg"
+printf 'datastore: store-a\r\n\tpath %s\r\n\tcomment\r\n' "$T/store" >"$cfg"
+expect_status 1 "$DSFS" ls store-a --config "$cfg"
+grep -q "datastore.cfg:3: property 'comment' has no value" "$T/err" || { cat "$T/err"; fail "CRLF: no error"; }
+echo "CRLF: a line end, as for PBS"

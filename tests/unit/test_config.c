@@ -350,6 +350,9 @@ static void test_errors(void **state)
 		{ "datastore: store1\n\tcomment c\n\n" HDR, 1, "property 'path' is missing" },
 		{ "datastore: store1\n\tpath /x\n\tfoo 1\n\n" HDR, 3, "unknown property 'foo'" },
 		{ "datastore: store1\n\tpath\n", 2, "property 'path' has no value" },
+		/* "\r\n" ends the line (Rust's str::lines), it is no separator */
+		{ "datastore: store1\r\n\tpath /x\r\n\tcomment\r\n", 3,
+		  "property 'comment' has no value" },
 		/* keys */
 		{ HDR "\tfoo bar\n", 3, "unknown property 'foo'" },
 		{ HDR "\tPath /y\n", 3, "unknown property 'Path'" },
