@@ -672,6 +672,44 @@ int ds_time_parse(const char *s, int64_t *ret_epoch)
 	return 0;
 }
 
+/* strtoull alone would take "-1" for 2^64-1, skip leading blanks and
+ * stop at junk; a suffix could shift a large number round. */
+int ds_parse_size(const char *s, size_t *ret)
+{
+	unsigned long long v;
+	unsigned shift = 0;
+	char *end;
+
+	if (s[0] < '0' || s[0] > '9')
+		return -EINVAL;
+	errno = 0;
+	v = strtoull(s, &end, 10);
+	if (errno == ERANGE)
+		return -EINVAL;
+	switch (*end) {
+	case 'k':
+	case 'K':
+		shift = 10;
+		break;
+	case 'm':
+	case 'M':
+		shift = 20;
+		break;
+	case 'g':
+	case 'G':
+		shift = 30;
+		break;
+	default:
+		break;
+	}
+	if (shift)
+		end++;
+	if (*end || v > (unsigned long long)SIZE_MAX >> shift)
+		return -EINVAL;
+	*ret = (size_t)(v << shift);
+	return 0;
+}
+
 int ds_path_fmt(char *out, size_t outlen, const char *fmt, ...)
 {
 	va_list ap;

@@ -200,6 +200,12 @@ int ds_tmp_name(const char *name, const char *suffix, char *out, size_t outlen);
 int ds_time_format(int64_t epoch, char out[DS_TIME_LEN + 1]);
 int ds_time_parse(const char *s, int64_t *ret_epoch);
 
+/* A size as options take it: decimal digits with an optional suffix K, M
+ * or G (either case; powers of 1024) and nothing after it. Returns 0 and
+ * the size in bytes, or -EINVAL (no digits, a sign, junk after them, or a
+ * value that does not fit in a size_t). */
+int ds_parse_size(const char *s, size_t *ret);
+
 /* snprintf into a fixed buffer; -ENAMETOOLONG when truncated. */
 int ds_path_fmt(char *out, size_t outlen, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));

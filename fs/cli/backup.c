@@ -381,7 +381,8 @@ static void usage_backup(FILE *f)
 	      "  --time RFC3339        backup time, YYYY-MM-DDTHH:MM:SSZ (default: now)\n"
 	      "  --owner AUTHID        owner of a new group (default root@pam)\n"
 	      "  --keyfile KEY         encrypt archives and sign the manifest\n"
-	      "  --chunk-size BYTES    average chunk size of dynamic indexes (default 4 MiB)\n"
+	      "  --chunk-size SIZE     average chunk size of dynamic indexes, a power of\n"
+	      "                        two from 64K to 4M (default 4M; suffixes K, M, G)\n"
 	      "  --config FILE         datastore.cfg to look DATASTORE up in\n"
 	      "  --split               NAME.pxar=DIR as a split archive (format v2:\n"
 	      "                        NAME.mpxar.didx + NAME.ppxar.didx, no catalog)\n"
@@ -467,7 +468,11 @@ static int backup_run(int argc, char **argv, const char **excl, uint64_t *devs)
 			keyfile = optarg;
 			break;
 		case 's':
-			avg = (size_t)strtoull(optarg, NULL, 0);
+			if (ds_parse_size(optarg, &avg) < 0) {
+				fprintf(stderr, "dsfs: --chunk-size %s: want a size in bytes (suffixes K, M, G)\n",
+					optarg);
+				return DS_EXIT_USAGE;
+			}
 			break;
 		case 'c':
 			config = optarg;

@@ -83,44 +83,19 @@ static void usage(FILE *f)
 	      f);
 }
 
-/* SIZE[K|M|G] in bytes, at least 16M. strtoull alone would take "-1" for
- * 2^64-1 and a suffix could shift a large number round. */
+/* cache_size=SIZE[K|M|G] in bytes, at least 16M. */
 static int parse_size(const char *s, size_t *ret)
 {
-	unsigned long long v;
-	unsigned shift = 0;
-	char *end;
+	size_t v;
 
-	errno = 0;
-	v = strtoull(s, &end, 10);
-	if (s[0] < '0' || s[0] > '9' || errno == ERANGE)
-		goto bad;
-	switch (*end) {
-	case 'k':
-	case 'K':
-		shift = 10;
-		break;
-	case 'm':
-	case 'M':
-		shift = 20;
-		break;
-	case 'g':
-	case 'G':
-		shift = 30;
-		break;
-	default:
-		break;
+	if (ds_parse_size(s, &v) < 0 || v < (16ULL << 20)) {
+		fprintf(stderr,
+			"mount.dsfs: cache_size=%s: want a size of at least 16M (suffixes K, M, G)\n",
+			s);
+		return -EINVAL;
 	}
-	if (shift)
-		end++;
-	if (*end || v > (unsigned long long)SIZE_MAX >> shift || v << shift < (16ULL << 20))
-		goto bad;
-	*ret = (size_t)(v << shift);
+	*ret = v;
 	return 0;
-bad:
-	fprintf(stderr, "mount.dsfs: cache_size=%s: want a size of at least 16M (suffixes K, M, G)\n",
-		s);
-	return -EINVAL;
 }
 
 static int add_fuse_opt(struct options *o, const char *opt)

@@ -94,6 +94,30 @@ static void test_sha256_zero_chunk(void **state)
 	free(z);
 }
 
+static void test_parse_size(void **state)
+{
+	static const char *const bad[] = { "", "K", "-1", " 1", "+1", "1x", "1KB", "1 K",
+					   "0x10", "18446744073709551616", "17179869184G" };
+	size_t v;
+
+	(void)state;
+	assert_int_equal(ds_parse_size("65536", &v), 0);
+	assert_int_equal(v, 65536);
+	assert_int_equal(ds_parse_size("64k", &v), 0);
+	assert_int_equal(v, 65536);
+	assert_int_equal(ds_parse_size("4M", &v), 0);
+	assert_int_equal(v, 4 << 20);
+	assert_int_equal(ds_parse_size("2G", &v), 0);
+	assert_int_equal(v, (size_t)2 << 30);
+	assert_int_equal(ds_parse_size("0", &v), 0);
+	assert_int_equal(v, 0);
+	for (size_t i = 0; i < DS_ARRAY_SIZE(bad); i++) {
+		v = 7;
+		assert_int_equal(ds_parse_size(bad[i], &v), -EINVAL);
+		assert_int_equal(v, 7);
+	}
+}
+
 static void test_time(void **state)
 {
 	char s[DS_TIME_LEN + 1];
@@ -170,6 +194,7 @@ int main(void)
 		cmocka_unit_test(test_sha256_crc),
 		cmocka_unit_test(test_sha256_zero_chunk),
 		cmocka_unit_test(test_time),
+		cmocka_unit_test(test_parse_size),
 		cmocka_unit_test(test_tmp_name),
 		cmocka_unit_test(test_replace_file),
 	};
