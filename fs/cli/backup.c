@@ -126,6 +126,12 @@ static int stream_archive(struct ds_backup *b, const char *name, const char *src
 			break;
 	}
 	free(buf);
+	if (r == 0 && total == 0 && ds_archive_kind(name) == DS_ARCHIVE_FIDX) {
+		fprintf(stderr, "dsfs: %s: empty: an image (%s) needs at least one byte\n", src,
+			name);
+		ds_archive_abort(aw);
+		return -EINVAL;
+	}
 	if (r == 0 && size && ds_archive_kind(name) == DS_ARCHIVE_FIDX && total != size) {
 		fprintf(stderr, "dsfs: %s: changed size while read (%llu bytes when opened, "
 				"%s%llu read): %s not written\n",
@@ -345,6 +351,38 @@ static int check_archive_names(int argc, char **argv, int from, bool split)
 	return r;
 }
 
+/* An empty image cannot be stored: a fixed index needs at least one chunk
+ * (PBS's reader and writer refuse a zero-chunk fidx), so PBS's client
+ * refuses a zero-sized image file before it starts the backup ("got
+ * zero-sized file"). dsfs did so only after the snapshot was started,
+ * with a bare "Invalid argument". A FILE that is not a regular file (a
+ * pipe, a device) has no size to check here: stream_archive finds it
+ * empty. Prints the reason; -EINVAL. */
+static int check_images(int argc, char **argv, int from)
+{
+	for (int i = from; i < argc; i++) {
+		const char *eq = strchr(argv[i], '=');
+		size_t nl = eq ? (size_t)(eq - argv[i]) : 0;
+		char name[300], out[300];
+		struct stat sb;
+
+		if (!eq || nl == 0 || nl >= sizeof(name))
+			continue;
+		memcpy(name, argv[i], nl);
+		name[nl] = '\0';
+		if (archive_name(name, 0, out, sizeof(out)) < 0 ||
+		    ds_archive_kind(out) != DS_ARCHIVE_FIDX)
+			continue;
+		if (stat(eq + 1, &sb) == 0 && S_ISREG(sb.st_mode) && sb.st_size == 0) {
+			fprintf(stderr,
+				"dsfs: %s: zero-sized file: an image (%s) needs at least one byte\n",
+				eq + 1, name);
+			return -EINVAL;
+		}
+	}
+	return 0;
+}
+
 /* --exclude patterns are checked before the snapshot is started, as PBS's
  * client parses them first; a bad one is a usage error. */
 static int check_excludes(const struct ds_pxar_encode_opts *o, bool split)
@@ -524,6 +562,8 @@ static int backup_run(int argc, char **argv, const char **excl, uint64_t *devs)
 		return DS_EXIT_USAGE;
 	}
 	r = check_archive_names(argc, argv, optind + 2, split);
+	if (r == 0)
+		r = check_images(argc, argv, optind + 2);
 	if (r < 0)
 		return r == -EINVAL ? DS_EXIT_USAGE : DS_EXIT_FAIL;
 	if (keyfile && cli_load_key(keyfile, &crypt) < 0)
