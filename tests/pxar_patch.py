@@ -95,3 +95,49 @@ def rename_root_child(b, old, new):
     table += struct.pack("<QQQ", TAIL, g, 16 + 24 * (len(recs) + 1))
     b[g + 16:] = table
     return bytes(b)
+
+
+SYMLINK = 0x27f971e7dbf5dc5f
+
+
+def retarget_root_symlink(b, name, target):
+    """The archive b (v1, root of files and symlinks only) with the target
+    of its child symlink `name` replaced by `target` (bytes, no NUL; pxar
+    takes up to 4096 bytes)."""
+    b = bytearray(b)
+    off, children, f_link, s_link = 0, [], None, None
+    while off < len(b):
+        ty, size = struct.unpack_from("<QQ", b, off)
+        if ty == FILENAME:
+            child = bytes(b[off + 16:off + size - 1])
+            children.append([child, off])
+            cur = child
+        if ty == SYMLINK and cur == name:
+            f_link, s_link = children[-1][1], off
+            old_size = size
+        if ty == GOODBYE:
+            g = off
+            break
+        off += size
+    assert s_link is not None and g + size == len(b), "root with files and symlinks only"
+    spans = {}
+    for k in range((size - 16) // 24 - 1):
+        h, o, sz = struct.unpack_from("<QQQ", b, g + 16 + 24 * k)
+        spans[g - o] = sz
+    item = struct.pack("<QQ", SYMLINK, 16 + len(target) + 1) + target + b"\0"
+    d = len(item) - old_size
+    b[s_link:s_link + old_size] = item
+    g += d
+    recs = []
+    for child, f in children:
+        span = spans[f]
+        if f == f_link:
+            span += d
+        elif f > f_link:
+            f += d
+        recs.append((siphash24(child), g - f, span))
+    recs.sort()
+    table = b"".join(struct.pack("<QQQ", *recs[i]) for i in _bst_order(len(recs)))
+    table += struct.pack("<QQQ", TAIL, g, 16 + 24 * (len(recs) + 1))
+    b[g + 16:] = table
+    return bytes(b)

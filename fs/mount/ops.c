@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "fs/mount/mount.h"
 #include "fs/mount/vfs.h"
@@ -217,10 +218,14 @@ static void op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 
 static void op_readlink(fuse_req_t req, fuse_ino_t ino)
 {
-	/* A pxar symlink's target may be as long as Linux allows (PATH_MAX
-	 * with its NUL), not just a file name. */
-	char buf[PATH_MAX];
-	int r = vfs_readlink(vfs_of(req), ino, buf, sizeof(buf));
+	/* A pxar symlink's target may be 4096 bytes, not just a file name;
+	 * the kernel takes at most PAGE_SIZE - 1 bytes of a readlink reply
+	 * (fuse_readlink_page) and answers a longer one with EIO, so what
+	 * does not fit there is refused here, with a reason. */
+	char buf[VFS_LINK_MAX + 1];
+	long page = sysconf(_SC_PAGESIZE);
+	size_t len = page > 0 && (size_t)page < sizeof(buf) ? (size_t)page : sizeof(buf);
+	int r = vfs_readlink(vfs_of(req), ino, buf, len);
 
 	plus_used(req);
 	if (r < 0)

@@ -70,6 +70,12 @@ int vfs_lookup(struct vfs *v, uint64_t parent, const char *name, struct vfs_entr
 /* Drops n kernel references. */
 void vfs_forget(struct vfs *v, uint64_t ino, uint64_t n);
 int vfs_getattr(struct vfs *v, uint64_t ino, struct vfs_entry *ret);
+/* The longest symlink target a node has, without its NUL: pxar's limit
+ * (the latest links are shorter). */
+#define VFS_LINK_MAX 4096
+/* A symlink's target into buf, NUL-terminated. Returns 0, -EINVAL when ino
+ * is no symlink, -ENAMETOOLONG (logged) when the target and its NUL do not
+ * fit in len, or the errno of a refusal or a damaged archive. */
 int vfs_readlink(struct vfs *v, uint64_t ino, char *buf, size_t len);
 
 /* Directory listing: a snapshot of the entries, taken at opendir. A

@@ -706,6 +706,15 @@ int vpxar_readlink(struct vfs *v, const struct vnode *n, char *buf, size_t len)
 		r = ds_pxar_readlink(ar->px, &pe, buf, len);
 		ar_leave(ar);
 	}
+	if (r == -ERANGE) {
+		/* pxar takes 4096 bytes, the kernel a page less one; only a
+		 * crafted archive has a target longer than Linux's symlink(2)
+		 * makes. */
+		ds_warn("%s: symlink target of %llu bytes is longer than the kernel takes "
+			"(%zu): readlink fails with ENAMETOOLONG",
+			n->path, (unsigned long long)pe.size, len - 1);
+		r = -ENAMETOOLONG;
+	}
 	varchive_unref(ar);
 	return r < 0 ? r : 0;
 }
