@@ -86,6 +86,7 @@ struct verify {
 	bool lock_warned; /* the snapshot locks could not be taken */
 	size_t snap_i, snap_n;
 	uint64_t n_snapshots, n_archives, n_chunks, chunk_bytes, errors, skipped;
+	int fatal; /* -ENOMEM: the run stops (status 1); no damage */
 };
 
 static void problem(struct verify *v, const char *snap, const char *what, const char *fmt, ...)
@@ -207,9 +208,15 @@ static void verify_index(struct verify *v, int snapfd, const char *snap,
 		ds_index_chunk(idx, i, &ch);
 		state = set_get(&v->chunks, &ch.digest);
 		if (state == 0) {
-			state = check_chunk(v, &ch, encrypted, &why) < 0 ? 2 : 1;
-			if (set_put(&v->chunks, &ch.digest, (uint8_t)state) < 0)
-				state = 2;
+			r = check_chunk(v, &ch, encrypted, &why);
+			state = r < 0 ? 2 : 1;
+			/* Running out of memory says nothing of the chunk (it
+			 * was marked bad: status 3 for a good store); the run
+			 * stops instead, status 1. */
+			if (r == -ENOMEM || set_put(&v->chunks, &ch.digest, (uint8_t)state) < 0) {
+				v->fatal = -ENOMEM;
+				break;
+			}
 			v->n_chunks++;
 			if ((v->n_chunks & 63) == 0)
 				show_progress(v);
@@ -233,6 +240,10 @@ static void verify_blob(struct verify *v, int snapfd, const char *snap,
 
 	r = ds_read_file_at(snapfd, mf->filename, DS_MAX_BLOB_SIZE + DS_BLOB_ENC_HEADER_LEN, &raw,
 			    &len);
+	if (r == -ENOMEM) {
+		v->fatal = r;
+		return;
+	}
 	if (r < 0) {
 		problem(v, snap, mf->filename, "cannot read: %s", strerror(-r));
 		return;
@@ -366,7 +377,7 @@ static void verify_snapshot(struct verify *v, const char *snaprel)
 	} else if (v->key && ds_manifest_signature(m) && ds_manifest_verify(m, v->key) < 0) {
 		problem(v, snaprel, DS_MANIFEST_NAME, "signature mismatch");
 	}
-	for (size_t i = 0; i < ds_manifest_file_count(m); i++) {
+	for (size_t i = 0; i < ds_manifest_file_count(m) && !v->fatal; i++) {
 		struct ds_manifest_file mf;
 
 		ds_manifest_file(m, i, &mf);
@@ -590,10 +601,16 @@ int cmd_verify(int argc, char **argv)
 		goto out;
 	}
 	v.snap_n = snaps.n;
-	for (size_t i = 0; i < snaps.n; i++)
+	for (size_t i = 0; i < snaps.n && !v.fatal; i++)
 		verify_snapshot(&v, snaps.v[i]);
 	if (v.progress)
 		fputs("\r\033[K", stderr);
+	if (v.fatal) {
+		r = v.fatal;
+		fprintf(stderr, "dsfs: verify: %s: stopped after %llu chunks, the rest not checked\n",
+			strerror(-r), (unsigned long long)v.n_chunks);
+		goto out;
+	}
 	if (v.skipped)
 		snprintf(skip, sizeof(skip), " (%llu skipped: removed, or locked by a backup or removal)",
 			 (unsigned long long)v.skipped);
