@@ -37,6 +37,8 @@ struct vfile {
 	bool image;
 	struct ds_digest zero; /* image: digest of a full zero chunk */
 	uint64_t zero_len;     /* image: its length (the chunk size); else 0 */
+	struct ds_digest zero_tail; /* image: of a zero chunk as long as its */
+	uint64_t zero_tail_len;     /* short last chunk; else 0 */
 	char name[300];        /* for log lines */
 	_Atomic uint64_t next_off; /* where a sequential reader goes next */
 	_Atomic uint64_t seq_chunk; /* 1 + the chunk its last read began in; 0: none */
@@ -248,6 +250,7 @@ static int open_index(struct vfs *v, const struct vnode *n, const struct vopen_i
 
 		if (vfs_zero_chunk(v, f->crypt, cs, &f->zero))
 			f->zero_len = cs;
+		f->zero_tail_len = vfs_zero_tail(v, f->crypt, f->idx, &f->zero_tail);
 	}
 	return 0;
 }
@@ -491,7 +494,11 @@ static void prefetch_done(void *ctx)
  * This skips decompressing and hashing the unwritten parts of a VM image. */
 static bool zero_chunk(const struct vfile *f, const struct ds_index_chunk *ch)
 {
-	return f->zero_len && ch->end - ch->start == f->zero_len && ds_digest_eq(&ch->digest, &f->zero);
+	uint64_t len = ch->end - ch->start;
+
+	return (f->zero_len && len == f->zero_len && ds_digest_eq(&ch->digest, &f->zero)) ||
+	       (f->zero_tail_len && len == f->zero_tail_len &&
+		ds_digest_eq(&ch->digest, &f->zero_tail));
 }
 
 static void prefetch_after(struct vfile *f, size_t i)
@@ -774,8 +781,7 @@ int64_t vfs_lseek(struct vfile *f, int64_t off, int whence)
 		bool zero;
 
 		ds_index_chunk(f->idx, (size_t)i, &ch);
-		/* Only full-size zero chunks are holes: a short last chunk has
-		 * another digest, and data there is reported as data. */
+		/* Zero chunks are holes, a short last one too. */
 		zero = zero_chunk(f, &ch);
 		if (zero == (whence == SEEK_HOLE))
 			return (uint64_t)off > ch.start ? off : (int64_t)ch.start;

@@ -258,6 +258,21 @@ bool vfs_zero_chunk(const struct vfs *v, const struct ds_crypt *c, uint64_t cs,
 	return true;
 }
 
+uint64_t vfs_zero_tail(const struct vfs *v, const struct ds_crypt *c, const struct ds_index *idx,
+		       struct ds_digest *ret)
+{
+	size_t count = ds_index_count(idx);
+	struct ds_index_chunk last;
+
+	if (count == 0)
+		return 0;
+	ds_index_chunk(idx, count - 1, &last);
+	if (last.end - last.start >= ds_index_chunk_size(idx) ||
+	    !vfs_zero_chunk(v, c, last.end - last.start, ret))
+		return 0;
+	return last.end - last.start;
+}
+
 static struct vnode *node_new(enum vkind kind, struct vstore *st, uint64_t parent,
 			      const char *name, const char *path)
 {
@@ -919,19 +934,22 @@ static int archive_attrs(struct vfs *v, int snapfd, struct vnode *n, const struc
 		n->size = ds_index_size(idx);
 		if (n->kind == VK_IMAGE) {
 			/* Holes: blocks count only chunks that are not all zero. */
-			struct ds_digest zero;
+			struct ds_digest zero, tail;
 			uint64_t cs = ds_index_chunk_size(idx), used = 0;
 			const struct ds_crypt *c =
 				n->crypt_mode == DS_CRYPT_ENCRYPT ? v->opt.crypt : NULL;
 			bool holes = vfs_zero_chunk(v, c, cs, &zero);
+			uint64_t tail_len = vfs_zero_tail(v, c, idx, &tail);
 
 			for (size_t i = 0; i < ds_index_count(idx); i++) {
 				struct ds_index_chunk ch;
+				uint64_t len;
 
 				ds_index_chunk(idx, i, &ch);
-				if (!holes || !ds_digest_eq(&ch.digest, &zero) ||
-				    ch.end - ch.start != cs)
-					used += ch.end - ch.start;
+				len = ch.end - ch.start;
+				if (!(holes && len == cs && ds_digest_eq(&ch.digest, &zero)) &&
+				    !(tail_len && len == tail_len && ds_digest_eq(&ch.digest, &tail)))
+					used += len;
 			}
 			n->blocks = (used + 511) / 512;
 		}

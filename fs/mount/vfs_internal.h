@@ -178,6 +178,10 @@ bool vfs_is_immutable(enum vkind kind, const char *file);
  * damaged or hostile index may claim any power of two up to 2^63). */
 bool vfs_zero_chunk(const struct vfs *v, const struct ds_crypt *c, uint64_t cs,
 		    struct ds_digest *ret);
+/* An image index's short last chunk (shorter than its chunk size): its
+ * length, with the digest of that many zeros in *ret; 0 when there is none. */
+uint64_t vfs_zero_tail(const struct vfs *v, const struct ds_crypt *c, const struct ds_index *idx,
+		       struct ds_digest *ret);
 /* Loads chunk d through reader rd for the chunk cache (its load function's
  * contract, ds_chunkstore_load). An unencrypted chunk is verified whole the
  * first time, and its file remembered (v->verified); while that file stays
