@@ -375,7 +375,13 @@ static void verify_snapshot(struct verify *v, const char *snaprel)
 			"(encrypted chunks: CRC only)", fp);
 		v->crypt = NULL;
 	} else if (v->key && ds_manifest_signature(m) && ds_manifest_verify(m, v->key) < 0) {
-		problem(v, snaprel, DS_MANIFEST_NAME, "signature mismatch");
+		/* Named no key (older clients wrote no fingerprint), the
+		 * signature is what tells: another key's chunks do not
+		 * decrypt with this one, which makes none of them damaged. */
+		problem(v, snaprel, DS_MANIFEST_NAME, "signature mismatch%s",
+			fp ? "" : ": signed with another key, or altered (encrypted chunks: CRC only)");
+		if (!fp)
+			v->crypt = NULL;
 	}
 	for (size_t i = 0; i < ds_manifest_file_count(m) && !v->fatal; i++) {
 		struct ds_manifest_file mf;

@@ -86,6 +86,26 @@ grep -q "verified 1 snapshots, 1 archives, 2 chunks.*: 0 errors" "$T/out" ||
 	{ cat "$T/out" "$T/err"; fail "a colonless upper-case fingerprint of the key"; }
 expect_status 3 "$DSFS" verify --keyfile "$key" "$T/b" host/other
 grep -q "index.json.blob: signed with key" "$T/err" || { cat "$T/err"; fail "other key, colonless"; }
+# A manifest that names no key (older clients wrote none; it is outside the
+# signature): the signature tells the key. With another key it does not
+# match, and the chunks are checked by CRC, not reported undecodable.
+python3 - "$T/b/host/other/2025-01-01T00:00:00Z" <<'PY3'
+import json, subprocess, sys, zlib
+snap = sys.argv[1]
+raw = open(snap + "/index.json.blob", "rb").read()
+text = subprocess.run(["zstd", "-dc"], input=raw[12:], capture_output=True).stdout or raw[12:]
+m = json.loads(text)
+del m["unprotected"]["key-fingerprint"]
+new = json.dumps(m, indent=2).encode()
+open(snap + "/index.json.blob", "wb").write(
+    bytes.fromhex("42ab3807be8370a1") + zlib.crc32(new).to_bytes(4, "little") + new)
+PY3
+expect_status 0 "$DSFS" verify --keyfile "$T/key2.json" "$T/b" host/other
+expect_status 3 "$DSFS" verify --keyfile "$key" "$T/b" host/other
+grep -q "index.json.blob: signature mismatch" "$T/err" || { cat "$T/err"; fail "no fingerprint, other key"; }
+! grep -q ": chunk [0-9]" "$T/err" || { cat "$T/err"; fail "no fingerprint: chunks of another key reported damaged"; }
+grep -q "verified 1 snapshots, 1 archives, 2 chunks.*: 1 errors" "$T/out" ||
+	{ cat "$T/out"; fail "summary, no fingerprint, another key"; }
 # Directories PBS never lists as namespaces (deeper than 7 levels, or a
 # name past the 256-character limit) do not stop verify of the rest.
 mkdir -p "$T/b/ns/a/ns/b/ns/c/ns/d/ns/e/ns/f/ns/g/ns/h/vm/1/2025-01-01T00:00:00Z"
