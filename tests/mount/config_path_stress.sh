@@ -21,15 +21,19 @@ M=$T/m
 mount_dsfs "$NAME" "$M" -o "config=$CFG"
 
 STOP=$T/stop
-# reader FILE: each cat of FILE is a's or b's bytes whole (or an error).
+# reader F FILE: each cat of $SNAP's FILE is a's or b's bytes whole ($T/a.F,
+# $T/b.F), or an error. $T/n.F: how many cats read it whole (some must, or
+# nothing was compared: the reader once read "$SNAP/conf", which is no
+# file, so every cat failed and nothing was checked).
 reader() {
-	local f=$1 i=0
+	local f=$1 file=$2 n=0
 	while [ ! -e "$STOP" ]; do
-		i=$((i + 1))
-		cat "$M/$SNAP/$f" >"$T/r.$f" 2>/dev/null || continue
+		cat "$M/$SNAP/$file" >"$T/r.$f" 2>/dev/null || continue
 		cmp -s "$T/r.$f" "$T/a.$f" || cmp -s "$T/r.$f" "$T/b.$f" ||
 			{ echo "reader: $f is neither a's nor b's" >"$T/bad.$f"; return 1; }
+		n=$((n + 1))
 	done
+	echo "$n" >"$T/n.$f"
 }
 lister() {
 	while [ ! -e "$STOP" ]; do ls -R "$M/$CT/root.pxar" >/dev/null 2>&1 || true; done
@@ -47,8 +51,8 @@ writer() {
 		echo "$s" >>"$T/written"
 	done
 }
-reader conf & P1=$!
-reader img & P2=$!
+reader conf qemu-server.conf & P1=$!
+reader img drive-scsi0.img & P2=$!
 lister & P3=$!
 writer & P4=$!
 end=$((SECONDS + SECS))
@@ -66,6 +70,9 @@ rc=0
 for p in $P1 $P2 $P3 $P4; do wait "$p" || rc=1; done
 cat "$T"/bad.* 2>/dev/null >&2 && fail "a reader saw mixed bytes"
 [ "$rc" = 0 ] || fail "a stress job failed"
+for f in conf img; do
+	[ "$(cat "$T/n.$f")" -gt 0 ] || fail "no cat of $f read it whole: nothing was compared"
+done
 kill -0 "$MOUNT_PID" 2>/dev/null || { cat "$T/mount.log" >&2; fail "mount.dsfs died"; }
 nw=$(wc -l <"$T/written" 2>/dev/null || echo 0)
 echo "$flips path changes, $nw snapshots written"
