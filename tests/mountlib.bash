@@ -62,9 +62,15 @@ daemon_of() {
 	return 1
 }
 
-# listed DIR NAME / not_listed DIR NAME: whether ls DIR shows NAME.
+# listed DIR NAME / not_listed DIR NAME: whether ls DIR shows NAME. Both
+# are false when DIR cannot be listed: a listing that fails shows nothing,
+# which is no proof that NAME is gone.
 listed() { ls "$1" | grep -qx "$2"; }
-not_listed() { ! ls "$1" | grep -qx "$2"; }
+not_listed() {
+	local out
+	out=$(ls "$1") || return 1
+	! grep -qx "$2" <<<"$out"
+}
 
 # manifest_py SNAP EXPR: prints EXPR, a Python expression over the manifest
 # m of snapshot SNAP (vm/100/TIME) of datastore $S, read with dsfs cat.
