@@ -150,8 +150,18 @@ def writer(w):
                 bump("w_ok"); committed.append((p, sha(data)))
 def readback(p):
     with open(p, "rb") as f: return sha(f.read())
-ths = [threading.Thread(target=toggler)] + [threading.Thread(target=reader, args=(i,)) for i in range(16)] + \
-      [threading.Thread(target=writer, args=(w,)) for w in range(4)]
+def guarded(fn, *a):
+    # A thread that dies of an exception (a failed `dsfs maintenance`, an
+    # unexpected error) is a failure: it used to end only that thread, with
+    # a traceback, and the run went on without it and passed.
+    def run():
+        try:
+            fn(*a)
+        except BaseException as e:
+            fail(f"{fn.__name__}{a}: died: {e!r}")
+            stop.set()
+    return threading.Thread(target=run)
+ths = [guarded(toggler)] + [guarded(reader, i) for i in range(16)] + [guarded(writer, w) for w in range(4)]
 for t in ths: t.start()
 time.sleep(SECS); stop.set()
 for t in ths: t.join()
@@ -169,5 +179,8 @@ st["fd_before"] = fd_before
 print("stress: " + json.dumps(st), flush=True)
 with open(os.path.join(E["T"], "stress.json"), "w") as f:
     json.dump(st, f)
+# Something of each kind happened, or nothing was checked.
+for k in ("reads", "toggles", "w_ok"):
+    if st[k] == 0: fail(f"no {k} in {SECS} s: nothing of that kind was checked")
 for f in fails[:30]: print("FAIL: " + f, file=sys.stderr)
 sys.exit(1 if fails else 0)
