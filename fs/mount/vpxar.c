@@ -286,25 +286,14 @@ static int archive_get_at(struct vfs *v, struct vstore *st, const char *snaprel,
 	if ((r = ds_path_fmt(key, sizeof(key), "%s/%s", snaprel, name)) < 0)
 		return r;
 	pthread_mutex_lock(&v->lock);
-	for (struct varchive **pp = &v->archives; *pp; pp = &(*pp)->next) {
-		ar = *pp;
-		if (ar->st != st || strcmp(ar->key, key) != 0)
-			continue;
-		if (ar->gen == gen) {
+	for (ar = v->archives; ar; ar = ar->next)
+		if (ar->st == st && ar->gen == gen && strcmp(ar->key, key) == 0) {
 			ar->refs++;
 			pthread_mutex_unlock(&v->lock);
 			*ret = ar;
 			return 0;
 		}
-		/* The snapshot was made again under the same name: the old
-		 * archive stays with the nodes that have it, and is not
-		 * found any more. */
-		*pp = ar->next;
-		stale = ar;
-		break;
-	}
 	pthread_mutex_unlock(&v->lock);
-	varchive_unref(stale); /* the registry's reference */
 
 	r = ds_lookup_acquire(st->ds, &lk);
 	if (r < 0)
@@ -313,6 +302,31 @@ static int archive_get_at(struct vfs *v, struct vstore *st, const char *snaprel,
 	if (fd < 0) {
 		ds_lookup_release(lk);
 		return fd;
+	}
+	/* Made again under the same time since the caller saw it (gen): its
+	 * archive is another one. */
+	if (vfs_snapshot_gen(fd) != gen) {
+		close(fd);
+		ds_lookup_release(lk);
+		return -ESTALE;
+	}
+	/* The old snapshot's archive, if open, is closed (its nodes answer
+	 * ESTALE) and leaves the registry, so that it holds nothing of the
+	 * store. */
+	pthread_mutex_lock(&v->lock);
+	for (struct varchive **pp = &v->archives; *pp; pp = &(*pp)->next)
+		if ((*pp)->st == st && (*pp)->gen != gen && strcmp((*pp)->key, key) == 0) {
+			stale = *pp;
+			*pp = stale->next;
+			break;
+		}
+	pthread_mutex_unlock(&v->lock);
+	if (stale) {
+		pthread_rwlock_wrlock(&stale->lock);
+		if (!stale->dead)
+			archive_close(stale);
+		pthread_rwlock_unlock(&stale->lock);
+		varchive_unref(stale); /* the registry's reference */
 	}
 	r = vpxar_files(fd, name, meta, payload, sizeof(meta));
 	if (r == 0 && ds_manifest_load(fd, &m) == 0 && ds_manifest_find(m, meta, &mf) == 0) {

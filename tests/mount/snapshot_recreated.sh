@@ -35,8 +35,8 @@ P=$T/m/vm/1/$TS
 # directory) keeps the old directory; what it opens there afterwards is the
 # old file, or fails: never the new archive's bytes at the old file's place.
 # (g was never read, so no page of it is cached.)
-mkfifo "$T/go" "$T/done"
-python3 - "$P" "$T/go" "$T/done" >"$T/stale.out" 2>&1 <<'PY' &
+mkfifo "$T/go" "$T/done" "$T/go2"
+python3 - "$P" "$T/go" "$T/done" "$T/go2" >"$T/stale.out" 2>&1 <<'PY' &
 import errno, os, sys
 snap = os.open(sys.argv[1], os.O_RDONLY | os.O_DIRECTORY)
 d = os.open(sys.argv[1] + "/root.pxar/d", os.O_RDONLY | os.O_DIRECTORY)
@@ -51,6 +51,16 @@ for dirfd, name, old in ((d, "g", b"aaaa\n"), (snap, "y.conf", b"aaa\n")):
     except OSError as e:
         print(name, "error", e)
         assert e.errno in (errno.ESTALE, errno.EIO, errno.ENOENT), e
+open(sys.argv[4]).read()       # the new archive was opened: the old one closed
+try:
+    names = os.listdir(d)
+    print("old directory lists", names)
+    assert sorted(names) == ["f", "g"], names
+except OSError as e:
+    print("old directory:", e)
+    # ESTALE from dsfs; EIO from the kernel once the new archive's
+    # directory took the inode number (the old inode is then bad).
+    assert e.errno in (errno.ESTALE, errno.EIO), e
 PY
 STALE=$!
 cat "$T/done" >/dev/null
@@ -59,12 +69,13 @@ rm -rf "${S:?}/vm/1/$TS"
 make_snapshot b
 sleep 1.2 # past the snapshot directory's entry timeout
 echo >"$T/go"
-wait $STALE || fail "old directory after re-creation: $(cat "$T/stale.out")"
 [ "$(head -c 4 "$P/disk.img")" = bbbb ] || fail "image after re-creation: $(head -c 4 "$P/disk.img")"
 cmp -s "$P/disk.img" "$T/disk.img" || fail "image after re-creation differs"
 [ "$(cat "$P/x.conf")" = bbb ] || fail "blob after re-creation: $(cat "$P/x.conf")"
 [ "$(cat "$P/root.pxar/d/f")" = bbbb ] ||
 	fail "pxar file after re-creation: $(cat "$P/root.pxar/d/f")"
+echo >"$T/go2"
+wait $STALE || fail "old directory after re-creation: $(cat "$T/stale.out")"
 "$DSFS" verify "$S" >/dev/null || fail "verify"
 unmount_dsfs "$T/m"
 echo "snapshot_recreated: ok"
