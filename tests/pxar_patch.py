@@ -56,38 +56,49 @@ def _bst_order(n):
     return out
 
 
-def rename_root_child(b, old, new):
-    """The archive b (v1, root of files only) with its child `old` named
-    `new` (bytes)."""
-    b = bytearray(b)
-    off, children, f_old = 0, [], None
+SYMLINK = 0x27f971e7dbf5dc5f
+
+
+def _root(b):
+    """Parses a v1 archive whose root holds files (and symlinks) only:
+    its children as [name, FILENAME offset, offset of the child's SYMLINK
+    item or None], the root goodbye table's offset, and each child's span
+    by FILENAME offset (from the old table)."""
+    off, children = 0, []
     while off < len(b):
         ty, size = struct.unpack_from("<QQ", b, off)
         if ty == FILENAME:
-            name = bytes(b[off + 16:off + size - 1])
-            children.append([name, off])
-            if name == old:
-                f_old = off
+            children.append([bytes(b[off + 16:off + size - 1]), off, None])
+        if ty == SYMLINK:
+            children[-1][2] = off
         if ty == GOODBYE:
-            g = off
             break
         off += size
-    assert f_old is not None and g + size == len(b), "root with files only"
-    # child spans from the old goodbye table, by offset
+    assert ty == GOODBYE and off + size == len(b), "root with files and symlinks only"
     spans = {}
     for k in range((size - 16) // 24 - 1):
-        h, o, sz = struct.unpack_from("<QQQ", b, g + 16 + 24 * k)
-        spans[g - o] = sz
-    d = len(new) - len(old)
-    item = struct.pack("<QQ", FILENAME, 16 + len(new) + 1) + new + b"\0"
-    b[f_old:f_old + 16 + len(old) + 1] = item
+        h, o, sz = struct.unpack_from("<QQQ", b, off + 16 + 24 * k)
+        spans[off - o] = sz
+    return children, off, spans
+
+
+def _replace(b, at, old_len, item, child_off):
+    """b (bytearray) with old_len bytes at `at`, inside the child whose
+    FILENAME is at child_off, replaced by item; the root goodbye table
+    rebuilt for the moved offsets, the changed span and the children's
+    (possibly new) names. Returns bytes."""
+    children, g, spans = _root(b)
+    d = len(item) - old_len
+    b[at:at + old_len] = item
+    if child_off == at:  # the FILENAME itself: the child's name changed
+        children = [[bytes(item[16:-1]) if f == at else n, f, s] for n, f, s in children]
     g += d
     recs = []
-    for name, f in children:
+    for name, f, _ in children:
         span = spans[f]
-        if f == f_old:
-            name, span = new, span + d
-        elif f > f_old:
+        if f == child_off:
+            span += d
+        elif f > child_off:
             f += d
         recs.append((siphash24(name), g - f, span))
     recs.sort()
@@ -97,7 +108,13 @@ def rename_root_child(b, old, new):
     return bytes(b)
 
 
-SYMLINK = 0x27f971e7dbf5dc5f
+def rename_root_child(b, old, new):
+    """The archive b (v1, root of files only) with its child `old` named
+    `new` (bytes)."""
+    b = bytearray(b)
+    f = next(f for name, f, _ in _root(b)[0] if name == old)
+    item = struct.pack("<QQ", FILENAME, 16 + len(new) + 1) + new + b"\0"
+    return _replace(b, f, 16 + len(old) + 1, item, f)
 
 
 def retarget_root_symlink(b, name, target):
@@ -105,39 +122,7 @@ def retarget_root_symlink(b, name, target):
     of its child symlink `name` replaced by `target` (bytes, no NUL; pxar
     takes up to 4096 bytes)."""
     b = bytearray(b)
-    off, children, f_link, s_link = 0, [], None, None
-    while off < len(b):
-        ty, size = struct.unpack_from("<QQ", b, off)
-        if ty == FILENAME:
-            child = bytes(b[off + 16:off + size - 1])
-            children.append([child, off])
-            cur = child
-        if ty == SYMLINK and cur == name:
-            f_link, s_link = children[-1][1], off
-            old_size = size
-        if ty == GOODBYE:
-            g = off
-            break
-        off += size
-    assert s_link is not None and g + size == len(b), "root with files and symlinks only"
-    spans = {}
-    for k in range((size - 16) // 24 - 1):
-        h, o, sz = struct.unpack_from("<QQQ", b, g + 16 + 24 * k)
-        spans[g - o] = sz
+    f, s_link = next((f, s) for n, f, s in _root(b)[0] if n == name and s is not None)
+    old_size = struct.unpack_from("<QQ", b, s_link)[1]
     item = struct.pack("<QQ", SYMLINK, 16 + len(target) + 1) + target + b"\0"
-    d = len(item) - old_size
-    b[s_link:s_link + old_size] = item
-    g += d
-    recs = []
-    for child, f in children:
-        span = spans[f]
-        if f == f_link:
-            span += d
-        elif f > f_link:
-            f += d
-        recs.append((siphash24(child), g - f, span))
-    recs.sort()
-    table = b"".join(struct.pack("<QQQ", *recs[i]) for i in _bst_order(len(recs)))
-    table += struct.pack("<QQQ", TAIL, g, 16 + 24 * (len(recs) + 1))
-    b[g + 16:] = table
-    return bytes(b)
+    return _replace(b, s_link, old_size, item, f)
