@@ -108,13 +108,14 @@ static int ensure_path(int dirfd, const char *relpath)
 
 static int create_owner(int basefd, const char *grouprel, const char *owner)
 {
-	char path[2100], line[512];
-	int fd, r;
+	char line[512];
+	int gfd, fd, r;
 
-	r = ds_path_fmt(path, sizeof(path), "%s/owner", grouprel);
-	if (r < 0)
-		return r;
-	fd = openat(basefd, path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+	gfd = ds_open_dir_at(basefd, grouprel);
+	if (gfd < 0)
+		return gfd;
+	fd = openat(gfd, "owner", O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+	close(gfd);
 	if (fd < 0)
 		return errno == EEXIST ? 0 : -errno; /* owner set once, at creation */
 	snprintf(line, sizeof(line), "%s\n", owner);
@@ -136,9 +137,9 @@ static int check_owner(int basefd, const char *grouprel, const char *authid)
 	char *owner = NULL;
 	int fd, r;
 
-	fd = openat(basefd, grouprel, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	fd = ds_open_dir_at(basefd, grouprel);
 	if (fd < 0)
-		return -errno;
+		return fd;
 	r = ds_read_owner_at(fd, &owner);
 	close(fd);
 	if (r < 0) {
@@ -188,9 +189,9 @@ static int check_after_last(int basefd, const char *grouprel, int64_t time)
 	DIR *d;
 	int fd;
 
-	fd = openat(basefd, grouprel, O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
+	fd = ds_open_dir_at(basefd, grouprel);
 	if (fd < 0)
-		return -errno;
+		return fd;
 	d = fdopendir(fd);
 	if (!d) {
 		close(fd);
@@ -265,10 +266,10 @@ int ds_backup_begin(const struct ds_writer *w, const char *ns, const char *type,
 			ds_err("snapshot %s already exists", b->snaprel);
 		goto fail;
 	}
-	b->snapfd = openat(basefd, b->snaprel, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	b->snapfd = ds_open_dir_at(basefd, b->snaprel);
 	if (b->snapfd < 0) {
-		r = -errno;
-		unlinkat(basefd, b->snaprel, AT_REMOVEDIR);
+		r = b->snapfd;
+		ds_unlink_at(basefd, b->snaprel, AT_REMOVEDIR);
 		goto fail;
 	}
 	r = lock_backup(b, grouprel);
@@ -281,7 +282,7 @@ int ds_backup_begin(const struct ds_writer *w, const char *ns, const char *type,
 fail:
 	if (b->snapfd >= 0) {
 		close(b->snapfd);
-		unlinkat(basefd, b->snaprel, AT_REMOVEDIR);
+		ds_unlink_at(basefd, b->snaprel, AT_REMOVEDIR);
 	}
 	ds_lock_release(b->snap_lock);
 	ds_lock_release(b->group_lock);
@@ -397,9 +398,9 @@ int ds_backup_open(const struct ds_writer *w, const char *snaprel, const struct 
 	b->crypt = crypt;
 	b->keep = true;
 	snprintf(b->snaprel, sizeof(b->snaprel), "%s", snaprel);
-	b->snapfd = openat(ds_writer_basefd(w), snaprel, O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
+	b->snapfd = ds_open_dir_at(ds_writer_basefd(w), snaprel);
 	if (b->snapfd < 0) {
-		r = errno == ENOTDIR ? -ENOENT : -errno;
+		r = b->snapfd == -ENOTDIR ? -ENOENT : b->snapfd;
 		goto fail;
 	}
 	r = lock_backup(b, grouprel);
@@ -950,6 +951,7 @@ static void remove_snapshot(struct ds_backup *b)
 	int fd = dup(b->snapfd);
 	DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
 	struct dirent *de;
+	int r;
 
 	if (!d) {
 		if (fd >= 0)
@@ -960,8 +962,9 @@ static void remove_snapshot(struct ds_backup *b)
 		if (strcmp(de->d_name, ".") != 0 && strcmp(de->d_name, "..") != 0)
 			unlinkat(b->snapfd, de->d_name, 0);
 	closedir(d);
-	if (unlinkat(ds_writer_basefd(b->w), b->snaprel, AT_REMOVEDIR) < 0)
-		ds_warn("cannot remove unfinished snapshot %s: %s", b->snaprel, strerror(errno));
+	r = ds_unlink_at(ds_writer_basefd(b->w), b->snaprel, AT_REMOVEDIR);
+	if (r < 0)
+		ds_warn("cannot remove unfinished snapshot %s: %s", b->snaprel, strerror(-r));
 }
 
 void ds_backup_free(struct ds_backup *b)
@@ -986,13 +989,13 @@ void ds_backup_free(struct ds_backup *b)
 static int open_snapshot_for_write(const struct ds_writer *w, const char *snaprel)
 {
 	char ns[257], type[8], id[256], time[DS_TIME_LEN + 1];
-	int fd;
 
-	/* Only a snapshot path may be joined to the base (no ".."). */
+	/* Only a snapshot path may be joined to the base (no ".."), and no
+	 * link in it is followed: forgetting a snapshot reached through one
+	 * removed the files of a directory outside the datastore. */
 	if (ds_parse_snapshot_path(snaprel, true, ns, type, id, time) < 0)
 		return -EINVAL;
-	fd = openat(ds_writer_basefd(w), snaprel, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	return fd < 0 ? -errno : fd;
+	return ds_open_dir_at(ds_writer_basefd(w), snaprel);
 }
 
 int ds_snapshot_set_notes(const struct ds_writer *w, const char *snaprel, const char *notes)
@@ -1146,8 +1149,8 @@ int ds_snapshot_forget(const struct ds_writer *w, const char *snaprel)
 		goto out;
 	}
 	r = unlink_files(fd, NULL, NULL);
-	if (r == 0 && unlinkat(ds_writer_basefd(w), snaprel, AT_REMOVEDIR) < 0)
-		r = -errno;
+	if (r == 0)
+		r = ds_unlink_at(ds_writer_basefd(w), snaprel, AT_REMOVEDIR);
 	if (r == 0)
 		ds_info("snapshot %s/%s forgotten", store, snaprel);
 out:
@@ -1191,9 +1194,9 @@ int ds_group_remove(const struct ds_writer *w, const char *ns, const char *type,
 	r = ds_group_relpath(ns, type, id, grouprel, sizeof(grouprel));
 	if (r < 0)
 		return r;
-	fd = openat(basefd, grouprel, O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
+	fd = ds_open_dir_at(basefd, grouprel);
 	if (fd < 0)
-		return errno == ENOTDIR ? -ENOENT : -errno;
+		return fd == -ENOTDIR ? -ENOENT : fd;
 	r = ds_lock_group(basefd, ds_lookup_store(ds_writer_lookup(w)), grouprel, &l);
 	if (r == 0)
 		r = has_subdir(fd);
@@ -1201,8 +1204,8 @@ int ds_group_remove(const struct ds_writer *w, const char *ns, const char *type,
 		r = -ENOTEMPTY;
 	if (r == 0)
 		r = unlink_files(fd, is_group_file, NULL);
-	if (r == 0 && unlinkat(basefd, grouprel, AT_REMOVEDIR) < 0)
-		r = -errno;
+	if (r == 0)
+		r = ds_unlink_at(basefd, grouprel, AT_REMOVEDIR);
 	ds_lock_release(l);
 	close(fd);
 	return r;
@@ -1226,9 +1229,9 @@ int ds_ns_remove(const struct ds_writer *w, const char *ns)
 	r = ds_ns_relpath(ns, rel, sizeof(rel));
 	if (r < 0)
 		return r;
-	fd = openat(basefd, rel, O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
+	fd = ds_open_dir_at(basefd, rel);
 	if (fd < 0)
-		return errno == ENOTDIR ? -ENOENT : -errno;
+		return fd == -ENOTDIR ? -ENOENT : fd;
 	/* Empty type directories and an empty ns/ go with it (PBS creates
 	 * them on demand); anything with content keeps it (ENOTEMPTY). */
 	r = 0;
@@ -1237,8 +1240,8 @@ int ds_ns_remove(const struct ds_writer *w, const char *ns)
 	if (r == 0)
 		r = remove_empty(fd, "ns");
 	close(fd);
-	if (r == 0 && unlinkat(basefd, rel, AT_REMOVEDIR) < 0)
-		r = -errno;
+	if (r == 0)
+		r = ds_unlink_at(basefd, rel, AT_REMOVEDIR);
 	return r;
 }
 

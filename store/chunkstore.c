@@ -604,7 +604,17 @@ static int touch_atime(int dirfd, const char *rel)
 		{ .tv_nsec = UTIME_OMIT },
 	};
 
-	return utimensat(dirfd, rel, ts, AT_SYMLINK_NOFOLLOW) < 0 ? -errno : 0;
+	const char *leaf;
+	int pfd, r;
+
+	/* Through the prefix directory's descriptor: a link in its place
+	 * would have root touch a file elsewhere. */
+	pfd = ds_open_parent_at(dirfd, rel, &leaf);
+	if (pfd < 0)
+		return pfd;
+	r = utimensat(pfd, leaf, ts, AT_SYMLINK_NOFOLLOW) < 0 ? -errno : 0;
+	close(pfd);
+	return r;
 }
 
 /* PBS's size rules for an existing chunk file (spec §1.2). Returns 1 to keep
@@ -616,6 +626,7 @@ static int existing_policy(struct ds_chunkstore *cs, const char *rel, const stru
 	int new_type = ds_blob_type(raw, len);
 	/* A whole encrypted header: ds_blob_type refuses shorter ones. */
 	uint8_t magic[DS_BLOB_ENC_HEADER_LEN];
+	struct stat now;
 	int fd, old_type;
 	ssize_t n;
 
@@ -627,9 +638,10 @@ static int existing_policy(struct ds_chunkstore *cs, const char *rel, const stru
 	}
 	if (!ds_blob_type_encrypted(new_type))
 		return (uint64_t)st->st_size < len ? 1 : 0;
-	fd = openat(cs->chunksfd, rel, O_RDONLY | O_CLOEXEC);
+	/* Never waiting: a FIFO may have replaced the file since the stat. */
+	fd = ds_open_regular_at(cs->chunksfd, rel, &now);
 	if (fd < 0)
-		return -errno;
+		return fd;
 	n = read(fd, magic, sizeof(magic));
 	close(fd);
 	old_type = n > 0 ? ds_blob_type(magic, (size_t)n) : -EBADMSG;
@@ -875,8 +887,8 @@ int ds_chunkstore_check_disk(struct ds_chunkstore *cs, const struct ds_digest *d
 		r = 0;
 		goto out;
 	}
-	if (unlinkat(cs->chunksfd, rel, 0) < 0) {
-		r = -errno;
+	r = ds_unlink_at(cs->chunksfd, rel, 0);
+	if (r < 0) {
 		ds_err("chunk %s: not intact on the disk (%s), cannot remove it: %s", rel + 5, why,
 		       strerror(-r));
 		goto out;
@@ -921,10 +933,16 @@ static int foreach_entry(struct ds_chunkstore *cs,
 		struct dirent *de;
 
 		snprintf(name, sizeof(name), "%04x", i);
-		fd = openat(cs->chunksfd, name, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		/* A link in a prefix directory's place is not followed
+		 * (the cleanup would remove files where it leads). */
+		fd = openat(cs->chunksfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 		if (fd < 0) {
 			if (errno == ENOENT)
 				continue; /* PBS tolerates missing prefix dirs too */
+			if (errno == ELOOP || errno == ENOTDIR) {
+				ds_warn("%s/.chunks/%s: not a directory, skipped", cs->base, name);
+				continue;
+			}
 			return -errno;
 		}
 		d = fdopendir(fd);

@@ -2,6 +2,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -104,66 +105,161 @@ static int mkdirs(char *path, uid_t uid, gid_t gid)
 	}
 }
 
+/* Opens directory rel below dirfd, making (owned by backup) what is
+ * missing, one component at a time and following no link: the lock tree
+ * is the backup user's, and a link there must not have root make lock
+ * files and directories elsewhere (and give them to that user). */
+static int open_dirs(int dirfd, const char *rel, uid_t uid, gid_t gid)
+{
+	char comp[NAME_MAX + 1];
+	const char *p = rel;
+	int fd = openat(dirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+
+	if (fd < 0)
+		return -errno;
+	while (*p) {
+		const char *slash = strchr(p, '/');
+		size_t n = slash ? (size_t)(slash - p) : strlen(p);
+		int next, err;
+		bool made;
+
+		if (n >= sizeof(comp)) {
+			close(fd);
+			return -ENAMETOOLONG;
+		}
+		memcpy(comp, p, n);
+		comp[n] = '\0';
+		p += n + (slash ? 1 : 0);
+		if (n == 0)
+			continue;
+		if (strcmp(comp, ".") == 0 || strcmp(comp, "..") == 0) {
+			close(fd);
+			return -EINVAL;
+		}
+		made = mkdirat(fd, comp, 0770) == 0;
+		if (!made && errno != EEXIST) {
+			err = errno;
+			close(fd);
+			return -err;
+		}
+		next = openat(fd, comp, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+		err = errno;
+		close(fd);
+		if (next < 0)
+			return -err;
+		fd = next;
+		/* What we made is backup's, as PBS makes it. */
+		if (made && uid != (uid_t)-1 && fchown(fd, uid, gid) < 0)
+			ds_warn("%s: cannot chown to backup: %s", comp, strerror(errno));
+	}
+	return fd;
+}
+
+/* Opens the lock root: its parent may be reached through links (the
+ * admin's), the root itself is not (/run/proxmox-backup is the backup
+ * user's, who could put a link for locks/ there). */
+static int open_lock_root(void)
+{
+	const char *root = lock_root();
+	const char *slash = strrchr(root, '/');
+	char parent[4096];
+	int pfd, fd, err;
+
+	if (!slash || !slash[1])
+		return open(root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (ds_path_fmt(parent, sizeof(parent), "%.*s", slash == root ? 1 : (int)(slash - root),
+			root) < 0)
+		return -ENAMETOOLONG;
+	pfd = open(parent, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (pfd < 0)
+		return -errno;
+	fd = openat(pfd, slash + 1, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	err = errno;
+	close(pfd);
+	return fd < 0 ? -err : fd;
+}
+
 /* Opens (creating) the lock file <lockdir>/<store>/<sub> and flocks it.
  * wait_ms 0: non-blocking. */
 static int lock_file(const char *store, const char *sub, bool exclusive, int wait_ms,
 		     int *ret_fd)
 {
-	char path[4200];
+	char rel[4200];
+	const char *slash, *leaf;
 	uid_t uid;
 	gid_t gid;
-	int fd, r;
+	int rootfd, dfd, fd, r;
 
 	ds_backup_user(&uid, &gid);
 
-	r = ds_path_fmt(path, sizeof(path), "%s/%s/%s", lock_root(), store, sub);
+	r = ds_path_fmt(rel, sizeof(rel), "%s/%s", store, sub);
 	if (r < 0)
 		return r;
+	slash = strrchr(rel, '/');
+	leaf = slash + 1;
+	rel[slash - rel] = '\0';
+	rootfd = open_lock_root();
+	if (rootfd == -ENOENT) {
+		/* /run/proxmox-backup/locks on a machine without PBS. */
+		char root[4096];
+
+		r = ds_path_fmt(root, sizeof(root), "%s", lock_root());
+		if (r < 0 || (r = mkdirs(root, uid, gid)) < 0)
+			return r;
+		rootfd = open_lock_root();
+	}
+	if (rootfd < 0)
+		return rootfd;
+	dfd = open_dirs(rootfd, rel, uid, gid);
+	close(rootfd);
+	if (dfd < 0)
+		return dfd;
 	for (int attempt = 0;; attempt++) {
 		struct stat a, b;
 
-		fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0660);
-		if (fd < 0 && errno == ENOENT && attempt == 0) {
-			char *slash = strrchr(path, '/');
-
-			*slash = '\0';
-			r = mkdirs(path, uid, gid);
-			*slash = '/';
-			if (r < 0)
-				return r;
-			continue;
+		fd = openat(dfd, leaf, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK, 0660);
+		if (fd < 0) {
+			r = -errno;
+			break;
 		}
-		if (fd < 0)
-			return -errno;
-		if (fstat(fd, &a) == 0) {
-			/* PBS's mode and owner, whatever our umask. */
-			if ((a.st_mode & 07777) != 0660)
-				(void)fchmod(fd, 0660);
-			if (uid != (uid_t)-1 && (a.st_uid != uid || a.st_gid != gid) &&
-			    fchown(fd, uid, gid) < 0 && errno != EPERM)
-				ds_warn("%s: cannot chown to backup: %s", path, strerror(errno));
+		if (fstat(fd, &a) < 0 || !S_ISREG(a.st_mode)) {
+			r = -EINVAL;
+			close(fd);
+			break;
 		}
+		/* PBS's mode and owner, whatever our umask. */
+		if ((a.st_mode & 07777) != 0660)
+			(void)fchmod(fd, 0660);
+		if (uid != (uid_t)-1 && (a.st_uid != uid || a.st_gid != gid) &&
+		    fchown(fd, uid, gid) < 0 && errno != EPERM)
+			ds_warn("%s/%s: cannot chown to backup: %s", rel, leaf, strerror(errno));
 		for (int waited = 0;; waited += 10) {
 			if (flock(fd, (exclusive ? LOCK_EX : LOCK_SH) | LOCK_NB) == 0)
 				break;
 			if (errno != EWOULDBLOCK || waited >= wait_ms) {
 				r = errno == EWOULDBLOCK ? -EBUSY : -errno;
 				close(fd);
+				close(dfd);
 				return r;
 			}
 			nanosleep(&(struct timespec){ .tv_nsec = 10 * 1000 * 1000 }, NULL);
 		}
 		/* PBS's lock_helper: the file may have been removed and
 		 * recreated between open and flock. */
-		if (fstat(fd, &a) == 0 && stat(path, &b) == 0 && a.st_ino == b.st_ino &&
+		if (fstatat(dfd, leaf, &b, AT_SYMLINK_NOFOLLOW) == 0 && a.st_ino == b.st_ino &&
 		    a.st_dev == b.st_dev) {
 			*ret_fd = fd;
+			close(dfd);
 			return 0;
 		}
 		close(fd);
-		if (attempt > 8)
-			return -EBUSY;
+		if (attempt > 8) {
+			r = -EBUSY;
+			break;
+		}
 	}
+	close(dfd);
+	return r;
 }
 
 /* The namespace directory part of the new scheme: "a:b" for "a/b". */
@@ -204,9 +300,12 @@ static int lock_object(int basefd, const char *store, const char *rel, bool want
 		if (r < 0)
 			goto fail;
 	}
-	l->dirfd = openat(basefd, rel, O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
+	/* No link followed in rel either (ds_open_dir_at): a directory
+	 * locked elsewhere would let a forget go on there. */
+	l->dirfd = ds_open_dir_at(basefd, rel);
 	if (l->dirfd < 0) {
-		r = errno == ENOTDIR ? -ENOENT : -errno;
+		r = l->dirfd == -ENOTDIR ? -ENOENT : l->dirfd;
+		l->dirfd = -1;
 		goto fail;
 	}
 	if (flock(l->dirfd, (exclusive ? LOCK_EX : LOCK_SH) | LOCK_NB) < 0) {

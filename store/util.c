@@ -2,6 +2,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <pthread.h>
 #include <pwd.h>
 #include <stdarg.h>
@@ -249,6 +250,74 @@ int ds_open_regular_at(int dirfd, const char *path, struct stat *ret_st)
 	return fd;
 }
 
+int ds_open_dir_at(int dirfd, const char *rel)
+{
+	char comp[NAME_MAX + 1];
+	const char *p = rel;
+	int fd, next, err;
+
+	if (*rel == '/')
+		return -EINVAL;
+	fd = openat(dirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	while (*p) {
+		const char *slash = strchr(p, '/');
+		size_t n = slash ? (size_t)(slash - p) : strlen(p);
+
+		if (n >= sizeof(comp)) {
+			close(fd);
+			return -ENAMETOOLONG;
+		}
+		memcpy(comp, p, n);
+		comp[n] = '\0';
+		p += n + (slash ? 1 : 0);
+		if (n == 0 || strcmp(comp, ".") == 0)
+			continue;
+		if (strcmp(comp, "..") == 0) {
+			close(fd);
+			return -EINVAL;
+		}
+		next = openat(fd, comp, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+		err = errno;
+		close(fd);
+		if (next < 0)
+			return -err;
+		fd = next;
+	}
+	return fd;
+}
+
+int ds_open_parent_at(int dirfd, const char *rel, const char **ret_leaf)
+{
+	const char *slash = strrchr(rel, '/');
+	const char *leaf = slash ? slash + 1 : rel;
+	char dir[4096];
+	int r;
+
+	if (!*leaf || strcmp(leaf, ".") == 0 || strcmp(leaf, "..") == 0)
+		return -EINVAL;
+	r = ds_path_fmt(dir, sizeof(dir), "%.*s", slash ? (int)(slash - rel) : 0, rel);
+	if (r < 0)
+		return r;
+	r = ds_open_dir_at(dirfd, dir);
+	if (r >= 0)
+		*ret_leaf = leaf;
+	return r;
+}
+
+int ds_unlink_at(int dirfd, const char *rel, int flags)
+{
+	const char *leaf;
+	int pfd = ds_open_parent_at(dirfd, rel, &leaf), r;
+
+	if (pfd < 0)
+		return pfd;
+	r = unlinkat(pfd, leaf, flags) < 0 ? -errno : 0;
+	close(pfd);
+	return r;
+}
+
 int ds_read_fd(int fd, size_t hint, size_t max, const volatile sig_atomic_t *stop,
 	       uint8_t **ret_buf, size_t *ret_len)
 {
@@ -422,21 +491,12 @@ static int open_tmp_at(int dirfd, const char *name, char *tmp, size_t tmplen)
 
 int ds_fsync_parent_at(int dirfd, const char *name)
 {
-	const char *slash = strrchr(name, '/');
-	char dir[4096];
+	const char *leaf;
 	int dfd, r;
 
-	if (slash) {
-		r = ds_path_fmt(dir, sizeof(dir), "%.*s", (int)(slash - name), name);
-		if (r < 0)
-			return r;
-		dfd = openat(dirfd, slash == name ? "/" : dir,
-			     O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	} else {
-		dfd = openat(dirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	}
+	dfd = ds_open_parent_at(dirfd, name, &leaf);
 	if (dfd < 0)
-		return -errno;
+		return dfd;
 	r = fsync(dfd) < 0 ? -errno : 0;
 	close(dfd);
 	return r;
@@ -477,23 +537,33 @@ int ds_own_at(int dirfd, const char *name)
 
 int ds_mkdir_own_at(int dirfd, const char *name, mode_t mode)
 {
-	int r;
+	const char *leaf;
+	int pfd, fd, r;
 
-	int fd;
-
-	if (mkdirat(dirfd, name, mode) < 0)
-		return -errno;
+	/* Every directory of name by descriptor (ds_open_parent_at): a link
+	 * in place of one would have the new directory made elsewhere. */
+	pfd = ds_open_parent_at(dirfd, name, &leaf);
+	if (pfd < 0)
+		return pfd;
+	if (mkdirat(pfd, leaf, mode) < 0) {
+		r = -errno;
+		goto out;
+	}
 	/* The mode exactly, as PBS's daemons (umask 022) make them: under
 	 * the caller's umask 077 they were 0700. Through a descriptor: the
 	 * parent may be the backup user's, who could put a link in the new
 	 * directory's place before the chmod (which follows links). */
-	fd = openat(dirfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-	if (fd < 0)
-		return -errno;
+	fd = openat(pfd, leaf, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0) {
+		r = -errno;
+		goto out;
+	}
 	r = fchmod(fd, mode) < 0 ? -errno : ds_own_fd(fd);
 	close(fd);
 	if (r < 0)
-		unlinkat(dirfd, name, AT_REMOVEDIR);
+		unlinkat(pfd, leaf, AT_REMOVEDIR);
+out:
+	close(pfd);
 	return r;
 }
 
@@ -511,8 +581,20 @@ int ds_replace_file_owned_at(int dirfd, const char *name, const void *buf, size_
 			     mode_t mode, uid_t uid, gid_t gid, bool do_fsync)
 {
 	char tmp[4096];
+	const char *leaf;
 	int fd, r;
 
+	if (dirfd != AT_FDCWD && strchr(name, '/')) {
+		/* A chunk's "XXXX/digest": the prefix directory by
+		 * descriptor, no link followed (ds_open_dir_at). */
+		int pfd = ds_open_parent_at(dirfd, name, &leaf);
+
+		if (pfd < 0)
+			return pfd;
+		r = ds_replace_file_owned_at(pfd, leaf, buf, len, mode, uid, gid, do_fsync);
+		close(pfd);
+		return r;
+	}
 	fd = open_tmp_at(dirfd, name, tmp, sizeof(tmp));
 	if (fd < 0)
 		return fd;
@@ -564,14 +646,21 @@ static int link_tmpfile(int fd, int dirfd, const char *name)
 int ds_create_file_at(int dirfd, const char *name, const void *buf, size_t len, mode_t mode,
 		      bool do_fsync)
 {
-	const char *slash = strrchr(name, '/');
-	char dir[4096];
+	const char *leaf;
 	int fd, r;
 
-	if (ds_path_fmt(dir, sizeof(dir), "%.*s", slash ? (int)(slash - name) : 1,
-			slash ? name : ".") < 0)
-		return -ENAMETOOLONG;
-	fd = openat(dirfd, dir, O_TMPFILE | O_WRONLY | O_CLOEXEC, mode);
+	if (strchr(name, '/')) {
+		/* A chunk's "XXXX/digest": the prefix directory by
+		 * descriptor, no link followed (ds_open_dir_at). */
+		int pfd = ds_open_parent_at(dirfd, name, &leaf);
+
+		if (pfd < 0)
+			return pfd;
+		r = ds_create_file_at(pfd, leaf, buf, len, mode, do_fsync);
+		close(pfd);
+		return r;
+	}
+	fd = openat(dirfd, ".", O_TMPFILE | O_WRONLY | O_CLOEXEC, mode);
 	if (fd < 0) {
 		char tmp[4096];
 

@@ -128,6 +128,25 @@ uint32_t ds_crc32_update(uint32_t crc, const void *data, size_t len);
 struct stat;
 int ds_open_regular_at(int dirfd, const char *path, struct stat *ret_st);
 
+/* Opens directory rel below dirfd (a datastore's base or .chunks), one
+ * component at a time, following no symlink, not even in the middle of
+ * rel: the datastore is writable by PBS's backup user and dsfs runs as
+ * root, so a link put in place of a type, group or chunk prefix directory
+ * must not lead root to make, give away or remove files elsewhere. "" or
+ * "." is dirfd itself; ".." and an absolute rel are refused (-EINVAL).
+ * Returns the descriptor (caller closes) or -errno: -ELOOP (or -ENOTDIR)
+ * where a component is a link or no directory. */
+int ds_open_dir_at(int dirfd, const char *rel);
+/* Opens the directory holding rel's last component as ds_open_dir_at does
+ * and points *ret_leaf at that component inside rel, for an *at() call
+ * (with AT_SYMLINK_NOFOLLOW or O_NOFOLLOW where it applies) on the leaf.
+ * Returns the descriptor or -errno; -EINVAL when the leaf is empty, "."
+ * or "..". */
+int ds_open_parent_at(int dirfd, const char *rel, const char **ret_leaf);
+/* unlinkat(dirfd, rel, flags) with rel's directories walked as
+ * ds_open_parent_at does. 0 or -errno. */
+int ds_unlink_at(int dirfd, const char *rel, int flags);
+
 /* Reads a whole file, refusing files larger than max bytes (-EFBIG).
  * dirfd may be AT_FDCWD. On success *ret_buf is malloc'ed (caller frees) and
  * NUL-terminated one byte past *ret_len. Returns 0 or -errno. */

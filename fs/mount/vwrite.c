@@ -216,10 +216,9 @@ static int session_try(struct vfs *v, struct vstore *st, const char *snaprel,
 		r = ds_backup_open(s->w, snaprel, v->opt.crypt, &s->b);
 	}
 	if (r == 0) {
-		s->snapfd = openat(ds_writer_basefd(s->w), snaprel,
-				   O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
+		s->snapfd = ds_open_dir_at(ds_writer_basefd(s->w), snaprel);
 		if (s->snapfd < 0)
-			r = -errno;
+			r = s->snapfd;
 	}
 	if (r == 0 && !ds_backup_has_manifest(s->b)) {
 		char *notes;
@@ -426,7 +425,7 @@ static bool may_add(struct vfs *v, const struct vstore *st, const struct ds_writ
 	pthread_mutex_unlock(&v->lock);
 	if (r)
 		return true;
-	fd = openat(ds_writer_basefd(w), snaprel, O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
+	fd = ds_open_dir_at(ds_writer_basefd(w), snaprel);
 	if (fd < 0)
 		return false;
 	{
@@ -1127,8 +1126,10 @@ int vfs_rmdir(struct vfs *v, uint64_t parent, const char *name)
 			r = -ENOENT;
 		if (r == 0)
 			r = ds_path_fmt(rel, sizeof(rel), "%s%s%s", nsdir, *nsdir ? "/" : "", name);
-		if (r == 0 && unlinkat(ds_writer_basefd(w), rel, AT_REMOVEDIR) < 0)
-			r = errno == EEXIST ? -ENOTEMPTY : -errno;
+		if (r == 0)
+			r = ds_unlink_at(ds_writer_basefd(w), rel, AT_REMOVEDIR);
+		if (r == -EEXIST)
+			r = -ENOTEMPTY;
 		break;
 	case VK_ROOT:
 		r = -EPERM;
@@ -1155,9 +1156,9 @@ int vfs_unlink(struct vfs *v, uint64_t parent, const char *name)
 		r = p->kind == VK_ROOT ? -EPERM : -EROFS;
 	} else if (strcmp(name, ".protected") == 0) {
 		struct stat st;
-		int fd = openat(ds_writer_basefd(w), rel, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		int fd = ds_open_dir_at(ds_writer_basefd(w), rel);
 
-		r = fd < 0 ? -errno : fstatat(fd, name, &st, 0) < 0 ? -errno : 0;
+		r = fd < 0 ? fd : fstatat(fd, name, &st, 0) < 0 ? -errno : 0;
 		if (fd >= 0)
 			close(fd);
 		if (r == 0)
