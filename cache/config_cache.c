@@ -320,7 +320,10 @@ static int do_refresh(struct ds_config_cache *cc, bool first)
 	if (!first && ident_eq(&now, &cc->ident) && have_gen == cc->have_gen && gen == cc->gen)
 		return cc->last_err; /* 0, or the parse error this very file caused */
 
-	fd = open(cc->path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+	/* O_NONBLOCK: /etc/proxmox-backup is the backup user's, and the open
+	 * of a FIFO put there in the file's place would wait for a writer
+	 * forever (with refresh_lock held: every later lookup with it). */
+	fd = open(cc->path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
 	if (fd < 0)
 		return refresh_failed(cc, -errno, first ? NULL : "cannot open");
 	for (int tries = 1;; tries++) {
@@ -330,6 +333,10 @@ static int do_refresh(struct ds_config_cache *cc, bool first)
 		/* Record the identity of what we read, not of what stat saw. */
 		if (fstat(fd, &st) < 0) {
 			r = refresh_failed(cc, -errno, first ? NULL : "cannot stat");
+			goto out;
+		}
+		if (!S_ISREG(st.st_mode)) {
+			r = refresh_failed(cc, -EINVAL, first ? NULL : "not a regular file");
 			goto out;
 		}
 		ident_from_stat(&now, &st);
@@ -575,7 +582,10 @@ int ds_config_generation_read(const char *shm_path, uint64_t *ret)
 
 	if (!ret)
 		return -EINVAL;
-	fd = open(shm_path ? shm_path : DS_CONFIG_VERSIONS_PATH, O_RDONLY | O_CLOEXEC);
+	/* O_NONBLOCK: the directory is the backup user's, and a FIFO put
+	 * there would make the open wait for a writer forever. */
+	fd = open(shm_path ? shm_path : DS_CONFIG_VERSIONS_PATH,
+		  O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
 	if (fd < 0)
 		return -errno;
 	r = gen_map(fd, false, &p);

@@ -477,6 +477,25 @@ static void test_generation_file(void **state)
 	close(fd);
 }
 
+/* A FIFO in place of the ConfigVersionCache or of datastore.cfg (their
+ * directories are PBS's backup user's) is refused at once: the opens
+ * waited for a writer forever. SIGALRM ends the test if one waits. */
+static void test_fifo_refused(void **state)
+{
+	struct env *e = *state;
+	struct ds_config_cache *cc = NULL;
+	char fifo[4200];
+	uint64_t gen;
+
+	snprintf(fifo, sizeof(fifo), "%s/fifo", e->dir);
+	assert_int_equal(mkfifo(fifo, 0600), 0);
+	alarm(10);
+	assert_int_equal(ds_config_generation_read(fifo, &gen), -EBADMSG);
+	assert_true(ds_config_cache_new(fifo, e->shm, &cc) < 0);
+	alarm(0);
+	assert_null(cc);
+}
+
 #define BUMP_THREADS 4
 #define BUMPS 500
 
@@ -782,6 +801,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_inplace_rewrite_race, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_store_removal_confirmed, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_store_removal_rewritten, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_fifo_refused, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
