@@ -616,8 +616,16 @@ static int mkdir_p(const char *dir, mode_t mode)
 		if (slash)
 			*slash = '\0';
 		if (mkdir(buf, mode) == 0) {
-			if (chmod(buf, mode) < 0)
-				return -errno;
+			/* By descriptor: /run/proxmox-backup is the backup
+			 * user's, who could put a link in the new directory's
+			 * place before a chmod by name (which follows it). */
+			int fd = open(buf, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+			int r = fd < 0 || fchmod(fd, mode) < 0 ? -errno : 0;
+
+			if (fd >= 0)
+				close(fd);
+			if (r < 0)
+				return r;
 		} else if (errno != EEXIST) {
 			return -errno;
 		}
