@@ -335,7 +335,7 @@ static void test_owner(void **state)
 		free(tmp);
 		for (int i = 0; i < 3; i++)
 			free(paths[i]);
-		skip(); /* needs root and a user backup, as on a PBS host */
+		tu_skip("needs root and a user \"backup\", as on a PBS host");
 	}
 	old_umask = umask(022);
 	assert_int_equal(ds_activeops_set(dir, "store1", 1, 0), 0);
@@ -370,5 +370,5 @@ int main(void)
 		cmocka_unit_test(test_owner),
 	};
 
-	return cmocka_run_group_tests(tests, NULL, NULL);
+	return tu_run_group("activeops", tests, NULL, NULL);
 }

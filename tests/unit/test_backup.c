@@ -590,5 +590,5 @@ int main(void)
 		cmocka_unit_test(test_drop_published),
 	};
 
-	return cmocka_run_group_tests(tests, setup, teardown);
+	return tu_run_group("backup", tests, setup, teardown);
 }

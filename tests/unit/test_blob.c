@@ -924,5 +924,5 @@ int main(void)
 		cmocka_unit_test(test_part_decode),
 		cmocka_unit_test(test_part_fixture_chunks),
 	};
-	return cmocka_run_group_tests_name("blob", tests, NULL, NULL);
+	return tu_run_group("blob", tests, NULL, NULL);
 }

@@ -234,5 +234,5 @@ int main(void)
 		cmocka_unit_test(test_zeros),
 	};
 
-	return cmocka_run_group_tests_name("chunker", tests, NULL, NULL);
+	return tu_run_group("chunker", tests, NULL, NULL);
 }

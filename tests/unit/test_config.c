@@ -808,16 +808,8 @@ int main(void)
 		cmocka_unit_test(test_check_property),
 		cmocka_unit_test(test_many_stores),
 		cmocka_unit_test(test_load),
-	};
-	const struct CMUnitTest fixture_tests[] = {
 		cmocka_unit_test(test_fixture),
 	};
-	int r;
 
-	r = cmocka_run_group_tests(tests, setup, teardown);
-	if (r)
-		return r;
-	/* Last and separate: tu_fixtures() exits 77 when the fixtures are
-	 * missing, which must not hide a failure above. */
-	return cmocka_run_group_tests(fixture_tests, setup, teardown);
+	return tu_run_group("config", tests, setup, teardown);
 }

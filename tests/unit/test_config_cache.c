@@ -804,5 +804,5 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_fifo_refused, setup, teardown),
 	};
 
-	return cmocka_run_group_tests(tests, NULL, NULL);
+	return tu_run_group("config_cache", tests, NULL, NULL);
 }

@@ -490,9 +490,9 @@ static void capture(enum ds_log_level level, const char *msg, void *ud)
 
 static void test_keyfile_load(void **state)
 {
-	char *dir = tu_tmpdir(), path[4096], fp[DS_FINGERPRINT_STR_LEN];
 	size_t len;
-	char *json = fixture_keyfile(&len);
+	char *json = fixture_keyfile(&len); /* first: it may skip the test */
+	char *dir = tu_tmpdir(), path[4096], fp[DS_FINGERPRINT_STR_LEN];
 	struct ds_crypt *c = NULL;
 	int fd;
 
@@ -546,5 +546,5 @@ int main(void)
 		cmocka_unit_test(test_keyfile_format_pbs),
 		cmocka_unit_test(test_keyfile_load),
 	};
-	return cmocka_run_group_tests_name("crypt", tests, NULL, NULL);
+	return tu_run_group("crypt", tests, NULL, NULL);
 }

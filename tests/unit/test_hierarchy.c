@@ -501,5 +501,5 @@ int main(void)
 	};
 
 	tu_fixtures();
-	return cmocka_run_group_tests(tests, NULL, NULL);
+	return tu_run_group("hierarchy", tests, NULL, NULL);
 }

@@ -823,5 +823,5 @@ int main(void)
 		cmocka_unit_test(test_open_then_truncated),
 	};
 
-	return cmocka_run_group_tests_name("index", tests, setup_log, teardown_log);
+	return tu_run_group("index", tests, setup_log, teardown_log);
 }

@@ -208,5 +208,5 @@ int main(void)
 		cmocka_unit_test(test_old_scheme),
 	};
 
-	return cmocka_run_group_tests(tests, setup, teardown);
+	return tu_run_group("locks", tests, setup, teardown);
 }

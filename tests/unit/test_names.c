@@ -487,5 +487,5 @@ int main(void)
 		cmocka_unit_test(test_overlong),
 	};
 
-	return cmocka_run_group_tests(tests, NULL, NULL);
+	return tu_run_group("names", tests, NULL, NULL);
 }

@@ -778,5 +778,5 @@ int main(void)
 	};
 
 	alarm(30);
-	return cmocka_run_group_tests(tests, NULL, NULL);
+	return tu_run_group("pxar", tests, NULL, NULL);
 }

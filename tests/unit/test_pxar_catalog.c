@@ -821,5 +821,5 @@ int main(void)
 		cmocka_unit_test(test_catalog_links),
 	};
 
-	return cmocka_run_group_tests(tests, NULL, NULL);
+	return tu_run_group("pxar_catalog", tests, NULL, NULL);
 }

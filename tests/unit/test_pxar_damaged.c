@@ -397,5 +397,5 @@ int main(void)
 
 	/* Wall-clock guard: a decoder loop must fail the suite, not hang it. */
 	alarm(30);
-	return cmocka_run_group_tests(tests, NULL, NULL);
+	return tu_run_group("pxar_damaged", tests, NULL, NULL);
 }

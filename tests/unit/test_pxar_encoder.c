@@ -36,7 +36,7 @@ static void test_empty_root_fixture(void **state)
 	if (geteuid() != 0) {
 		tu_rmtree(t);
 		free(t);
-		skip();
+		tu_skip("needs root (files owned by uid 0)");
 	}
 	PJ(p, "%s/e", t);
 	assert_int_equal(mkdir(p, 0700), 0);
@@ -186,7 +186,7 @@ static void test_fixture_subtrees(void **state)
 	if (geteuid() != 0) {
 		tu_rmtree(t);
 		free(t);
-		skip();
+		tu_skip("needs root (files owned by uid 0)");
 	}
 	PJ(p, "%s/pxar/all-kinds.v1.pxar", fix);
 	want = tu_read(p, &wlen);
@@ -240,5 +240,5 @@ int main(void)
 		cmocka_unit_test(test_errors),
 	};
 
-	return cmocka_run_group_tests(tests, NULL, NULL);
+	return tu_run_group("pxar_encoder", tests, NULL, NULL);
 }

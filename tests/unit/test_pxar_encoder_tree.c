@@ -523,7 +523,7 @@ static void test_unreadable_skipped(void **state)
 	if (geteuid() != 0) {
 		tu_rmtree(t);
 		free(t);
-		skip();
+		tu_skip("needs root (seteuid to nobody)");
 	}
 	assert_int_equal(chmod(t, 0755), 0);
 	PJ(r, "%s/src", t);
@@ -657,7 +657,8 @@ static void test_deep_tree(void **state)
 	if (old.rlim_max != RLIM_INFINITY && old.rlim_max < 2200) {
 		tu_rmtree(t);
 		free(t);
-		skip();
+		tu_skip("RLIMIT_NOFILE hard limit %llu < 2200, one descriptor a level",
+			(unsigned long long)old.rlim_max);
 	}
 	lim = old;
 	if (lim.rlim_cur != RLIM_INFINITY && lim.rlim_cur < 2200)
@@ -709,7 +710,7 @@ static void test_too_wide_dir(void **state)
 
 	(void)state;
 	if (!getenv("DSFS_TEST_WIDE"))
-		skip();
+		tu_skip("slow (2.8 million files): set DSFS_TEST_WIDE=1 to run it");
 	t = access("/dev/shm", W_OK) == 0 ? strdup("/dev/shm/dsfs-wide-XXXXXX")
 					  : strdup("/tmp/dsfs-wide-XXXXXX");
 	assert_non_null(t);
@@ -768,7 +769,7 @@ static void test_mounts(void **state)
 	uint8_t buf[5000];
 	struct enc_out o;
 	struct ds_pxar *px;
-	int rc;
+	int rc, err;
 
 	(void)state;
 	PJ(r, "%s/src", t);
@@ -779,19 +780,21 @@ static void test_mounts(void **state)
 	assert_int_equal(ds_path_fmt(grows, 4096, "%s/grows", r), 0);
 	assert_int_equal(ds_path_fmt(shrinks, 4096, "%s/shrinks", r), 0);
 	if (mount("/proc/version", grows, NULL, MS_BIND, NULL) < 0) {
+		err = errno;
 		memset(mounted, 0, sizeof(mounted));
 		tu_rmtree(t);
 		free(t);
-		skip();
+		tu_skip("cannot bind-mount /proc/version: %s", strerror(err));
 	}
 	mkd(r, "proc", 0755);
 	assert_int_equal(ds_path_fmt(procdir, 4096, "%s/proc", r), 0);
 	if (mount("/sys/kernel/uevent_seqnum", shrinks, NULL, MS_BIND, NULL) < 0 ||
 	    mount("proc", procdir, "proc", 0, NULL) < 0) {
+		err = errno;
 		umount_all(NULL);
 		tu_rmtree(t);
 		free(t);
-		skip();
+		tu_skip("cannot bind-mount sysfs or mount proc: %s", strerror(err));
 	}
 	assert_int_equal(ds_pxar_encode_dir(procdir, &ms, NULL, NULL, NULL, NULL), -EINVAL);
 	assert_int_equal(m.len, 0);
@@ -841,5 +844,5 @@ int main(void)
 		cmocka_unit_test_teardown(test_mounts, umount_all),
 	};
 
-	return cmocka_run_group_tests(tests, NULL, NULL);
+	return tu_run_group("pxar_encoder_tree", tests, NULL, NULL);
 }

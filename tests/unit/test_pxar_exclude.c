@@ -375,10 +375,9 @@ static void test_cli_text(void **state)
 	ds_pxar_excl_free(x);
 }
 
-/* The PRELUDE of the fixture written by PBS's code for "*.tmp". Run last,
- * on its own: tu_fixtures() exits 77 (skipped) without the fixtures; with
- * them, a missing archive is a failure (tu_read aborts). It used to skip()
- * itself, which cmocka counts as passed, so ctest said passed. */
+/* The PRELUDE of the fixture written by PBS's code for "*.tmp". Without the
+ * fixtures, tu_fixtures() skips it and the suite is reported as skipped;
+ * with them, a missing archive is a failure (tu_read aborts). */
 static void test_prelude_fixture(void **state)
 {
 	struct ds_pxar_excl *x;
@@ -771,17 +770,8 @@ int main(void)
 		cmocka_unit_test(test_cli_text),
 		cmocka_unit_test(test_upstream_vectors),
 		cmocka_unit_test(test_starstar_chain),
-	};
-	const struct CMUnitTest fixture_tests[] = {
 		cmocka_unit_test(test_prelude_fixture),
 	};
-	int r;
 
-	r = cmocka_run_group_tests(tests, NULL, NULL);
-	if (r)
-		return r;
-	/* Last and separate: tu_fixtures() exits 77 when the fixtures are
-	 * missing, which must not hide a failure above. */
-	tu_fixtures();
-	return cmocka_run_group_tests(fixture_tests, NULL, NULL);
+	return tu_run_group("pxar_exclude", tests, NULL, NULL);
 }

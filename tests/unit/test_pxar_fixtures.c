@@ -617,5 +617,5 @@ int main(void)
 	};
 
 	alarm(120);
-	return cmocka_run_group_tests(tests, NULL, NULL);
+	return tu_run_group("pxar_fixtures", tests, NULL, NULL);
 }

@@ -198,5 +198,5 @@ int main(void)
 		cmocka_unit_test(test_tmp_name),
 		cmocka_unit_test(test_replace_file),
 	};
-	return cmocka_run_group_tests_name("util", tests, NULL, NULL);
+	return tu_run_group("util", tests, NULL, NULL);
 }
