@@ -4,7 +4,10 @@
 # in the datastore, `dsfs verify` is clean (but for snapshots killed before
 # their first commit, reported as abandoned), and every archive that is there
 # reads back exactly as its source: nothing partial is ever visible.
-# DSFS_CRASH_ROUNDS sets the number of kills (default 8).
+# DSFS_CRASH_ROUNDS sets the number of random kills (default 8). A last
+# kill comes right after the first commit of its snapshot (its manifest
+# appears), so that at least one archive is read back after a kill even
+# when every random kill came before any commit.
 . "$(dirname "$0")/../testlib.bash"
 . "$(dirname "$0")/../mountlib.bash"
 need_fuse
@@ -36,22 +39,40 @@ check_store() {
 	# checked in their round and are not written again)
 	for d in "$M/vm/1/$1"; do
 		[ -d "$d" ] || continue
-		if [ -e "$d/disk.img" ]; then cmp -s "$T/src.img" "$d/disk.img" || fail "$d/disk.img is partial"; fi
-		if [ -e "$d/data.bin" ]; then cmp -s "$T/src.bin" "$d/data.bin" || fail "$d/data.bin is partial"; fi
+		if [ -e "$d/disk.img" ]; then
+			cmp -s "$T/src.img" "$d/disk.img" || fail "$d/disk.img is partial"
+			readback=$((readback + 1))
+		fi
+		if [ -e "$d/data.bin" ]; then
+			cmp -s "$T/src.bin" "$d/data.bin" || fail "$d/data.bin is partial"
+			readback=$((readback + 1))
+		fi
 	done
 }
 
 mkdir -p "$T/m"
 committed=0
-for i in $(seq 1 "$ROUNDS"); do
+readback=0
+for i in $(seq 1 $((ROUNDS + 1))); do
 	crash_mount
 	[ "$i" = 1 ] || check_store "$(snap_of $((i - 1)))"
 	s=$(snap_of "$i")
 	mkdir -p "$M/vm/1/$s"
 	(cp "$T/src.img" "$M/vm/1/$s/disk.img" 2>/dev/null; cp "$T/src.bin" "$M/vm/1/$s/data.bin" 2>/dev/null) &
 	writer=$!
-	# a random moment: before, during or after the copies
-	sleep "$(python3 -c "import random; print(round(random.uniform(0.05, 1.5), 2))")"
+	if [ "$i" -le "$ROUNDS" ]; then
+		# a random moment: before, during or after the copies
+		sleep "$(python3 -c "import random; print(round(random.uniform(0.05, 1.5), 2))")"
+	else
+		# the last round: as soon as the first commit wrote the
+		# manifest (disk.img's, while data.bin is being written)
+		for _ in $(seq 1200); do
+			[ -e "$S/vm/1/$s/index.json.blob" ] && break
+			kill -0 "$MOUNT_PID" 2>/dev/null || break
+			sleep 0.1
+		done
+		[ -e "$S/vm/1/$s/index.json.blob" ] || fail "no commit within 120 s in the last round"
+	fi
 	kill -9 "$MOUNT_PID"
 	wait "$MOUNT_PID" 2>/dev/null || true
 	wait "$writer" 2>/dev/null || true
@@ -61,6 +82,9 @@ for i in $(seq 1 "$ROUNDS"); do
 	done
 done
 crash_mount
-check_store "$(snap_of "$ROUNDS")"
+check_store "$(snap_of $((ROUNDS + 1)))"
 unmount_dsfs "$M"
-echo "write_crash: ok ($ROUNDS kills, $committed archives committed before a kill)"
+# the last round made sure of one; without it, every kill may have come
+# before any commit and the read-back checked nothing
+[ "$readback" -ge 1 ] || fail "no archive was read back after a kill"
+echo "write_crash: ok ($((ROUNDS + 1)) kills, $committed archives committed before a kill, $readback read back)"
