@@ -7,6 +7,8 @@ mkdir -p "$T/store/.chunks" # a reader needs no prefix directories
 deep=
 for i in 1 2 3 4 5 6 7 8 9; do deep=$deep/ns/d$i; done
 mkdir -p "$T/store$deep/vm/1"
+d7=${deep%/ns/d8/ns/d9}
+mkdir -p "$T/store$d7/ct/7" # a group at depth 7
 long=
 for c in a b c d e; do long=$long/ns/$(printf "%060d" 0 | tr 0 "$c"); done
 mkdir -p "$T/store$long/vm/2"
@@ -20,6 +22,7 @@ grep -q "ns/d8" "$T/out" && fail "depth 8 listed"
 grep -q "ns/eeee" "$T/out" && fail "namespace longer than 256 characters listed"
 [ "$(grep -c "namespace$" "$T/out")" = 12 ] || { cat "$T/out"; fail "namespace count"; }
 # below a namespace of depth 7: its groups, no children
-expect_status 0 "$DSFS" ls "$T/store" "${deep%/ns/d8/ns/d9}"
-[ -s "$T/out" ] && { cat "$T/out"; fail "children of depth 7 listed"; }
+expect_status 0 "$DSFS" ls "$T/store" "$d7"
+[ "$(cat "$T/out")" = "${d7#/}/ct/7	group	0 snapshots	owner -" ] ||
+	{ cat "$T/out"; fail "depth 7: not its one group alone"; }
 echo "ls keeps to PBS's namespace limits"
