@@ -105,56 +105,6 @@ static int mkdirs(char *path, uid_t uid, gid_t gid)
 	}
 }
 
-/* Opens directory rel below dirfd, making (owned by backup) what is
- * missing, one component at a time and following no link: the lock tree
- * is the backup user's, and a link there must not have root make lock
- * files and directories elsewhere (and give them to that user). */
-static int open_dirs(int dirfd, const char *rel, uid_t uid, gid_t gid)
-{
-	char comp[NAME_MAX + 1];
-	const char *p = rel;
-	int fd = openat(dirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-
-	if (fd < 0)
-		return -errno;
-	while (*p) {
-		const char *slash = strchr(p, '/');
-		size_t n = slash ? (size_t)(slash - p) : strlen(p);
-		int next, err;
-		bool made;
-
-		if (n >= sizeof(comp)) {
-			close(fd);
-			return -ENAMETOOLONG;
-		}
-		memcpy(comp, p, n);
-		comp[n] = '\0';
-		p += n + (slash ? 1 : 0);
-		if (n == 0)
-			continue;
-		if (strcmp(comp, ".") == 0 || strcmp(comp, "..") == 0) {
-			close(fd);
-			return -EINVAL;
-		}
-		made = mkdirat(fd, comp, 0770) == 0;
-		if (!made && errno != EEXIST) {
-			err = errno;
-			close(fd);
-			return -err;
-		}
-		next = openat(fd, comp, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-		err = errno;
-		close(fd);
-		if (next < 0)
-			return -err;
-		fd = next;
-		/* What we made is backup's, as PBS makes it. */
-		if (made && uid != (uid_t)-1 && fchown(fd, uid, gid) < 0)
-			ds_warn("%s: cannot chown to backup: %s", comp, strerror(errno));
-	}
-	return fd;
-}
-
 /* Opens the lock root: its parent may be reached through links (the
  * admin's), the root itself is not (/run/proxmox-backup is the backup
  * user's, who could put a link for locks/ there). */
@@ -210,7 +160,8 @@ static int lock_file(const char *store, const char *sub, bool exclusive, int wai
 	}
 	if (rootfd < 0)
 		return rootfd;
-	dfd = open_dirs(rootfd, rel, uid, gid);
+	/* Made as backup's, as PBS makes them; no link followed. */
+	dfd = ds_walk_dir_at(rootfd, rel, 0770, uid, gid);
 	close(rootfd);
 	if (dfd < 0)
 		return dfd;

@@ -17,6 +17,8 @@
 #include <openssl/evp.h>
 #include <zlib.h>
 
+#include "store/log.h"
+
 void ds_hex_encode(const void *in, size_t n, char *out)
 {
 	static const char digits[] = "0123456789abcdef";
@@ -250,11 +252,11 @@ int ds_open_regular_at(int dirfd, const char *path, struct stat *ret_st)
 	return fd;
 }
 
-int ds_open_dir_at(int dirfd, const char *rel)
+int ds_walk_dir_at(int dirfd, const char *rel, mode_t mkdir_mode, uid_t uid, gid_t gid)
 {
 	char comp[NAME_MAX + 1];
 	const char *p = rel;
-	int fd, next, err;
+	int fd;
 
 	if (*rel == '/')
 		return -EINVAL;
@@ -264,6 +266,8 @@ int ds_open_dir_at(int dirfd, const char *rel)
 	while (*p) {
 		const char *slash = strchr(p, '/');
 		size_t n = slash ? (size_t)(slash - p) : strlen(p);
+		bool made = false;
+		int next, err;
 
 		if (n >= sizeof(comp)) {
 			close(fd);
@@ -278,14 +282,31 @@ int ds_open_dir_at(int dirfd, const char *rel)
 			close(fd);
 			return -EINVAL;
 		}
+		if (mkdir_mode) {
+			made = mkdirat(fd, comp, mkdir_mode) == 0;
+			if (!made && errno != EEXIST) {
+				err = errno;
+				close(fd);
+				return -err;
+			}
+		}
 		next = openat(fd, comp, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 		err = errno;
 		close(fd);
 		if (next < 0)
 			return -err;
 		fd = next;
+		/* What was made is uid's, through the descriptor: by name
+		 * a link put in its place would be followed. */
+		if (made && uid != (uid_t)-1 && fchown(fd, uid, gid) < 0)
+			ds_warn("%s: cannot chown: %s", comp, strerror(errno));
 	}
 	return fd;
+}
+
+int ds_open_dir_at(int dirfd, const char *rel)
+{
+	return ds_walk_dir_at(dirfd, rel, 0, (uid_t)-1, (gid_t)-1);
 }
 
 int ds_open_parent_at(int dirfd, const char *rel, const char **ret_leaf)

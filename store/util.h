@@ -137,6 +137,10 @@ int ds_open_regular_at(int dirfd, const char *path, struct stat *ret_st);
  * Returns the descriptor (caller closes) or -errno: -ELOOP (or -ENOTDIR)
  * where a component is a link or no directory. */
 int ds_open_dir_at(int dirfd, const char *rel);
+/* ds_open_dir_at that, with mkdir_mode not 0, makes the directories that
+ * are missing with that mode and gives them to uid:gid (not when uid is
+ * (uid_t)-1). */
+int ds_walk_dir_at(int dirfd, const char *rel, mode_t mkdir_mode, uid_t uid, gid_t gid);
 /* Opens the directory holding rel's last component as ds_open_dir_at does
  * and points *ret_leaf at that component inside rel, for an *at() call
  * (with AT_SYMLINK_NOFOLLOW or O_NOFOLLOW where it applies) on the leaf.
