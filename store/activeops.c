@@ -123,8 +123,6 @@ struct owner {
 	gid_t gid;
 };
 
-/* Gives a directory or file we made (or found root's) PBS's owner and
- * mode. Only root may chown; anyone else leaves it as it is. */
 /* 0 if fd is a regular file, else -EINVAL (or fstat's -errno). */
 static int regular_fd(int fd)
 {
@@ -135,6 +133,8 @@ static int regular_fd(int fd)
 	return S_ISREG(st.st_mode) ? 0 : -EINVAL;
 }
 
+/* Gives a directory or file we made (or found root's) PBS's owner and
+ * mode. Only root may chown; anyone else leaves it as it is. */
 static void own(int fd, const char *path, mode_t mode, const struct owner *o)
 {
 	struct stat st;
