@@ -764,9 +764,7 @@ static int note_base(struct ds_datastore *ds, const struct base *b, int err)
 
 int ds_lookup_open_dir(const struct ds_lookup *lk, const char *relpath)
 {
-	char comp[256];
-	const char *p = relpath;
-	int fd, next, err;
+	int fd, r;
 
 	if (lk->io_err < 0)
 		return lk->io_err;
@@ -783,25 +781,11 @@ int ds_lookup_open_dir(const struct ds_lookup *lk, const char *relpath)
 		return note_base(lk->ds, lk->base, -ENOMEDIUM);
 	}
 	note_base(lk->ds, lk->base, 0);
-	while (*p) {
-		const char *slash = strchr(p, '/');
-		size_t n = slash ? (size_t)(slash - p) : strlen(p);
-
-		if (n == 0 || n >= sizeof(comp) || strncmp(p, ".", n) == 0 || strncmp(p, "..", n) == 0) {
-			close(fd);
-			return n >= sizeof(comp) ? -ENAMETOOLONG : -EINVAL;
-		}
-		memcpy(comp, p, n);
-		comp[n] = '\0';
-		next = openat(fd, comp, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-		err = errno;
-		close(fd);
-		if (next < 0)
-			return -err;
-		fd = next;
-		p += n + (slash ? 1 : 0);
-	}
-	return fd;
+	if (!*relpath)
+		return fd;
+	r = ds_open_dir_at(fd, relpath);
+	close(fd);
+	return r;
 }
 
 int ds_reader_load_chunk(const struct ds_reader *r, const struct ds_digest *d,

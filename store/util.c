@@ -256,43 +256,38 @@ int ds_walk_dir_at(int dirfd, const char *rel, mode_t mkdir_mode, uid_t uid, gid
 {
 	char comp[NAME_MAX + 1];
 	const char *p = rel;
-	int fd;
+	int fd = -1; /* -1: still at dirfd, which is not ours to close */
 
 	if (*rel == '/')
 		return -EINVAL;
-	fd = openat(dirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (fd < 0)
-		return -errno;
 	while (*p) {
 		const char *slash = strchr(p, '/');
 		size_t n = slash ? (size_t)(slash - p) : strlen(p);
+		int at = fd < 0 ? dirfd : fd, next, err;
 		bool made = false;
-		int next, err;
 
-		if (n >= sizeof(comp)) {
-			close(fd);
-			return -ENAMETOOLONG;
+		if (n == 0 || n >= sizeof(comp) || strncmp(p, ".", n) == 0 ||
+		    strncmp(p, "..", n) == 0) {
+			if (fd >= 0)
+				close(fd);
+			return n >= sizeof(comp) ? -ENAMETOOLONG : -EINVAL;
 		}
 		memcpy(comp, p, n);
 		comp[n] = '\0';
 		p += n + (slash ? 1 : 0);
-		if (n == 0 || strcmp(comp, ".") == 0)
-			continue;
-		if (strcmp(comp, "..") == 0) {
-			close(fd);
-			return -EINVAL;
-		}
 		if (mkdir_mode) {
-			made = mkdirat(fd, comp, mkdir_mode) == 0;
+			made = mkdirat(at, comp, mkdir_mode) == 0;
 			if (!made && errno != EEXIST) {
 				err = errno;
-				close(fd);
+				if (fd >= 0)
+					close(fd);
 				return -err;
 			}
 		}
-		next = openat(fd, comp, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+		next = openat(at, comp, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 		err = errno;
-		close(fd);
+		if (fd >= 0)
+			close(fd);
 		if (next < 0)
 			return -err;
 		fd = next;
@@ -300,6 +295,11 @@ int ds_walk_dir_at(int dirfd, const char *rel, mode_t mkdir_mode, uid_t uid, gid
 		 * a link put in its place would be followed. */
 		if (made && uid != (uid_t)-1 && fchown(fd, uid, gid) < 0)
 			ds_warn("%s: cannot chown: %s", comp, strerror(errno));
+	}
+	if (fd < 0) {
+		fd = openat(dirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		if (fd < 0)
+			return -errno;
 	}
 	return fd;
 }

@@ -132,8 +132,9 @@ int ds_open_regular_at(int dirfd, const char *path, struct stat *ret_st);
  * component at a time, following no symlink, not even in the middle of
  * rel: the datastore is writable by PBS's backup user and dsfs runs as
  * root, so a link put in place of a type, group or chunk prefix directory
- * must not lead root to make, give away or remove files elsewhere. "" or
- * "." is dirfd itself; ".." and an absolute rel are refused (-EINVAL).
+ * must not lead root to make, give away or remove files elsewhere. "" is
+ * dirfd itself (a new descriptor); an absolute rel and empty, "." and ".."
+ * components ("a//b", "./a") are refused (-EINVAL).
  * Returns the descriptor (caller closes) or -errno: -ELOOP (or -ENOTDIR)
  * where a component is a link or no directory. */
 int ds_open_dir_at(int dirfd, const char *rel);
