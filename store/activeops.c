@@ -116,13 +116,6 @@ int ds_activeops_get(const char *dir, const char *store, int64_t *ret_read, int6
 	return r;
 }
 
-/* PBS's proxy runs as backup and reads, replaces and flocks these files,
- * so what we create is backup's, as PBS makes it (spec §6.5). */
-struct owner {
-	uid_t uid; /* (uid_t)-1: no user backup (no PBS here) */
-	gid_t gid;
-};
-
 /* 0 if fd is a regular file, else -EINVAL (or fstat's -errno). */
 static int regular_fd(int fd)
 {
@@ -133,23 +126,8 @@ static int regular_fd(int fd)
 	return S_ISREG(st.st_mode) ? 0 : -EINVAL;
 }
 
-/* Gives a directory or file we made (or found root's) PBS's owner and
- * mode. Only root may chown; anyone else leaves it as it is. */
-static void own(int fd, const char *path, mode_t mode, const struct owner *o)
-{
-	struct stat st;
-
-	if (fstat(fd, &st) < 0)
-		return;
-	if (o->uid != (uid_t)-1 && (st.st_uid != o->uid || st.st_gid != o->gid) &&
-	    fchown(fd, o->uid, o->gid) < 0 && errno != EPERM)
-		ds_warn("%s: cannot chown to backup: %s", path, strerror(errno));
-	if ((st.st_mode & 07777) != mode)
-		(void)fchmod(fd, mode);
-}
-
 /* mkdir with PBS's owner and exact mode (umask notwithstanding). */
-static int make_dir(const char *path, mode_t mode, const struct owner *o)
+static int make_dir(const char *path, mode_t mode)
 {
 	int fd;
 
@@ -157,7 +135,7 @@ static int make_dir(const char *path, mode_t mode, const struct owner *o)
 		return -errno;
 	fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
 	if (fd >= 0) {
-		own(fd, path, mode, o);
+		ds_give_to_backup(fd, mode, path);
 		close(fd);
 	}
 	return 0;
@@ -184,7 +162,8 @@ static int modify(const char *dir, const char *store, enum ds_operation op, int 
 	char path[4096], lockpath[4096];
 	int me = (int)getpid();
 	int64_t mystart = ds_process_starttime(me);
-	struct owner o;
+	uid_t uid; /* (uid_t)-1: no user backup (no PBS here) */
+	gid_t gid;
 	json_t *arr = NULL, *out = NULL, *e;
 	uint8_t *buf = NULL;
 	size_t len, i;
@@ -197,8 +176,10 @@ static int modify(const char *dir, const char *store, enum ds_operation op, int 
 	if ((r = ds_path_fmt(path, sizeof(path), "%s/%s", dir, store)) < 0 ||
 	    (r = ds_path_fmt(lockpath, sizeof(lockpath), "%s/%s.lock", dir, store)) < 0)
 		return r;
-	ds_backup_user(&o.uid, &o.gid);
-	if ((r = make_dir(dir, 0770, &o)) < 0 && r != -EEXIST) {
+	/* PBS's proxy runs as backup and reads, replaces and flocks these
+	 * files, so what we create is backup's, as PBS makes it (spec §6.5). */
+	ds_backup_user(&uid, &gid);
+	if ((r = make_dir(dir, 0770)) < 0 && r != -EEXIST) {
 		/* /run/proxmox-backup may not exist on a machine without PBS. */
 		char parent[4096];
 		char *slash;
@@ -207,10 +188,10 @@ static int modify(const char *dir, const char *store, enum ds_operation op, int 
 		slash = strrchr(parent, '/');
 		if (slash && slash != parent) {
 			*slash = '\0';
-			if ((r = make_dir(parent, 0755, &o)) < 0 && r != -EEXIST)
+			if ((r = make_dir(parent, 0755)) < 0 && r != -EEXIST)
 				return r;
 		}
-		if ((r = make_dir(dir, 0770, &o)) < 0 && r != -EEXIST)
+		if ((r = make_dir(dir, 0770)) < 0 && r != -EEXIST)
 			return r;
 	}
 	/* The directory is the backup user's: a link there is not
@@ -224,7 +205,7 @@ static int modify(const char *dir, const char *store, enum ds_operation op, int 
 		close(lockfd);
 		return r;
 	}
-	own(lockfd, lockpath, 0660, &o);
+	ds_give_to_backup(lockfd, 0660, lockpath);
 	r = lock_with_timeout(lockfd);
 	if (r < 0) {
 		ds_err("%s: cannot lock: %s", lockpath, strerror(-r));
@@ -289,7 +270,7 @@ static int modify(const char *dir, const char *store, enum ds_operation op, int 
 	}
 	/* Only root may give a file away. */
 	r = ds_replace_file_owned_at(AT_FDCWD, path, text, strlen(text), 0660,
-				     geteuid() == 0 ? o.uid : (uid_t)-1, o.gid, false);
+				     geteuid() == 0 ? uid : (uid_t)-1, gid, false);
 out:
 	free(text);
 	json_decref(out);

@@ -134,7 +134,7 @@ static int open_lock_root(void)
 static int lock_file(const char *store, const char *sub, bool exclusive, int wait_ms,
 		     int *ret_fd)
 {
-	char rel[4200];
+	char rel[4200], what[4300];
 	const char *slash, *leaf;
 	uid_t uid;
 	gid_t gid;
@@ -179,11 +179,8 @@ static int lock_file(const char *store, const char *sub, bool exclusive, int wai
 			break;
 		}
 		/* PBS's mode and owner, whatever our umask. */
-		if ((a.st_mode & 07777) != 0660)
-			(void)fchmod(fd, 0660);
-		if (uid != (uid_t)-1 && (a.st_uid != uid || a.st_gid != gid) &&
-		    fchown(fd, uid, gid) < 0 && errno != EPERM)
-			ds_warn("%s/%s: cannot chown to backup: %s", rel, leaf, strerror(errno));
+		snprintf(what, sizeof(what), "%s/%s", rel, leaf);
+		ds_give_to_backup(fd, 0660, what);
 		for (int waited = 0;; waited += 10) {
 			if (flock(fd, (exclusive ? LOCK_EX : LOCK_SH) | LOCK_NB) == 0)
 				break;

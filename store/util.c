@@ -166,6 +166,23 @@ void ds_backup_user(uid_t *ret_uid, gid_t *ret_gid)
 	*ret_gid = backup_gid;
 }
 
+void ds_give_to_backup(int fd, mode_t mode, const char *what)
+{
+	struct stat st;
+	uid_t uid;
+	gid_t gid;
+
+	ds_backup_user(&uid, &gid);
+	if (fstat(fd, &st) < 0)
+		return;
+	/* chown before chmod: chown may clear set-id bits. */
+	if (uid != (uid_t)-1 && (st.st_uid != uid || st.st_gid != gid) &&
+	    fchown(fd, uid, gid) < 0 && errno != EPERM)
+		ds_warn("%s: cannot chown to backup: %s", what, strerror(errno));
+	if ((st.st_mode & 07777) != mode)
+		(void)fchmod(fd, mode);
+}
+
 struct ds_sha256 {
 	EVP_MD_CTX *ctx;
 };

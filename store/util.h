@@ -108,6 +108,12 @@ void ds_sha256_free(struct ds_sha256 *h);                         /* accepts NUL
 /* The uid and gid of user "backup", PBS's service user, looked up once;
  * (uid_t)-1 and (gid_t)-1 when there is none. */
 void ds_backup_user(uid_t *ret_uid, gid_t *ret_gid);
+/* Gives fd, a file or directory of PBS's that dsfs made (or found root's),
+ * to the backup user (when there is one; only root may chown, EPERM is no
+ * error) and exactly mode, through the descriptor: by name a link put in
+ * its place would be followed. what names it in the warning a failed
+ * chown logs. */
+void ds_give_to_backup(int fd, mode_t mode, const char *what);
 
 /* zlib CRC-32 (reflected 0xEDB88320, init/xorout 0xFFFFFFFF). */
 uint32_t ds_crc32(const void *data, size_t len);

@@ -47,29 +47,6 @@ static int split_path(const char *path, char **ret_dir, char **ret_base)
 	return 0;
 }
 
-/* Gives the lock file PBS's owner and mode. PBS creates it with
- * open_backup_lockfile (backup:backup, 0660), and its proxy, running as
- * backup, opens it read-write to lock the config: one made by root (0640
- * under a usual umask) fails every config change the proxy makes. One an
- * older dsfs made is given back. Not as root, nothing is chowned. */
-static void own_lock_file(int fd, const char *lock_path)
-{
-	struct stat st;
-	uid_t uid;
-	gid_t gid;
-
-	ds_backup_user(&uid, &gid);
-	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode))
-		return;
-	/* chown before chmod: chown may clear set-id bits. */
-	if (uid != (uid_t)-1 && (st.st_uid != uid || st.st_gid != gid) &&
-	    fchown(fd, uid, gid) < 0 && errno != EPERM)
-		fprintf(stderr, "dsfs: warning: %s: cannot chown to backup: %s\n", lock_path,
-			strerror(errno));
-	if ((st.st_mode & 07777) != 0660)
-		(void)fchmod(fd, 0660);
-}
-
 /* Takes PBS's datastore.cfg lock: exclusive flock on .datastore.lck, waiting
  * up to 10 s. Returns the descriptor (closing it releases the lock). */
 static int config_lock(const char *lock_path)
@@ -78,6 +55,7 @@ static int config_lock(const char *lock_path)
 	 * not followed (root would give its target to that user). */
 	int fd = open(lock_path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOCTTY | O_NOFOLLOW | O_NONBLOCK,
 		      0660);
+	struct stat st;
 
 	if (fd < 0) {
 		int r = -errno;
@@ -85,7 +63,13 @@ static int config_lock(const char *lock_path)
 		fprintf(stderr, "dsfs: %s: cannot open lock file: %s\n", lock_path, strerror(errno));
 		return r;
 	}
-	own_lock_file(fd, lock_path);
+	/* PBS's owner and mode. PBS creates it with open_backup_lockfile
+	 * (backup:backup, 0660), and its proxy, running as backup, opens it
+	 * read-write to lock the config: one made by root (0640 under a usual
+	 * umask) fails every config change the proxy makes. One an older dsfs
+	 * made is given back. Not as root, nothing is chowned. */
+	if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode))
+		ds_give_to_backup(fd, 0660, lock_path);
 	for (int waited = 0;; waited += 10) {
 		if (flock(fd, LOCK_EX | LOCK_NB) == 0)
 			return fd;
