@@ -15,10 +15,107 @@ export DSFS_LOCK_DIR=$T/locks
 cleanup_hooks=()
 cleanup() {
 	local h
+	# The watchdog goes first (only the test's own shell has one), so
+	# that it cannot fire during a slow cleanup.
+	# (One that fired ends by itself once this shell is gone.)
+	if [ -n "${WATCHDOG_PID:-}" ] && [ "$BASHPID" = "$$" ] && [ ! -e "$T.watchdog" ]; then
+		pkill -P "$WATCHDOG_PID" 2>/dev/null || true
+		kill "$WATCHDOG_PID" 2>/dev/null || true
+		wait "$WATCHDOG_PID" 2>/dev/null || true
+	fi
 	for h in "${cleanup_hooks[@]}"; do eval "$h" || true; done
 	rm -rf "$T"
+	if [ -e "$T.watchdog" ] && [ "$BASHPID" = "$$" ]; then
+		rm -f "$T.watchdog"
+		exit 124 # whatever the test went on to do after its processes were killed
+	fi
 }
 trap cleanup EXIT
+
+# descendants PID [EXCEPT]: the processes below PID, leaving out EXCEPT and
+# those below it.
+descendants() {
+	local table queue=("$1") p c
+	table=$(ps -eo pid=,ppid=)
+	while [ ${#queue[@]} -gt 0 ]; do
+		p=${queue[0]}
+		queue=("${queue[@]:1}")
+		for c in $(awk -v p="$p" '$2 == p { print $1 }' <<<"$table"); do
+			[ "$c" = "${2:-}" ] && continue
+			echo "$c"
+			queue+=("$c")
+		done
+	done
+}
+
+# proc_state PID: the state letter of PID (R, S, D...), empty when gone.
+proc_state() { sed 's/.*) //' "/proc/$1/stat" 2>/dev/null | cut -d' ' -f1; }
+
+# The watchdog. A test that hangs (a request its daemon never answers, a
+# FIFO that nobody opens) fails after DSFS_TEST_TIMEOUT seconds (300; the
+# slowest test takes under 60 s under ASan) and does not hang the suite:
+# neither ctest's timeout nor SIGKILL ends a process whose FUSE request the
+# daemon has taken, nor a daemon with a thread waiting in the kernel for
+# such a process. It prints what is stuck (kernel stacks, the daemons'
+# threads), aborts the FUSE connections of the mounts under $T (their
+# requests then fail with ENOTCONN) and kills the test's processes. The
+# test's shell then fails and cleans up (cleanup sees $T.watchdog), or is
+# killed if it is stuck itself.
+test_watchdog() {
+	local main=$1 limit=$2 me=$BASHPID pids p line dev i
+	# sleep holds none of ctest's pipes: ctest waits for them to close.
+	sleep "$limit" </dev/null >/dev/null 2>&1
+	trap '' TERM # cleanup's, from here on
+	: >"$T.watchdog"
+	exec 1>&2
+	echo "FAIL: ${0##*/} still running after $limit s (DSFS_TEST_TIMEOUT); its processes:"
+	pids=$(descendants "$main" "$me" | tr '\n' ' ')
+	ps -o pid,ppid,stat,wchan:32,args -p "$(echo $main $pids | tr " " ,)" || true
+	for p in $main $pids; do
+		if [ "$(proc_state "$p")" = D ]; then
+			echo "== kernel stack of $p ($(cat "/proc/$p/comm" 2>/dev/null)):"
+			cat "/proc/$p/stack" 2>/dev/null || true
+		fi
+	done
+	for p in $pids; do
+		[ "$(cat "/proc/$p/comm" 2>/dev/null)" = mount.dsfs ] || continue
+		echo "== threads of mount.dsfs $p, kernel side:"
+		for line in /proc/"$p"/task/*; do
+			echo "-- ${line##*/} $(cat "$line/comm" 2>/dev/null) wchan=$(cat "$line/wchan" 2>/dev/null)"
+			cat "$line/stack" 2>/dev/null || true
+		done
+		if command -v gdb >/dev/null; then
+			echo "== threads of mount.dsfs $p, user side:"
+			timeout 30 gdb -p "$p" -batch -ex 'thread apply all bt' 2>&1 |
+				grep -E '^(Thread|#)' || true
+		fi
+	done
+	if [ "$(id -u)" = 0 ]; then
+		mountpoint -q /sys/fs/fuse/connections ||
+			mount -t fusectl fusectl /sys/fs/fuse/connections 2>/dev/null || true
+		while read -r _ _ dev _ line _; do
+			case $line in "$T"/*) ;; *) continue ;; esac
+			echo "== aborting the FUSE connection of $line"
+			echo 1 >"/sys/fs/fuse/connections/${dev#*:}/abort" 2>/dev/null || true
+		done < <(grep ' - fuse' /proc/self/mountinfo)
+	fi
+	# shellcheck disable=SC2046
+	kill -KILL $(descendants "$main" "$me") 2>/dev/null || true
+	for i in $(seq 10); do
+		kill -0 "$main" 2>/dev/null || return 0
+		sleep 1
+	done
+	echo "== the test's shell is stuck itself: killed"
+	kill -KILL "$main" $(descendants "$main" "$me") 2>/dev/null || true
+	grep -o " $T/[^ ]* " /proc/self/mountinfo | sort -r | while read -r line; do
+		umount -l "$line" 2>/dev/null || fusermount3 -uz "$line" 2>/dev/null || true
+	done
+	rm -rf "$T" "$T.watchdog"
+}
+if [ "${DSFS_TEST_TIMEOUT:-300}" != 0 ]; then
+	test_watchdog "$$" "${DSFS_TEST_TIMEOUT:-300}" &
+	WATCHDOG_PID=$!
+fi
 
 need_fixtures() {
 	if [ -z "$FIX" ] || [ ! -f "$FIX/pbs-store-a.expect.json" ]; then

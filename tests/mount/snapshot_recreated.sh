@@ -63,18 +63,24 @@ except OSError as e:
     assert e.errno in (errno.ESTALE, errno.EIO), e
 PY
 STALE=$!
-cat "$T/done" >/dev/null
+# Each side of the handshake is bounded: a reader that died (or hangs)
+# fails the test here, with what it printed.
+handshake() { # FIFO: open it to write, within 60 s
+	timeout 60 sh -c 'echo >"$1"' sh "$1" ||
+		fail "the reader did not reach ${1##*/}: $(cat "$T/stale.out")"
+}
+timeout 60 cat "$T/done" >/dev/null || fail "the reader did not start: $(cat "$T/stale.out")"
 
 rm -rf "${S:?}/vm/1/$TS"
 make_snapshot b
 sleep 1.2 # past the snapshot directory's entry timeout
-echo >"$T/go"
+handshake "$T/go"
 [ "$(head -c 4 "$P/disk.img")" = bbbb ] || fail "image after re-creation: $(head -c 4 "$P/disk.img")"
 cmp -s "$P/disk.img" "$T/disk.img" || fail "image after re-creation differs"
 [ "$(cat "$P/x.conf")" = bbb ] || fail "blob after re-creation: $(cat "$P/x.conf")"
 [ "$(cat "$P/root.pxar/d/f")" = bbbb ] ||
 	fail "pxar file after re-creation: $(cat "$P/root.pxar/d/f")"
-echo >"$T/go2"
+handshake "$T/go2"
 wait $STALE || fail "old directory after re-creation: $(cat "$T/stale.out")"
 "$DSFS" verify "$S" >/dev/null || fail "verify"
 unmount_dsfs "$T/m"
