@@ -297,7 +297,7 @@ static void list_dir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		size_t need;
 
 		memset(&p, 0, sizeof(p));
-		p.attr.st_ino = i == 0 ? ino : i == 1 ? d->parent : d->ents[i - 2].ino;
+		p.attr.st_ino = i == 0 ? d->st_ino : i == 1 ? d->parent : d->ents[i - 2].ino;
 		p.attr.st_mode = i < 2 ? S_IFDIR : d->ents[i - 2].type;
 		if (!plus) {
 			need = fuse_add_direntry(req, buf + used, size - used, name, &p.attr,

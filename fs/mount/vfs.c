@@ -45,6 +45,20 @@ uint64_t vfs_hash_ino(const void *key, size_t len)
 	return ino < 2 ? ino + 2 : ino; /* 0 is invalid, 1 is the root */
 }
 
+uint64_t vfs_node_id(uint64_t st_ino, uint32_t gen)
+{
+	/* splitmix64's finalizer: cheap (a lookup in an archive computes
+	 * one), and a collision is probed away like a path hash's. */
+	uint64_t x = st_ino ^ ((uint64_t)gen << 32 | gen);
+
+	if (gen == 0)
+		return st_ino;
+	x = (x ^ x >> 30) * UINT64_C(0xbf58476d1ce4e5b9);
+	x = (x ^ x >> 27) * UINT64_C(0x94d049bb133111eb);
+	x = (x ^ x >> 31) & UINT64_C(0x7fffffffffffffff);
+	return x < 2 ? x + 2 : x; /* 0 is invalid, 1 is the root */
+}
+
 uint64_t vfs_path_ino(const char *store, const char *path)
 {
 	/* SHA-256 of "<store>\0<path>" (just "<path>" without a store). */
@@ -293,7 +307,8 @@ static struct vnode *node_new(enum vkind kind, struct vstore *st, uint64_t paren
 	}
 	if (st)
 		vstore_key(st, key);
-	n->ino = vfs_path_ino(st ? key : NULL, path);
+	n->ino = n->st_ino = vfs_path_ino(st ? key : NULL, path);
+	n->parent_st_ino = parent;
 	return n;
 }
 
@@ -378,7 +393,7 @@ int vfs_new(const struct vfs_options *opt, struct vfs **ret)
 		r = -ENOMEM;
 		goto fail;
 	}
-	v->root->ino = VFS_ROOT_INO;
+	v->root->ino = v->root->st_ino = VFS_ROOT_INO;
 	v->root->mtime = v->mount_time;
 	*ret = v;
 	return 0;
@@ -461,7 +476,7 @@ static void fill_entry(const struct vnode *n, struct vfs_entry *e)
 	memset(e, 0, sizeof(*e));
 	e->ino = n->ino;
 	e->generation = n->gen;
-	e->st.st_ino = n->ino;
+	e->st.st_ino = n->st_ino;
 	if (n->kind == VK_PXAR) {
 		/* An archive entry: its own metadata, nanoseconds included. */
 		e->st.st_mode = n->pe.mode;
@@ -589,6 +604,7 @@ struct vnode *vfs_child_new(const struct vnode *p, enum vkind kind, const char *
 	n->id = p->id ? strdup(p->id) : NULL;
 	memcpy(n->time, p->time, sizeof(n->time));
 	n->gen = p->gen;
+	n->parent_st_ino = p->st_ino;
 	if (!n->ns || (p->id && !n->id)) {
 		vfs_node_free(n);
 		return NULL;
@@ -1122,6 +1138,10 @@ void vfs_node_publish(struct vfs *v, struct vnode *n, struct vfs_entry *ret)
 {
 	struct vnode *old, *dup = NULL;
 
+	/* A new node's ino is its inode number (a path's, an entry's): its
+	 * node id is that and its snapshot's identity. */
+	n->st_ino = n->ino;
+	n->ino = vfs_node_id(n->st_ino, n->gen);
 	pthread_mutex_lock(&v->lock);
 	old = table_find(v, n->ino);
 	if (old && strcmp(old->path, n->path) == 0 &&
@@ -1179,6 +1199,8 @@ void vfs_node_publish(struct vfs *v, struct vnode *n, struct vfs_entry *ret)
 			/* A 63-bit hash collision: probe for a free number. */
 			while (table_find(v, n->ino) || n->ino < 2)
 				n->ino++;
+			if (n->gen == 0)
+				n->st_ino = n->ino;
 		}
 		table_insert(v, n);
 	}
@@ -1200,7 +1222,7 @@ static bool lookup_writing(struct vfs *v, const struct vnode *p, const char *nam
 		return false;
 	pthread_mutex_lock(&v->lock);
 	vstore_key(p->st, key);
-	n = table_find(v, vfs_path_ino(key, path));
+	n = table_find(v, vfs_node_id(vfs_path_ino(key, path), p->gen));
 	if (n && n->kind == VK_WFILE && strcmp(n->path, path) == 0) {
 		/* Being committed: wait, then look it up as the archive. */
 		vwo_wait(v, n);

@@ -103,6 +103,7 @@ struct vfs_dir {
 	struct ds_pxar_dir *pxd;
 	struct vfs *v;
 	uint64_t ino;
+	uint64_t st_ino; /* listed as ".": the directory's inode number */
 	uint64_t parent; /* listed as "..": the parent's inode (the root's own) */
 	pthread_mutex_t lock;
 };

@@ -290,7 +290,8 @@ int vfs_opendir(struct vfs *v, uint64_t ino, struct vfs_dir **ret)
 	if (!d)
 		return -ENOMEM;
 	pthread_mutex_init(&d->lock, NULL);
-	d->parent = p->kind == VK_ROOT || !p->parent ? ino : p->parent;
+	d->st_ino = p->st_ino;
+	d->parent = p->kind == VK_ROOT || !p->parent ? p->st_ino : p->parent_st_ino;
 	if (p->kind == VK_ROOT) {
 		r = list_root(v, p, d);
 		goto out;

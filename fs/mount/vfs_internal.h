@@ -59,8 +59,13 @@ struct vstore {
 void vstore_key(const struct vstore *st, char out[VSTORE_KEY_LEN]);
 
 struct vnode {
+	/* The FUSE node id: st_ino with gen mixed in (vfs_node_id), so that
+	 * a snapshot made again under the same time is other nodes, not the
+	 * old nodes with another generation (see gen). */
 	uint64_t ino;
-	uint64_t parent;
+	uint64_t st_ino;        /* what stat and listings show */
+	uint64_t parent;        /* the parent's node id */
+	uint64_t parent_st_ino; /* and its st_ino, listed as ".." */
 	enum vkind kind;
 	struct vstore *st; /* NULL only for VK_ROOT */
 	char *name;        /* display name in the parent */
@@ -92,9 +97,15 @@ struct vnode {
 	uint64_t nlookup; /* protected by vfs->lock */
 	/* The snapshot's identity (vfs_snapshot_gen), for the snapshot and
 	 * everything in it; 0 above snapshots. The kernel gets it as the
-	 * inode's generation: a snapshot made again under the same time has
-	 * the same paths and inode numbers, and another generation makes the
-	 * kernel drop the old inodes, their names and their pages. */
+	 * inode's generation. A snapshot made again under the same time has
+	 * the same paths and inode numbers (st_ino), but other node ids: the
+	 * kernel drops the old names and pages at its next lookup, and the
+	 * old nodes stay what they were, for whoever still holds them (a
+	 * working directory, an open directory), whose opens then fail with
+	 * ESTALE. With the same node id, a request on the old inode that
+	 * the kernel sent before it saw the new generation was answered
+	 * with the new snapshot's node (the old directory's names looked up
+	 * in the new archive, the new file's bytes read). */
 	uint32_t gen;
 	struct vnode *hnext;
 };
@@ -152,6 +163,9 @@ struct vcreated {
 uint64_t vfs_path_ino(const char *store, const char *path);
 /* The inode number derived from key: the first 63 bits of its SHA-256. */
 uint64_t vfs_hash_ino(const void *key, size_t len);
+/* The node id of a node with inode number st_ino in a snapshot of identity
+ * gen (vnode gen): st_ino itself when gen is 0 (above snapshots). */
+uint64_t vfs_node_id(uint64_t st_ino, uint32_t gen);
 
 /* Node helpers used by vfile.c. */
 struct vnode *vfs_node_get(struct vfs *v, uint64_t ino); /* NULL if unknown */
