@@ -35,8 +35,10 @@ P=$T/m/vm/1/$TS
 # directory) keeps the old directory; what it opens there afterwards is the
 # old file, or fails: never the new archive's bytes at the old file's place.
 # (g was never read, so no page of it is cached.)
+# Every wait on the FIFOs is bounded: python failing (an assertion) left
+# bash waiting forever to open go2 (a CI run hung here).
 mkfifo "$T/go" "$T/done" "$T/go2"
-python3 - "$P" "$T/go" "$T/done" "$T/go2" >"$T/stale.out" 2>&1 <<'PY' &
+timeout 60 python3 - "$P" "$T/go" "$T/done" "$T/go2" >"$T/stale.out" 2>&1 <<'PY' &
 import errno, os, sys
 snap = os.open(sys.argv[1], os.O_RDONLY | os.O_DIRECTORY)
 d = os.open(sys.argv[1] + "/root.pxar/d", os.O_RDONLY | os.O_DIRECTORY)
@@ -58,30 +60,28 @@ try:
     assert sorted(names) == ["f", "g"], names
 except OSError as e:
     print("old directory:", e)
-    # ESTALE from dsfs; EIO from the kernel once the new archive's
-    # directory took the inode number (the old inode is then bad).
+    # ESTALE from dsfs (the old archive is closed). EIO was the kernel's
+    # while the new directory had the old one's node id (another
+    # generation makes the old inode bad); it has its own now.
     assert e.errno in (errno.ESTALE, errno.EIO), e
 PY
 STALE=$!
-# Each side of the handshake is bounded: a reader that died (or hangs)
-# fails the test here, with what it printed.
-handshake() { # FIFO: open it to write, within 60 s
-	timeout 60 sh -c 'echo >"$1"' sh "$1" ||
-		fail "the reader did not reach ${1##*/}: $(cat "$T/stale.out")"
-}
-timeout 60 cat "$T/done" >/dev/null || fail "the reader did not start: $(cat "$T/stale.out")"
+cleanup_hooks=("[ -z \"\$STALE\" ] || kill \$STALE 2>/dev/null" "${cleanup_hooks[@]}")
+timeout 60 cat "$T/done" >/dev/null || fail "old directories not opened: $(cat "$T/stale.out")"
 
 rm -rf "${S:?}/vm/1/$TS"
 make_snapshot b
 sleep 1.2 # past the snapshot directory's entry timeout
-handshake "$T/go"
+timeout 60 bash -c 'echo >"$1"' _ "$T/go" || fail "go: $(cat "$T/stale.out")"
 [ "$(head -c 4 "$P/disk.img")" = bbbb ] || fail "image after re-creation: $(head -c 4 "$P/disk.img")"
 cmp -s "$P/disk.img" "$T/disk.img" || fail "image after re-creation differs"
 [ "$(cat "$P/x.conf")" = bbb ] || fail "blob after re-creation: $(cat "$P/x.conf")"
 [ "$(cat "$P/root.pxar/d/f")" = bbbb ] ||
 	fail "pxar file after re-creation: $(cat "$P/root.pxar/d/f")"
-handshake "$T/go2"
+timeout 60 bash -c 'echo >"$1"' _ "$T/go2" ||
+	fail "opens through the old directories: $(cat "$T/stale.out")"
 wait $STALE || fail "old directory after re-creation: $(cat "$T/stale.out")"
+STALE=
 "$DSFS" verify "$S" >/dev/null || fail "verify"
 unmount_dsfs "$T/m"
 echo "snapshot_recreated: ok"
