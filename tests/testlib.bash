@@ -106,11 +106,14 @@ test_watchdog() {
 		sleep 1
 	done
 	echo "== the test's shell is stuck itself: killed"
-	kill -KILL "$main" $(descendants "$main" "$me") 2>/dev/null || true
+	# Its cleanup, then the shell: whoever waits for it finds all gone.
+	# shellcheck disable=SC2046
+	kill -KILL $(descendants "$main" "$me") 2>/dev/null || true
 	grep -o " $T/[^ ]* " /proc/self/mountinfo | sort -r | while read -r line; do
 		umount -l "$line" 2>/dev/null || fusermount3 -uz "$line" 2>/dev/null || true
 	done
 	rm -rf "$T" "$T.watchdog"
+	kill -KILL "$main" 2>/dev/null || true
 }
 if [ "${DSFS_TEST_TIMEOUT:-300}" != 0 ]; then
 	test_watchdog "$$" "${DSFS_TEST_TIMEOUT:-300}" &
