@@ -10,6 +10,8 @@
 # Zero wrong bytes, only ENXIO/EROFS in matching windows; afterwards zero
 # active operations, no fd leak, daemon alive, verify clean (but for the
 # snapshots whose first write was refused: abandoned, as verify says).
+# The test watchdog (testlib.bash) allows the run its length and 300 s.
+DSFS_TEST_TIMEOUT=${DSFS_TEST_TIMEOUT:-$((${DSFS_STRESS_SECONDS:-20} + 300))}
 . "$(dirname "$0")/../testlib.bash"
 . "$(dirname "$0")/../mountlib.bash"
 need_fixtures
