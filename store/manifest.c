@@ -757,7 +757,8 @@ int ds_manifest_sign(struct ds_manifest *m, const struct ds_crypt *c)
 	return 0;
 }
 
-int ds_manifest_verify(const struct ds_manifest *m, const struct ds_crypt *c)
+/* ds_manifest_verify; quiet: without its log lines. */
+static int verify(const struct ds_manifest *m, const struct ds_crypt *c, bool quiet)
 {
 	char mine[DS_FINGERPRINT_STR_LEN], hex[DS_DIGEST_HEX_LEN + 1];
 	struct ds_digest stored, key_fp;
@@ -770,24 +771,28 @@ int ds_manifest_verify(const struct ds_manifest *m, const struct ds_crypt *c)
 	if (fp && !json_is_null(fp)) {
 		/* Read as PBS reads it: with or without colons, either case. */
 		if (!json_is_string(fp) || ds_fingerprint_parse(json_string_value(fp), &stored) < 0) {
-			ds_err("manifest: unprotected.key-fingerprint is not a fingerprint");
+			if (!quiet)
+				ds_err("manifest: unprotected.key-fingerprint is not a fingerprint");
 			return -EBADMSG;
 		}
 		ds_crypt_fingerprint(c, &key_fp);
 		ds_crypt_fingerprint_str(c, mine);
 		if (!ds_digest_eq(&stored, &key_fp)) {
-			ds_err("manifest: signed with key %s, not with the given key %s",
-			       json_string_value(fp), mine);
+			if (!quiet)
+				ds_err("manifest: signed with key %s, not with the given key %s",
+				       json_string_value(fp), mine);
 			return -EKEYREJECTED;
 		}
 	}
 	if (!m->signature) {
-		ds_err("manifest: not signed");
+		if (!quiet)
+			ds_err("manifest: not signed");
 		return -EBADMSG;
 	}
 	r = signature_hex(m, c, true, hex);
 	if (r == -EINVAL) {
-		ds_err("manifest: null inside the signed part");
+		if (!quiet)
+			ds_err("manifest: null inside the signed part");
 		return -EBADMSG;
 	}
 	if (r < 0)
@@ -795,10 +800,27 @@ int ds_manifest_verify(const struct ds_manifest *m, const struct ds_crypt *c)
 	/* PBS compares the hex strings; a stored signature is lowercase. */
 	if (strlen(m->signature) != DS_DIGEST_HEX_LEN ||
 	    CRYPTO_memcmp(m->signature, hex, DS_DIGEST_HEX_LEN) != 0) {
-		ds_err("manifest: wrong signature");
+		if (!quiet)
+			ds_err("manifest: wrong signature");
 		return -EBADMSG;
 	}
 	return 0;
+}
+
+int ds_manifest_verify(const struct ds_manifest *m, const struct ds_crypt *c)
+{
+	return verify(m, c, false);
+}
+
+int ds_manifest_verify_quiet(const struct ds_manifest *m, const struct ds_crypt *c)
+{
+	return verify(m, c, true);
+}
+
+bool ds_manifest_covers(const struct ds_manifest *m, const char *filename)
+{
+	return strcmp(filename, DS_MANIFEST_NAME) == 0 || strcmp(filename, DS_CLIENT_LOG_NAME) == 0 ||
+	       find(m, filename) != NULL;
 }
 
 int ds_manifest_format(const struct ds_manifest *m, char **ret_text, size_t *ret_len)

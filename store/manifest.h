@@ -106,6 +106,14 @@ int ds_manifest_sign(struct ds_manifest *m, const struct ds_crypt *c);
  * drops, a csum in upper case or a missing crypt-mode are text that was not
  * signed, and fail. */
 int ds_manifest_verify(const struct ds_manifest *m, const struct ds_crypt *c);
+/* ds_manifest_verify without its log lines, for callers that check often
+ * and report what they refuse themselves. */
+int ds_manifest_verify_quiet(const struct ds_manifest *m, const struct ds_crypt *c);
+/* Whether filename is one of the snapshot's files by m: listed, or
+ * index.json.blob (m itself) or client.log.blob (uploaded after the
+ * manifest, never listed). A signed, verified manifest is what says which
+ * archives are the snapshot's: PBS's client restores only those. */
+bool ds_manifest_covers(const struct ds_manifest *m, const char *filename);
 
 /* Serialises as PBS's pretty JSON. *ret_text malloc'ed, NUL-terminated. */
 int ds_manifest_format(const struct ds_manifest *m, char **ret_text, size_t *ret_len);

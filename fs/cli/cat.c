@@ -189,6 +189,18 @@ int cmd_cat(int argc, char **argv)
 		fprintf(stderr, "dsfs: %s: manifest signature does not match the key\n", rel);
 		goto out;
 	}
+	/* Verified above: such a manifest says which archives are the
+	 * snapshot's, as PBS's client restores only those (the mount hides
+	 * the others). */
+	if (m && crypt && ds_manifest_signature(m) && !ds_manifest_covers(m, name)) {
+		fprintf(stderr,
+			"dsfs: %s/%s: not in the snapshot's signed manifest: not part of the "
+			"snapshot\n",
+			rel, name);
+		r = -ENOENT;
+		said = true;
+		goto out;
+	}
 	listed = m && ds_manifest_find(m, name, &mf) == 0;
 	if (ds_archive_kind(name) == DS_ARCHIVE_BLOB)
 		r = cat_blob(fd, name, listed ? &mf : NULL, crypt);

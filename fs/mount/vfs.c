@@ -894,6 +894,27 @@ int vfs_manifest_check(const struct vfs *v, const struct ds_manifest *m, const c
 	return -EIO;
 }
 
+int vfs_manifest_binds(struct vfs *v, const struct vnode *snap, const struct ds_manifest *m)
+{
+	int r;
+
+	if (!v->opt.crypt || !m || !ds_manifest_signature(m) || vwrite_owned(v, snap))
+		return 0;
+	/* Quiet: another key's manifest, or a tampered one, binds nothing
+	 * here, and its listed archives say why when they are looked up. */
+	r = ds_manifest_verify_quiet(m, v->opt.crypt);
+	return r == -ENOMEM ? r : r == 0;
+}
+
+bool vfs_unlisted(const struct ds_manifest *m, const char *snaprel, const char *file)
+{
+	if (ds_manifest_covers(m, file))
+		return false;
+	ds_err("%s/%s: not in the snapshot's signed manifest: not part of the snapshot", snaprel,
+	       file);
+	return true;
+}
+
 static int archive_attrs(struct vfs *v, int snapfd, struct vnode *n, const struct ds_manifest *m)
 {
 	struct ds_manifest_file mf;
@@ -982,10 +1003,11 @@ static int lookup_snapshot(struct vfs *v, const struct ds_lookup *lk, const stru
 		enum vkind kind;
 	} exts[] = { { ".fidx", VK_IMAGE }, { ".didx", VK_STREAM }, { ".blob", VK_BLOB } };
 	struct ds_manifest *m = NULL;
-	char rel[2048], file[300];
+	char rel[2048], file[300], payload[300];
 	struct vnode *n = NULL;
+	bool pxar_unlisted = false;
 	struct stat st;
-	int fd, r;
+	int fd, r, binds;
 
 	r = vfs_node_snaprel(p, rel, sizeof(rel));
 	if (r < 0)
@@ -996,21 +1018,32 @@ static int lookup_snapshot(struct vfs *v, const struct ds_lookup *lk, const stru
 	r = ds_manifest_load(fd, &m);
 	if (r < 0)
 		m = NULL; /* unfinished: archives may still be there */
-	r = -ENOENT;
-	if (vpxar_files(fd, name, file, file, sizeof(file)) == 0) {
+	binds = vfs_manifest_binds(v, p, m);
+	r = binds < 0 ? binds : -ENOENT;
+	if (r == -ENOENT && vpxar_files(fd, name, file, payload, sizeof(file)) == 0) {
 		/* X.pxar.didx, or the split pair X.mpxar.didx + X.ppxar.didx,
-		 * appear as the directory X.pxar. */
-		n = vfs_child_new(p, VK_PXAR, name);
-		r = n ? vpxar_lookup_root(v, p, name, n) : -ENOMEM;
-		if (n)
-			n->file = strdup(name);
+		 * appear as the directory X.pxar: the snapshot's if the
+		 * manifest lists what it is made of. */
+		pxar_unlisted = binds && (vfs_unlisted(m, rel, file) ||
+					  (payload[0] && vfs_unlisted(m, rel, payload)));
+		if (!pxar_unlisted) {
+			n = vfs_child_new(p, VK_PXAR, name);
+			r = n ? vpxar_lookup_root(v, p, name, n) : -ENOMEM;
+			if (n)
+				n->file = strdup(name);
+		}
 	}
 	for (size_t i = 0; i < DS_ARRAY_SIZE(exts) && r == -ENOENT; i++) {
 		if (ds_path_fmt(file, sizeof(file), "%s%s", name, exts[i].ext) < 0 ||
 		    ds_name_archive(file) < 0 || strcmp(file, DS_MANIFEST_NAME) == 0)
 			continue;
+		/* X.pxar.didx, refused (and logged) just above. */
+		if (pxar_unlisted && exts[i].kind == VK_STREAM)
+			continue;
 		/* As listed: a symlink is not an archive (and never opened). */
 		if (fstatat(fd, file, &st, AT_SYMLINK_NOFOLLOW) < 0 || !S_ISREG(st.st_mode))
+			continue;
+		if (binds && vfs_unlisted(m, rel, file))
 			continue;
 		n = vfs_child_new(p, exts[i].kind, name);
 		if (!n || !(n->file = strdup(file))) {

@@ -197,7 +197,31 @@ static int shown_name(const struct ds_strv *files, const char *f, char *shown, s
 	return 0;
 }
 
-static int list_snapshot(const struct ds_lookup *lk, const struct vnode *p, struct vfs_dir *d)
+/* Leaves out of files those manifest m does not list, when it binds the
+ * snapshot's files (vfs_manifest_binds): as lookup_snapshot does. */
+static int drop_unlisted(struct vfs *v, const struct vnode *p, const char *rel,
+			 const struct ds_manifest *m, struct ds_strv *files)
+{
+	size_t o = 0;
+	int r;
+
+	r = vfs_manifest_binds(v, p, m);
+	if (r <= 0)
+		return r;
+	for (size_t i = 0; i < files->n; i++) {
+		/* Names that are no archive's are not shown anyway. */
+		if (ds_name_archive(files->v[i]) == 0 && vfs_unlisted(m, rel, files->v[i])) {
+			free(files->v[i]);
+			continue;
+		}
+		files->v[o++] = files->v[i];
+	}
+	files->n = o;
+	return 0;
+}
+
+static int list_snapshot(struct vfs *v, const struct ds_lookup *lk, const struct vnode *p,
+			 struct vfs_dir *d)
 {
 	struct ds_manifest *m = NULL;
 	struct ds_strv files = { 0 };
@@ -213,9 +237,18 @@ static int list_snapshot(const struct ds_lookup *lk, const struct vnode *p, stru
 	r = ds_list_snapshot_files(lk, rel, &files, &prot);
 	if (r < 0)
 		return r;
-	ranks = calloc(files.n ? files.n : 1, sizeof(*ranks));
-	if (!ranks)
-		r = -ENOMEM;
+	fd = ds_open_snapshot(lk, rel);
+	if (fd >= 0) {
+		if (ds_manifest_load(fd, &m) < 0)
+			m = NULL;
+		close(fd);
+	}
+	r = drop_unlisted(v, p, rel, m, &files);
+	if (r == 0) {
+		ranks = calloc(files.n ? files.n : 1, sizeof(*ranks));
+		if (!ranks)
+			r = -ENOMEM;
+	}
 	/* Server extension dropped: drive-scsi0.img.fidx → drive-scsi0.img,
 	 * index.json.blob → index.json, client.log.blob → client.log; pxar
 	 * archives (X.pxar.didx or X.mpxar.didx + X.ppxar.didx) are the
@@ -240,13 +273,9 @@ static int list_snapshot(const struct ds_lookup *lk, const struct vnode *p, stru
 		}
 	}
 	free(ranks);
-	fd = ds_open_snapshot(lk, rel);
-	if (fd >= 0) {
-		if (ds_manifest_load(fd, &m) == 0 && ds_manifest_notes(m) && r == 0)
-			r = add(d, p, "notes", S_IFREG);
-		ds_manifest_free(m);
-		close(fd);
-	}
+	if (r == 0 && m && ds_manifest_notes(m))
+		r = add(d, p, "notes", S_IFREG);
+	ds_manifest_free(m);
 	if (r == 0 && prot)
 		r = add(d, p, ".protected", S_IFREG);
 	ds_strv_free(&files);
@@ -313,7 +342,7 @@ int vfs_opendir(struct vfs *v, uint64_t ino, struct vfs_dir **ret)
 		r = list_group(lk, p, d);
 		break;
 	case VK_SNAPSHOT:
-		r = list_snapshot(lk, p, d);
+		r = list_snapshot(v, lk, p, d);
 		if (r == 0)
 			r = list_writing(v, p, d);
 		break;

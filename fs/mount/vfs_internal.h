@@ -242,6 +242,15 @@ char *vfs_other_key(const struct vfs *v, const struct ds_manifest *m);
  * this name. 0 (no key, m NULL, unsigned, another key's, or valid),
  * -EIO with a log line naming what, or -ENOMEM. */
 int vfs_manifest_check(const struct vfs *v, const struct ds_manifest *m, const char *what);
+/* Whether manifest m of snapshot node snap says which files are the
+ * snapshot's: the mount has a key, m is signed with it and the signature
+ * verifies (PBS's client restores only archives such a manifest lists),
+ * and the snapshot is not one this mount makes (its files are on disk a
+ * moment before a manifest names them). 1 or 0 (no log line), or -ENOMEM. */
+int vfs_manifest_binds(struct vfs *v, const struct vnode *snap, const struct ds_manifest *m);
+/* Whether file of snapshot snaprel is left out as one manifest m (that
+ * binds, vfs_manifest_binds) does not list; logs it. */
+bool vfs_unlisted(const struct ds_manifest *m, const char *snaprel, const char *file);
 /* Logs that archive what is encrypted with key fingerprint fp, not the
  * mount's, and returns -EKEYREJECTED. */
 int vfs_key_rejected(const struct vfs *v, const char *what, const char *fp);

@@ -143,6 +143,40 @@ static void test_signature_vector(void **state)
 	ds_crypt_free(c);
 }
 
+/* ds_manifest_verify_quiet answers as ds_manifest_verify, without a log
+ * line; ds_manifest_covers: the listed files, the manifest itself and
+ * client.log.blob. */
+static void test_verify_quiet_and_covers(void **state)
+{
+	struct ds_digest d1 = fill(1);
+	struct ds_crypt *other = fixture_key(), *c = spec_key(); /* may skip: first */
+	struct ds_manifest *m;
+
+	(void)state;
+	assert_int_equal(ds_manifest_new("host", "elsa", 1593179765, &m), 0);
+	assert_int_equal(ds_manifest_set_file(m, "test1.img.fidx", 200, &d1, DS_CRYPT_ENCRYPT), 0);
+	ds_log_set_sink(count_sink, NULL);
+	err_lines = 0;
+	assert_int_equal(ds_manifest_verify_quiet(m, c), -EBADMSG); /* not signed */
+	assert_int_equal(ds_manifest_sign(m, c), 0);
+	assert_int_equal(ds_manifest_verify_quiet(m, c), 0);
+	assert_int_equal(ds_manifest_verify_quiet(m, other), -EKEYREJECTED);
+	assert_int_equal(err_lines, 0);
+	assert_int_equal(ds_manifest_verify(m, other), -EKEYREJECTED);
+	assert_int_equal(err_lines, 1);
+	ds_log_set_sink(NULL, NULL);
+
+	assert_true(ds_manifest_covers(m, "test1.img.fidx"));
+	assert_true(ds_manifest_covers(m, "index.json.blob"));
+	assert_true(ds_manifest_covers(m, "client.log.blob"));
+	assert_false(ds_manifest_covers(m, "test2.img.fidx"));
+	assert_false(ds_manifest_covers(m, "test1.img.didx"));
+	assert_false(ds_manifest_covers(m, "qemu-server.conf.blob"));
+	ds_manifest_free(m);
+	ds_crypt_free(other);
+	ds_crypt_free(c);
+}
+
 /* PBS checks the signature over the JSON as read (spec §4.3: canonical JSON
  * of the manifest without "unprotected" and "signature"), not over the fields
  * its struct keeps: text that parses to the same fields but is not what was
@@ -832,6 +866,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_signature_vector),
+		cmocka_unit_test(test_verify_quiet_and_covers),
 		cmocka_unit_test(test_fingerprint_forms),
 		cmocka_unit_test(test_fixture_roundtrip),
 		cmocka_unit_test(test_fixture_signatures),
