@@ -94,11 +94,16 @@ static int list_group(const struct ds_lookup *lk, const char *ns, const char *ty
 }
 
 /* Logical size of an archive: the manifest's size for indexes, the decoded
- * size for a blob (when it can be decoded). */
+ * size for a blob (when it can be decoded). An archive the manifest does not
+ * list is marked "unlisted" (a mount with the key of a signed manifest does
+ * not show it), but for the manifest itself and client.log.blob, which PBS
+ * never lists. */
 static void print_archive(int snapfd, const char *name, const struct ds_manifest_file *mf)
 {
 	int kind = ds_archive_kind(name);
-	const char *mode = mf ? ds_crypt_mode_name(mf->crypt_mode) : "-";
+	bool unlisted = !mf && strcmp(name, DS_MANIFEST_NAME) != 0 &&
+			strcmp(name, DS_CLIENT_LOG_NAME) != 0;
+	const char *mode = mf ? ds_crypt_mode_name(mf->crypt_mode) : unlisted ? "unlisted" : "-";
 
 	if (kind == DS_ARCHIVE_BLOB) {
 		uint8_t *raw = NULL, *data = NULL;
@@ -108,9 +113,7 @@ static void print_archive(int snapfd, const char *name, const struct ds_manifest
 		if (ds_read_file_at(snapfd, name, DS_MAX_BLOB_SIZE + 64, &raw, &raw_len) == 0)
 			type = ds_blob_type(raw, raw_len);
 		if (type >= 0 && ds_blob_type_encrypted(type)) {
-			printf("%s\tblob\t%zu\tencrypt\n", name, raw_len);
-			if (!mf)
-				mode = "encrypt";
+			printf("%s\tblob\t%zu\t%s\n", name, raw_len, unlisted ? mode : "encrypt");
 		} else if (type >= 0 &&
 			   ds_blob_decode(raw, raw_len, NULL, DS_MAX_BLOB_SIZE, &data, &len) == 0) {
 			printf("%s\tblob\t%zu\t%s\n", name, len, mode);

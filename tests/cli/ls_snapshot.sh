@@ -4,6 +4,8 @@
 # as PBS decides by the manifest's presence): it is listed as a damaged
 # index.json.blob and the reason goes to stderr. An archive the manifest
 # lists but the snapshot lacks is listed as missing, with the manifest's size.
+# One the manifest does not list is "unlisted", a blob as an index (but
+# client.log.blob, which PBS never lists).
 . "$(dirname "$0")/../testlib.bash"
 need_fixtures
 fixture_copy pbs-store-a "$T/store"
@@ -12,6 +14,23 @@ snap=vm/101/2024-03-02T08:02:17Z
 expect_status 0 "$DSFS" ls "$T/store" "$snap"
 grep -qx "drive-scsi0.img.fidx	fidx	23081529	none" "$T/out" || { cat "$T/out"; fail "archive line"; }
 grep -q unfinished "$T/out" && fail "finished snapshot listed as unfinished"
+
+# Unlisted: copies of listed archives under other names, plain and encrypted.
+cp "$T/store/$snap/qemu-server.conf.blob" "$T/store/$snap/plain.conf.blob"
+cp "$T/store/$snap/drive-scsi0.img.fidx" "$T/store/$snap/other.img.fidx"
+enc=ns/prod/vm/201/2024-03-02T11:02:17Z
+cp "$T/store/$enc/qemu-server.conf.blob" "$T/store/$enc/secret.conf.blob"
+expect_status 0 "$DSFS" ls "$T/store" "$snap"
+grep -qx "plain.conf.blob	blob	[0-9]*	unlisted" "$T/out" &&
+	grep -qx "other.img.fidx	fidx	23081529	unlisted" "$T/out" &&
+	grep -qx "qemu-server.conf.blob	blob	[0-9]*	none" "$T/out" &&
+	! grep "client.log.blob" "$T/out" | grep -q unlisted ||
+	{ cat "$T/out"; fail "unlisted archives of $snap"; }
+expect_status 0 "$DSFS" ls "$T/store" "$enc"
+grep -qx "secret.conf.blob	blob	[0-9]*	unlisted" "$T/out" &&
+	grep -qx "qemu-server.conf.blob	blob	[0-9]*	encrypt" "$T/out" &&
+	grep -qx "client.log.blob	blob	[0-9]*	encrypt" "$T/out" ||
+	{ cat "$T/out"; fail "unlisted archives of $enc"; }
 
 printf 'XXXX' | dd of="$T/store/$snap/index.json.blob" bs=1 seek=20 conv=notrunc status=none
 expect_status 0 "$DSFS" ls "$T/store" vm/101
