@@ -995,6 +995,14 @@ static int archive_attrs(struct vfs *v, int snapfd, struct vnode *n, const struc
 	return 0;
 }
 
+static void drop_if_gone(int r, struct vnode **n)
+{
+	if (r == -ENOENT) {
+		vfs_node_free(*n);
+		*n = NULL;
+	}
+}
+
 static int lookup_snapshot(struct vfs *v, const struct ds_lookup *lk, const struct vnode *p,
 			   const char *name, struct vnode **ret)
 {
@@ -1033,6 +1041,9 @@ static int lookup_snapshot(struct vfs *v, const struct ds_lookup *lk, const stru
 				n->file = strdup(name);
 		}
 	}
+	/* Each step below makes a node; one that found nothing after all
+	 * (its file gone since the look at the directory) leaves none. */
+	drop_if_gone(r, &n);
 	for (size_t i = 0; i < DS_ARRAY_SIZE(exts) && r == -ENOENT; i++) {
 		if (ds_path_fmt(file, sizeof(file), "%s%s", name, exts[i].ext) < 0 ||
 		    ds_name_archive(file) < 0 || strcmp(file, DS_MANIFEST_NAME) == 0)
@@ -1052,6 +1063,7 @@ static int lookup_snapshot(struct vfs *v, const struct ds_lookup *lk, const stru
 		}
 		n->mtime = p->mtime;
 		r = archive_attrs(v, fd, n, m);
+		drop_if_gone(r, &n);
 	}
 	if (r == -ENOENT && strcmp(name, "index.json") == 0) {
 		/* The manifest itself, decoded. */
@@ -1062,6 +1074,7 @@ static int lookup_snapshot(struct vfs *v, const struct ds_lookup *lk, const stru
 			n->mtime = p->mtime;
 			r = archive_attrs(v, fd, n, NULL);
 		}
+		drop_if_gone(r, &n);
 	}
 	if (r == -ENOENT && strcmp(name, "notes") == 0) {
 		char *pending = NULL;
