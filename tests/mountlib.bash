@@ -91,3 +91,18 @@ mount_new_snapshot() {
 	SNAP=$M/vm/100/2026-01-01T00:00:00Z
 	mkdir -p "$SNAP"
 }
+
+# signed_fixture: a writable copy of fixture pbs-store-a in $S, its key in
+# $key, $M to mount it on, and four snapshots whose manifests are signed
+# with that key: A and B of vm/201 (encrypted images, blobs), P and Q of
+# host/delta-63 (pxar archives), both in namespace prod.
+signed_fixture() {
+	key=$(fixture_key)
+	S=$T/store
+	M=$T/m
+	fixture_copy pbs-store-a "$S"
+	A=ns/prod/vm/201/2024-03-02T11:02:17Z
+	B=ns/prod/vm/201/2024-03-03T11:02:17Z
+	P=ns/prod/ns/db/host/delta-63/2024-03-02T13:02:17Z
+	Q=ns/prod/ns/db/host/delta-63/2024-03-03T13:02:17Z
+}

@@ -12,14 +12,7 @@
 . "$(dirname "$0")/../mountlib.bash"
 need_fixtures
 need_fuse
-key=$(fixture_key)
-S=$T/store
-M=$T/m
-fixture_copy pbs-store-a "$S"
-A=ns/prod/vm/201/2024-03-02T11:02:17Z
-B=ns/prod/vm/201/2024-03-03T11:02:17Z
-P=ns/prod/ns/db/host/delta-63/2024-03-02T13:02:17Z
-Q=ns/prod/ns/db/host/delta-63/2024-03-03T13:02:17Z
+signed_fixture
 
 # Planted: B's encrypted image index and config blob into A, Q's pxar
 # archive into P (whole, and as the halves of a split one), each under a
@@ -42,15 +35,10 @@ cp "$S/$Q/catalog.pcat1.didx" "$S/$P/split.ppxar.didx"
 for snap in "$A" "$P"; do
 	"$DSFS" cat "$S" "$snap" index.json >"$T/check.json" || fail "cat $snap manifest"
 	python3 - "$key" "$T/check.json" <<'PY' || fail "$snap: manifest check"
-import base64, hashlib, hmac, json, sys
-k = json.load(open(sys.argv[1]))
-assert k["kdf"] is None
-id_key = hashlib.pbkdf2_hmac("sha256", base64.b64decode(k["data"]), b"_id_key", 10)
+import json, sys
+from pbs_manifest import signature_ok
 m = json.load(open(sys.argv[2]))
-sig = m.pop("signature")
-m.pop("unprotected", None)
-canon = json.dumps(m, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
-assert hmac.new(id_key, canon, hashlib.sha256).hexdigest() == sig, "signature"
+assert signature_ok(sys.argv[1], m), "signature"
 names = {f["filename"] for f in m["files"]}
 assert not names & {"evil.img.fidx", "evil.conf.blob", "evil.pxar.didx", "split.mpxar.didx",
                     "split.ppxar.didx", "client.log.blob"}, names
