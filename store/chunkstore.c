@@ -3,6 +3,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -186,6 +187,49 @@ out:
 	return r;
 }
 
+/* The .chunks directory of the datastore at basefd. It may be a link (an
+ * admin's, to another disk), followed only if root made it: the datastore
+ * directory is the backup user's, and dsfs, run as root, makes prefix
+ * directories and chunk files in .chunks and gives them to that user, so a
+ * link of the backup user's had root make them wherever it pointed. The
+ * link is read through a descriptor of its own, whose owner was checked:
+ * one swapped in after the check is never followed. Its target's last
+ * component is not followed either. A descriptor or -errno. */
+static int open_chunks(int basefd, const char *base)
+{
+	char target[PATH_MAX];
+	struct stat st;
+	ssize_t n;
+	int fd, lfd;
+
+	fd = openat(basefd, ".chunks", O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd >= 0 || (errno != ENOTDIR && errno != ELOOP))
+		return fd >= 0 ? fd : -errno;
+	lfd = openat(basefd, ".chunks", O_PATH | O_NOFOLLOW | O_CLOEXEC);
+	if (lfd < 0)
+		return -errno;
+	if (fstat(lfd, &st) < 0 || !S_ISLNK(st.st_mode)) {
+		close(lfd);
+		return -ENOTDIR;
+	}
+	if (st.st_uid != 0) {
+		close(lfd);
+		ds_err("%s/.chunks: a link that root did not make (its owner is uid %u): not "
+		       "followed",
+		       base, (unsigned)st.st_uid);
+		return -ELOOP;
+	}
+	n = readlinkat(lfd, "", target, sizeof(target));
+	close(lfd);
+	if (n < 0)
+		return -errno;
+	if ((size_t)n >= sizeof(target))
+		return -ENAMETOOLONG;
+	target[n] = '\0';
+	fd = openat(basefd, target, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	return fd >= 0 ? fd : -errno;
+}
+
 int ds_chunkstore_open(const char *base, struct ds_chunkstore **ret)
 {
 	struct ds_chunkstore *cs;
@@ -205,9 +249,9 @@ int ds_chunkstore_open(const char *base, struct ds_chunkstore **ret)
 		r = -errno;
 		goto fail;
 	}
-	cs->chunksfd = openat(cs->basefd, ".chunks", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	cs->chunksfd = open_chunks(cs->basefd, base);
 	if (cs->chunksfd < 0) {
-		r = -errno;
+		r = cs->chunksfd;
 		if (r == -ENOENT)
 			ds_err("%s: no .chunks directory, not a datastore", base);
 		goto fail;
