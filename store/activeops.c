@@ -160,6 +160,7 @@ static int modify(const char *dir, const char *store, enum ds_operation op, int 
 		  const int64_t *set)
 {
 	char path[4096], lockpath[4096];
+	const char *lockname;
 	int me = (int)getpid();
 	int64_t mystart = ds_process_starttime(me);
 	uid_t uid; /* (uid_t)-1: no user backup (no PBS here) */
@@ -169,13 +170,14 @@ static int modify(const char *dir, const char *store, enum ds_operation op, int 
 	size_t len, i;
 	char *text = NULL;
 	bool found = false;
-	int lockfd, r;
+	int dirfd, lockfd, r;
 
 	if (mystart < 0)
 		return (int)mystart;
 	if ((r = ds_path_fmt(path, sizeof(path), "%s/%s", dir, store)) < 0 ||
 	    (r = ds_path_fmt(lockpath, sizeof(lockpath), "%s/%s.lock", dir, store)) < 0)
 		return r;
+	lockname = lockpath + strlen(dir) + 1;
 	/* PBS's proxy runs as backup and reads, replaces and flocks these
 	 * files, so what we create is backup's, as PBS makes it (spec §6.5). */
 	ds_backup_user(&uid, &gid);
@@ -194,15 +196,25 @@ static int modify(const char *dir, const char *store, enum ds_operation op, int 
 		if ((r = make_dir(dir, 0770)) < 0 && r != -EEXIST)
 			return r;
 	}
-	/* The directory is the backup user's: a link there is not
-	 * followed (root would give its target to that user), nor is
-	 * anything but a regular file used. */
-	lockfd = open(lockpath, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK, 0660);
-	if (lockfd < 0)
-		return -errno;
+	/* The directory is the backup user's, and so is the one above it
+	 * (/run/proxmox-backup): a link there is not followed (root would
+	 * give its target, or files made in it, to that user), not even in
+	 * place of the directory itself, nor is anything but a regular file
+	 * used. */
+	dirfd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (dirfd < 0)
+		return errno == ELOOP ? -ENOTDIR : -errno;
+	lockfd = openat(dirfd, lockname, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK,
+			0660);
+	if (lockfd < 0) {
+		r = -errno;
+		close(dirfd);
+		return r;
+	}
 	r = regular_fd(lockfd);
 	if (r < 0) {
 		close(lockfd);
+		close(dirfd);
 		return r;
 	}
 	ds_give_to_backup(lockfd, 0660, lockpath);
@@ -211,7 +223,7 @@ static int modify(const char *dir, const char *store, enum ds_operation op, int 
 		ds_err("%s: cannot lock: %s", lockpath, strerror(-r));
 		goto out;
 	}
-	r = ds_read_file_at(AT_FDCWD, path, 16 * DS_MIB, &buf, &len);
+	r = ds_read_file_at(dirfd, store, 16 * DS_MIB, &buf, &len);
 	if (r == 0)
 		arr = json_loadb((const char *)buf, len, 0, NULL);
 	else if (r != -ENOENT)
@@ -269,7 +281,7 @@ static int modify(const char *dir, const char *store, enum ds_operation op, int 
 		goto out;
 	}
 	/* Only root may give a file away. */
-	r = ds_replace_file_owned_at(AT_FDCWD, path, text, strlen(text), 0660,
+	r = ds_replace_file_owned_at(dirfd, store, text, strlen(text), 0660,
 				     geteuid() == 0 ? uid : (uid_t)-1, gid, false);
 out:
 	free(text);
@@ -277,6 +289,7 @@ out:
 	json_decref(arr);
 	free(buf);
 	close(lockfd); /* drops the flock */
+	close(dirfd);
 	return r;
 }
 

@@ -40,6 +40,28 @@ mount_dsfs "$S" "$T/m"
 cmp -s "$T/m/$SNAP/x.conf" "$T/x.conf" || fail "reading with a linked lock file"
 untouched ops "active-operations lock"
 
+# The active-operations directory itself replaced by a link (the directory
+# above it, /run/proxmox-backup, is the backup user's too): nothing is made
+# in the link's target. Not on a host where PBS runs (it uses the directory).
+if [ -e /run/proxmox-backup/proxy.pid ]; then
+	echo "root_symlinks: PBS runs here: the active-operations directory case left out" >&2
+else
+	unmount_dsfs "$T/m"
+	mkdir -m 0700 "$T/rootdir"
+	mv "$OPS" "$OPS.dsfs-test-$$"
+	cleanup_hooks=("rm -f '$OPS'; mv '$OPS.dsfs-test-$$' '$OPS'" "${cleanup_hooks[@]}")
+	ln -s "$T/rootdir" "$OPS"
+	mount_dsfs "$S" "$T/m"
+	cmp -s "$T/m/$SNAP/x.conf" "$T/x.conf" || fail "reading with a linked active-operations directory"
+	[ -z "$(ls -A "$T/rootdir")" ] || fail "made in the link's target: $(ls -A "$T/rootdir")"
+	grep -q "active operations" "$T/mount.log" || fail "not logged: $(cat "$T/mount.log")"
+	unmount_dsfs "$T/m"
+	rm "$OPS"
+	mv "$OPS.dsfs-test-$$" "$OPS"
+	cleanup_hooks=("${cleanup_hooks[@]:1}")
+	mount_dsfs "$S" "$T/m"
+fi
+
 # .protected made through the mount where a link is.
 victim prot
 ln -s "$T/prot" "$S/$SNAP/.protected"
