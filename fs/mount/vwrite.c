@@ -209,8 +209,9 @@ static int session_try(struct vfs *v, struct vstore *st, const char *snaprel,
 	s->st = st;
 	s->snapfd = -1;
 	pthread_mutex_init(&s->blk, NULL);
-	snprintf(s->snaprel, sizeof(s->snaprel), "%s", snaprel);
-	r = ds_writer_acquire(st->ds, &s->w);
+	r = ds_path_fmt(s->snaprel, sizeof(s->snaprel), "%s", snaprel);
+	if (r == 0)
+		r = ds_writer_acquire(st->ds, &s->w);
 	if (r == 0) {
 		s->serial = ds_writer_base_serial(s->w);
 		r = ds_backup_open(s->w, snaprel, v->opt.crypt, &s->b);
@@ -734,8 +735,36 @@ static int apply_notes(struct vfs *v, struct vstore *st, const char *snaprel, co
 		c = created_set_notes(v, st, snaprel, serial, notes, &old);
 		if (c == -ENOMEM)
 			return c;
-		r = session_get(v, st, snaprel, &s);
-		if (r == 0) {
+		/* A session of the snapshot holds its manifest: they go there.
+		 * Without one, none starts meanwhile (sess_mu: it would load
+		 * the manifest) and they go into the manifest on disk under
+		 * the manifest lock alone, as PBS writes notes, or wait in the
+		 * record while there is none. Opening a session for them would
+		 * wait for the group lock, which this mount's session in
+		 * another snapshot of the group holds as long as its files are
+		 * open: the notes were dropped after 30 s. */
+		pthread_mutex_lock(&sess_mu);
+		pthread_mutex_lock(&v->lock);
+		s = session_find(v, st, snaprel, serial);
+		if (s)
+			s->refs++;
+		pthread_mutex_unlock(&v->lock);
+		if (!s) {
+			r = ds_writer_acquire(st->ds, &w);
+			if (r == 0) {
+				r = ds_snapshot_set_notes(w, snaprel, notes);
+				ds_writer_release(w);
+			}
+			if (r == 0 && c == 0) /* in the manifest now */
+				created_set_notes(v, st, snaprel, serial, NULL, NULL);
+			else if (r == -ENOENT)
+				/* No manifest: waiting for the first commit,
+				 * or another's snapshot this mount wrote
+				 * nothing into after all. */
+				r = c == 0 ? 0 : -EROFS;
+		}
+		pthread_mutex_unlock(&sess_mu);
+		if (s) {
 			pthread_mutex_lock(&s->blk);
 			r = ds_backup_set_notes(s->b, notes);
 			finished = ds_backup_has_manifest(s->b);
@@ -744,7 +773,7 @@ static int apply_notes(struct vfs *v, struct vstore *st, const char *snaprel, co
 		if (r < 0 && c == 0)
 			created_set_notes(v, st, snaprel, serial, old, NULL); /* as they were */
 		free(old);
-		if (r == 0 && (finished || c == -ENOENT)) {
+		if (s && r == 0 && (finished || c == -ENOENT)) {
 			if (c == 0)
 				created_set_notes(v, st, snaprel, serial, NULL, NULL);
 			r = session_commit(s);
