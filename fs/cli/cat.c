@@ -1,9 +1,12 @@
 /* dsfs cat: an archive's decoded content to stdout. */
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "fs/cli/cli.h"
@@ -72,12 +75,35 @@ out:
 	return r;
 }
 
-/* *said: the error returned was reported already. */
+/* Whether stdout is a regular file that this output may leave holes in: no
+ * O_APPEND (a write would go to the end, not after the hole), and written at
+ * its end, so that what is skipped is past the end and reads as zeros. */
+static bool sparse_output(void)
+{
+	struct stat st;
+	off_t at;
+	int fl = fcntl(STDOUT_FILENO, F_GETFL);
+
+	if (fl < 0 || (fl & O_APPEND) || fstat(STDOUT_FILENO, &st) < 0 || !S_ISREG(st.st_mode))
+		return false;
+	at = lseek(STDOUT_FILENO, 0, SEEK_CUR);
+	return at >= 0 && at == st.st_size;
+}
+
+static bool all_zero(const uint8_t *p, size_t len)
+{
+	return len == 0 || (p[0] == 0 && memcmp(p, p + 1, len - 1) == 0);
+}
+
+/* *said: the error returned was reported already. Into a regular file, a
+ * chunk of zeros is a hole (as cp --sparse=auto leaves it), the file's size
+ * set at the end. */
 static int cat_index(const struct ds_reader *rd, int snapfd, const char *name,
 		     const struct ds_manifest_file *mf, const struct ds_crypt *c, bool *said)
 {
 	struct ds_index *idx;
 	uint8_t *buf = NULL;
+	bool sparse, hole = false;
 	int r;
 
 	r = ds_index_open(snapfd, name, &idx);
@@ -98,6 +124,7 @@ static int cat_index(const struct ds_reader *rd, int snapfd, const char *name,
 		r = -ENOMEM;
 		goto out;
 	}
+	sparse = sparse_output();
 	for (size_t i = 0; i < ds_index_count(idx); i++) {
 		struct ds_index_chunk ch;
 		size_t len;
@@ -112,9 +139,24 @@ static int cat_index(const struct ds_reader *rd, int snapfd, const char *name,
 			*said = true;
 			goto out;
 		}
+		if (sparse && all_zero(buf, len)) {
+			if (lseek(STDOUT_FILENO, (off_t)len, SEEK_CUR) < 0) {
+				r = -errno;
+				goto out;
+			}
+			hole = true;
+			continue;
+		}
+		hole = false;
 		r = ds_write_all(STDOUT_FILENO, buf, len);
 		if (r < 0)
 			goto out;
+	}
+	if (hole) {
+		off_t end = lseek(STDOUT_FILENO, 0, SEEK_CUR);
+
+		if (end < 0 || ftruncate(STDOUT_FILENO, end) < 0)
+			r = -errno;
 	}
 out:
 	free(buf);
