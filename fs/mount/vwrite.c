@@ -69,7 +69,7 @@ struct vwopen {
 	int err;                 /* sticky: the archive is abandoned */
 	_Atomic uint64_t size;   /* archives: as written so far */
 	unsigned refs;           /* open handles; vfs->lock */
-	bool finishing;          /* vfs->lock */
+	bool finishing;          /* being committed, or notes being loaded; vfs->lock */
 	struct vwopen *snext;    /* in ss->files */
 };
 
@@ -791,6 +791,32 @@ static int apply_notes(struct vfs *v, struct vstore *st, const char *snaprel, co
 	return r == -ENOENT ? -EROFS : r;
 }
 
+/* The snapshot's current notes into wo's buffer: the manifest's, or those
+ * waiting in this mount's record for the first commit. */
+static void notes_load(struct vfs *v, struct vwopen *wo)
+{
+	struct ds_lookup *lk;
+	struct ds_manifest *m = NULL;
+	int fd, r = ds_lookup_acquire(wo->st->ds, &lk);
+
+	if (r < 0)
+		return;
+	fd = ds_open_snapshot(lk, wo->snaprel);
+	if (fd >= 0) {
+		r = ds_manifest_load(fd, &m);
+		if (r == 0 && ds_manifest_notes(m))
+			wo->buf = strdup(ds_manifest_notes(m));
+		else if (r == -ENOENT) /* waiting for the first commit */
+			created_notes(v, wo->st, wo->snaprel,
+				      ds_datastore_base_serial(wo->st->ds), &wo->buf);
+		wo->len = wo->buf ? strlen(wo->buf) : 0;
+		atomic_store(&wo->size, wo->len);
+		ds_manifest_free(m);
+		close(fd);
+	}
+	ds_lookup_release(lk);
+}
+
 int vwo_notes(struct vfs *v, struct vnode *n, bool trunc, struct vwopen **ret)
 {
 	char rel[1100];
@@ -801,32 +827,11 @@ int vwo_notes(struct vfs *v, struct vnode *n, bool trunc, struct vwopen **ret)
 	wo = wo_new(WO_NOTES, n->st, rel, "notes", n->ino);
 	if (!wo)
 		return -ENOMEM;
-	if (!trunc) {
-		/* O_APPEND and in-place edits start from the current notes. */
-		struct ds_lookup *lk;
-		struct ds_manifest *m = NULL;
-		int fd, r = ds_lookup_acquire(n->st->ds, &lk);
-
-		if (r == 0) {
-			fd = ds_open_snapshot(lk, rel);
-			if (fd >= 0) {
-				r = ds_manifest_load(fd, &m);
-				if (r == 0 && ds_manifest_notes(m))
-					wo->buf = strdup(ds_manifest_notes(m));
-				else if (r == -ENOENT) /* waiting for the first commit */
-					created_notes(v, n->st, rel,
-						      ds_datastore_base_serial(n->st->ds),
-						      &wo->buf);
-				wo->len = wo->buf ? strlen(wo->buf) : 0;
-				atomic_store(&wo->size, wo->len);
-				ds_manifest_free(m);
-				close(fd);
-			}
-			ds_lookup_release(lk);
-		}
-	}
 	/* Every handle on the notes shares one buffer (readers see what was
-	 * written before its release committed it). */
+	 * written before its release committed it). The current notes are
+	 * read only once no release of them is running (join_locked waits),
+	 * or they would be the ones from before it, which this buffer would
+	 * then write back over its notes. */
 	pthread_mutex_lock(&v->lock);
 	if (join_locked(v, n, ret) == 0) {
 		pthread_mutex_unlock(&v->lock);
@@ -834,6 +839,18 @@ int vwo_notes(struct vfs *v, struct vnode *n, bool trunc, struct vwopen **ret)
 		return trunc ? vwo_truncate(*ret, 0) : 0;
 	}
 	n->wo = wo;
+	if (!trunc) {
+		/* O_APPEND and in-place edits start from the current notes.
+		 * Meanwhile other opens wait (vwo_wait) rather than share a
+		 * buffer still empty; stat shows the size last known. */
+		wo->finishing = true;
+		atomic_store(&wo->size, n->size);
+		pthread_mutex_unlock(&v->lock);
+		notes_load(v, wo);
+		pthread_mutex_lock(&v->lock);
+		wo->finishing = false;
+		pthread_cond_broadcast(&v->wcond);
+	}
 	pthread_mutex_unlock(&v->lock);
 	*ret = wo;
 	return 0;
