@@ -1256,30 +1256,51 @@ void vfs_node_publish(struct vfs *v, struct vnode *n, struct vfs_entry *ret)
 	vfs_node_free(dup);
 }
 
-/* A file being written into snapshot p (not on disk under its name yet). */
-static bool lookup_writing(struct vfs *v, const struct vnode *p, const char *name,
-			   struct vfs_entry *ret)
+/* The node of file name in snapshot p while it is being written (an
+ * archive not on disk under its name yet, or notes not in the manifest
+ * yet), else NULL; once wait, after a commit in progress. Lock held. */
+static struct vnode *writing_child_locked(struct vfs *v, const struct vnode *p, const char *name,
+					  bool wait)
 {
 	char path[4096], key[VSTORE_KEY_LEN];
 	struct vnode *n;
-	bool found = false;
 
 	if (ds_path_fmt(path, sizeof(path), "%s%s%s", p->path, *p->path ? "/" : "", name) < 0)
-		return false;
-	pthread_mutex_lock(&v->lock);
+		return NULL;
 	vstore_key(p->st, key);
 	n = table_find(v, vfs_node_id(vfs_path_ino(key, path), p->gen));
-	if (n && n->kind == VK_WFILE && strcmp(n->path, path) == 0) {
-		/* Being committed: wait, then look it up as the archive. */
+	if (!n || (n->kind != VK_WFILE && n->kind != VK_SNOTES) || strcmp(n->path, path) != 0)
+		return NULL;
+	if (wait)
 		vwo_wait(v, n);
-		if (n->kind == VK_WFILE && n->wo) {
-			n->nlookup++;
-			fill_entry(n, ret);
-			found = true;
-		}
+	return n->wo ? n : NULL;
+}
+
+bool vfs_writing_child(struct vfs *v, const struct vnode *p, const char *name)
+{
+	bool r;
+
+	pthread_mutex_lock(&v->lock);
+	r = writing_child_locked(v, p, name, false) != NULL;
+	pthread_mutex_unlock(&v->lock);
+	return r;
+}
+
+/* A file being written into snapshot p. */
+static bool lookup_writing(struct vfs *v, const struct vnode *p, const char *name,
+			   struct vfs_entry *ret)
+{
+	struct vnode *n;
+
+	pthread_mutex_lock(&v->lock);
+	/* Being committed: wait, then look it up as what it is now. */
+	n = writing_child_locked(v, p, name, true);
+	if (n) {
+		n->nlookup++;
+		fill_entry(n, ret);
 	}
 	pthread_mutex_unlock(&v->lock);
-	return found;
+	return n != NULL;
 }
 
 /* vfs_lookup of name in p; in a pxar directory, when d is not NULL, of its

@@ -303,6 +303,15 @@ static int list_writing(struct vfs *v, const struct vnode *p, struct vfs_dir *d)
 			r = add(d, p, names.v[i], S_IFREG);
 	}
 	ds_strv_free(&names);
+	/* Notes open for writing: found by name (vfs_lookup), so listed. */
+	if (r == 0 && vfs_writing_child(v, p, "notes")) {
+		bool listed = false;
+
+		for (size_t k = 0; k < d->n && !listed; k++)
+			listed = strcmp(d->ents[k].name, "notes") == 0;
+		if (!listed)
+			r = add(d, p, "notes", S_IFREG);
+	}
 	return r;
 }
 

@@ -251,6 +251,9 @@ int vfs_manifest_binds(struct vfs *v, const struct vnode *snap, const struct ds_
 /* Whether file of snapshot snaprel is left out as one manifest m (that
  * binds, vfs_manifest_binds) does not list; logs it. */
 bool vfs_unlisted(const struct ds_manifest *m, const char *snaprel, const char *file);
+/* Whether file name of snapshot p is being written here: an archive, or
+ * notes (also those a create made, which no manifest holds yet). */
+bool vfs_writing_child(struct vfs *v, const struct vnode *p, const char *name);
 /* Logs that archive what is encrypted with key fingerprint fp, not the
  * mount's, and returns -EKEYREJECTED. */
 int vfs_key_rejected(const struct vfs *v, const char *what, const char *fp);
