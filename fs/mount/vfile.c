@@ -799,12 +799,12 @@ ssize_t vfs_write(struct vfile *f, const void *buf, size_t len, uint64_t off)
 
 int vfs_fsync(struct vfile *f)
 {
-	return f->wo ? vwo_fsync(f->wo) : 0;
+	return f->wo ? vwo_fsync(f->v, f->wo) : 0;
 }
 
 int vfs_flush(struct vfile *f)
 {
-	return f->wo ? vwo_flush(f->wo) : 0;
+	return f->wo ? vwo_flush(f->v, f->wo) : 0;
 }
 
 bool vfs_flush_reports(const struct vfile *f)

@@ -295,8 +295,8 @@ ssize_t vwo_write(struct vfs *v, struct vwopen *wo, const void *buf, size_t len,
 		  bool append);
 ssize_t vwo_read(struct vwopen *wo, void *buf, size_t len, uint64_t off);
 int vwo_truncate(struct vwopen *wo, uint64_t size);
-int vwo_flush(struct vwopen *wo);
-int vwo_fsync(struct vwopen *wo);
+int vwo_flush(struct vfs *v, struct vwopen *wo);
+int vwo_fsync(struct vfs *v, struct vwopen *wo);
 void vwo_release(struct vfs *v, struct vwopen *wo);
 /* Notes handle for a snapshot's "notes" (trunc: start empty). */
 int vwo_notes(struct vfs *v, struct vnode *n, bool trunc, struct vwopen **ret);

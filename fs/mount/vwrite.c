@@ -666,9 +666,9 @@ int vwo_truncate(struct vwopen *wo, uint64_t size)
 	return -EINVAL;
 }
 
-int vwo_fsync(struct vwopen *wo)
+int vwo_fsync(struct vfs *v, struct vwopen *wo)
 {
-	int r = vwo_flush(wo);
+	int r = vwo_flush(v, wo);
 
 	if (r < 0 || wo->kind != WO_ARCHIVE)
 		return r;
@@ -698,7 +698,41 @@ static int notes_check(struct vwopen *wo)
 	return r;
 }
 
-int vwo_flush(struct vwopen *wo)
+/* Whether the notes of snapshot snaprel can be written: into a manifest
+ * this mount writes or will write (a snapshot it made or writes into), or
+ * into the one on disk. An unfinished snapshot of someone else (a backup in
+ * progress, or abandoned) has none, and this mount may not make one:
+ * -EROFS, as for creating a file there. */
+static int notes_refusal(struct vfs *v, struct vstore *st, const char *snaprel)
+{
+	struct ds_lookup *lk;
+	bool owned;
+	int fd, r;
+
+	pthread_mutex_lock(&v->lock);
+	owned = owned_locked(v, st, snaprel, ds_datastore_base_serial(st->ds));
+	pthread_mutex_unlock(&v->lock);
+	if (owned)
+		return 0;
+	r = ds_lookup_acquire(st->ds, &lk);
+	if (r < 0)
+		return r;
+	fd = ds_open_snapshot(lk, snaprel);
+	if (fd < 0) {
+		r = fd;
+	} else {
+		if (faccessat(fd, DS_MANIFEST_NAME, F_OK, AT_SYMLINK_NOFOLLOW) < 0)
+			r = errno == ENOENT ? -EROFS : -errno;
+		close(fd);
+	}
+	ds_lookup_release(lk);
+	if (r == -EROFS)
+		ds_err("%s/%s: unfinished and not made by this mount: its notes cannot be written",
+		       st->name, snaprel);
+	return r;
+}
+
+int vwo_flush(struct vfs *v, struct vwopen *wo)
 {
 	int r = wo_err(wo);
 
@@ -708,6 +742,13 @@ int vwo_flush(struct vwopen *wo)
 	 * what the manifest would refuse there is reported here. */
 	if (r == 0 && wo->kind == WO_NOTES)
 		r = notes_check(wo);
+	/* A snapshot that lost its manifest since the open (forgotten): the
+	 * notes are refused for good, the release leaves them. */
+	if (r == 0 && wo->kind == WO_NOTES) {
+		r = notes_refusal(v, wo->st, wo->snaprel);
+		if (r < 0)
+			wo_fail(wo, r);
+	}
 	return r;
 }
 
@@ -821,9 +862,13 @@ int vwo_notes(struct vfs *v, struct vnode *n, bool trunc, struct vwopen **ret)
 {
 	char rel[1100];
 	struct vwopen *wo;
+	int r;
 
 	if (vfs_node_snaprel(n, rel, sizeof(rel)) < 0)
 		return -EINVAL;
+	r = notes_refusal(v, n->st, rel);
+	if (r < 0)
+		return r;
 	wo = wo_new(WO_NOTES, n->st, rel, "notes", n->ino);
 	if (!wo)
 		return -ENOMEM;
@@ -1349,7 +1394,9 @@ int vfs_create(struct vfs *v, uint64_t parent, const char *name, struct vfs_entr
 			wo = wo_new(WO_NULL, p->st, rel, name, 0);
 	} else if (strcmp(name, "notes") == 0) {
 		kind = VK_SNOTES;
-		wo = wo_new(WO_NOTES, p->st, rel, name, 0);
+		r = notes_refusal(v, p->st, rel);
+		if (r == 0)
+			wo = wo_new(WO_NOTES, p->st, rel, name, 0);
 	} else {
 		kind = VK_WFILE;
 		r = create_archive(v, p, w, rel, name, &wo);
