@@ -178,6 +178,21 @@ int vwrite_pending_notes(struct vfs *v, const struct vstore *st, const char *sna
 	return created_notes(v, st, snaprel, ds_datastore_base_serial(st->ds), ret);
 }
 
+/* The session of snapshot snaprel, with a reference for the caller
+ * (session_put), or NULL. vfs->lock taken here. */
+static struct vsession *session_find_ref(struct vfs *v, struct vstore *st, const char *snaprel,
+					 uint64_t serial)
+{
+	struct vsession *s;
+
+	pthread_mutex_lock(&v->lock);
+	s = session_find(v, st, snaprel, serial);
+	if (s)
+		s->refs++;
+	pthread_mutex_unlock(&v->lock);
+	return s;
+}
+
 /* A reference to the session of snapshot snaprel in the store's current
  * directory, opened if needed. A session in a directory the store had
  * before a path change is left to its files: its snapshot is another one
@@ -191,11 +206,7 @@ static int session_try(struct vfs *v, struct vstore *st, const char *snaprel,
 	int r;
 
 	pthread_mutex_lock(&sess_mu);
-	pthread_mutex_lock(&v->lock);
-	s = session_find(v, st, snaprel, serial);
-	if (s)
-		s->refs++;
-	pthread_mutex_unlock(&v->lock);
+	s = session_find_ref(v, st, snaprel, serial);
 	if (s) {
 		pthread_mutex_unlock(&sess_mu);
 		*ret = s;
@@ -785,11 +796,7 @@ static int apply_notes(struct vfs *v, struct vstore *st, const char *snaprel, co
 		 * another snapshot of the group holds as long as its files are
 		 * open: the notes were dropped after 30 s. */
 		pthread_mutex_lock(&sess_mu);
-		pthread_mutex_lock(&v->lock);
-		s = session_find(v, st, snaprel, serial);
-		if (s)
-			s->refs++;
-		pthread_mutex_unlock(&v->lock);
+		s = session_find_ref(v, st, snaprel, serial);
 		if (!s) {
 			r = ds_writer_acquire(st->ds, &w);
 			if (r == 0) {
