@@ -92,6 +92,14 @@ mount_new_snapshot() {
 	mkdir -p "$SNAP"
 }
 
+# mount_finished_snapshot: mount_new_snapshot, with one archive (f.txt)
+# committed, so the snapshot has its manifest.
+mount_finished_snapshot() {
+	mount_new_snapshot
+	echo data >"$SNAP/f.txt"
+	wait_until "first commit" test -e "$S/vm/100/2026-01-01T00:00:00Z/index.json.blob"
+}
+
 # signed_fixture: a writable copy of fixture pbs-store-a in $S, its key in
 # $key, $M to mount it on, and four snapshots whose manifests are signed
 # with that key: A and B of vm/201 (encrypted images, blobs), P and Q of

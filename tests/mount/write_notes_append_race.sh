@@ -12,9 +12,7 @@
 . "$(dirname "$0")/../testlib.bash"
 . "$(dirname "$0")/../mountlib.bash"
 need_fuse
-mount_new_snapshot
-echo data >"$SNAP/f.txt"
-wait_until "first commit" test -e "$S/vm/100/2026-01-01T00:00:00Z/index.json.blob"
+mount_finished_snapshot
 timeout 200 python3 - "$SNAP/notes" "${ROUNDS:-50}" <<'EOF2' || fail "lost notes"
 import os, sys, threading, time
 path, rounds = sys.argv[1], int(sys.argv[2])

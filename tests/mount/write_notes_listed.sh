@@ -6,9 +6,7 @@
 . "$(dirname "$0")/../testlib.bash"
 . "$(dirname "$0")/../mountlib.bash"
 need_fuse
-mount_new_snapshot
-echo data >"$SNAP/f.txt"
-wait_until "first commit" test -e "$S/vm/100/2026-01-01T00:00:00Z/index.json.blob"
+mount_finished_snapshot
 SNAP2=$M/vm/100/2026-01-02T00:00:00Z
 mkdir "$SNAP2"
 # a finished snapshot without notes, and one waiting for its first archive

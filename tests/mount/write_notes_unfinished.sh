@@ -8,9 +8,7 @@
 . "$(dirname "$0")/../testlib.bash"
 . "$(dirname "$0")/../mountlib.bash"
 need_fuse
-mount_new_snapshot
-echo data >"$SNAP/f.txt"
-wait_until "first commit" test -e "$S/vm/100/2026-01-01T00:00:00Z/index.json.blob"
+mount_finished_snapshot
 unmount_dsfs "$M"
 # another writer's snapshot in progress: a directory with an archive and no manifest
 other=vm/100/2026-01-05T00:00:00Z
