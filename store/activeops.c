@@ -159,8 +159,7 @@ static int lock_with_timeout(int fd)
 static int modify(const char *dir, const char *store, enum ds_operation op, int delta,
 		  const int64_t *set)
 {
-	char path[4096], lockpath[4096];
-	const char *lockname;
+	char path[4096], lockpath[4096], lockname[4096];
 	int me = (int)getpid();
 	int64_t mystart = ds_process_starttime(me);
 	uid_t uid; /* (uid_t)-1: no user backup (no PBS here) */
@@ -175,9 +174,9 @@ static int modify(const char *dir, const char *store, enum ds_operation op, int 
 	if (mystart < 0)
 		return (int)mystart;
 	if ((r = ds_path_fmt(path, sizeof(path), "%s/%s", dir, store)) < 0 ||
-	    (r = ds_path_fmt(lockpath, sizeof(lockpath), "%s/%s.lock", dir, store)) < 0)
+	    (r = ds_path_fmt(lockpath, sizeof(lockpath), "%s/%s.lock", dir, store)) < 0 ||
+	    (r = ds_path_fmt(lockname, sizeof(lockname), "%s.lock", store)) < 0)
 		return r;
-	lockname = lockpath + strlen(dir) + 1;
 	/* PBS's proxy runs as backup and reads, replaces and flocks these
 	 * files, so what we create is backup's, as PBS makes it (spec §6.5). */
 	ds_backup_user(&uid, &gid);
