@@ -53,7 +53,7 @@ proc_state() { sed 's/.*) //' "/proc/$1/stat" 2>/dev/null | cut -d' ' -f1; }
 
 # The watchdog. A test that hangs (a request its daemon never answers, a
 # FIFO that nobody opens) fails after DSFS_TEST_TIMEOUT seconds (300; the
-# slowest test takes under 60 s under ASan) and does not hang the suite:
+# slowest test, mount/write, takes about 70 s) and does not hang the suite:
 # neither ctest's timeout nor SIGKILL ends a process whose FUSE request the
 # daemon has taken, nor a daemon with a thread waiting in the kernel for
 # such a process. It prints what is stuck (kernel stacks, the daemons'
