@@ -394,19 +394,23 @@ static bool in_snapshot(const struct vnode *n, char *rel, size_t len)
 	return n->st && n->time[0] && vfs_node_snaprel(n, rel, len) == 0;
 }
 
+/* owned_locked in the store's current directory; takes the lock. */
+static bool owned(struct vfs *v, const struct vstore *st, const char *snaprel)
+{
+	uint64_t serial = ds_datastore_base_serial(st->ds);
+	bool r;
+
+	pthread_mutex_lock(&v->lock);
+	r = owned_locked(v, st, snaprel, serial);
+	pthread_mutex_unlock(&v->lock);
+	return r;
+}
+
 bool vwrite_owned(struct vfs *v, const struct vnode *n)
 {
 	char rel[1100];
-	uint64_t serial;
-	bool r;
 
-	if (!in_snapshot(n, rel, sizeof(rel)))
-		return false;
-	serial = ds_datastore_base_serial(n->st->ds);
-	pthread_mutex_lock(&v->lock);
-	r = owned_locked(v, n->st, rel, serial);
-	pthread_mutex_unlock(&v->lock);
-	return r;
+	return in_snapshot(n, rel, sizeof(rel)) && owned(v, n->st, rel);
 }
 
 bool vwrite_holds_lock(struct vfs *v, const struct vnode *n)
@@ -717,13 +721,9 @@ static int notes_check(struct vwopen *wo)
 static int notes_refusal(struct vfs *v, struct vstore *st, const char *snaprel)
 {
 	struct ds_lookup *lk;
-	bool owned;
 	int fd, r;
 
-	pthread_mutex_lock(&v->lock);
-	owned = owned_locked(v, st, snaprel, ds_datastore_base_serial(st->ds));
-	pthread_mutex_unlock(&v->lock);
-	if (owned)
+	if (owned(v, st, snaprel))
 		return 0;
 	r = ds_lookup_acquire(st->ds, &lk);
 	if (r < 0)
@@ -770,13 +770,14 @@ static int apply_notes(struct vfs *v, struct vstore *st, const char *snaprel, co
 	uint64_t serial = ds_datastore_base_serial(st->ds);
 	struct vsession *s = NULL;
 	struct ds_writer *w;
-	bool owned;
+	bool mine;
 	int r;
 
+	/* One serial for the check and the record below. */
 	pthread_mutex_lock(&v->lock);
-	owned = owned_locked(v, st, snaprel, serial);
+	mine = owned_locked(v, st, snaprel, serial);
 	pthread_mutex_unlock(&v->lock);
-	if (owned) {
+	if (mine) {
 		char *old = NULL;
 		bool finished = false;
 		int c;
