@@ -915,14 +915,16 @@ bool vfs_unlisted(const struct ds_manifest *m, const char *snaprel, const char *
 	return true;
 }
 
-static int archive_attrs(struct vfs *v, int snapfd, struct vnode *n, const struct ds_manifest *m)
+/* verified: m's signature was found to match the mount's key already. */
+static int archive_attrs(struct vfs *v, int snapfd, struct vnode *n, const struct ds_manifest *m,
+			 bool verified)
 {
 	struct ds_manifest_file mf;
 	bool listed;
 	int r;
 
 	listed = m && ds_manifest_find(m, n->file, &mf) == 0;
-	if (listed) {
+	if (listed && !verified) {
 		r = vfs_manifest_check(v, m, n->path);
 		if (r < 0)
 			return r;
@@ -1062,7 +1064,7 @@ static int lookup_snapshot(struct vfs *v, const struct ds_lookup *lk, const stru
 			break;
 		}
 		n->mtime = p->mtime;
-		r = archive_attrs(v, fd, n, m);
+		r = archive_attrs(v, fd, n, m, binds == 1);
 		drop_if_gone(r, &n);
 	}
 	if (r == -ENOENT && strcmp(name, "index.json") == 0) {
@@ -1072,7 +1074,7 @@ static int lookup_snapshot(struct vfs *v, const struct ds_lookup *lk, const stru
 			r = -ENOMEM;
 		else {
 			n->mtime = p->mtime;
-			r = archive_attrs(v, fd, n, NULL);
+			r = archive_attrs(v, fd, n, NULL, false);
 		}
 		drop_if_gone(r, &n);
 	}
