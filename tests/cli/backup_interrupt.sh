@@ -13,9 +13,15 @@ for sig in INT TERM HUP; do
 	time=2025-01-01T00:00:0${n}Z
 	rm -f "$T/fifo"
 	mkfifo "$T/fifo"
-	head -c $((12 << 20)) /dev/urandom >"$T/part"
+	# 40 MiB: the chunker cuts at 16 MiB at the latest (4 x the 4 MiB
+	# average), so at least two chunks are written whatever the bytes. With
+	# 12 MiB, about one round in sixty had no cut at all (e^-4.1: a cut is
+	# 3 in 8 Mi per byte past the 1 MiB minimum), and the wait below ran
+	# its 600 rounds of a half-second find over 65536 directories: past
+	# the watchdog's 300 s in CI.
+	head -c $((40 << 20)) /dev/urandom >"$T/part"
 	before=$(find "$S/.chunks" -type f | wc -l)
-	# The source delivers 12 MiB, then stalls (kept open) as a slow one
+	# The source delivers 40 MiB, then stalls (kept open) as a slow one
 	# does, for longer than a loaded machine (ASan, ctest -j) takes to get
 	# here: with 30 s the backup once reached the end and exited before
 	# the signal. It is killed below.
@@ -26,11 +32,13 @@ for sig in INT TERM HUP; do
 	env --default-signal=INT "$DSFS" backup "$S" vm/100 --time "$time" \
 		data.didx="$T/fifo" >"$T/out" 2>"$T/err" &
 	pid=$!
-	# wait until chunks of this run are on disk (the backup is under way)
-	for i in $(seq 600); do
-		[ "$(find "$S/.chunks" -type f | wc -l)" -gt "$before" ] && break
-		sleep 0.1
+	# wait until chunks of this run are on disk (the backup is under way);
+	# bounded in time, not in rounds, as each round is a find
+	end=$((SECONDS + 120))
+	while [ "$(find "$S/.chunks" -type f | wc -l)" -le "$before" ] && [ "$SECONDS" -lt "$end" ]; do
+		sleep 0.2
 	done
+	[ "$(find "$S/.chunks" -type f | wc -l)" -gt "$before" ] || fail "SIG$sig: no chunk written in 120 s: $(cat "$T/err")"
 	[ -d "$S/vm/100/$time" ] || fail "SIG$sig: the backup did not start"
 	kill -s "$sig" "$pid"
 	rc=0

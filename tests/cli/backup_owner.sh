@@ -40,7 +40,7 @@ for f in "$g/owner" "$snap/index.json.blob" "$snap/drive-scsi0.img.fidx" \
 	"$snap/data.didx" "$snap/qemu-server.conf.blob"; do
 	[ "$(stat -c %a "$S/$f")" = 644 ] || fail "$f has mode $(stat -c %a "$S/$f")"
 done
-chunk=$(find "$S/.chunks" -type f | head -1)
+chunk=$(find "$S/.chunks" -type f -print -quit)
 [ -n "$chunk" ] || fail "no chunk written"
 [ "$(stat -c %a "$chunk")" = 644 ] || fail "chunk has mode $(stat -c %a "$chunk")"
 

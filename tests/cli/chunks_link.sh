@@ -18,7 +18,7 @@ ln -s "$T/disk2/chunks" "$S/.chunks"
 	fail "backup through root's link"
 "$DSFS" cat "$S" vm/1/2026-01-01T00:00:00Z disk.img >"$T/back.img" || fail "cat through root's link"
 cmp -s "$T/disk.img" "$T/back.img" || fail "cat through root's link: other bytes"
-[ -n "$(find "$T/disk2/chunks" -type f | head -1)" ] || fail "no chunk on the other disk"
+[ -n "$(find "$T/disk2/chunks" -type f -print -quit)" ] || fail "no chunk on the other disk"
 
 # The backup user's link to a directory of root's: not followed, nothing
 # made there.

@@ -19,7 +19,7 @@ head -c 300000 /dev/urandom >"$T/disk.img"
 G=$S/vm/555
 mkdir "$G/2025-01-02T00:00:00Z"
 rm "$G/owner"
-chunkfile=$(find "$S/.chunks" -type f | head -1)
+chunkfile=$(find "$S/.chunks" -type f -print -quit)
 rm "$chunkfile"
 fifos=("$G/owner" "$G/2025-01-02T00:00:00Z/index.json.blob"
 	"$G/2025-01-02T00:00:00Z/x.conf.blob" "$chunkfile")

@@ -5,7 +5,7 @@
 # tests/failcalloc.c: calloc(1024, 1) is the set's first allocation.
 . "$(dirname "$0")/../testlib.bash"
 [ -n "${DSFS_FAILCALLOC:-}" ] && [ -e "$DSFS_FAILCALLOC" ] || { echo "SKIP: no failcalloc shim" >&2; exit 77; }
-ldd "$DSFS" | grep -q libasan && { echo "SKIP: sanitizer build: the shim cannot come first" >&2; exit 77; }
+sanitized "$DSFS" && { echo "SKIP: sanitizer build: the shim cannot come first" >&2; exit 77; }
 S=$T/store
 "$DSFS" init "$S" >/dev/null
 head -c 300000 /dev/urandom >"$T/f"

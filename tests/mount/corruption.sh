@@ -22,7 +22,7 @@ fixture_copy pbs-store-a "$T/store"
 key=$(fixture_key)
 mkdir -p "$T/m"
 cleanup_hooks+=("fusermount3 -u '$T/m' 2>/dev/null || fusermount3 -uz '$T/m' 2>/dev/null")
-if [ -z "${DSFS_CORRUPTION_TRIALS:-}" ] && ldd "$MOUNT_DSFS" 2>/dev/null | grep -q libasan; then
+if [ -z "${DSFS_CORRUPTION_TRIALS:-}" ] && sanitized "$MOUNT_DSFS"; then
 	export DSFS_CORRUPTION_TRIALS=60
 fi
 STORE=$T/store KEY=$key FIX=$FIX T=$T \

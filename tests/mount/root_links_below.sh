@@ -55,7 +55,7 @@ unmount_dsfs "$T/m1"
 outside t2
 bare_store "$T/learn" "$T/s2"
 "$DSFS" backup --time 2026-01-01T00:00:00Z "$T/learn" vm/1 disk.img="$T/disk.img" >/dev/null
-prefix=$(cd "$T/learn/.chunks" && find . -type f | head -n1 | cut -d/ -f2)
+prefix=$(cd "$T/learn/.chunks" && find . -type f -print -quit | cut -d/ -f2)
 [ -n "$prefix" ] || fail "no chunk written to learn its prefix"
 ln -s "$T/t2" "$T/s2/.chunks/$prefix"
 "$DSFS" backup --time 2026-01-01T00:00:00Z "$T/s2" vm/1 disk.img="$T/disk.img" >/dev/null 2>&1 &&
