@@ -1120,22 +1120,32 @@ static int unlink_files(int fd, bool (*match)(const char *name), unsigned *ret_n
 int ds_snapshot_forget(const struct ds_writer *w, const char *snaprel)
 {
 	const char *store = ds_lookup_store(ds_writer_lookup(w));
-	struct ds_lock *l = NULL;
+	struct ds_lock *l = NULL, *ml = NULL;
 	struct stat st;
 	int fd, r;
 
 	fd = open_snapshot_for_write(w, snaprel);
 	if (fd < 0)
 		return fd;
-	if (fstatat(fd, ".protected", &st, 0) == 0) {
-		ds_err("snapshot %s is protected, not removed", snaprel);
-		r = -EPERM;
-		goto out;
-	}
+	/* As PBS's BackupDir::destroy: the snapshot's lock, then the
+	 * manifest's (a notes update under way finishes first, instead of
+	 * writing the manifest back into a directory being emptied), and
+	 * only then the protection, which PBS changes under the snapshot's
+	 * lock: checked before it, a snapshot protected in between went. */
 	r = ds_lock_snapshot(ds_writer_basefd(w), store, snaprel, true, &l);
 	if (r < 0) {
 		if (r == -EBUSY)
 			ds_err("snapshot %s is in use, not removed", snaprel);
+		goto out;
+	}
+	r = ds_lock_manifest(store, snaprel, &ml);
+	if (r < 0) {
+		ds_err("snapshot %s: its manifest is locked: not removed", snaprel);
+		goto out;
+	}
+	if (fstatat(fd, ".protected", &st, 0) == 0) {
+		ds_err("snapshot %s is protected, not removed", snaprel);
+		r = -EPERM;
 		goto out;
 	}
 	/* The manifest first: from then on a crash leaves an unfinished
@@ -1154,6 +1164,7 @@ int ds_snapshot_forget(const struct ds_writer *w, const char *snaprel)
 	if (r == 0)
 		ds_info("snapshot %s/%s forgotten", store, snaprel);
 out:
+	ds_lock_release(ml);
 	ds_lock_release(l);
 	close(fd);
 	return r;

@@ -1,0 +1,68 @@
+# rmdir of a snapshot takes PBS's locks in PBS's order (BackupDir::destroy):
+# the snapshot's, then the manifest's, and only then looks at .protected.
+# A notes update under way (PBS holds the manifest lock for it) is waited
+# for, up to the lock's 5 s; one that goes on longer leaves the snapshot as
+# it was, with EBUSY. The snapshot used to be removed under the update's
+# feet, whatever held the manifest lock.
+. "$(dirname "$0")/../testlib.bash"
+. "$(dirname "$0")/../mountlib.bash"
+need_fuse
+mount_finished_snapshot
+REL=vm/100/2026-01-01T00:00:00Z
+ML="$DSFS_LOCK_DIR/$(basename "$S")/vm-100-2026\\x2d01\\x2d01T00\\x3a00\\x3a00Z-.index.json.lck"
+
+# rmdir_errno DIR: OK, or the errno's name
+rmdir_errno() {
+	python3 -c '
+import errno, os, sys
+try:
+    os.rmdir(sys.argv[1])
+    print("OK")
+except OSError as e:
+    print(errno.errorcode[e.errno])' "$1"
+}
+expect_errno() { # WANT DIR
+	local got
+	got=$(rmdir_errno "$2")
+	[ "$got" = "$1" ] || fail "rmdir $2: got $got, want $1"
+}
+
+# hold SECONDS: the manifest lock, held in the background from when this
+# returns, for SECONDS
+hold() {
+	rm -f "$T/held"
+	flock -x "$ML" sh -c ": >'$T/held'; exec sleep $1" &
+	holder=$!
+	for _ in $(seq 100); do [ -e "$T/held" ] && return 0; sleep 0.05; done
+	fail "the manifest lock was not taken in 5 s"
+}
+
+# held past the lock's 5 s: EBUSY, the snapshot untouched
+hold 8
+t0=$SECONDS
+expect_errno EBUSY "$SNAP"
+[ $((SECONDS - t0)) -ge 4 ] || fail "rmdir gave up after $((SECONDS - t0)) s, not the manifest lock's 5 s"
+[ -e "$S/$REL/index.json.blob" ] && [ -e "$S/$REL/f.txt.blob" ] ||
+	fail "snapshot touched: $(ls -A "$S/$REL")"
+kill "$holder" 2>/dev/null || true
+wait "$holder" 2>/dev/null || true
+
+# held 2 s: rmdir waits for it, then removes the snapshot
+hold 2
+start=$(date +%s%N)
+rmdir "$SNAP" || fail "rmdir after the manifest lock's release"
+took=$((($(date +%s%N) - start) / 1000000))
+[ "$took" -ge 1000 ] || fail "rmdir took $took ms: it did not wait for the manifest lock"
+wait "$holder" || true
+[ ! -e "$S/$REL" ] || fail "snapshot still there: $(ls -A "$S/$REL")"
+
+# protected: EPERM, looked at with both locks held
+mkdir "$SNAP"
+echo data >"$SNAP/f.txt"
+wait_until "commit" test -e "$S/$REL/index.json.blob"
+: >"$SNAP/.protected"
+expect_errno EPERM "$SNAP"
+rm "$SNAP/.protected"
+rmdir "$SNAP" || fail "rmdir after unprotecting"
+unmount_dsfs "$M"
+echo "rmdir_locks: ok"
