@@ -1023,13 +1023,10 @@ out:
 	return r;
 }
 
-int ds_snapshot_set_protected(const struct ds_writer *w, const char *snaprel, bool protect)
+int ds_snapshot_protect_at(int fd, bool protect)
 {
-	int fd, r = 0;
+	int r = 0;
 
-	fd = open_snapshot_for_write(w, snaprel);
-	if (fd < 0)
-		return fd;
 	if (protect) {
 		/* The snapshot directory is the backup user's: a link
 		 * there is not followed (root would give its target to
@@ -1038,22 +1035,40 @@ int ds_snapshot_set_protected(const struct ds_writer *w, const char *snaprel, bo
 				 O_WRONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK, 0644);
 		struct stat st;
 
-		if (pfd < 0) {
+		if (pfd < 0)
+			return -errno;
+		if (fstat(pfd, &st) < 0)
 			r = -errno;
-		} else {
-			if (fstat(pfd, &st) < 0)
-				r = -errno;
-			else if (!S_ISREG(st.st_mode))
-				r = -EINVAL;
-			else
-				r = ds_own_fd(pfd);
-			close(pfd);
-		}
+		else if (!S_ISREG(st.st_mode))
+			r = -EINVAL;
+		else
+			r = ds_own_fd(pfd);
+		close(pfd);
 	} else if (unlinkat(fd, ".protected", 0) < 0 && errno != ENOENT) {
 		r = -errno;
 	}
 	if (r == 0 && fsync(fd) < 0)
 		r = -errno;
+	return r;
+}
+
+int ds_snapshot_set_protected(const struct ds_writer *w, const char *snaprel, bool protect)
+{
+	struct ds_lock *l = NULL;
+	int fd, r;
+
+	fd = open_snapshot_for_write(w, snaprel);
+	if (fd < 0)
+		return fd;
+	/* Never while a backup writes it, a reader holds it, or a removal
+	 * has it (which looks at .protected under that lock). */
+	r = ds_lock_snapshot(ds_writer_basefd(w), ds_lookup_store(ds_writer_lookup(w)), snaprel,
+			     true, &l);
+	if (r == -EBUSY)
+		ds_err("snapshot %s is in use: protection not changed", snaprel);
+	if (r == 0)
+		r = ds_snapshot_protect_at(fd, protect);
+	ds_lock_release(l);
 	close(fd);
 	return r;
 }

@@ -171,7 +171,12 @@ void ds_backup_free(struct ds_backup *b);
  * .protected marker. Writers only. snaprel as from ds_snapshot_relpath
  * (-EINVAL otherwise); -ENOENT when the snapshot does not exist. */
 int ds_snapshot_set_notes(const struct ds_writer *w, const char *snaprel, const char *notes);
+/* .protected is changed under the snapshot's exclusive lock, as PBS's
+ * update_protection: -EBUSY while a backup writes the snapshot or a reader
+ * holds it. _at: in the snapshot directory snapdirfd of a ds_backup the
+ * caller has open (which holds that lock). */
 int ds_snapshot_set_protected(const struct ds_writer *w, const char *snaprel, bool protect);
+int ds_snapshot_protect_at(int snapdirfd, bool protect);
 
 /* Forgets a snapshot as PBS does: -EPERM when protected, -EBUSY when its
  * lock is held (a reader or writer); the manifest goes first, so an

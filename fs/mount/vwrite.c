@@ -333,6 +333,28 @@ static void session_put(struct vfs *v, struct vsession *s)
 	pthread_mutex_unlock(&sess_mu);
 }
 
+/* .protected of snapshot rel: under the snapshot lock of this mount's own
+ * session in it, when it has one (a `touch .protected` right after `cp`,
+ * whose commit is still under way), else under the lock taken for it
+ * (ds_snapshot_set_protected). sess_mu: no session starts meanwhile. */
+static int set_protected(struct vfs *v, struct vstore *st, const struct ds_writer *w,
+			 const char *rel, bool protect)
+{
+	struct vsession *s;
+	int r;
+
+	pthread_mutex_lock(&sess_mu);
+	s = session_find_ref(v, st, rel, ds_writer_base_serial(w));
+	if (!s)
+		r = ds_snapshot_set_protected(w, rel, protect);
+	pthread_mutex_unlock(&sess_mu);
+	if (s) {
+		r = ds_snapshot_protect_at(s->snapfd, protect);
+		session_put(v, s);
+	}
+	return r;
+}
+
 /* Rewrites the session's manifest with what it holds now. */
 static int session_commit(struct vsession *s)
 {
@@ -1261,7 +1283,7 @@ int vfs_unlink(struct vfs *v, uint64_t parent, const char *name)
 		if (fd >= 0)
 			close(fd);
 		if (r == 0)
-			r = ds_snapshot_set_protected(w, rel, false);
+			r = set_protected(v, p->st, w, rel, false);
 	} else if (strcmp(name, "notes") == 0) {
 		r = apply_notes(v, p->st, rel, "");
 	} else {
@@ -1397,7 +1419,7 @@ int vfs_create(struct vfs *v, uint64_t parent, const char *name, struct vfs_entr
 	}
 	if (strcmp(name, ".protected") == 0) {
 		kind = VK_PROTECTED;
-		r = ds_snapshot_set_protected(w, rel, true);
+		r = set_protected(v, p->st, w, rel, true);
 		if (r == 0)
 			wo = wo_new(WO_NULL, p->st, rel, name, 0);
 	} else if (strcmp(name, "notes") == 0) {

@@ -1,5 +1,6 @@
 # rmdir of a snapshot takes PBS's locks in PBS's order (BackupDir::destroy):
-# the snapshot's, then the manifest's, and only then looks at .protected.
+# the snapshot's, then the manifest's, and only then looks at .protected,
+# which is changed under the snapshot's lock too.
 # A notes update under way (PBS holds the manifest lock for it) is waited
 # for, up to the lock's 5 s; one that goes on longer leaves the snapshot as
 # it was, with EBUSY. The snapshot used to be removed under the update's
@@ -31,7 +32,7 @@ expect_errno() { # WANT DIR
 # returns, for SECONDS
 hold() {
 	rm -f "$T/held"
-	flock -x "$ML" sh -c ": >'$T/held'; exec sleep $1" &
+	flock -x "$ML" sh -c ": >'$T/held'; exec sleep $1" >/dev/null 2>&1 &
 	holder=$!
 	for _ in $(seq 100); do [ -e "$T/held" ] && return 0; sleep 0.05; done
 	fail "the manifest lock was not taken in 5 s"
@@ -44,8 +45,7 @@ expect_errno EBUSY "$SNAP"
 [ $((SECONDS - t0)) -ge 4 ] || fail "rmdir gave up after $((SECONDS - t0)) s, not the manifest lock's 5 s"
 [ -e "$S/$REL/index.json.blob" ] && [ -e "$S/$REL/f.txt.blob" ] ||
 	fail "snapshot touched: $(ls -A "$S/$REL")"
-kill "$holder" 2>/dev/null || true
-wait "$holder" 2>/dev/null || true
+wait "$holder" # (a killed flock(1) would leave its sleep holding the lock)
 
 # held 2 s: rmdir waits for it, then removes the snapshot
 hold 2
@@ -60,7 +60,20 @@ wait "$holder" || true
 mkdir "$SNAP"
 echo data >"$SNAP/f.txt"
 wait_until "commit" test -e "$S/$REL/index.json.blob"
+# Protection changes under the snapshot's exclusive lock, as PBS's
+# update_protection: refused while a reader (here PBS's) holds it.
+SL="$DSFS_LOCK_DIR/$(basename "$S")/vm-100-2026\\x2d01\\x2d01T00\\x3a00\\x3a00Z"
+rm -f "$T/held"
+flock -s "$SL" sh -c ": >'$T/held'; exec sleep 3" >/dev/null 2>&1 &
+reader=$!
+for _ in $(seq 100); do [ -e "$T/held" ] && break; sleep 0.05; done
+[ -e "$T/held" ] || fail "the snapshot lock was not taken in 5 s"
+! touch "$SNAP/.protected" 2>"$T/err" || fail "protected while a reader holds the snapshot"
+grep -q "busy" "$T/err" || fail "touch .protected: $(cat "$T/err")"
+[ ! -e "$S/$REL/.protected" ] || fail ".protected made while a reader holds the snapshot"
+wait "$reader"
 : >"$SNAP/.protected"
+[ -e "$S/$REL/.protected" ] || fail ".protected not made"
 expect_errno EPERM "$SNAP"
 rm "$SNAP/.protected"
 rmdir "$SNAP" || fail "rmdir after unprotecting"
