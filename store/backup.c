@@ -32,6 +32,7 @@ struct ds_backup {
 	struct ds_lock *group_lock, *snap_lock; /* exclusive while the backup runs */
 	bool finished;
 	bool keep; /* opened with ds_backup_open: never removed by _free */
+	bool notes_set; /* ds_backup_set_notes since the manifest was last stored */
 	int failed; /* sticky: a sync lost data of this backup */
 	const volatile sig_atomic_t *stop; /* ds_backup_set_stop */
 	/* The files named by the manifest on disk, as last stored (or found at
@@ -437,7 +438,11 @@ bool ds_backup_has_file(const struct ds_backup *b, const char *name)
 
 int ds_backup_set_notes(struct ds_backup *b, const char *notes)
 {
-	return ds_manifest_set_notes(b->manifest, notes);
+	int r = ds_manifest_set_notes(b->manifest, notes);
+
+	if (r == 0)
+		b->notes_set = true;
+	return r;
 }
 
 static enum ds_crypt_mode crypt_mode(const struct ds_backup *b)
@@ -849,17 +854,33 @@ void ds_archive_abort(struct ds_archive_writer *aw)
 	free(aw);
 }
 
-/* Writes m under PBS's manifest lock. */
-static int store_manifest(const struct ds_writer *w, const char *snaprel, int snapfd,
-			  const struct ds_manifest *m)
+/* Writes b's manifest under PBS's manifest lock. Notes changed on the disk
+ * since it was stored (PBS's notes update, another mount's: they take the
+ * manifest lock alone, not the snapshot lock this backup holds) are kept,
+ * unless this backup set its own since; they used to be written over. */
+static int store_manifest(struct ds_backup *b)
 {
+	struct ds_manifest *disk = NULL;
 	struct ds_lock *l;
 	int r;
 
-	r = ds_lock_manifest(ds_lookup_store(ds_writer_lookup(w)), snaprel, &l);
+	r = ds_lock_manifest(ds_lookup_store(ds_writer_lookup(b->w)), b->snaprel, &l);
 	if (r < 0)
 		return r;
-	r = ds_manifest_store(snapfd, m);
+	if (!b->notes_set) {
+		r = ds_manifest_load(b->snapfd, &disk);
+		if (r == 0)
+			r = ds_manifest_set_notes(b->manifest, ds_manifest_notes(disk));
+		/* None on the disk yet, a damaged one (replaced), or notes
+		 * a manifest cannot hold: this backup's stay. */
+		if (r != -ENOMEM)
+			r = 0;
+		ds_manifest_free(disk);
+	}
+	if (r == 0)
+		r = ds_manifest_store(b->snapfd, b->manifest);
+	if (r == 0)
+		b->notes_set = false;
 	ds_lock_release(l);
 	return r;
 }
@@ -915,7 +936,7 @@ int ds_backup_finish(struct ds_backup *b)
 	/* The sync may take long: a stop meanwhile still leaves no manifest. */
 	r = stopped(b);
 	if (r == 0)
-		r = store_manifest(b->w, b->snaprel, b->snapfd, b->manifest);
+		r = store_manifest(b);
 	if (r < 0)
 		return r;
 	remember_stored(b);

@@ -540,6 +540,55 @@ static void test_encrypted_notes_protected(void **state)
 	input_free(&in);
 }
 
+/* Notes changed on the disk while a backup is open (PBS's notes update
+ * takes the manifest lock alone, not the snapshot lock the backup holds)
+ * survive its next commit; notes the backup sets afterwards win. The
+ * commit used to write its own copy back over them. */
+static void test_notes_kept(void **state)
+{
+	struct env *e = *state;
+	const char *rel = "vm/211/2024-01-01T00:00:00Z";
+	struct ds_manifest *m;
+	struct ds_backup *b;
+	char *p;
+	int fd;
+
+	assert_int_equal(ds_backup_begin(e->w, "", "vm", "211", T1, NULL, NULL, &b), 0);
+	assert_int_equal(ds_backup_set_notes(b, "ours"), 0);
+	assert_int_equal(ds_backup_add_blob(b, "a.conf.blob", (const uint8_t *)"x", 1), 0);
+	assert_int_equal(ds_backup_finish(b), 0);
+	assert_int_equal(ds_snapshot_set_notes(e->w, rel, "theirs"), 0);
+	assert_int_equal(ds_backup_add_blob(b, "b.conf.blob", (const uint8_t *)"y", 1), 0);
+	assert_int_equal(ds_backup_finish(b), 0);
+
+	p = tu_pathf("%s/%s", e->base, rel);
+	fd = open(p, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	free(p);
+	assert_true(fd >= 0);
+	assert_int_equal(ds_manifest_load(fd, &m), 0);
+	assert_non_null(ds_manifest_notes(m));
+	assert_string_equal(ds_manifest_notes(m), "theirs");
+	ds_manifest_free(m);
+
+	/* removed on the disk: stays removed */
+	assert_int_equal(ds_snapshot_set_notes(e->w, rel, NULL), 0);
+	assert_int_equal(ds_backup_add_blob(b, "c.conf.blob", (const uint8_t *)"z", 1), 0);
+	assert_int_equal(ds_backup_finish(b), 0);
+	assert_int_equal(ds_manifest_load(fd, &m), 0);
+	assert_null(ds_manifest_notes(m));
+	ds_manifest_free(m);
+
+	/* set by the backup after theirs: the backup's */
+	assert_int_equal(ds_snapshot_set_notes(e->w, rel, "theirs again"), 0);
+	assert_int_equal(ds_backup_set_notes(b, "ours again"), 0);
+	assert_int_equal(ds_backup_finish(b), 0);
+	assert_int_equal(ds_manifest_load(fd, &m), 0);
+	assert_string_equal(ds_manifest_notes(m), "ours again");
+	ds_manifest_free(m);
+	ds_backup_free(b);
+	close(fd);
+}
+
 /* The mount commits each file of a snapshot by itself: a file put in place
  * is published by any commit that follows, also another file's. When its
  * own commit then fails (a later sync lost other data), dropping it would
@@ -587,6 +636,7 @@ int main(void)
 		cmocka_unit_test(test_encrypted_notes_protected),
 		cmocka_unit_test(test_forget_remove_cleanup),
 		cmocka_unit_test(test_create_file_at),
+		cmocka_unit_test(test_notes_kept),
 		cmocka_unit_test(test_drop_published),
 	};
 
