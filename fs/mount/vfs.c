@@ -900,10 +900,16 @@ int vfs_manifest_binds(struct vfs *v, const struct vnode *snap, const struct ds_
 
 	if (!v->opt.crypt || !m || !ds_manifest_signature(m) || vwrite_owned(v, snap))
 		return 0;
-	/* Quiet: another key's manifest, or a tampered one, binds nothing
-	 * here, and its listed archives say why when they are looked up. */
+	/* Quiet: its listed archives say why when they are looked up.
+	 * Another key's manifest binds nothing here; a tampered one leaves
+	 * out what it does not list too: breaking the signature must not
+	 * show the files a valid one would hide. */
 	r = ds_manifest_verify_quiet(m, v->opt.crypt);
-	return r == -ENOMEM ? r : r == 0;
+	if (r == 0)
+		return 1;
+	if (r == -ENOMEM)
+		return r;
+	return r == -EKEYREJECTED ? 0 : 2;
 }
 
 bool vfs_unlisted(const struct ds_manifest *m, const char *snaprel, const char *file)

@@ -246,7 +246,10 @@ int vfs_manifest_check(const struct vfs *v, const struct ds_manifest *m, const c
  * snapshot's: the mount has a key, m is signed with it and the signature
  * verifies (PBS's client restores only archives such a manifest lists),
  * and the snapshot is not one this mount makes (its files are on disk a
- * moment before a manifest names them). 1 or 0 (no log line), or -ENOMEM. */
+ * moment before a manifest names them). 1 when so; 2 when m's signature
+ * does not match it (tampered with: nothing it lists is read, see
+ * vfs_manifest_check, and what it does not list is left out too, as
+ * `dsfs cat` refuses all of it); 0 (no log line), or -ENOMEM. */
 int vfs_manifest_binds(struct vfs *v, const struct vnode *snap, const struct ds_manifest *m);
 /* Whether file of snapshot snaprel is left out as one manifest m (that
  * binds, vfs_manifest_binds) does not list; logs it. */

@@ -116,4 +116,42 @@ chmod 600 "$T/other.json"
 mount_dsfs "$S" "$M" -o "keyfile=$T/other.json"
 check "$M" 0 || fail "with another key, the planted archives are not shown as before"
 unmount_dsfs "$M"
+
+# A manifest whose signature no longer matches (tampered with) lists
+# nothing the mount reads (EIO), and what it does not list stays hidden:
+# breaking the signature showed the planted archives again.
+"$DSFS" cat "$S" "$A" index.json >"$T/m.json" || fail "cat A's manifest"
+python3 - "$T/m.json" "$S/$A/index.json.blob" <<'PY' || fail "tamper A's signature"
+import json, struct, sys, zlib
+m = json.load(open(sys.argv[1]))
+sig = m["signature"]
+m["signature"] = ("0" if sig[0] != "0" else "1") + sig[1:]
+text = json.dumps(m, indent=2, sort_keys=True, ensure_ascii=False).encode()
+magic = bytes.fromhex("42ab3807be8370a1")  # uncompressed blob
+open(sys.argv[2], "wb").write(magic + struct.pack("<I", zlib.crc32(text)) + text)
+PY
+"$DSFS" cat "$S" "$A" index.json >"$T/check.json" || fail "cat A's tampered manifest"
+[ "$(python3 -m pbs_manifest "$key" "$T/check.json")" = False ] || fail "A's signature still matches: no test"
+: >"$T/mount.log"
+mount_dsfs "$S" "$M" -o "keyfile=$key"
+python3 - "$M/$A" <<'PY' || fail "tampered manifest: $(cat "$T/mount.log")"
+import errno, os, sys
+d = sys.argv[1]
+ls = set(os.listdir(d))
+assert "evil.img" not in ls and "evil.conf" not in ls, sorted(ls)
+for name in ("evil.img", "evil.conf"):
+    try:
+        os.stat(f"{d}/{name}")
+        sys.exit(f"{name}: found")
+    except OSError as e:
+        assert e.errno == errno.ENOENT, (name, e)
+try:
+    open(f"{d}/drive-scsi0.img", "rb").read(4096)
+    sys.exit("drive-scsi0.img read under a tampered manifest")
+except OSError as e:
+    assert e.errno == errno.EIO, e
+PY
+unmount_dsfs "$M"
+grep -q "$A/evil.img.fidx: not in the snapshot's signed manifest" "$T/mount.log" ||
+	fail "no log line for the planted image: $(cat "$T/mount.log")"
 echo "unlisted_archives: ok"
