@@ -39,7 +39,7 @@ hold() {
 }
 
 # held past the lock's 5 s: EBUSY, the snapshot untouched
-hold 8
+hold 11
 t0=$SECONDS
 expect_errno EBUSY "$SNAP"
 [ $((SECONDS - t0)) -ge 4 ] || fail "rmdir gave up after $((SECONDS - t0)) s, not the manifest lock's 5 s"
@@ -47,8 +47,8 @@ expect_errno EBUSY "$SNAP"
 	fail "snapshot touched: $(ls -A "$S/$REL")"
 wait "$holder" # (a killed flock(1) would leave its sleep holding the lock)
 
-# held 2 s: rmdir waits for it, then removes the snapshot
-hold 2
+# held 3 s: rmdir waits for it, then removes the snapshot
+hold 3
 start=$(date +%s%N)
 rmdir "$SNAP" || fail "rmdir after the manifest lock's release"
 took=$((($(date +%s%N) - start) / 1000000))
