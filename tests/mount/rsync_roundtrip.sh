@@ -84,12 +84,17 @@ for snap in 2025-03-01T00:00:00Z 2025-03-02T00:00:00Z; do
 	# rsync itself compares both trees by content, metadata, xattrs, ACLs and
 	# hardlinks: a dry run from the source must want to change nothing.
 	changes=$(rsync -aHAXc --numeric-ids -n -i "$S/" "$D/")
-	[ -z "$changes" ] || { echo "$changes" | head -20 >&2; fail "rsync finds differences ($snap)"; }
+	[ -z "$changes" ] || { head -20 <<<"$changes" >&2; fail "rsync finds differences ($snap)"; }
 	# diff -r: contents and symlink targets. It cannot compare special files
 	# and says so for each pair of the same kind; nothing else may appear.
 	diff -r --no-dereference "$S" "$D" >"$T/diff" 2>&1 || true
-	if grep -vE '^File .* is a (fifo|socket|character special file|block special file) while file .* is a (fifo|socket|character special file|block special file)$' "$T/diff" | grep -q .; then
-		head -20 "$T/diff" >&2
+	# (not `grep -v | grep -q .` under pipefail: grep -q leaves at the first
+	# line, the first grep then dies of SIGPIPE when it has more than a
+	# pipe buffer to write, and the pipeline's failure hid the differences)
+	grep -vE '^File .* is a (fifo|socket|character special file|block special file) while file .* is a (fifo|socket|character special file|block special file)$' \
+		"$T/diff" >"$T/diff.other" || true
+	if [ -s "$T/diff.other" ]; then
+		head -20 "$T/diff.other" >&2
 		fail "diff -r finds differences ($snap)"
 	fi
 	python3 - "$S" "$D" <<'PY' || fail "entry comparison ($snap)"
