@@ -6,6 +6,12 @@
 . "$(dirname "$0")/../testlib.bash"
 S=$T/store
 "$DSFS" init "$S" >/dev/null
+# A check that fails leaves the feeder (sleep 600) and the backup behind:
+# the feeder held ctest's output pipe, and ctest waited for it to close.
+# (Not a hook per round: the names are looked up when cleanup runs.)
+feeder=
+pid=
+cleanup_hooks+=('[ -z "$feeder" ] || kill "$feeder" 2>/dev/null' '[ -z "$pid" ] || { kill -9 "$pid"; wait "$pid"; } 2>/dev/null')
 
 n=0
 for sig in INT TERM HUP; do
@@ -25,7 +31,7 @@ for sig in INT TERM HUP; do
 	# does, for longer than a loaded machine (ASan, ctest -j) takes to get
 	# here: with 30 s the backup once reached the end and exited before
 	# the signal. It is killed below.
-	(cat "$T/part"; exec sleep 600) >"$T/fifo" &
+	(cat "$T/part"; exec sleep 600) >"$T/fifo" 2>/dev/null </dev/null &
 	feeder=$!
 	# (a background job of a script starts with SIGINT ignored; a
 	# terminal's Ctrl-C reaches a foreground one with the default action)
@@ -58,7 +64,7 @@ done
 time=2025-01-01T00:00:05Z
 rm -f "$T/fifo"
 mkfifo "$T/fifo"
-(printf 'memory: 512\n'; exec sleep 600) >"$T/fifo" &
+(printf 'memory: 512\n'; exec sleep 600) >"$T/fifo" 2>/dev/null </dev/null &
 feeder=$!
 env --default-signal=INT "$DSFS" backup "$S" vm/101 --time "$time" \
 	qemu-server.conf="$T/fifo" >"$T/out" 2>"$T/err" &
