@@ -44,6 +44,7 @@ struct vfile {
 	_Atomic uint64_t seq_chunk; /* 1 + the chunk its last read began in; 0: none */
 	struct vwopen *wo;     /* a file being written (vwrite.c), or NULL */
 	bool append;           /* wo opened with O_APPEND */
+	_Atomic bool closed;   /* wo: a FLUSH (close(2)) came after its last write */
 	struct ds_lock *lock;  /* shared snapshot lock, as PBS readers hold */
 	struct vfile *fprev, *fnext; /* v->files, under v->lock */
 };
@@ -91,6 +92,30 @@ static void vfile_unref(struct vfile *f)
 	vfile_untrack_locked(f->v, f);
 	pthread_mutex_unlock(&f->v->lock);
 	vfile_destroy(f);
+}
+
+void vfile_release_closed(struct vfs *v)
+{
+	size_t n = 0;
+
+	for (;;) {
+		struct vfile *f;
+
+		pthread_mutex_lock(&v->lock);
+		for (f = v->files; f && !(f->wo && atomic_load(&f->closed)); f = f->fnext)
+			;
+		if (f)
+			vfile_untrack_locked(v, f);
+		pthread_mutex_unlock(&v->lock);
+		if (!f)
+			break;
+		vfile_destroy(f); /* the last handle commits the archive */
+		n++;
+	}
+	if (n)
+		ds_info("%zu file(s) closed but not released by the kernel before the unmount: "
+			"released now",
+			n);
 }
 
 void vfile_shutdown(struct vfs *v)
@@ -794,6 +819,7 @@ ssize_t vfs_write(struct vfile *f, const void *buf, size_t len, uint64_t off)
 {
 	if (!f->wo)
 		return -EBADF;
+	atomic_store(&f->closed, false);
 	return vwo_write(f->v, f->wo, buf, len, off, f->append);
 }
 
@@ -804,7 +830,10 @@ int vfs_fsync(struct vfile *f)
 
 int vfs_flush(struct vfile *f)
 {
-	return f->wo ? vwo_flush(f->v, f->wo) : 0;
+	if (!f->wo)
+		return 0;
+	atomic_store(&f->closed, true);
+	return vwo_flush(f->v, f->wo);
 }
 
 bool vfs_flush_reports(const struct vfile *f)

@@ -327,7 +327,13 @@ int vwrite_pending_notes(struct vfs *v, const struct vstore *st, const char *sna
  * "notes" while notes wait for its first archive. */
 int vwrite_names(struct vfs *v, const struct vstore *st, const char *snaprel,
 		 struct ds_strv *ret);
-/* At unmount: abandons archives the kernel never released. */
+/* At unmount, first: releases the files written through the mount whose
+ * processes closed them (a FLUSH after their last write) but whose RELEASE
+ * the kernel dropped: an unmount right after close(2) ends the connection
+ * with the release still queued. The last handle of an archive commits it,
+ * as that request would have. */
+void vfile_release_closed(struct vfs *v);
+/* At unmount: abandons archives the kernel never released, the rest. */
 void vwrite_shutdown(struct vfs *v);
 /* Frees the files the kernel never released (the mount was torn down
  * before their RELEASE arrived), after vwrite_shutdown and with no
