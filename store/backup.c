@@ -1019,6 +1019,26 @@ static int open_snapshot_for_write(const struct ds_writer *w, const char *snapre
 	return ds_open_dir_at(ds_writer_basefd(w), snaprel);
 }
 
+/* open_snapshot_for_write, with the snapshot's lock taken exclusively:
+ * -EBUSY while a backup writes it, a reader holds it or it is removed. */
+static int open_snapshot_exclusive(const struct ds_writer *w, const char *snaprel, int *ret_fd,
+				   struct ds_lock **ret_lock)
+{
+	int fd, r;
+
+	fd = open_snapshot_for_write(w, snaprel);
+	if (fd < 0)
+		return fd;
+	r = ds_lock_snapshot(ds_writer_basefd(w), ds_lookup_store(ds_writer_lookup(w)), snaprel,
+			     true, ret_lock);
+	if (r < 0) {
+		close(fd);
+		return r;
+	}
+	*ret_fd = fd;
+	return 0;
+}
+
 int ds_snapshot_set_notes(const struct ds_writer *w, const char *snaprel, const char *notes)
 {
 	struct ds_manifest *m = NULL;
@@ -1075,20 +1095,17 @@ int ds_snapshot_protect_at(int fd, bool protect)
 
 int ds_snapshot_set_protected(const struct ds_writer *w, const char *snaprel, bool protect)
 {
-	struct ds_lock *l = NULL;
+	struct ds_lock *l;
 	int fd, r;
 
-	fd = open_snapshot_for_write(w, snaprel);
-	if (fd < 0)
-		return fd;
 	/* Never while a backup writes it, a reader holds it, or a removal
 	 * has it (which looks at .protected under that lock). */
-	r = ds_lock_snapshot(ds_writer_basefd(w), ds_lookup_store(ds_writer_lookup(w)), snaprel,
-			     true, &l);
+	r = open_snapshot_exclusive(w, snaprel, &fd, &l);
 	if (r == -EBUSY)
 		ds_err("snapshot %s is in use: protection not changed", snaprel);
-	if (r == 0)
-		r = ds_snapshot_protect_at(fd, protect);
+	if (r < 0)
+		return r;
+	r = ds_snapshot_protect_at(fd, protect);
 	ds_lock_release(l);
 	close(fd);
 	return r;
@@ -1156,24 +1173,20 @@ static int unlink_files(int fd, bool (*match)(const char *name), unsigned *ret_n
 int ds_snapshot_forget(const struct ds_writer *w, const char *snaprel)
 {
 	const char *store = ds_lookup_store(ds_writer_lookup(w));
-	struct ds_lock *l = NULL, *ml = NULL;
+	struct ds_lock *l, *ml = NULL;
 	struct stat st;
 	int fd, r;
 
-	fd = open_snapshot_for_write(w, snaprel);
-	if (fd < 0)
-		return fd;
 	/* As PBS's BackupDir::destroy: the snapshot's lock, then the
 	 * manifest's (a notes update under way finishes first, instead of
 	 * writing the manifest back into a directory being emptied), and
 	 * only then the protection, which PBS changes under the snapshot's
 	 * lock: checked before it, a snapshot protected in between went. */
-	r = ds_lock_snapshot(ds_writer_basefd(w), store, snaprel, true, &l);
-	if (r < 0) {
-		if (r == -EBUSY)
-			ds_err("snapshot %s is in use, not removed", snaprel);
-		goto out;
-	}
+	r = open_snapshot_exclusive(w, snaprel, &fd, &l);
+	if (r == -EBUSY)
+		ds_err("snapshot %s is in use, not removed", snaprel);
+	if (r < 0)
+		return r;
 	r = ds_lock_manifest(store, snaprel, &ml);
 	if (r < 0) {
 		ds_err("snapshot %s: its manifest is locked: not removed", snaprel);
@@ -1294,18 +1307,15 @@ int ds_ns_remove(const struct ds_writer *w, const char *ns)
 
 int ds_snapshot_cleanup(const struct ds_writer *w, const char *snaprel)
 {
-	struct ds_lock *l = NULL;
+	struct ds_lock *l;
 	unsigned n = 0;
 	int fd, r;
 
-	fd = open_snapshot_for_write(w, snaprel);
-	if (fd < 0)
-		return fd;
 	/* A locked snapshot has a live writer: its temp files are in use. */
-	r = ds_lock_snapshot(ds_writer_basefd(w), ds_lookup_store(ds_writer_lookup(w)), snaprel,
-			     true, &l);
-	if (r == 0)
-		r = unlink_files(fd, is_tmp_name, &n);
+	r = open_snapshot_exclusive(w, snaprel, &fd, &l);
+	if (r < 0)
+		return r;
+	r = unlink_files(fd, is_tmp_name, &n);
 	ds_lock_release(l);
 	close(fd);
 	if (r == 0 && n > 0)
