@@ -441,8 +441,8 @@ uint64_t vpxar_ino(const struct vnode *archive_node, uint64_t entry_off)
  * of the archive, which in a v1 archive means loading nearly every chunk
  * of it (a restore then reads the archive three times: the scan, the
  * walk, the copy). Once per archive; any failure leaves the scan to do it
- * (a catalog not in the manifest, or not matching it, is not used).
- * Archive entered. */
+ * (a catalog not in the manifest, or not matching it, or of the snapshot
+ * made again under the same time, is not used). Archive entered. */
 static void archive_links(struct varchive *ar)
 {
 	struct ds_manifest_file mf;
@@ -462,7 +462,12 @@ static void archive_links(struct varchive *ar)
 	fd = ds_open_snapshot(ds_reader_lookup(ar->rd), ar->snaprel);
 	r = fd;
 	if (fd >= 0) {
-		r = ds_manifest_load(fd, &m);
+		/* A snapshot made again since the archive was opened has
+		 * another catalog, whose hardlinks may well resolve in this
+		 * archive too, to wrong counts. */
+		r = vfs_snapshot_gen(fd) == ar->gen ? 0 : -ESTALE;
+		if (r == 0)
+			r = ds_manifest_load(fd, &m);
 		if (r == 0)
 			r = ds_manifest_find(m, CATALOG_NAME, &mf);
 		if (r == 0)
