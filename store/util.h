@@ -13,6 +13,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/types.h>
 
 #define DS_DIGEST_LEN 32
@@ -186,6 +187,11 @@ void ds_datastore_owner(uid_t *ret_uid, gid_t *ret_gid);
 /* Gives the file or directory fd, just created in a datastore, to
  * ds_datastore_owner. 0 or -errno. */
 int ds_own_fd(int fd);
+/* Raises the soft limit of open files to want, or to the hard limit when
+ * that is lower (RLIM_INFINITY: to the hard limit); never lowers it. For
+ * programs that hold a descriptor per open file or per directory level
+ * and poll, never select. Best effort: a failure changes nothing. */
+void ds_raise_fd_limit(rlim_t want);
 /* The same for name relative to dirfd (a symlink is not followed). */
 int ds_own_at(int dirfd, const char *name);
 /* mkdirat(dirfd, name, mode) of a directory in a datastore, with exactly

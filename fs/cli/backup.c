@@ -6,7 +6,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/resource.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -456,23 +455,6 @@ static int include_dev(const char *path, uint64_t *ret)
 	return 0;
 }
 
-/* A tree keeps one descriptor open a level (pxar_encoder.c): with the
- * usual soft RLIMIT_NOFILE of 1024 a tree nested some 1,020 levels deep
- * failed with "Too many open files", short of the 2,047 levels the
- * encoder takes. The soft limit is raised towards the hard one, enough
- * for those levels and some room; where it cannot be, the walk still
- * fails cleanly on EMFILE. */
-static void raise_nofile_limit(void)
-{
-	const rlim_t want = 4096;
-	struct rlimit rl;
-
-	if (getrlimit(RLIMIT_NOFILE, &rl) < 0 || rl.rlim_cur >= want)
-		return;
-	rl.rlim_cur = rl.rlim_max != RLIM_INFINITY && rl.rlim_max < want ? rl.rlim_max : want;
-	setrlimit(RLIMIT_NOFILE, &rl);
-}
-
 /* cmd_backup with room for the --exclude and --include-dev values in excl
  * and devs (argc slots each). */
 static int backup_run(int argc, char **argv, const char **excl, uint64_t *devs)
@@ -598,7 +580,12 @@ static int backup_run(int argc, char **argv, const char **excl, uint64_t *devs)
 		fprintf(stderr, "dsfs: %s: cannot write: %s\n", argv[optind], strerror(-r));
 		goto out;
 	}
-	raise_nofile_limit();
+	/* A tree keeps one descriptor open a level (pxar_encoder.c): with
+	 * the usual soft limit of 1024 open files a tree nested some 1,020
+	 * levels deep failed with "Too many open files", short of the 2,047
+	 * levels the encoder takes. Where the limit cannot be raised, the
+	 * walk still fails cleanly on EMFILE. */
+	ds_raise_fd_limit(4096);
 	catch_stop_signals(oldsig);
 	caught = true;
 	r = ds_backup_begin(w, ns, type, id, when, owner, crypt, &b);

@@ -395,21 +395,6 @@ static int fsname_opt(const char *source, char *buf, size_t len)
 	return 0;
 }
 
-/* Every open file holds a descriptor in the daemon (its snapshot lock;
- * a pxar file its archive's too), so the soft limit of open files, often
- * 1024, was reached by a program holding a few hundred files open (EMFILE)
- * while the hard limit allowed far more. The daemon polls, never selects,
- * so a large limit costs nothing. */
-static void raise_fd_limit(void)
-{
-	struct rlimit rl;
-
-	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
-		rl.rlim_cur = rl.rlim_max;
-		(void)setrlimit(RLIMIT_NOFILE, &rl);
-	}
-}
-
 static void syslog_sink(enum ds_log_level level, const char *msg, void *ud)
 {
 	(void)ud;
@@ -435,7 +420,12 @@ int main(int argc, char **argv)
 	 * (scripts/bench (5)): peak RSS 346 MiB with the default, 314 MiB
 	 * with two, at the same speed. */
 	mallopt(M_ARENA_MAX, 2);
-	raise_fd_limit();
+	/* Every open file holds a descriptor in the daemon (its snapshot
+	 * lock; a pxar file its archive's too), so the soft limit of open
+	 * files, often 1024, was reached by a program holding a few hundred
+	 * files open (EMFILE) while the hard limit allowed far more. The
+	 * daemon polls, never selects, so a large limit costs nothing. */
+	ds_raise_fd_limit(RLIM_INFINITY);
 	ds_log_set_ident("mount.dsfs");
 	r = parse_args(&o, argc, argv);
 	if (r != 0)
