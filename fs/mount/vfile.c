@@ -94,24 +94,30 @@ static void vfile_unref(struct vfile *f)
 	vfile_destroy(f);
 }
 
+/* Takes the first file left open off v->files (with closed_only, the
+ * first one written through the mount and closed since its last write),
+ * or NULL. */
+static struct vfile *untrack_first(struct vfs *v, bool closed_only)
+{
+	struct vfile *f;
+
+	pthread_mutex_lock(&v->lock);
+	for (f = v->files; f && closed_only && !(f->wo && atomic_load(&f->closed)); f = f->fnext)
+		;
+	if (f)
+		vfile_untrack_locked(v, f);
+	pthread_mutex_unlock(&v->lock);
+	return f;
+}
+
 void vfile_release_closed(struct vfs *v)
 {
+	struct vfile *f;
 	size_t n = 0;
 
-	for (;;) {
-		struct vfile *f;
-
-		pthread_mutex_lock(&v->lock);
-		for (f = v->files; f && !(f->wo && atomic_load(&f->closed)); f = f->fnext)
-			;
-		if (f)
-			vfile_untrack_locked(v, f);
-		pthread_mutex_unlock(&v->lock);
-		if (!f)
-			break;
+	/* Files being written are never prefetched: nothing else holds f. */
+	for (; (f = untrack_first(v, true)); n++)
 		vfile_destroy(f); /* the last handle commits the archive */
-		n++;
-	}
 	if (n)
 		ds_info("%zu file(s) closed but not released by the kernel before the unmount: "
 			"released now",
@@ -120,23 +126,14 @@ void vfile_release_closed(struct vfs *v)
 
 void vfile_shutdown(struct vfs *v)
 {
+	struct vfile *f;
 	size_t n = 0;
 
-	for (;;) {
-		struct vfile *f;
-
-		pthread_mutex_lock(&v->lock);
-		f = v->files;
-		if (f)
-			vfile_untrack_locked(v, f);
-		pthread_mutex_unlock(&v->lock);
-		if (!f)
-			break;
+	for (; (f = untrack_first(v, false)); n++) {
 		/* vwrite_shutdown has abandoned and freed what it was
 		 * writing: nothing to commit. */
 		f->wo = NULL;
 		vfile_destroy(f);
-		n++;
 	}
 	if (n)
 		ds_warn("%zu file(s) still open at unmount: released", n);

@@ -409,8 +409,6 @@ void vfs_free(struct vfs *v)
 	/* The kernel's connection is gone (and its session freed): what is
 	 * committed below tells it nothing. */
 	v->notify = NULL;
-	if (v->cache)
-		ds_chunk_cache_drain(v->cache);
 	vfile_release_closed(v);
 	vwrite_shutdown(v);
 	/* No prefetch may still hold a file when the files left open are
