@@ -114,3 +114,36 @@ signed_fixture() {
 	P=ns/prod/ns/db/host/delta-63/2024-03-02T13:02:17Z
 	Q=ns/prod/ns/db/host/delta-63/2024-03-03T13:02:17Z
 }
+
+# errno_of OP PATH [ARG]: what the operation gets ("OK" or an errno name).
+errno_of() {
+	python3 - "$@" <<'EOF'
+import errno, os, sys
+op, path = sys.argv[1], sys.argv[2]
+try:
+    if op == "mkdir":
+        os.mkdir(path)
+    elif op == "rmdir":
+        os.rmdir(path)
+    elif op == "unlink":
+        os.unlink(path)
+    elif op == "create":
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644))
+    elif op == "openw":
+        os.close(os.open(path, os.O_WRONLY))
+    elif op == "rename":
+        os.rename(path, sys.argv[3])
+    elif op == "truncate":
+        os.truncate(path, 0)
+    print("OK")
+except OSError as e:
+    print(errno.errorcode[e.errno])
+EOF
+}
+# expect_errno WANT OP PATH [ARG]: errno_of gives WANT.
+expect_errno() {
+	local want=$1 got
+	shift
+	got=$(errno_of "$@")
+	[ "$got" = "$want" ] || fail "$*: got $got, want $want"
+}

@@ -89,6 +89,7 @@ check_b() {
 # tool's message), HANG after 10 s, or EMPTY for an empty listing (op
 # "empty"). Shell tools: starting python takes over a second on a loaded
 # machine.
+# (replaces mountlib's errno_of and expect_errno: by the message, under a timeout)
 errno_of() {
 	local op=$1 p=$2 err rc=0
 	case $op in

@@ -12,22 +12,6 @@ mount_finished_snapshot
 REL=vm/100/2026-01-01T00:00:00Z
 ML="$DSFS_LOCK_DIR/$(basename "$S")/vm-100-2026\\x2d01\\x2d01T00\\x3a00\\x3a00Z-.index.json.lck"
 
-# rmdir_errno DIR: OK, or the errno's name
-rmdir_errno() {
-	python3 -c '
-import errno, os, sys
-try:
-    os.rmdir(sys.argv[1])
-    print("OK")
-except OSError as e:
-    print(errno.errorcode[e.errno])' "$1"
-}
-expect_errno() { # WANT DIR
-	local got
-	got=$(rmdir_errno "$2")
-	[ "$got" = "$1" ] || fail "rmdir $2: got $got, want $1"
-}
-
 # hold SECONDS: the manifest lock, held in the background from when this
 # returns, for SECONDS
 hold() {
@@ -41,7 +25,7 @@ hold() {
 # held past the lock's 5 s: EBUSY, the snapshot untouched
 hold 11
 t0=$SECONDS
-expect_errno EBUSY "$SNAP"
+expect_errno EBUSY rmdir "$SNAP"
 [ $((SECONDS - t0)) -ge 4 ] || fail "rmdir gave up after $((SECONDS - t0)) s, not the manifest lock's 5 s"
 [ -e "$S/$REL/index.json.blob" ] && [ -e "$S/$REL/f.txt.blob" ] ||
 	fail "snapshot touched: $(ls -A "$S/$REL")"
@@ -74,7 +58,7 @@ grep -q "busy" "$T/err" || fail "touch .protected: $(cat "$T/err")"
 wait "$reader"
 : >"$SNAP/.protected"
 [ -e "$S/$REL/.protected" ] || fail ".protected not made"
-expect_errno EPERM "$SNAP"
+expect_errno EPERM rmdir "$SNAP"
 rm "$SNAP/.protected"
 rmdir "$SNAP" || fail "rmdir after unprotecting"
 unmount_dsfs "$M"
