@@ -147,3 +147,16 @@ expect_errno() {
 	got=$(errno_of "$@")
 	[ "$got" = "$want" ] || fail "$*: got $got, want $want"
 }
+
+# hold_lock -s|-x FILE SECONDS: FILE flocked, shared or exclusive, in the
+# background from when this returns, for SECONDS (as a PBS reader or notes
+# update holds its lock); the holder's pid in $holder. Wait for it rather
+# than kill it: a killed flock(1) leaves its sleep holding the lock.
+hold_lock() {
+	local _
+	rm -f "$T/held"
+	flock "$1" "$2" sh -c ": >'$T/held'; exec sleep $3" >/dev/null 2>&1 &
+	holder=$!
+	for _ in $(seq 100); do [ -e "$T/held" ] && return 0; sleep 0.05; done
+	fail "$2: lock not taken in 5 s"
+}

@@ -12,27 +12,17 @@ mount_finished_snapshot
 REL=vm/100/2026-01-01T00:00:00Z
 ML="$DSFS_LOCK_DIR/$(basename "$S")/vm-100-2026\\x2d01\\x2d01T00\\x3a00\\x3a00Z-.index.json.lck"
 
-# hold SECONDS: the manifest lock, held in the background from when this
-# returns, for SECONDS
-hold() {
-	rm -f "$T/held"
-	flock -x "$ML" sh -c ": >'$T/held'; exec sleep $1" >/dev/null 2>&1 &
-	holder=$!
-	for _ in $(seq 100); do [ -e "$T/held" ] && return 0; sleep 0.05; done
-	fail "the manifest lock was not taken in 5 s"
-}
-
 # held past the lock's 5 s: EBUSY, the snapshot untouched
-hold 11
+hold_lock -x "$ML" 11
 t0=$SECONDS
 expect_errno EBUSY rmdir "$SNAP"
 [ $((SECONDS - t0)) -ge 4 ] || fail "rmdir gave up after $((SECONDS - t0)) s, not the manifest lock's 5 s"
 [ -e "$S/$REL/index.json.blob" ] && [ -e "$S/$REL/f.txt.blob" ] ||
 	fail "snapshot touched: $(ls -A "$S/$REL")"
-wait "$holder" # (a killed flock(1) would leave its sleep holding the lock)
+wait "$holder"
 
 # held 3 s: rmdir waits for it, then removes the snapshot
-hold 3
+hold_lock -x "$ML" 3
 start=$(date +%s%N)
 rmdir "$SNAP" || fail "rmdir after the manifest lock's release"
 took=$((($(date +%s%N) - start) / 1000000))
@@ -47,15 +37,11 @@ wait_until "commit" test -e "$S/$REL/index.json.blob"
 # Protection changes under the snapshot's exclusive lock, as PBS's
 # update_protection: refused while a reader (here PBS's) holds it.
 SL="$DSFS_LOCK_DIR/$(basename "$S")/vm-100-2026\\x2d01\\x2d01T00\\x3a00\\x3a00Z"
-rm -f "$T/held"
-flock -s "$SL" sh -c ": >'$T/held'; exec sleep 3" >/dev/null 2>&1 &
-reader=$!
-for _ in $(seq 100); do [ -e "$T/held" ] && break; sleep 0.05; done
-[ -e "$T/held" ] || fail "the snapshot lock was not taken in 5 s"
+hold_lock -s "$SL" 3
 ! touch "$SNAP/.protected" 2>"$T/err" || fail "protected while a reader holds the snapshot"
 grep -q "busy" "$T/err" || fail "touch .protected: $(cat "$T/err")"
 [ ! -e "$S/$REL/.protected" ] || fail ".protected made while a reader holds the snapshot"
-wait "$reader"
+wait "$holder"
 : >"$SNAP/.protected"
 [ -e "$S/$REL/.protected" ] || fail ".protected not made"
 expect_errno EPERM rmdir "$SNAP"

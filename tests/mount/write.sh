@@ -195,11 +195,7 @@ expect_errno EBUSY rmdir "$SNAP"
 exec 3<&-
 LOCK="$DSFS_LOCK_DIR/$(basename "$S")/vm-100-2026\\x2d01\\x2d01T00\\x3a00\\x3a00Z"
 [ -f "$LOCK" ] || fail "no lock file at $LOCK: $(ls "$DSFS_LOCK_DIR"/*)"
-rm -f "$T/held"
-flock -s "$LOCK" sh -c ": >'$T/held'; exec sleep 3" &
-holder=$!
-for _ in $(seq 100); do [ -e "$T/held" ] && break; sleep 0.05; done
-[ -e "$T/held" ] || fail "the reader's lock was not taken in 5 s"
+hold_lock -s "$LOCK" 3
 expect_errno EBUSY rmdir "$SNAP"
 wait $holder
 rmdir "$SNAP" || fail "rmdir of a snapshot"
