@@ -273,7 +273,7 @@ static int archive_open(struct vfs *v, struct varchive *ar, const char *snaprel,
 static int archive_get_at(struct vfs *v, struct vstore *st, const char *snaprel,
 			  const char *name, uint32_t gen, struct varchive **ret)
 {
-	struct varchive *stale = NULL;
+	struct varchive *stale = NULL, *other;
 	struct ds_lookup *lk = NULL;
 	struct ds_manifest *m = NULL;
 	struct ds_manifest_file mf, mf_meta, mf_payload;
@@ -374,10 +374,27 @@ static int archive_get_at(struct vfs *v, struct vstore *st, const char *snaprel,
 		varchive_unref(ar);
 		return r;
 	}
+	/* Another thread may have opened it meanwhile (readers inside an
+	 * archive a refusal closed come back at once): one copy only, so
+	 * that a node's id stays one per entry. */
 	pthread_mutex_lock(&v->lock);
-	ar->next = v->archives;
-	v->archives = ar;
+	for (other = v->archives; other; other = other->next)
+		if (other->st == st && other->gen == gen && strcmp(other->key, key) == 0) {
+			other->refs++;
+			break;
+		}
+	if (!other) {
+		ar->next = v->archives;
+		v->archives = ar;
+	}
 	pthread_mutex_unlock(&v->lock);
+	if (other) {
+		ar->refs = 1;
+		varchive_unref(ar);
+		*ret = other;
+		return 0;
+	}
+	ds_debug("%s: archive opened", ar->key);
 	*ret = ar;
 	return 0;
 }
