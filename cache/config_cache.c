@@ -52,6 +52,7 @@ struct holder {
  * ConfigVersionCache bump that PBS (and dsfs maintenance) do after a save. */
 struct file_ident {
 	bool valid;
+	bool missing; /* no file: read as an empty config, as PBS does */
 	dev_t dev;
 	ino_t ino;
 	off_t size;
@@ -82,6 +83,7 @@ struct ds_config_cache {
 	 * an O_TRUNC open gives too) and not yet closed by its writer. Its
 	 * content may be any prefix of what the writer means to write. */
 	bool writing;
+	bool missing_logged; /* the file's absence was logged (once per absence) */
 	uint64_t modified_ns; /* ds_now_ns() of the last IN_MODIFY seen */
 	/* Content without some stores of `cur`, read at drop_since from the
 	 * file as drop_ident says, and not installed before the file has
@@ -158,8 +160,8 @@ static void ident_from_stat(struct file_ident *id, const struct stat *st)
 
 static bool ident_eq(const struct file_ident *a, const struct file_ident *b)
 {
-	return a->valid && b->valid && a->dev == b->dev && a->ino == b->ino &&
-	       a->size == b->size && a->mtim.tv_sec == b->mtim.tv_sec &&
+	return a->valid && b->valid && a->missing == b->missing && a->dev == b->dev &&
+	       a->ino == b->ino && a->size == b->size && a->mtim.tv_sec == b->mtim.tv_sec &&
 	       a->mtim.tv_nsec == b->mtim.tv_nsec;
 }
 
@@ -314,19 +316,40 @@ static int do_refresh(struct ds_config_cache *cc, bool first)
 	read_events(cc);
 	if (!first && cc->writing && ds_now_ns() - cc->modified_ns < WRITE_SETTLE_NS)
 		return cc->last_err;
-	if (stat(cc->path, &st) < 0)
+	/* No file is an empty config, as PBS reads it (pbs-config's
+	 * config(): file_read_optional_string): a fresh PBS host has no
+	 * datastore.cfg until its first datastore, which then appears. */
+	if (stat(cc->path, &st) == 0)
+		ident_from_stat(&now, &st);
+	else if (errno == ENOENT)
+		now = (struct file_ident){ .valid = true, .missing = true };
+	else
 		return refresh_failed(cc, -errno, first ? NULL : "cannot stat");
-	ident_from_stat(&now, &st);
 	if (!first && ident_eq(&now, &cc->ident) && have_gen == cc->have_gen && gen == cc->gen)
 		return cc->last_err; /* 0, or the parse error this very file caused */
 
 	/* O_NONBLOCK: /etc/proxmox-backup is the backup user's, and the open
 	 * of a FIFO put there in the file's place would wait for a writer
 	 * forever (with refresh_lock held: every later lookup with it). */
-	fd = open(cc->path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
-	if (fd < 0)
-		return refresh_failed(cc, -errno, first ? NULL : "cannot open");
-	for (int tries = 1;; tries++) {
+	if (!now.missing) {
+		fd = open(cc->path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+		if (fd < 0 && errno == ENOENT)
+			now = (struct file_ident){ .valid = true, .missing = true };
+		else if (fd < 0)
+			return refresh_failed(cc, -errno, first ? NULL : "cannot open");
+	}
+	if (now.missing) {
+		buf = calloc(1, 1);
+		if (!buf)
+			return refresh_failed(cc, -ENOMEM, "cannot read");
+		if (!cc->missing_logged)
+			ds_info("%s does not exist: no datastores until it does (as for PBS)",
+				cc->path);
+		cc->missing_logged = true;
+	} else {
+		cc->missing_logged = false;
+	}
+	for (int tries = 1; fd >= 0; tries++) {
 		struct stat after;
 		bool raced;
 

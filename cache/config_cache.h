@@ -9,6 +9,9 @@
  * Re-parsing happens only when the generation moved or the file's identity
  * (device, inode, size, mtime with nanoseconds) or content digest changed. A
  * bad edit keeps the last good config and logs the error with its line.
+ * A file that does not exist is an empty config (no datastores), as PBS
+ * reads it; one that appears later is picked up like any change, and one
+ * removed counts as removing all its stores (confirmed as below).
  * A file being rewritten in place (modified and not yet closed by its
  * writer, up to 2 s after its last write) is not read until its writer is
  * done, and a read that raced a write is dropped: a part of the file can
@@ -37,8 +40,9 @@ struct ds_config_snap {
 	void *priv;
 };
 
-/* Loads path once. shm_path: the ConfigVersionCache file, NULL for PBS's
- * default; a missing file is fine (no generation checks then).
+/* Loads path once (no file at path: an empty config). shm_path: the
+ * ConfigVersionCache file, NULL for PBS's default; a missing file is fine
+ * (no generation checks then).
  * Returns 0 or the parse/load -errno of the first load. */
 int ds_config_cache_new(const char *path, const char *shm_path, struct ds_config_cache **ret);
 void ds_config_cache_free(struct ds_config_cache *cc); /* accepts NULL */

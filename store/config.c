@@ -390,6 +390,8 @@ int ds_config_load(const char *path, struct ds_config **ret)
 	if (!path || !ret)
 		return -EINVAL;
 	r = ds_read_file_at(AT_FDCWD, path, CONFIG_MAX_SIZE, &buf, &len);
+	if (r == -ENOENT) /* PBS: no file is no datastore (pbs-config's config()) */
+		return ds_config_parse("", 0, path, ret);
 	if (r == -EFBIG)
 		ds_err("%s: larger than %llu bytes, not a datastore.cfg", path,
 		       (unsigned long long)CONFIG_MAX_SIZE);

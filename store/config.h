@@ -81,8 +81,11 @@ struct ds_config {
  * Errors: -EINVAL (syntax, unknown key, duplicate key, missing path, bad
  * property string, bad name; logged as "origin:LINE: reason"), -ENOMEM. */
 int ds_config_parse(const char *text, size_t len, const char *origin, struct ds_config **ret);
-/* Reads and parses a file (origin = path). Also -errno of open/read
- * (not logged), -EFBIG above 16 MiB. */
+/* Reads and parses a file (origin = path). A file that does not exist
+ * (ENOENT, also for a missing directory) is an empty config with no
+ * datastore, as PBS reads it (file_read_optional_string): a host without
+ * any datastore has no datastore.cfg. Also -errno of open/read (not
+ * logged), -EFBIG above 16 MiB. */
 int ds_config_load(const char *path, struct ds_config **ret);
 void ds_config_free(struct ds_config *cfg); /* accepts NULL */
 

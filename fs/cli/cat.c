@@ -214,8 +214,10 @@ int cmd_cat(int argc, char **argv)
 	if (keyfile && cli_load_key(keyfile, &crypt) < 0)
 		return DS_EXIT_FAIL;
 	r = cli_store_open(argv[optind], config, &s);
-	if (r < 0)
+	if (r < 0) {
+		said = true; /* it says why, and the archive was never looked at */
 		goto out;
+	}
 	r = ds_reader_acquire(s.ds, &rd);
 	if (r < 0)
 		goto out;

@@ -33,6 +33,9 @@ struct cli_store {
 };
 
 int cli_store_open(const char *arg, const char *config_path, struct cli_store *ret);
+/* Prints that datastore name is not configured in config_path (a file
+ * that does not exist configures none, as for PBS). */
+void cli_print_not_found(const char *name, const char *config_path);
 void cli_store_close(struct cli_store *s);
 
 /* Parses a namespace path as on disk, "ns/a/ns/b", into the logical

@@ -85,7 +85,7 @@ int cli_store_open(const char *arg, const char *config_path, struct cli_store *r
 	}
 	dc = ds_config_find(s.cfg, arg);
 	if (!dc) {
-		fprintf(stderr, "dsfs: datastore '%s' not found in %s\n", arg, config_path);
+		cli_print_not_found(arg, config_path);
 		ds_config_free(s.cfg);
 		return -ENOENT;
 	}
@@ -99,6 +99,19 @@ int cli_store_open(const char *arg, const char *config_path, struct cli_store *r
 	ds_datastore_configure(s.ds, dc);
 	*ret = s;
 	return 0;
+}
+
+void cli_print_not_found(const char *name, const char *config_path)
+{
+	struct stat st;
+
+	/* No file is no datastore, as PBS reads it; saying so spares a
+	 * search for a typo in the name. */
+	if (stat(config_path, &st) < 0 && errno == ENOENT)
+		fprintf(stderr, "dsfs: datastore '%s' not found: %s does not exist\n", name,
+			config_path);
+	else
+		fprintf(stderr, "dsfs: datastore '%s' not found in %s\n", name, config_path);
 }
 
 void cli_store_close(struct cli_store *s)

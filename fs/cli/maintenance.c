@@ -60,7 +60,10 @@ static int config_lock(const char *lock_path)
 	if (fd < 0) {
 		int r = -errno;
 
-		fprintf(stderr, "dsfs: %s: cannot open lock file: %s\n", lock_path, strerror(errno));
+		/* No directory: no datastore.cfg either (the caller says so). */
+		if (r != -ENOENT)
+			fprintf(stderr, "dsfs: %s: cannot open lock file: %s\n", lock_path,
+				strerror(errno));
 		return r;
 	}
 	/* PBS's owner and mode. PBS creates it with open_backup_lockfile
@@ -297,6 +300,8 @@ int cmd_maintenance(int argc, char **argv)
 	}
 
 	lockfd = config_lock(lock_path);
+	if (lockfd == -ENOENT)
+		cli_print_not_found(store, config);
 	if (lockfd < 0)
 		return DS_EXIT_FAIL;
 	r = ds_config_load(config, &cfg);
@@ -307,7 +312,7 @@ int cmd_maintenance(int argc, char **argv)
 	}
 	r = ds_config_set_maintenance(cfg, store, (enum ds_maintenance)mode, message);
 	if (r == -ENOENT) {
-		fprintf(stderr, "dsfs: datastore '%s' not found in %s\n", store, config);
+		cli_print_not_found(store, config);
 		goto out;
 	}
 	if (r < 0) {

@@ -277,6 +277,7 @@ static int classify_source(const struct options *o, struct vfs_options *vo, char
 	/* The datastore's name in directory mode (vo points to it). */
 	static char dir_name[300];
 	struct stat st;
+	size_t n;
 	int r;
 
 	if (stat(o->source, &st) == 0 && S_ISDIR(st.st_mode) &&
@@ -305,6 +306,18 @@ static int classify_source(const struct options *o, struct vfs_options *vo, char
 		return 0;
 	}
 	if (stat(o->source, &st) == 0 && S_ISREG(st.st_mode)) {
+		vo->config_path = dirbuf;
+		return absolute_path(o->source, dirbuf, dirlen);
+	}
+	/* A datastore.cfg that does not exist yet: PBS reads it as no
+	 * datastores (a host before its first one), so the mount shows none
+	 * and follows the file once it is made. Only a name ending in .cfg
+	 * is taken for one: a missing directory is an error, and a bare word
+	 * that is a configured datastore (a name may hold a dot) is that. */
+	n = strlen(o->source);
+	if (stat(o->source, &st) < 0 && errno == ENOENT && n > 4 &&
+	    strcmp(o->source + n - 4, ".cfg") == 0 && o->source[n - 5] != '/' &&
+	    (strchr(o->source, '/') || !ds_config_has_store(config, o->source))) {
 		vo->config_path = dirbuf;
 		return absolute_path(o->source, dirbuf, dirlen);
 	}

@@ -737,14 +737,31 @@ static void test_many_stores(void **state)
 
 static void test_load(void **state)
 {
-	char *dir = tu_tmpdir(), path[4096];
+	char *dir = tu_tmpdir(), path[4096], other[4200];
 	struct ds_config *cfg = (void *)1;
 	FILE *f;
 
 	(void)state;
+	/* No file, even no directory: no datastores, as PBS reads it
+	 * (pbs-config's config(), file_read_optional_string). */
+	snprintf(path, sizeof(path), "%s/nodir/datastore.cfg", dir);
+	assert_int_equal(ds_config_load(path, &cfg), 0);
+	assert_int_equal(cfg->n_stores, 0);
+	assert_false(ds_config_has_store(path, "abc"));
+	ds_config_free(cfg);
+	cfg = (void *)1;
 	snprintf(path, sizeof(path), "%s/datastore.cfg", dir);
-	assert_int_equal(ds_config_load(path, &cfg), -ENOENT);
+	assert_int_equal(ds_config_load(path, &cfg), 0);
+	assert_int_equal(cfg->n_stores, 0);
+	ds_config_free(cfg);
+	cfg = (void *)1;
+	/* Any other failure stays one. */
 	assert_int_equal(ds_config_load(dir, &cfg), -EISDIR);
+	snprintf(other, sizeof(other), "%s/datastore.cfg/x", dir);
+	f = fopen(path, "w");
+	assert_non_null(f);
+	fclose(f);
+	assert_int_equal(ds_config_load(other, &cfg), -ENOTDIR);
 	assert_ptr_equal(cfg, (void *)1);
 	f = fopen(path, "w");
 	assert_non_null(f);

@@ -141,13 +141,19 @@ static struct ds_config_cache *open_cache(struct env *e, const char *text)
 	return cc;
 }
 
+static bool readable(int fd, int timeout_ms)
+{
+	struct pollfd p = { .fd = fd, .events = POLLIN };
+
+	return poll(&p, 1, timeout_ms) == 1 && (p.revents & POLLIN);
+}
+
 static void test_first_load(void **state)
 {
 	struct env *e = *state;
 	struct ds_config_cache *cc;
 	struct ds_config_snap s;
 
-	assert_int_equal(ds_config_cache_new(e->cfg, e->shm, &cc), -ENOENT);
 	write_rename(e->cfg, cfg_bad);
 	assert_int_equal(ds_config_cache_new(e->cfg, e->shm, &cc), -EINVAL);
 	assert_non_null(strstr(logs.text, "datastore.cfg:3:"));
@@ -163,6 +169,66 @@ static void test_first_load(void **state)
 	assert_null(s.priv);
 	ds_config_cache_free(cc);
 	ds_config_cache_free(NULL);
+}
+
+/* No datastore.cfg is an empty config, as PBS reads it (pbs-config's
+ * config()): a fresh PBS host has none until its first datastore. Its
+ * creation is followed (inotify on the directory, as for any change), and
+ * its removal is the removal of every store, confirmed after a second like
+ * any. Its absence is logged once per absence. */
+static void test_missing_file(void **state)
+{
+	struct env *e = *state;
+	struct ds_config_cache *cc = NULL;
+	struct ds_config_snap s;
+	int fd;
+
+	assert_int_equal(ds_config_cache_new(e->cfg, e->shm, &cc), 0);
+	assert_non_null(cc);
+	ds_config_cache_get(cc, &s);
+	assert_int_equal(s.version, 1);
+	assert_int_equal(s.cfg->n_stores, 0);
+	ds_config_cache_put(cc, &s);
+	assert_int_equal(logs.count, 1);
+	assert_non_null(strstr(logs.text, "does not exist"));
+	assert_int_equal(ds_config_cache_refresh(cc), 0);
+	assert_int_equal(ds_config_cache_refresh(cc), 0);
+	assert_int_equal(ds_config_cache_parses(cc), 1);
+	assert_int_equal(logs.count, 1);
+
+	/* The first datastore: the file appears, an inotify event says so. */
+	fd = ds_config_cache_fd(cc);
+	assert_true(fd >= 0);
+	write_rename(e->cfg, cfg_one);
+	assert_true(readable(fd, 5000));
+	ds_config_cache_drain_events(cc);
+	assert_int_equal(ds_config_cache_refresh(cc), 1);
+	ds_config_cache_get(cc, &s);
+	assert_int_equal(s.version, 2);
+	assert_string_equal(comment_of(&s), "one");
+	ds_config_cache_put(cc, &s);
+
+	/* Removed: no stores, once the file has been gone for a second. */
+	assert_int_equal(unlink(e->cfg), 0);
+	assert_int_equal(ds_config_cache_refresh(cc), 0);
+	ds_config_cache_get(cc, &s);
+	assert_string_equal(comment_of(&s), "one");
+	ds_config_cache_put(cc, &s);
+	poll(NULL, 0, 1050);
+	assert_int_equal(ds_config_cache_refresh(cc), 1);
+	ds_config_cache_get(cc, &s);
+	assert_int_equal(s.version, 3);
+	assert_int_equal(s.cfg->n_stores, 0);
+	ds_config_cache_put(cc, &s);
+	assert_int_equal(ds_config_cache_refresh(cc), 0);
+	assert_int_equal(logs.count, 2);
+
+	/* A directory in the way is no config: an error, and the last good
+	 * config stays. */
+	assert_int_equal(mkdir(e->cfg, 0755), 0);
+	assert_true(ds_config_cache_refresh(cc) < 0);
+	assert_int_equal(rmdir(e->cfg), 0);
+	ds_config_cache_free(cc);
 }
 
 /* _get never looks at the file: garbage, then no file at all, and 100000
@@ -264,12 +330,6 @@ static void test_bad_edit(void **state)
 	assert_int_equal(logs.count, 1);
 	assert_int_equal(ds_config_cache_parses(cc), 2);
 
-	/* A file that disappears is logged once, too. */
-	assert_int_equal(unlink(e->cfg), 0);
-	assert_int_equal(ds_config_cache_refresh(cc), -ENOENT);
-	assert_int_equal(ds_config_cache_refresh(cc), -ENOENT);
-	assert_int_equal(logs.count, 2);
-
 	/* The bad edit undone: the old content is back, nothing to parse. */
 	write_rename(e->cfg, cfg_one);
 	assert_int_equal(ds_config_cache_refresh(cc), 0);
@@ -281,17 +341,21 @@ static void test_bad_edit(void **state)
 	assert_int_equal(s.version, 2);
 	assert_string_equal(comment_of(&s), "two");
 	ds_config_cache_put(cc, &s);
-	assert_int_equal(logs.count, 2);
+	assert_int_equal(logs.count, 1);
 
 	/* A file moved away and back keeps its identity (inode, size, mtime):
-	 * the failure in between must not stick to it. */
+	 * the empty config read in between (no file: no stores, not yet
+	 * confirmed) must not stick to it. */
 	snprintf(away, sizeof(away), "%s.away", e->cfg);
 	assert_int_equal(rename(e->cfg, away), 0);
-	assert_int_equal(ds_config_cache_refresh(cc), -ENOENT);
+	assert_int_equal(ds_config_cache_refresh(cc), 0);
 	assert_int_equal(rename(away, e->cfg), 0);
 	assert_int_equal(ds_config_cache_refresh(cc), 0);
-	assert_int_equal(ds_config_cache_parses(cc), 3);
-	assert_int_equal(logs.count, 3);
+	assert_int_equal(ds_config_cache_parses(cc), 4); /* the empty one */
+	ds_config_cache_get(cc, &s);
+	assert_int_equal(s.version, 2);
+	assert_string_equal(comment_of(&s), "two");
+	ds_config_cache_put(cc, &s);
 	ds_config_cache_free(cc);
 }
 
@@ -335,13 +399,6 @@ static void test_generation_bump(void **state)
 	assert_int_equal(ds_config_cache_refresh(cc), 0);
 	assert_int_equal(logs.count, 0);
 	ds_config_cache_free(cc);
-}
-
-static bool readable(int fd, int timeout_ms)
-{
-	struct pollfd p = { .fd = fd, .events = POLLIN };
-
-	return poll(&p, 1, timeout_ms) == 1 && (p.revents & POLLIN);
 }
 
 static void test_inotify(void **state)
@@ -788,6 +845,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_first_load, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_missing_file, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_get_does_no_io, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_refresh_detects_edits, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_bad_edit, setup, teardown),
