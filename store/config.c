@@ -560,9 +560,11 @@ static int format_store(struct sbuf *sb, const struct ds_datastore_cfg *ds)
 	if (!v)
 		return -ENOMEM;
 	/* maintenance-mode comes from the parsed fields, not the raw text, so
-	 * a caller's change to them is what gets written. */
+	 * a caller's change to them is what gets written. A "name" line is
+	 * dropped, as PBS's writer drops the id property (the header has it). */
 	for (size_t i = 0; i < ds->n_props; i++)
-		if (strcmp(ds->props[i].key, "maintenance-mode") != 0)
+		if (strcmp(ds->props[i].key, "maintenance-mode") != 0 &&
+		    strcmp(ds->props[i].key, "name") != 0)
 			v[n++] = (struct kv){ ds->props[i].key, ds->props[i].value };
 	if (ds->maintenance != DS_MAINT_NONE) {
 		maint = maintenance_value(ds->maintenance, ds->maintenance_message);

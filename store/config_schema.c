@@ -492,6 +492,14 @@ static int check_comment(struct check *c)
 	return set_str(&c->ds->comment, c->value);
 }
 
+/* DataStoreConfig's own "name" (DATASTORE_SCHEMA): proxmox-section-config
+ * checks a line giving it like any property, then sets it to the section's
+ * id, and its writer leaves it out (the header holds it). */
+static int check_name(struct check *c)
+{
+	return ds_name_datastore(c->value) == 0 ? 0 : bad(c, "not a datastore name");
+}
+
 static int check_backing_device(struct check *c)
 {
 	if (ds_name_fs_uuid(c->value) < 0)
@@ -527,6 +535,7 @@ static const struct rule store_rules[] = {
 	KEEP("keep-weekly"),
 	KEEP("keep-yearly"),
 	R_FN("maintenance-mode", check_maintenance),
+	R_FN("name", check_name),
 	R_ENUM("notification-mode", "legacy-sendmail|notification-system"),
 	R_ANY("notification-thresholds"),
 	R_FN("notify", check_notify),

@@ -690,6 +690,41 @@ static void test_maintenance_message_display(void **state)
 	}
 }
 
+/* DataStoreConfig has a "name" property (the section id): PBS's parser
+ * takes a line giving it, checked as a datastore name, then sets it to the
+ * id, and its writer leaves it out. dsfs refused such a file ("unknown
+ * property 'name'"), every store of it, where PBS reads it. */
+static void test_name_property(void **state)
+{
+	struct ds_config *cfg;
+	const char *bad;
+	char *text;
+
+	(void)state;
+	memset(&logs, 0, sizeof(logs));
+	cfg = parse_ok("datastore: store1\n\tname other-name\n\tpath /x\n\n"
+		       "datastore: store2\n\tpath /y\n\tname store2\n");
+	assert_int_equal(cfg->n_stores, 2);
+	assert_string_equal(cfg->stores[0].name, "store1");
+	assert_null(ds_config_find(cfg, "other-name"));
+	text = format_ok(cfg);
+	assert_string_equal(text, "datastore: store1\n\tpath /x\n\n"
+				  "datastore: store2\n\tpath /y\n");
+	free(text);
+	ds_config_free(cfg);
+	assert_int_equal(logs.count, 0);
+
+	/* checked as a name, and given once */
+	cfg = (void *)1;
+	bad = "datastore: store1\n\tname ab\n\tpath /x\n";
+	assert_int_equal(ds_config_parse(bad, strlen(bad), "test.cfg", &cfg), -EINVAL);
+	assert_non_null(strstr(logs.text, "test.cfg:2: property 'name': not a datastore name"));
+	bad = "datastore: store1\n\tname abc\n\tname abc\n\tpath /x\n";
+	assert_int_equal(ds_config_parse(bad, strlen(bad), "test.cfg", &cfg), -EINVAL);
+	assert_non_null(strstr(logs.text, "test.cfg:3: duplicate property 'name'"));
+	assert_ptr_equal(cfg, (void *)1);
+}
+
 static void test_check_property(void **state)
 {
 	struct ds_datastore_cfg ds = { 0 };
@@ -823,6 +858,7 @@ int main(void)
 		cmocka_unit_test(test_maintenance_names),
 		cmocka_unit_test(test_maintenance_message_display),
 		cmocka_unit_test(test_check_property),
+		cmocka_unit_test(test_name_property),
 		cmocka_unit_test(test_many_stores),
 		cmocka_unit_test(test_load),
 		cmocka_unit_test(test_fixture),
