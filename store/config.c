@@ -455,7 +455,9 @@ int ds_datastore_cfg_base(const struct ds_datastore_cfg *ds, char *out, size_t o
 		return -EINVAL;
 	if (ds->backing_device)
 		return ds_path_fmt(out, outlen, "/mnt/datastore/%s", ds->name);
-	if (!ds->path)
+	/* PBS parses a relative path but refuses to open the store
+	 * (ChunkStore::open: "expected absolute path"). */
+	if (!ds->path || ds->path[0] != '/')
 		return -EINVAL;
 	return ds_path_fmt(out, outlen, "%s", ds->path);
 }

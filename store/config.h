@@ -111,7 +111,9 @@ int ds_config_dir_name(const char *path, const char *dir, char *out, size_t outl
 const struct ds_datastore_cfg *ds_config_find(const struct ds_config *cfg, const char *name);
 
 /* The effective base directory: path, or for a removable store
- * "/mnt/datastore/<name>" (spec §6.7). Writes into out. 0 or -ENAMETOOLONG. */
+ * "/mnt/datastore/<name>" (spec §6.7). Writes into out. 0, -ENAMETOOLONG,
+ * or -EINVAL for a path that is not absolute (of a store that is not
+ * removable): PBS reads such a section but refuses to open the store. */
 int ds_datastore_cfg_base(const struct ds_datastore_cfg *ds, char *out, size_t outlen);
 
 /* Sets or clears (mode NONE) the maintenance mode of store name in cfg:

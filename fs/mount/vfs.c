@@ -160,12 +160,18 @@ struct vnode *vfs_node_get(struct vfs *v, uint64_t ino)
 
 /* --- datastores --- */
 
+/* The store called name, made on first use at dir or at dc's base.
+ * Returns it, or NULL with *ret_err set: -ENOMEM, or for dc, -EINVAL (a
+ * path that is not absolute, which PBS refuses to open) or -ENAMETOOLONG,
+ * logged. */
 static struct vstore *store_get(struct vfs *v, const char *name, const struct ds_datastore_cfg *dc,
-				const char *dir)
+				const char *dir, int *ret_err)
 {
 	struct vstore *s;
 	char base[4096];
+	int r;
 
+	*ret_err = -ENOMEM;
 	pthread_mutex_lock(&v->lock);
 	for (s = v->stores; s; s = s->next)
 		if (strcmp(s->name, name) == 0)
@@ -173,10 +179,17 @@ static struct vstore *store_get(struct vfs *v, const char *name, const struct ds
 	pthread_mutex_unlock(&v->lock);
 	if (s)
 		return s;
-	if (dir)
+	if (dir) {
 		snprintf(base, sizeof(base), "%s", dir);
-	else if (ds_datastore_cfg_base(dc, base, sizeof(base)) < 0)
+	} else if ((r = ds_datastore_cfg_base(dc, base, sizeof(base))) < 0) {
+		if (r == -EINVAL)
+			ds_err("datastore %s: path '%s' in %s is not absolute (PBS refuses it too)",
+			       name, dc->path, v->opt.config_path);
+		else
+			ds_err("datastore %s: path: %s", name, strerror(-r));
+		*ret_err = r;
 		return NULL;
+	}
 	s = calloc(1, sizeof(*s));
 	if (!s || !(s->name = strdup(name)) || ds_datastore_new(name, base, &s->ds) < 0) {
 		if (s)
@@ -223,16 +236,19 @@ static bool config_has_store(struct vfs *v, const char *name, bool *ret_deleted)
 	return found;
 }
 
-static struct vstore *store_from_config(struct vfs *v, const char *name)
+/* store_get for the store's section in the current config (-ENOENT when
+ * it has none). */
+static struct vstore *store_from_config(struct vfs *v, const char *name, int *ret_err)
 {
 	struct ds_config_snap snap;
 	const struct ds_datastore_cfg *dc;
 	struct vstore *s = NULL;
 
+	*ret_err = -ENOENT;
 	ds_config_cache_get(v->cc, &snap);
 	dc = ds_config_find(snap.cfg, name);
 	if (dc)
-		s = store_get(v, name, dc, NULL);
+		s = store_get(v, name, dc, NULL, ret_err);
 	ds_config_cache_put(v->cc, &snap);
 	return s;
 }
@@ -364,12 +380,10 @@ int vfs_new(const struct vfs_options *opt, struct vfs **ret)
 		const char *name = opt->store_dir_name ? opt->store_dir_name
 				   : slash && slash[1]  ? slash + 1
 							: opt->store_dir;
-		struct vstore *s = store_get(v, name, NULL, opt->store_dir);
+		struct vstore *s = store_get(v, name, NULL, opt->store_dir, &r);
 
-		if (!s) {
-			r = -ENOMEM;
+		if (!s)
 			goto fail;
-		}
 		v->root = node_new(VK_NSROOT, s, VFS_ROOT_INO, "", "");
 	} else if (opt->store_name) {
 		struct vstore *s;
@@ -379,11 +393,9 @@ int vfs_new(const struct vfs_options *opt, struct vfs **ret)
 			r = -ENOENT;
 			goto fail;
 		}
-		s = store_from_config(v, opt->store_name);
-		if (!s) {
-			r = -ENOMEM;
+		s = store_from_config(v, opt->store_name, &r);
+		if (!s)
 			goto fail;
-		}
 		v->root = node_new(VK_NSROOT, s, VFS_ROOT_INO, "", "");
 	} else {
 		v->multi = true;
@@ -1140,9 +1152,9 @@ static int resolve(struct vfs *v, struct vnode *p, const char *name, const struc
 
 		if (!config_has_store(v, name, &deleted) || deleted)
 			return -ENOENT;
-		s = store_from_config(v, name);
+		s = store_from_config(v, name, &r);
 		if (!s)
-			return -ENOMEM;
+			return r;
 		/* From the config only: no datastore I/O to show the store. */
 		n = node_new(VK_NSROOT, s, VFS_ROOT_INO, name, name);
 		if (!n)
