@@ -15,7 +15,6 @@ need_fuse
 
 NAME=dsfs-cfgmiss-$$
 OPS=/run/proxmox-backup/active-operations
-cleanup_hooks+=("rm -f '$OPS/$NAME' '$OPS/$NAME.lock'")
 fixture_copy pbs-store-a "$T/store"
 STORE=$(realpath "$T/store")
 mkdir "$T/etc"
@@ -36,6 +35,8 @@ within() {
 root_empty() { [ -z "$(ls -A "$M")" ]; }
 
 mount_dsfs "$CFG" "$M"
+# After the unmount that mount_dsfs registered: the daemon writes them.
+cleanup_hooks+=("rm -f '$OPS/$NAME' '$OPS/$NAME.lock'")
 [ -z "$(ls -A "$M")" ] || fail "root of a missing config not empty: $(ls -A "$M")"
 grep -q "$CFG does not exist" "$T/mount.log" || fail "log: $(cat "$T/mount.log")"
 

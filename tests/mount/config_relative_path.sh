@@ -12,7 +12,6 @@ need_fuse
 
 NAME=dsfs-cfgrel-$$
 OPS=/run/proxmox-backup/active-operations
-cleanup_hooks+=("rm -f '$OPS/$NAME' '$OPS/$NAME.lock' '$OPS/rel-$NAME' '$OPS/rel-$NAME.lock'")
 fixture_copy pbs-store-a "$T/store"
 STORE=$(realpath "$T/store")
 CFG=$T/datastore.cfg
@@ -22,6 +21,8 @@ printf 'datastore: rel-%s\n\tpath %s\n\ndatastore: %s\n\tpath %s\n' \
 M=$T/m
 
 mount_dsfs "$CFG" "$M"
+# After the unmount that mount_dsfs registered: the daemon writes them.
+cleanup_hooks+=("rm -f '$OPS/$NAME' '$OPS/$NAME.lock' '$OPS/rel-$NAME' '$OPS/rel-$NAME.lock'")
 listed "$M" "rel-$NAME" || fail "the store is not listed: $(ls "$M")"
 [ -f "$M/$NAME/vm/101/2024-03-02T08:02:17Z/qemu-server.conf" ] || fail "the other store"
 got=$(python3 -c 'import errno, os, sys
