@@ -235,6 +235,25 @@ static int terminal_item(struct ds_pxar *px, uint64_t pos, uint64_t bound,
 	}
 }
 
+/* The attribute items an entry holds at most one of: upstream's decoder
+ * refuses the entry at the second (read_current_item), so a second FCAPS
+ * is not a second security.capability. A bit each, 0 for other types. */
+static unsigned once_bit(uint64_t type)
+{
+	switch (type) {
+	case PXAR_FCAPS:
+		return 1u << 0;
+	case PXAR_QUOTA_PROJID:
+		return 1u << 1;
+	case PXAR_ACL_GROUP_OBJ:
+		return 1u << 2;
+	case PXAR_ACL_DEFAULT:
+		return 1u << 3;
+	default:
+		return 0;
+	}
+}
+
 /* Decodes the entry whose ENTRY item is at off; its items must end by
  * bound. Returns 1 (and nothing else) when off holds a HARDLINK instead. A
  * directory's goodbye fields are filled by open_dir. */
@@ -244,6 +263,7 @@ static int decode_entry(struct ds_pxar *px, uint64_t off, uint64_t bound,
 	uint8_t b[PXAR_HDR + ENTRY_LEN];
 	enum terminal t = T_NONE;
 	struct pxar_hdr h;
+	unsigned seen = 0, once;
 	uint64_t pos;
 	size_t len;
 	int r;
@@ -275,10 +295,14 @@ static int decode_entry(struct ds_pxar *px, uint64_t off, uint64_t bound,
 			return r;
 		if (h.type == PXAR_FILENAME || h.type == PXAR_GOODBYE)
 			break;
-		if (h.type == PXAR_XATTR || h.type == PXAR_FCAPS || h.type == PXAR_QUOTA_PROJID ||
-		    h.type == PXAR_ACL_USER || h.type == PXAR_ACL_GROUP ||
-		    h.type == PXAR_ACL_GROUP_OBJ || h.type == PXAR_ACL_DEFAULT ||
-		    h.type == PXAR_ACL_DEFAULT_USER || h.type == PXAR_ACL_DEFAULT_GROUP) {
+		once = once_bit(h.type);
+		if (once & seen)
+			return pxar_bad(pos, "second item of type %016llx in an entry",
+					(unsigned long long)h.type);
+		seen |= once;
+		if (once || h.type == PXAR_XATTR || h.type == PXAR_ACL_USER ||
+		    h.type == PXAR_ACL_GROUP || h.type == PXAR_ACL_DEFAULT_USER ||
+		    h.type == PXAR_ACL_DEFAULT_GROUP) {
 			pos += PXAR_HDR + h.size;
 			continue;
 		}

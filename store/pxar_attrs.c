@@ -295,6 +295,7 @@ int ds_pxar_xattrs(struct ds_pxar *px, const struct ds_pxar_entry *e, ds_pxar_xa
 	uint64_t pos = e->attrs_off, end = e->attrs_end;
 	uint8_t *buf = NULL;
 	struct pxar_hdr h;
+	bool fcaps = false;
 	int r = 0;
 
 	if (pos > end || end > px->meta.size)
@@ -307,6 +308,13 @@ int ds_pxar_xattrs(struct ds_pxar *px, const struct ds_pxar_entry *e, ds_pxar_xa
 			const char *name = "security.capability";
 			size_t skip = 0;
 
+			/* decode_entry refuses it already; the entry may
+			 * come from a caller. */
+			if (h.type == PXAR_FCAPS && fcaps) {
+				r = pxar_bad(pos, "second FCAPS");
+				goto out;
+			}
+			fcaps = fcaps || h.type == PXAR_FCAPS;
 			if (!buf && !(buf = malloc(PXAR_XATTR_MAX + 1))) {
 				r = -ENOMEM;
 				goto out;

@@ -1,0 +1,346 @@
+/* Suite for store/pxar on archives that upstream's decoder refuses (spec
+ * pxar-format.md): a second FCAPS / QUOTA_PROJID / ACL_GROUP_OBJ /
+ * ACL_DEFAULT in one entry (§2.1), a split archive's payload stream
+ * without its start or tail marker (§4). The archives are built here, item
+ * by item, with correct goodbye tables, so that the one flaw is the only
+ * one; the same builder without the flaw must read. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "store/log.h"
+#include "store/pxar.h"
+#include "store/pxar_format.h"
+#include "store/util.h"
+#include "testutil.h"
+
+/* --- sources --- */
+
+struct mem {
+	const uint8_t *b;
+	size_t len;
+	uint64_t fail_below, fail_from; /* reads touching [0, below) or [from, len) fail */
+};
+
+static int mem_pread(void *ctx, void *buf, size_t len, uint64_t off)
+{
+	struct mem *m = ctx;
+
+	assert_true(off <= m->len && len <= m->len - off);
+	if (off < m->fail_below || off + len > m->fail_from)
+		return -EIO;
+	memcpy(buf, m->b + off, len);
+	return 0;
+}
+
+struct arch {
+	struct mem m, p;
+	struct ds_pxar_source ms, ps;
+	struct ds_pxar *px;
+};
+
+static int arch_open(struct arch *a, const uint8_t *b, size_t len, const uint8_t *pb, size_t plen)
+{
+	memset(a, 0, sizeof(*a));
+	a->m = (struct mem){ b, len, 0, UINT64_MAX };
+	a->p = (struct mem){ pb, plen, 0, UINT64_MAX };
+	a->ms = (struct ds_pxar_source){ mem_pread, len, &a->m, NULL };
+	a->ps = (struct ds_pxar_source){ mem_pread, plen, &a->p, NULL };
+	return ds_pxar_open(&a->ms, pb ? &a->ps : NULL, &a->px);
+}
+
+static void quiet(enum ds_log_level level, const char *msg, void *userdata)
+{
+	(void)level;
+	(void)msg;
+	(void)userdata;
+}
+
+/* --- building an archive: a root holding files and fifos --- */
+
+struct out {
+	uint8_t *b;
+	size_t len, cap;
+};
+
+static void put(struct out *o, const void *p, size_t n)
+{
+	if (o->len + n > o->cap) {
+		o->cap = 2 * (o->len + n) + 256;
+		o->b = realloc(o->b, o->cap);
+		assert_non_null(o->b);
+	}
+	memcpy(o->b + o->len, p, n);
+	o->len += n;
+}
+
+static void put64(struct out *o, uint64_t v)
+{
+	uint8_t b[8];
+
+	ds_put_le64(b, v);
+	put(o, b, 8);
+}
+
+static void item(struct out *o, uint64_t type, const void *p, size_t n)
+{
+	put64(o, type);
+	put64(o, 16 + n);
+	put(o, p, n);
+}
+
+static void entry(struct out *o, uint64_t mode)
+{
+	uint8_t st[40] = { 0 };
+
+	ds_put_le64(st, mode);
+	item(o, PXAR_ENTRY, st, sizeof(st));
+}
+
+/* An attribute item: type and content. */
+struct raw {
+	uint64_t type;
+	const char *data;
+	size_t len;
+};
+
+struct kid {
+	const char *name;
+	uint64_t mode;         /* S_IFREG or S_IFIFO with permissions */
+	const struct raw *attrs;
+	size_t nattrs;
+	const char *data;      /* regular files */
+};
+
+struct rec {
+	uint64_t hash, f, end;
+};
+
+static int rec_cmp(const void *a, const void *b)
+{
+	const struct rec *x = a, *y = b;
+
+	return x->hash < y->hash ? -1 : x->hash > y->hash;
+}
+
+/* The in-order walk of the heap-shaped tree gives slot -> sorted index (§2.5). */
+static void bst(size_t *slot_of, size_t n, size_t i, size_t *k)
+{
+	if (i >= n)
+		return;
+	bst(slot_of, n, 2 * i + 1, k);
+	slot_of[(*k)++] = i;
+	bst(slot_of, n, 2 * i + 2, k);
+}
+
+static void put_attrs(struct out *m, const struct raw *a, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		item(m, a[i].type, a[i].data, a[i].len);
+}
+
+/* v1 (pay NULL) or v2 split archive of a root with root_attrs and kids. */
+static void build(const struct raw *root_attrs, size_t nroot, const struct kid *kids, size_t n,
+		  struct out *m, struct out *pay)
+{
+	struct rec *recs = calloc(n + 1, sizeof(*recs));
+	size_t *slot_of = calloc(n + 1, sizeof(*slot_of)), k = 0;
+	uint8_t *table;
+	uint64_t g;
+
+	assert_non_null(recs);
+	assert_non_null(slot_of);
+	memset(m, 0, sizeof(*m));
+	if (pay) {
+		uint8_t v[8];
+
+		memset(pay, 0, sizeof(*pay));
+		ds_put_le64(v, 2);
+		item(m, PXAR_FORMAT_VERSION, v, 8);
+		item(pay, PXAR_PAYLOAD_START_MARKER, NULL, 0);
+	}
+	entry(m, S_IFDIR | 0755);
+	put_attrs(m, root_attrs, nroot);
+	for (size_t i = 0; i < n; i++) {
+		recs[i].hash = ds_pxar_hash(kids[i].name, strlen(kids[i].name));
+		recs[i].f = m->len;
+		item(m, PXAR_FILENAME, kids[i].name, strlen(kids[i].name) + 1);
+		entry(m, kids[i].mode);
+		put_attrs(m, kids[i].attrs, kids[i].nattrs);
+		if (S_ISREG(kids[i].mode)) {
+			size_t dl = strlen(kids[i].data);
+
+			if (pay) {
+				uint8_t ref[16];
+
+				ds_put_le64(ref, pay->len);
+				ds_put_le64(ref + 8, dl);
+				item(pay, PXAR_PAYLOAD, kids[i].data, dl);
+				item(m, PXAR_PAYLOAD_REF, ref, sizeof(ref));
+			} else {
+				item(m, PXAR_PAYLOAD, kids[i].data, dl);
+			}
+		}
+		recs[i].end = m->len;
+	}
+	g = m->len;
+	qsort(recs, n, sizeof(*recs), rec_cmp);
+	bst(slot_of, n, 0, &k);
+	table = calloc(n + 1, 24);
+	assert_non_null(table);
+	for (size_t i = 0; i < n; i++) {
+		uint8_t *r = table + 24 * slot_of[i];
+
+		ds_put_le64(r, recs[i].hash);
+		ds_put_le64(r + 8, g - recs[i].f);
+		ds_put_le64(r + 16, recs[i].end - recs[i].f);
+	}
+	ds_put_le64(table + 24 * n, PXAR_GOODBYE_TAIL_MARKER);
+	ds_put_le64(table + 24 * n + 8, g);
+	ds_put_le64(table + 24 * n + 16, 16 + 24 * (n + 1));
+	item(m, PXAR_GOODBYE, table, 24 * (n + 1));
+	if (pay)
+		item(pay, PXAR_PAYLOAD_TAIL_MARKER, NULL, 0);
+	free(table);
+	free(slot_of);
+	free(recs);
+}
+
+/* --- checks --- */
+
+struct xa {
+	int n, fcaps;
+};
+
+static int xa_fn(void *ud, const char *name, const void *value, size_t len)
+{
+	struct xa *x = ud;
+
+	(void)value;
+	(void)len;
+	x->n++;
+	x->fcaps += strcmp(name, "security.capability") == 0;
+	return 0;
+}
+
+static int count_fn(void *ud, const char *name, size_t len, const struct ds_pxar_entry *e)
+{
+	(void)name;
+	(void)len;
+	(void)e;
+	(*(size_t *)ud)++;
+	return 0;
+}
+
+static int lookup(struct ds_pxar *px, const char *name, struct ds_pxar_entry *ret)
+{
+	struct ds_pxar_entry root;
+
+	ds_pxar_root(px, &root);
+	return ds_pxar_lookup(px, &root, name, strlen(name), ret);
+}
+
+static const char acl_default[32] = { 7, 0, 0, 0, 0, 0, 0, 0, 5, 0, 0, 0, 0, 0, 0, 0,
+				      5, 0, 0, 0, 0, 0, 0, 0, 7, 0, 0, 0, 0, 0, 0, 0 };
+static const char u64_5[8] = { 5 };
+static const char acl_user[16] = { 0xe8, 3, 0, 0, 0, 0, 0, 0, 6 };
+
+/* Every once-only item, once; the named kid has one of them twice. */
+static void once_only_case(uint64_t twice, bool v2, bool in_root)
+{
+	struct raw attrs[] = {
+		{ PXAR_XATTR, "user.a\0x", 8 },
+		{ PXAR_XATTR, "user.b\0y", 8 },
+		{ PXAR_ACL_USER, acl_user, 16 },
+		{ PXAR_ACL_USER, acl_user, 16 },
+		{ PXAR_ACL_GROUP_OBJ, u64_5, 8 },
+		{ PXAR_ACL_DEFAULT, acl_default, 32 },
+		{ PXAR_FCAPS, "caps", 4 },
+		{ PXAR_QUOTA_PROJID, u64_5, 8 },
+		{ 0, NULL, 0 }, /* the second one, if any */
+	};
+	size_t na = DS_ARRAY_SIZE(attrs) - 1;
+	struct kid kids[] = {
+		{ "bad", S_IFREG | 0644, attrs, na + 1, "bad data" },
+		{ "fifo", S_IFIFO | 0644, attrs, na, NULL },
+		{ "good", S_IFREG | 0644, attrs, na, "good data" },
+	};
+	struct ds_pxar_entry e, root;
+	struct out m, p;
+	struct arch a;
+	struct xa x = { 0 };
+	size_t nkids = 0;
+	char buf[16];
+
+	for (size_t i = 0; i < na; i++)
+		if (attrs[i].type == twice)
+			attrs[na] = attrs[i];
+	if (!twice)
+		kids[0].nattrs--;
+	build(in_root ? attrs : NULL, in_root ? na + !!twice : 0, kids, DS_ARRAY_SIZE(kids), &m,
+	      v2 ? &p : NULL);
+	if (in_root) {
+		/* upstream: the root entry itself does not decode */
+		assert_int_equal(arch_open(&a, m.b, m.len, v2 ? p.b : NULL, v2 ? p.len : 0),
+				 twice ? -EIO : 0);
+		ds_pxar_free(a.px);
+		goto out;
+	}
+	assert_int_equal(arch_open(&a, m.b, m.len, v2 ? p.b : NULL, v2 ? p.len : 0), 0);
+	/* The others read, their once-only items once. */
+	assert_int_equal(lookup(a.px, "good", &e), 0);
+	assert_int_equal(ds_pxar_xattrs(a.px, &e, xa_fn, &x), 0);
+	assert_int_equal(x.fcaps, 1);
+	assert_int_equal(x.n, 2 + 1 + 2); /* 2 XATTR, FCAPS, access + default ACL */
+	assert_int_equal(ds_pxar_read(a.px, &e, buf, sizeof(buf), 0), 9);
+	assert_memory_equal(buf, "good data", 9);
+	assert_int_equal(lookup(a.px, "fifo", &e), 0);
+	assert_true(S_ISFIFO(e.mode));
+	/* The one with a second once-only item is refused like other
+	 * malformed entries: EIO, on lookup and on listing. */
+	assert_int_equal(lookup(a.px, "bad", &e), twice ? -EIO : 0);
+	ds_pxar_root(a.px, &root);
+	assert_int_equal(ds_pxar_readdir(a.px, &root, 0, count_fn, &nkids), twice ? -EIO : 0);
+	if (!twice) {
+		x = (struct xa){ 0 };
+		assert_int_equal(ds_pxar_xattrs(a.px, &e, xa_fn, &x), 0);
+		assert_int_equal(x.fcaps, 1);
+	}
+	ds_pxar_free(a.px);
+out:
+	free(m.b);
+	if (v2)
+		free(p.b);
+}
+
+static void test_once_only_items(void **state)
+{
+	static const uint64_t types[] = { 0, PXAR_FCAPS, PXAR_QUOTA_PROJID, PXAR_ACL_GROUP_OBJ,
+					  PXAR_ACL_DEFAULT };
+
+	(void)state;
+	ds_log_set_sink(quiet, NULL);
+	for (size_t i = 0; i < DS_ARRAY_SIZE(types); i++) {
+		once_only_case(types[i], false, false);
+		once_only_case(types[i], true, false);
+		once_only_case(types[i], false, true);
+	}
+	ds_log_set_sink(NULL, NULL);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_once_only_items),
+	};
+
+	return tu_run_group("pxar_strict", tests, NULL, NULL);
+}
