@@ -206,7 +206,9 @@ static int terminal_item(struct ds_pxar *px, uint64_t pos, uint64_t bound,
 			return r;
 		poff = ds_le64(b);
 		psize = ds_le64(b + 8);
-		if (poff > ps || ps - poff < PXAR_HDR || psize > ps - poff - PXAR_HDR)
+		/* Between the markers: _open checked ps >= 2 * PXAR_HDR. */
+		if (poff < PXAR_HDR || poff > ps - 2 * PXAR_HDR ||
+		    psize > ps - 2 * PXAR_HDR - poff)
 			return pxar_bad(pos, "PAYLOAD_REF {%llu, %llu} beyond the payload stream",
 					(unsigned long long)poff, (unsigned long long)psize);
 		e->data_off = poff + PXAR_HDR;
@@ -484,6 +486,35 @@ static int decode_child(struct ds_pxar *px, const struct ds_pxar_entry *dir,
 	return 0;
 }
 
+/* The payload stream's markers (§4): PAYLOAD_START_MARKER at 0 and the
+ * 16-byte PAYLOAD_TAIL_MARKER at the end, which upstream checks when it
+ * opens a split archive: a stream without them is not this archive's
+ * payload, or is cut short. A marker whose bytes cannot be read (a damaged
+ * or missing chunk) passes: the reads of that chunk fail on their own, the
+ * files elsewhere stay readable. */
+static int check_payload_markers(const struct ds_pxar_source *p)
+{
+	uint8_t b[PXAR_HDR];
+
+	if (p->size < 2 * PXAR_HDR) {
+		ds_err("pxar: payload stream of %llu bytes is too short for its markers",
+		       (unsigned long long)p->size);
+		return -EIO;
+	}
+	if (p->pread(p->ctx, b, sizeof(b), 0) == 0 && ds_le64(b) != PXAR_PAYLOAD_START_MARKER) {
+		ds_err("pxar: payload offset 0: no PAYLOAD_START_MARKER (type %016llx)",
+		       (unsigned long long)ds_le64(b));
+		return -EIO;
+	}
+	if (p->pread(p->ctx, b, sizeof(b), p->size - PXAR_HDR) == 0 &&
+	    (ds_le64(b) != PXAR_PAYLOAD_TAIL_MARKER || ds_le64(b + 8) != PXAR_HDR)) {
+		ds_err("pxar: payload offset %llu: no PAYLOAD_TAIL_MARKER at the end",
+		       (unsigned long long)(p->size - PXAR_HDR));
+		return -EIO;
+	}
+	return 0;
+}
+
 int ds_pxar_open(const struct ds_pxar_source *meta, const struct ds_pxar_source *payload,
 		 struct ds_pxar **ret)
 {
@@ -545,6 +576,11 @@ int ds_pxar_open(const struct ds_pxar_source *meta, const struct ds_pxar_source 
 		       payload ? "does not take" : "needs");
 		r = -EINVAL;
 		goto fail;
+	}
+	if (payload) {
+		r = check_payload_markers(payload);
+		if (r < 0)
+			goto fail;
 	}
 	r = decode_entry(px, pos, g, &px->root);
 	if (r > 0 || (r == 0 && !S_ISDIR(px->root.mode)))

@@ -6,8 +6,9 @@
  * opened from their goodbye table (the root from the end of the stream);
  * names are looked up through the goodbye table's binary search tree
  * (SipHash-2-4 via OpenSSL); file data is read at any offset without reading
- * other files. In a split archive, only ds_pxar_read touches the payload
- * source.
+ * other files. In a split archive, the payload source is read by _open
+ * (its start and tail markers, 16 bytes each) and then only for file
+ * content (ds_pxar_read, ds_pxar_check_content).
  *
  * Every inconsistency (bad header, sizes beyond the stream or the parent,
  * goodbye offsets out of range, loops, hardlinks pointing forward or to a
@@ -64,7 +65,9 @@ struct ds_pxar_entry {
 };
 
 /* Opens an archive: v1 (payload == NULL) or v2 split (metadata + payload).
- * Reads the root's goodbye tail and ENTRY. Errors: -EIO malformed (logged),
+ * Reads the root's goodbye tail and ENTRY, and the payload stream's
+ * PAYLOAD_START_MARKER at 0 and PAYLOAD_TAIL_MARKER at its end (a marker
+ * the source cannot read passes). Errors: -EIO malformed (logged),
  * -EINVAL a v2 archive without payload source or vice versa, -ENOMEM, or
  * the source's -errno. */
 int ds_pxar_open(const struct ds_pxar_source *meta, const struct ds_pxar_source *payload,

@@ -1,7 +1,7 @@
 /* Suite for store/pxar on archives that upstream's decoder refuses (spec
  * pxar-format.md): a second FCAPS / QUOTA_PROJID / ACL_GROUP_OBJ /
  * ACL_DEFAULT in one entry (§2.1), a split archive's payload stream
- * without its start or tail marker (§4). The archives are built here, item
+ * without its start or tail marker, a PAYLOAD_REF over a marker (§4). The archives are built here, item
  * by item, with correct goodbye tables, so that the one flaw is the only
  * one; the same builder without the flaw must read. */
 #include <setjmp.h>
@@ -336,10 +336,96 @@ static void test_once_only_items(void **state)
 	ds_log_set_sink(NULL, NULL);
 }
 
+/* Opens meta + a payload copy of plen bytes (pay's bytes, then zeros),
+ * with reads below fail_below failing; reads file "f" whole into buf. */
+static int open_split(const struct out *m, const uint8_t *pay, size_t plen, uint64_t fail_below,
+		      char *buf, size_t len)
+{
+	struct ds_pxar_entry e;
+	struct arch a;
+	int r;
+
+	memset(&a, 0, sizeof(a));
+	a.m = (struct mem){ m->b, m->len, 0, UINT64_MAX };
+	a.p = (struct mem){ pay, plen, fail_below, UINT64_MAX };
+	a.ms = (struct ds_pxar_source){ mem_pread, m->len, &a.m, NULL };
+	a.ps = (struct ds_pxar_source){ mem_pread, plen, &a.p, NULL };
+	r = ds_pxar_open(&a.ms, &a.ps, &a.px);
+	if (r < 0)
+		return r;
+	r = lookup(a.px, "f", &e);
+	if (r == 0)
+		r = (int)ds_pxar_read(a.px, &e, buf, len, 0);
+	ds_pxar_free(a.px);
+	return r;
+}
+
+static void test_payload_markers(void **state)
+{
+	struct kid kids[] = { { "f", S_IFREG | 0644, NULL, 0, "file data" } };
+	struct out m, p;
+	uint8_t *c;
+	char buf[32];
+	size_t pl;
+
+	(void)state;
+	ds_log_set_sink(quiet, NULL);
+	build(NULL, 0, kids, 1, &m, &p);
+	pl = p.len;
+	assert_int_equal(pl, 16 + 16 + 9 + 16);
+	c = calloc(1, pl + 64);
+	assert_non_null(c);
+
+	memcpy(c, p.b, pl);
+	assert_int_equal(open_split(&m, c, pl, 0, buf, sizeof(buf)), 9);
+	assert_memory_equal(buf, "file data", 9);
+	/* Start marker: another type, or the PAYLOAD that would follow it. */
+	c[0] ^= 1;
+	assert_int_equal(open_split(&m, c, pl, 0, buf, sizeof(buf)), -EIO);
+	memcpy(c, p.b, pl);
+	ds_put_le64(c, PXAR_PAYLOAD);
+	assert_int_equal(open_split(&m, c, pl, 0, buf, sizeof(buf)), -EIO);
+	/* Tail marker: another type or size, missing (stream cut, or bytes
+	 * after it). */
+	memcpy(c, p.b, pl);
+	c[pl - 16] ^= 0x80;
+	assert_int_equal(open_split(&m, c, pl, 0, buf, sizeof(buf)), -EIO);
+	memcpy(c, p.b, pl);
+	ds_put_le64(c + pl - 8, 24);
+	assert_int_equal(open_split(&m, c, pl, 0, buf, sizeof(buf)), -EIO);
+	memcpy(c, p.b, pl);
+	assert_int_equal(open_split(&m, c, pl - 16, 0, buf, sizeof(buf)), -EIO);
+	assert_int_equal(open_split(&m, c, pl + 16, 0, buf, sizeof(buf)), -EIO);
+	assert_int_equal(open_split(&m, c, 16, 0, buf, sizeof(buf)), -EIO);
+	assert_int_equal(open_split(&m, c, 0, 0, buf, sizeof(buf)), -EIO);
+	/* A start marker that cannot be read (damaged chunk) does not fail
+	 * the archive; the file behind it reads. */
+	assert_int_equal(open_split(&m, c, pl, 16, buf, sizeof(buf)), 9);
+	/* A PAYLOAD_REF pointing at the start marker or over the tail
+	 * marker is refused with the entry. */
+	memcpy(c, p.b, pl);
+	for (size_t off = 0; off + 16 <= m.len; off++) {
+		if (ds_le64(m.b + off) != PXAR_PAYLOAD_REF)
+			continue;
+		ds_put_le64(m.b + off + 16, 0);
+		assert_int_equal(open_split(&m, c, pl, 0, buf, sizeof(buf)), -EIO);
+		/* size 9 -> 25: the data ends where the tail marker does. */
+		ds_put_le64(m.b + off + 16, 16);
+		ds_put_le64(m.b + off + 24, 25);
+		ds_put_le64(c + 24, 16 + 25);
+		assert_int_equal(open_split(&m, c, pl, 0, buf, sizeof(buf)), -EIO);
+	}
+	free(c);
+	free(m.b);
+	free(p.b);
+	ds_log_set_sink(NULL, NULL);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_once_only_items),
+		cmocka_unit_test(test_payload_markers),
 	};
 
 	return tu_run_group("pxar_strict", tests, NULL, NULL);
