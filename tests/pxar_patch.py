@@ -126,3 +126,16 @@ def retarget_root_symlink(b, name, target):
     old_size = struct.unpack_from("<QQ", b, s_link)[1]
     item = struct.pack("<QQ", SYMLINK, 16 + len(target) + 1) + target + b"\0"
     return _replace(b, s_link, old_size, item, f)
+
+
+def add_root_child_item(b, name, item_type, content):
+    """The archive b (v1, root of files and symlinks only) with an item
+    (type, content bytes) inserted right after the ENTRY of its child
+    `name`, among its attributes."""
+    b = bytearray(b)
+    f = next(f for n, f, _ in _root(b)[0] if n == name)
+    e = f + struct.unpack_from("<QQ", b, f)[1]
+    ty, size = struct.unpack_from("<QQ", b, e)
+    assert ty == ENTRY
+    item = struct.pack("<QQ", item_type, 16 + len(content)) + content
+    return _replace(b, e + size, 0, item, f)
