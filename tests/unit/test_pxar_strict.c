@@ -78,7 +78,8 @@ static void put(struct out *o, const void *p, size_t n)
 		o->b = realloc(o->b, o->cap);
 		assert_non_null(o->b);
 	}
-	memcpy(o->b + o->len, p, n);
+	if (n)
+		memcpy(o->b + o->len, p, n);
 	o->len += n;
 }
 
