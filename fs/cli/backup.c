@@ -192,6 +192,52 @@ static void pxar_catalog_abort(struct pxar_catalog_out *co)
 	co->aw = NULL;
 }
 
+/* NAME=FILE: NAME copied into name (size bytes), *file pointing at FILE in
+ * arg, which is left as it is (ps and /proc/PID/cmdline show the command
+ * as given: it used to be cut at the '='). -EINVAL without a NAME. */
+static int split_arg(const char *arg, char *name, size_t size, const char **file)
+{
+	const char *eq = strchr(arg, '=');
+	size_t nl = eq ? (size_t)(eq - arg) : 0;
+
+	if (!eq || nl == 0 || nl >= size)
+		return -EINVAL;
+	memcpy(name, arg, nl);
+	name[nl] = '\0';
+	*file = eq + 1;
+	return 0;
+}
+
+/* Whether NAME=FILE backs up FILE as a tree: NAME.pxar and a directory. */
+static bool is_tree(const char *name, const char *file)
+{
+	size_t nl = strlen(name);
+	struct stat sb;
+
+	return nl > 5 && strcmp(name + nl - 5, ".pxar") == 0 && stat(file, &sb) == 0 &&
+	       S_ISDIR(sb.st_mode);
+}
+
+/* The pxar archive names NAME.pxar=DIR writes: NAME.pxar.didx, or split
+ * NAME.mpxar.didx and NAME.ppxar.didx (pname). -EINVAL when they are no
+ * valid archive names. */
+static int pxar_names(const char *name, bool split, char mname[300], char pname[300])
+{
+	int stem = (int)(strlen(name) - strlen(".pxar"));
+	int r;
+
+	if (split) {
+		r = ds_path_fmt(mname, 300, "%.*s.mpxar.didx", stem, name);
+		if (r == 0)
+			r = ds_path_fmt(pname, 300, "%.*s.ppxar.didx", stem, name);
+	} else {
+		r = ds_path_fmt(mname, 300, "%s.didx", name);
+	}
+	if (r < 0 || ds_name_archive(mname) < 0 || (split && ds_name_archive(pname) < 0))
+		return -EINVAL;
+	return 0;
+}
+
 /* NAME.pxar=DIR: encodes DIR into NAME.pxar.didx (v1, listed in the
  * catalog) or, split, into NAME.mpxar.didx + NAME.ppxar.didx (v2, no
  * catalog), as the PBS client does. */
@@ -202,20 +248,13 @@ static int backup_pxar_dir(struct ds_backup *b, const char *name, const char *di
 	struct ds_archive_writer *meta = NULL, *pay = NULL;
 	struct ds_pxar_sink msink, psink;
 	struct ds_pxar_encode_stats st;
-	size_t base = strlen(name) - strlen(".pxar");
 	char mname[300], pname[300];
 	int r;
 
-	if (split) {
-		r = ds_path_fmt(mname, sizeof(mname), "%.*s.mpxar.didx", (int)base, name);
-		if (r == 0)
-			r = ds_path_fmt(pname, sizeof(pname), "%.*s.ppxar.didx", (int)base, name);
-	} else {
-		r = ds_path_fmt(mname, sizeof(mname), "%s.didx", name);
-	}
-	if (r < 0 || ds_name_archive(mname) < 0 || (split && ds_name_archive(pname) < 0)) {
+	r = pxar_names(name, split, mname, pname);
+	if (r < 0) {
 		fprintf(stderr, "dsfs: %s: not a valid archive name\n", name);
-		return -EINVAL;
+		return r;
 	}
 	if (!split && !co->cat) {
 		co->sink = (struct ds_pxar_sink){ aw_sink_write, NULL };
@@ -280,6 +319,44 @@ static int archive_name(const char *name, uint64_t size, char *out, size_t outle
 	return 0;
 }
 
+/* The arguments argv[from..argc) as the command line has them: each one
+ * NAME=FILE with NAME a valid archive name, a directory given as
+ * NAME.pxar=DIR. These were found only while the snapshot was written
+ * (after the archives before them), and all failures then were usage
+ * errors, status 2: an empty pipe given as an image, a file that could not
+ * be read. Now only these are (a FILE that is missing or unreadable is no
+ * usage error: the loop that writes it reports it, status 1). Prints the
+ * reason; -EINVAL. */
+static int check_args(int argc, char **argv, int from, bool split)
+{
+	for (int i = from; i < argc; i++) {
+		char name[300], out[300], pname[300];
+		const char *file;
+		struct stat sb;
+
+		if (split_arg(argv[i], name, sizeof(name), &file) < 0) {
+			fprintf(stderr, "dsfs: %s: want NAME=FILE\n", argv[i]);
+			return -EINVAL;
+		}
+		if (is_tree(name, file)) {
+			if (pxar_names(name, split, out, pname) < 0) {
+				fprintf(stderr, "dsfs: %s: not a valid archive name\n", name);
+				return -EINVAL;
+			}
+			continue;
+		}
+		if (stat(file, &sb) == 0 && S_ISDIR(sb.st_mode)) {
+			fprintf(stderr, "dsfs: %s: a directory is backed up as NAME.pxar=DIR\n", file);
+			return -EINVAL;
+		}
+		if (archive_name(name, 0, out, sizeof(out)) < 0) {
+			fprintf(stderr, "dsfs: %s: not a valid archive name\n", name);
+			return -EINVAL;
+		}
+	}
+	return 0;
+}
+
 /* The server names the arguments argv[from..argc) write are checked
  * before the snapshot starts: two that write one name (root.pxar=a
  * root.pxar=b, x.conf=a x.conf.blob=b, or an explicit catalog.pcat1 beside
@@ -302,28 +379,17 @@ static int check_archive_names(int argc, char **argv, int from, bool split)
 		return -ENOMEM;
 	}
 	for (int i = from; i < argc && r == 0; i++) {
-		const char *eq = strchr(argv[i], '=');
-		size_t nl = eq ? (size_t)(eq - argv[i]) : 0, first = n;
+		size_t first = n;
+		const char *file;
 		char name[300];
-		struct stat sb;
 
-		if (!eq || nl == 0 || nl >= sizeof(name))
+		if (split_arg(argv[i], name, sizeof(name), &file) < 0)
 			continue;
-		memcpy(name, argv[i], nl);
-		name[nl] = '\0';
-		if (nl > 5 && strcmp(name + nl - 5, ".pxar") == 0 && stat(eq + 1, &sb) == 0 &&
-		    S_ISDIR(sb.st_mode)) {
-			int stem = (int)nl - 5;
-
-			if (split && ds_path_fmt(names[n], sizeof(*names), "%.*s.mpxar.didx", stem,
-						 name) == 0 &&
-			    ds_path_fmt(names[n + 1], sizeof(*names), "%.*s.ppxar.didx", stem,
-					name) == 0)
-				n += 2;
-			if (!split && ds_path_fmt(names[n], sizeof(*names), "%s.didx", name) == 0) {
-				n++;
+		if (is_tree(name, file)) {
+			if (pxar_names(name, split, names[n], names[n + 1]) == 0)
+				n += split ? 2 : 1;
+			if (!split)
 				catalog_by = catalog_by ? catalog_by : argv[i];
-			}
 		} else if (archive_name(name, 0, names[n], sizeof(*names)) == 0) {
 			n++;
 		}
@@ -361,22 +427,18 @@ static int check_archive_names(int argc, char **argv, int from, bool split)
 static int check_images(int argc, char **argv, int from)
 {
 	for (int i = from; i < argc; i++) {
-		const char *eq = strchr(argv[i], '=');
-		size_t nl = eq ? (size_t)(eq - argv[i]) : 0;
 		char name[300], out[300];
+		const char *file;
 		struct stat sb;
 
-		if (!eq || nl == 0 || nl >= sizeof(name))
-			continue;
-		memcpy(name, argv[i], nl);
-		name[nl] = '\0';
-		if (archive_name(name, 0, out, sizeof(out)) < 0 ||
+		if (split_arg(argv[i], name, sizeof(name), &file) < 0 ||
+		    archive_name(name, 0, out, sizeof(out)) < 0 ||
 		    ds_archive_kind(out) != DS_ARCHIVE_FIDX)
 			continue;
-		if (stat(eq + 1, &sb) == 0 && S_ISREG(sb.st_mode) && sb.st_size == 0) {
+		if (stat(file, &sb) == 0 && S_ISREG(sb.st_mode) && sb.st_size == 0) {
 			fprintf(stderr,
 				"dsfs: %s: zero-sized file: an image (%s) needs at least one byte\n",
-				eq + 1, name);
+				file, name);
 			return -EINVAL;
 		}
 	}
@@ -494,7 +556,9 @@ static int backup_run(int argc, char **argv, const char **excl, uint64_t *devs)
 			ns = optarg;
 			break;
 		case 't':
-			if (ds_time_parse(optarg, &when) < 0) {
+			/* PBS's backup-time is 1 at least */
+			if (ds_time_parse(optarg, &when) < 0 || when < 1 ||
+			    ds_time_format(when, timestr) < 0) {
 				fprintf(stderr, "dsfs: --time %s: want YYYY-MM-DDTHH:MM:SSZ\n", optarg);
 				return DS_EXIT_USAGE;
 			}
@@ -537,8 +601,11 @@ static int backup_run(int argc, char **argv, const char **excl, uint64_t *devs)
 			return DS_EXIT_USAGE;
 		}
 	}
-	if (check_excludes(&popts, split) < 0)
-		return DS_EXIT_USAGE;
+	r = check_excludes(&popts, split);
+	if (r == -ENOMEM)
+		fputs("dsfs: out of memory\n", stderr);
+	if (r < 0)
+		return r == -ENOMEM ? DS_EXIT_FAIL : DS_EXIT_USAGE;
 	if (popts.all_file_systems && popts.n_include_dev) {
 		fputs("dsfs: --all-file-systems conflicts with --include-dev\n", stderr);
 		return DS_EXIT_USAGE;
@@ -561,17 +628,20 @@ static int backup_run(int argc, char **argv, const char **excl, uint64_t *devs)
 		fputs("dsfs: --chunk-size must be a power of two from 64 KiB to 4 MiB\n", stderr);
 		return DS_EXIT_USAGE;
 	}
-	r = check_archive_names(argc, argv, optind + 2, split);
+	r = check_args(argc, argv, optind + 2, split);
+	if (r == 0)
+		r = check_archive_names(argc, argv, optind + 2, split);
 	if (r == 0)
 		r = check_images(argc, argv, optind + 2);
 	if (r < 0)
 		return r == -EINVAL ? DS_EXIT_USAGE : DS_EXIT_FAIL;
+	/* The command line is right: from here on, any failure is status 1,
+	 * -EINVAL too (an empty pipe given as an image, a datastore.cfg that
+	 * does not parse, a tree the encoder refuses). */
 	if (keyfile && cli_load_key(keyfile, &crypt) < 0)
 		return DS_EXIT_FAIL;
 	r = cli_store_open(argv[optind], config, &s);
 	if (r < 0) {
-		/* A datastore.cfg that does not parse is -EINVAL too, but no
-		 * usage error: the command line was right. */
 		ds_crypt_free(crypt);
 		return DS_EXIT_FAIL;
 	}
@@ -597,43 +667,39 @@ static int backup_run(int argc, char **argv, const char **excl, uint64_t *devs)
 	}
 	ds_backup_set_stop(b, &interrupted);
 	for (int i = optind + 2; i < argc; i++) {
-		char *eq = strchr(argv[i], '=');
-		char name[300];
+		char arg[300], name[300];
+		const char *file;
 		struct stat sb;
 		int fd;
 
-		if (!eq || eq == argv[i]) {
-			fprintf(stderr, "dsfs: %s: want NAME=FILE\n", argv[i]);
-			r = -EINVAL;
-			goto out;
-		}
-		*eq = '\0';
-		fd = open(eq + 1, O_RDONLY | O_CLOEXEC);
+		split_arg(argv[i], arg, sizeof(arg), &file); /* check_args */
+		fd = open(file, O_RDONLY | O_CLOEXEC);
 		if (fd < 0 || fstat(fd, &sb) < 0) {
 			r = -errno;
-			fprintf(stderr, "dsfs: %s: %s\n", eq + 1, strerror(errno));
+			fprintf(stderr, "dsfs: %s: %s\n", file, strerror(errno));
 			if (fd >= 0)
 				close(fd);
 			goto out;
 		}
 		if (S_ISDIR(sb.st_mode)) {
-			size_t nl = strlen(argv[i]);
+			size_t nl = strlen(arg);
 
 			close(fd);
-			if (nl <= 5 || strcmp(argv[i] + nl - 5, ".pxar") != 0) {
+			/* a file replaced by a directory since check_args */
+			if (nl <= 5 || strcmp(arg + nl - 5, ".pxar") != 0) {
 				fprintf(stderr, "dsfs: %s: a directory is backed up as NAME.pxar=DIR\n",
-					eq + 1);
-				r = -EINVAL;
+					file);
+				r = -EISDIR;
 				goto out;
 			}
-			r = backup_pxar_dir(b, argv[i], eq + 1, split, avg, &popts, &co);
+			r = backup_pxar_dir(b, arg, file, split, avg, &popts, &co);
 			if (r < 0)
 				goto out;
 			continue;
 		}
-		r = archive_name(argv[i], (uint64_t)sb.st_size, name, sizeof(name));
+		r = archive_name(arg, (uint64_t)sb.st_size, name, sizeof(name));
 		if (r < 0) {
-			fprintf(stderr, "dsfs: %s: %s\n", argv[i],
+			fprintf(stderr, "dsfs: %s: %s\n", arg,
 				r == -EFBIG ? "too large for a blob; name it NAME.didx or NAME.img"
 					    : "not a valid archive name");
 			close(fd);
@@ -651,7 +717,7 @@ static int backup_run(int argc, char **argv, const char **excl, uint64_t *devs)
 			if (r == -EFBIG) {
 				fprintf(stderr, "dsfs: %s: more than %llu MiB: too large for a "
 						"blob; name it NAME.didx or NAME.img\n",
-					eq + 1, (unsigned long long)DS_MAX_BLOB_SIZE / DS_MIB);
+					file, (unsigned long long)DS_MAX_BLOB_SIZE / DS_MIB);
 				close(fd);
 				goto out;
 			}
@@ -660,7 +726,7 @@ static int backup_run(int argc, char **argv, const char **excl, uint64_t *devs)
 				free(data);
 			}
 		} else {
-			r = stream_archive(b, name, eq + 1, fd,
+			r = stream_archive(b, name, file, fd,
 					   S_ISREG(sb.st_mode) ? (uint64_t)sb.st_size : 0, avg);
 			if (r < 0) {
 				close(fd);
@@ -709,7 +775,7 @@ out:
 			raise(sig);
 		}
 	}
-	return r < 0 ? (r == -EINVAL ? DS_EXIT_USAGE : DS_EXIT_FAIL) : DS_EXIT_OK;
+	return r < 0 ? DS_EXIT_FAIL : DS_EXIT_OK;
 }
 
 int cmd_backup(int argc, char **argv)

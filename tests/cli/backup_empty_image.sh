@@ -19,8 +19,9 @@ expect_status 2 "$DSFS" backup "$S" vm/1 --time 2025-01-01T00:00:00Z disk.img.fi
 grep -q "zero-sized file" "$T/err" || { cat "$T/err"; fail "empty .img.fidx not explained"; }
 
 # An empty stream (size unknown until read) still fails, with the reason,
-# and leaves no snapshot.
-expect_status 2 "$DSFS" backup "$S" vm/1 --time 2025-01-02T00:00:00Z disk.img=/dev/null
+# and leaves no snapshot: status 1, a run-time failure (it was 2, the usage
+# error).
+expect_status 1 "$DSFS" backup "$S" vm/1 --time 2025-01-02T00:00:00Z disk.img=/dev/null
 grep -q "/dev/null: empty: an image" "$T/err" || { cat "$T/err"; fail "empty stream not explained"; }
 [ ! -e "$S/vm/1/2025-01-02T00:00:00Z" ] || fail "empty stream left a snapshot"
 
