@@ -215,6 +215,7 @@ int cmd_ls(int argc, char **argv)
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
 	};
+	enum { ROOT, NS, GROUP, SNAPSHOT } what;
 	const char *config = NULL, *path;
 	struct cli_store s;
 	struct ds_lookup *lk = NULL;
@@ -239,35 +240,51 @@ int cmd_ls(int argc, char **argv)
 		return DS_EXIT_USAGE;
 	}
 	path = argc - optind == 2 ? argv[optind + 1] : "";
+	while (*path == '/')
+		path++;
+	/* The path is checked before the datastore is opened, and only a
+	 * path that is wrong is a usage error: any -EINVAL of the listing
+	 * was status 2 too, and a wrong path of a missing datastore was 1. */
+	if (!*path) {
+		what = ROOT;
+	} else if (ds_parse_snapshot_path(path, true, ns, type, id, time) == 0 &&
+		   ds_snapshot_relpath(ns, type, id, time, rel, sizeof(rel)) == 0) {
+		what = SNAPSHOT;
+	} else if (ds_parse_snapshot_path(path, false, ns, type, id, NULL) == 0) {
+		what = GROUP;
+	} else if (cli_parse_ns_path(path, ns) == 0) {
+		what = NS;
+	} else {
+		fprintf(stderr, "dsfs: %s: not a namespace, group or snapshot path\n", path);
+		return DS_EXIT_USAGE;
+	}
 	if (cli_store_open(argv[optind], config, &s) < 0)
 		return DS_EXIT_FAIL;
 	r = ds_lookup_acquire(s.ds, &lk);
 	if (r < 0)
 		goto out;
-	while (*path == '/')
-		path++;
-	if (!*path) {
+	switch (what) {
+	case ROOT:
 		r = list_namespace(lk, "", true);
-	} else if (ds_parse_snapshot_path(path, true, ns, type, id, time) == 0) {
-		r = ds_snapshot_relpath(ns, type, id, time, rel, sizeof(rel));
-		if (r == 0)
-			r = list_snapshot(lk, rel);
-	} else if (ds_parse_snapshot_path(path, false, ns, type, id, NULL) == 0) {
+		break;
+	case SNAPSHOT:
+		r = list_snapshot(lk, rel);
+		break;
+	case GROUP:
 		r = list_group(lk, ns, type, id);
-	} else if (cli_parse_ns_path(path, ns) == 0) {
+		break;
+	case NS:
 		r = list_namespace(lk, ns, false);
-	} else {
-		fprintf(stderr, "dsfs: %s: not a namespace, group or snapshot path\n", path);
-		r = -EINVAL;
+		break;
 	}
 out:
 	/* A lookup handle's refusal is not logged: the errno alone ("No such
 	 * device or address") does not say why. */
 	ds_datastore_log_read_refusal(s.ds, r);
-	if (r < 0 && r != -EINVAL)
+	if (r < 0)
 		fprintf(stderr, "dsfs: %s%s%s: %s\n", argv[optind], *path ? "/" : "", path,
 			strerror(-r));
 	ds_lookup_release(lk);
 	cli_store_close(&s);
-	return r < 0 ? (r == -EINVAL ? DS_EXIT_USAGE : DS_EXIT_FAIL) : DS_EXIT_OK;
+	return r < 0 ? DS_EXIT_FAIL : DS_EXIT_OK;
 }

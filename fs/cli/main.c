@@ -57,8 +57,16 @@ int cli_store_open(const char *arg, const char *config_path, struct cli_store *r
 			fprintf(stderr, "dsfs: %s: %s\n", arg, strerror(errno));
 			return r;
 		}
-		if (ds_path_fmt(path, sizeof(path), "%s/.chunks", base) < 0 ||
-		    stat(path, &st) < 0 || !S_ISDIR(st.st_mode)) {
+		r = ds_path_fmt(path, sizeof(path), "%s/.chunks", base);
+		if (r == 0 && stat(path, &st) < 0 && errno != ENOENT && errno != ENOTDIR) {
+			/* A directory the caller cannot search is no proof
+			 * that it holds no datastore ("not a datastore" sent
+			 * a user without access looking for a wrong path). */
+			r = -errno;
+			fprintf(stderr, "dsfs: %s: %s\n", arg, strerror(errno));
+			return r;
+		}
+		if (r < 0 || stat(path, &st) < 0 || !S_ISDIR(st.st_mode)) {
 			fprintf(stderr, "dsfs: %s: not a datastore (no .chunks directory)\n", arg);
 			return -ENOENT;
 		}
@@ -69,8 +77,10 @@ int cli_store_open(const char *arg, const char *config_path, struct cli_store *r
 		}
 		if (r == 0) {
 			r = ds_datastore_new(name, base, &s.ds);
-			if (r < 0)
+			if (r < 0) {
+				fprintf(stderr, "dsfs: %s: %s\n", arg, strerror(-r));
 				return r;
+			}
 			*ret = s;
 			return 0;
 		}

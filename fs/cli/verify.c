@@ -532,9 +532,9 @@ int cmd_verify(int argc, char **argv)
 	struct ds_reader *rd = NULL;
 	struct cli_store s = { 0 };
 	struct ds_strv snaps = { 0 };
+	enum { ROOT, NS, GROUP, SNAPSHOT } what;
 	char skip[80] = "";
-	bool usage = false;
-	int c, r;
+	int c, depth = 0, r;
 
 	while ((c = getopt_long(argc, argv, "c:k:h", opts, NULL)) != -1) {
 		switch (c) {
@@ -558,6 +558,22 @@ int cmd_verify(int argc, char **argv)
 	}
 	if (argc - optind == 2)
 		path = argv[optind + 1];
+	/* The path is checked first: a wrong one is a usage error whatever
+	 * the datastore (a missing one made it status 1). */
+	if (!*path) {
+		what = ROOT;
+	} else if (ds_parse_snapshot_path(path, true, ns, type, id, time) == 0 &&
+		   ds_snapshot_relpath(ns, type, id, time, rel, sizeof(rel)) == 0) {
+		what = SNAPSHOT;
+	} else if (ds_parse_snapshot_path(path, false, ns, type, id, NULL) == 0) {
+		what = GROUP;
+	} else if (cli_parse_ns_path(path, ns) == 0) {
+		what = NS;
+		ds_name_namespace(ns, &depth);
+	} else {
+		fprintf(stderr, "dsfs: %s: not a namespace, group or snapshot path\n", path);
+		return DS_EXIT_USAGE;
+	}
 	if (keyfile && cli_load_key(keyfile, &crypt) < 0)
 		return DS_EXIT_FAIL;
 	r = cli_store_open(argv[optind], config, &s);
@@ -578,32 +594,29 @@ int cmd_verify(int argc, char **argv)
 		r = -ENOMEM;
 		goto out;
 	}
-	if (!*path) {
+	switch (what) {
+	case ROOT:
 		r = collect(&v, "", 0, NULL, NULL, &snaps);
-	} else if (ds_parse_snapshot_path(path, true, ns, type, id, time) == 0) {
-		r = ds_snapshot_relpath(ns, type, id, time, rel, sizeof(rel));
-		if (r == 0)
-			r = add_named(rd, rel, &snaps);
-	} else if (ds_parse_snapshot_path(path, false, ns, type, id, NULL) == 0) {
+		break;
+	case SNAPSHOT:
+		r = add_named(rd, rel, &snaps);
+		break;
+	case GROUP:
 		r = collect(&v, ns, 0, type, id, &snaps);
-	} else if (cli_parse_ns_path(path, ns) == 0) {
-		int depth;
-
+		break;
+	case NS:
 		/* A namespace run, as PBS verifies a namespace: everything
 		 * below it (no deeper than 7 levels in all), host/benchmark
 		 * left out. A missing namespace fails here, as a missing
 		 * group does (only what is below it is reported and
 		 * skipped). */
-		ds_name_namespace(ns, &depth);
 		r = collect(&v, ns, depth, NULL, NULL, &snaps);
-	} else {
-		fprintf(stderr, "dsfs: %s: not a namespace, group or snapshot path\n", path);
-		usage = true;
-		r = -EINVAL;
+		break;
 	}
 	if (r < 0) {
-		if (!usage)
-			fprintf(stderr, "dsfs: %s: %s\n", path, strerror(-r));
+		/* (the datastore itself when no path is given: the message
+		 * began with an empty name, "dsfs: : Permission denied") */
+		fprintf(stderr, "dsfs: %s: %s\n", *path ? path : argv[optind], strerror(-r));
 		goto out;
 	}
 	v.snap_n = snaps.n;
@@ -633,9 +646,7 @@ out:
 	ds_reader_release(rd);
 	cli_store_close(&s);
 	ds_crypt_free(crypt);
-	/* Only the path is checked for usage: a datastore.cfg that does not
-	 * parse fails with -EINVAL too. */
 	if (r < 0)
-		return usage ? DS_EXIT_USAGE : DS_EXIT_FAIL;
+		return DS_EXIT_FAIL;
 	return v.errors ? DS_EXIT_DAMAGED : DS_EXIT_OK;
 }

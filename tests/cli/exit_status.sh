@@ -1,0 +1,63 @@
+# Exit statuses and messages of ls, verify and cat for a wrong path, a
+# missing datastore and one the caller cannot read (README: 1 failure, 2
+# usage error).
+#  - ls and verify checked their PATH only after opening the datastore: a
+#    wrong PATH of a missing datastore was status 1, not the usage error;
+#    ls took any -EINVAL of the listing for one (status 2, no message);
+#  - verify of a whole datastore it could not list said "dsfs: : Permission
+#    denied" (the empty path as the name);
+#  - a datastore directory the caller cannot search was "not a datastore
+#    (no .chunks directory)", which sent one looking for a wrong path;
+#  - cat of a missing datastore added "vm/…/disk.img.fidx: No such file or
+#    directory", an archive it never looked for.
+. "$(dirname "$0")/../testlib.bash"
+S=$T/store
+bare_store "$S"
+head -c 100000 /dev/urandom >"$T/conf"
+"$DSFS" backup "$S" vm/1 --time 2025-01-01T00:00:00Z a.conf="$T/conf" >/dev/null
+snap=vm/1/2025-01-01T00:00:00Z
+
+# A wrong PATH is a usage error, the datastore there or not.
+for store in "$S" "$T/missing"; do
+	for bad in 'vm/1/bad!' 'nsx/a' 'ns/a/ns' 'vm/1/2025-13-01T00:00:00Z'; do
+		expect_status 2 "$DSFS" ls "$store" "$bad"
+		grep -q "not a namespace, group or snapshot path" "$T/err" || fail "ls $store $bad: $(cat "$T/err")"
+		expect_status 2 "$DSFS" verify "$store" "$bad"
+		grep -q "not a namespace, group or snapshot path" "$T/err" || fail "verify $store $bad: $(cat "$T/err")"
+	done
+done
+
+# Missing things: status 1, naming them.
+expect_status 1 "$DSFS" ls "$T/missing"
+grep -q "$T/missing: No such file" "$T/err" || fail "ls of a missing store: $(cat "$T/err")"
+expect_status 1 "$DSFS" ls "$S" vm/2
+grep -q "vm/2: No such file" "$T/err" || fail "ls of a missing group: $(cat "$T/err")"
+expect_status 1 "$DSFS" verify "$S" vm/1/2025-01-02T00:00:00Z
+grep -q "vm/1/2025-01-02T00:00:00Z: No such file" "$T/err" || fail "verify of a missing snapshot: $(cat "$T/err")"
+expect_status 1 "$DSFS" cat "$T/missing" "$snap" a.conf
+grep -q "$T/missing: No such file" "$T/err" || fail "cat of a missing store: $(cat "$T/err")"
+! grep -q "a.conf" "$T/err" || fail "cat of a missing store names the archive: $(cat "$T/err")"
+expect_status 1 "$DSFS" cat "$S" "$snap" b.conf
+grep -q "$snap/b.conf.blob: No such file" "$T/err" || fail "cat of a missing archive: $(cat "$T/err")"
+
+# Access denied, as user nobody (the backup made its directories user
+# backup's).
+as_nobody() { setpriv --reuid=nobody --regid="$(id -g nobody)" --clear-groups "$@"; }
+if [ "$(id -u)" = 0 ] && getent passwd nobody >/dev/null && command -v setpriv >/dev/null; then
+	chmod 755 "$T"
+	mkdir -p "$T/locks"
+	chmod 777 "$T/locks"
+	chmod 700 "$S/vm"
+	expect_status 1 as_nobody "$DSFS" verify "$S"
+	grep -q "^dsfs: $S: Permission denied" "$T/err" || fail "verify, no access: '$(cat "$T/err")'"
+	expect_status 1 as_nobody "$DSFS" ls "$S"
+	grep -q "^dsfs: $S: Permission denied" "$T/err" || fail "ls, no access: '$(cat "$T/err")'"
+	chmod 755 "$S/vm"
+	chmod 700 "$S"
+	for cmd in ls verify status; do
+		expect_status 1 as_nobody "$DSFS" "$cmd" "$S"
+		grep -q "^dsfs: $S: Permission denied" "$T/err" || fail "$cmd, no access to the store: '$(cat "$T/err")'"
+	done
+	chmod 755 "$S"
+fi
+exit 0
