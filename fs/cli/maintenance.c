@@ -21,6 +21,7 @@
 #include "store/activeops.h"
 #include "store/config.h"
 #include "store/datastore.h"
+#include "store/names.h"
 #include "store/util.h"
 
 /* PBS's config lock timeout (spec §1.7.2). */
@@ -283,6 +284,14 @@ int cmd_maintenance(int argc, char **argv)
 				argv[optind + 1]);
 			return DS_EXIT_USAGE;
 		}
+	}
+	/* Checked before the config is locked and read: a bad message is a
+	 * usage error whatever the config (a missing or locked one made it
+	 * status 1, after up to 10 s). */
+	if (message && ds_name_maintenance_message(message) < 0) {
+		fprintf(stderr, "dsfs: --message: invalid maintenance message (at most 64 "
+				"characters of UTF-8, no control characters)\n");
+		return DS_EXIT_USAGE;
 	}
 	if (!config) {
 		config = DS_CONFIG_DEFAULT_PATH;

@@ -9,7 +9,9 @@
 #  - a datastore directory the caller cannot search was "not a datastore
 #    (no .chunks directory)", which sent one looking for a wrong path;
 #  - cat of a missing datastore added "vm/…/disk.img.fidx: No such file or
-#    directory", an archive it never looked for.
+#    directory", an archive it never looked for;
+#  - maintenance checked --message only after locking and reading the
+#    config: a bad one with a missing config was status 1.
 . "$(dirname "$0")/../testlib.bash"
 S=$T/store
 bare_store "$S"
@@ -39,6 +41,17 @@ grep -q "$T/missing: No such file" "$T/err" || fail "cat of a missing store: $(c
 ! grep -q "a.conf" "$T/err" || fail "cat of a missing store names the archive: $(cat "$T/err")"
 expect_status 1 "$DSFS" cat "$S" "$snap" b.conf
 grep -q "$snap/b.conf.blob: No such file" "$T/err" || fail "cat of a missing archive: $(cat "$T/err")"
+
+# maintenance: a bad --message is a usage error whatever the config (one
+# that is missing made it status 1: the message was checked after the
+# config was locked and read).
+mkdir "$T/etc"
+for msg in "$(printf 'a\nb')" "$(printf '%065d' 0)"; do
+	expect_status 2 "$DSFS" maintenance --config "$T/etc/missing.cfg" store offline --message "$msg"
+	grep -q "invalid maintenance message" "$T/err" || fail "maintenance --message: '$(cat "$T/err")'"
+done
+expect_status 1 "$DSFS" maintenance --config "$T/etc/missing.cfg" store offline --message ok
+grep -q "missing.cfg" "$T/err" || fail "maintenance, no config: '$(cat "$T/err")'"
 
 # Access denied, as user nobody (the backup made its directories user
 # backup's).
