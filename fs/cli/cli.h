@@ -43,6 +43,19 @@ void cli_store_close(struct cli_store *s);
  * -EINVAL for anything else, including a name breaking PBS's rules. */
 int cli_parse_ns_path(const char *path, char *ns);
 
+/* PATH of ls and verify: "" (the whole datastore), a namespace, a group or
+ * a snapshot, leading slashes ignored. Parsed before the datastore is
+ * opened: a wrong PATH is a usage error whatever the datastore. */
+struct cli_path {
+	enum { CLI_PATH_ROOT, CLI_PATH_NS, CLI_PATH_GROUP, CLI_PATH_SNAPSHOT } kind;
+	const char *text; /* PATH without its leading slashes */
+	char ns[257], type[8], id[256], time[21];
+	char rel[2048]; /* the snapshot's directory (CLI_PATH_SNAPSHOT) */
+	int depth;      /* the namespace's depth (CLI_PATH_NS) */
+};
+/* Prints what is wrong and returns -EINVAL for anything else. */
+int cli_parse_path(const char *path, struct cli_path *ret);
+
 /* Loads a key file (passphrase from $DSFS_KEY_PASSWORD when the key has a
  * kdf). Prints the reason on failure. */
 int cli_load_key(const char *path, struct ds_crypt **ret);

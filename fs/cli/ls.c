@@ -215,11 +215,10 @@ int cmd_ls(int argc, char **argv)
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
 	};
-	enum { ROOT, NS, GROUP, SNAPSHOT } what;
 	const char *config = NULL, *path;
 	struct cli_store s;
 	struct ds_lookup *lk = NULL;
-	char ns[257], type[8], id[256], time[21], rel[2048];
+	struct cli_path cp;
 	int c, r;
 
 	while ((c = getopt_long(argc, argv, "c:h", opts, NULL)) != -1) {
@@ -240,41 +239,29 @@ int cmd_ls(int argc, char **argv)
 		return DS_EXIT_USAGE;
 	}
 	path = argc - optind == 2 ? argv[optind + 1] : "";
-	while (*path == '/')
-		path++;
-	/* The path is checked before the datastore is opened, and only a
-	 * path that is wrong is a usage error: any -EINVAL of the listing
-	 * was status 2 too, and a wrong path of a missing datastore was 1. */
-	if (!*path) {
-		what = ROOT;
-	} else if (ds_parse_snapshot_path(path, true, ns, type, id, time) == 0 &&
-		   ds_snapshot_relpath(ns, type, id, time, rel, sizeof(rel)) == 0) {
-		what = SNAPSHOT;
-	} else if (ds_parse_snapshot_path(path, false, ns, type, id, NULL) == 0) {
-		what = GROUP;
-	} else if (cli_parse_ns_path(path, ns) == 0) {
-		what = NS;
-	} else {
-		fprintf(stderr, "dsfs: %s: not a namespace, group or snapshot path\n", path);
+	/* Only a path that is wrong is a usage error: any -EINVAL of the
+	 * listing was status 2 too, and a wrong path of a missing datastore
+	 * was 1. */
+	if (cli_parse_path(path, &cp) < 0)
 		return DS_EXIT_USAGE;
-	}
+	path = cp.text;
 	if (cli_store_open(argv[optind], config, &s) < 0)
 		return DS_EXIT_FAIL;
 	r = ds_lookup_acquire(s.ds, &lk);
 	if (r < 0)
 		goto out;
-	switch (what) {
-	case ROOT:
+	switch (cp.kind) {
+	case CLI_PATH_ROOT:
 		r = list_namespace(lk, "", true);
 		break;
-	case SNAPSHOT:
-		r = list_snapshot(lk, rel);
+	case CLI_PATH_SNAPSHOT:
+		r = list_snapshot(lk, cp.rel);
 		break;
-	case GROUP:
-		r = list_group(lk, ns, type, id);
+	case CLI_PATH_GROUP:
+		r = list_group(lk, cp.ns, cp.type, cp.id);
 		break;
-	case NS:
-		r = list_namespace(lk, ns, false);
+	case CLI_PATH_NS:
+		r = list_namespace(lk, cp.ns, false);
 		break;
 	}
 out:

@@ -9,6 +9,7 @@
 #include "fs/cli/cli.h"
 #include "store/crypt.h"
 #include "store/datastore.h"
+#include "store/hierarchy.h"
 #include "store/log.h"
 #include "store/names.h"
 #include "store/util.h"
@@ -138,6 +139,32 @@ void cli_store_close(struct cli_store *s)
 	ds_config_free(s->cfg);
 	s->ds = NULL;
 	s->cfg = NULL;
+}
+
+int cli_parse_path(const char *path, struct cli_path *ret)
+{
+	struct cli_path *p = ret;
+
+	memset(p, 0, sizeof(*p));
+	while (*path == '/')
+		path++;
+	p->text = path;
+	if (!*path) {
+		p->kind = CLI_PATH_ROOT;
+	} else if (ds_parse_snapshot_path(path, true, p->ns, p->type, p->id, p->time) == 0 &&
+		   ds_snapshot_relpath(p->ns, p->type, p->id, p->time, p->rel, sizeof(p->rel)) ==
+			   0) {
+		p->kind = CLI_PATH_SNAPSHOT;
+	} else if (ds_parse_snapshot_path(path, false, p->ns, p->type, p->id, NULL) == 0) {
+		p->kind = CLI_PATH_GROUP;
+	} else if (cli_parse_ns_path(path, p->ns) == 0) {
+		p->kind = CLI_PATH_NS;
+		ds_name_namespace(p->ns, &p->depth);
+	} else {
+		fprintf(stderr, "dsfs: %s: not a namespace, group or snapshot path\n", path);
+		return -EINVAL;
+	}
+	return 0;
 }
 
 int cli_parse_ns_path(const char *path, char *ns)

@@ -526,15 +526,14 @@ int cmd_verify(int argc, char **argv)
 		{ 0 },
 	};
 	const char *config = NULL, *keyfile = NULL, *path = "";
-	char ns[257] = "", type[8], id[256], time[21], rel[2048];
+	struct cli_path cp;
 	struct verify v = { 0 };
 	struct ds_crypt *crypt = NULL;
 	struct ds_reader *rd = NULL;
 	struct cli_store s = { 0 };
 	struct ds_strv snaps = { 0 };
-	enum { ROOT, NS, GROUP, SNAPSHOT } what;
 	char skip[80] = "";
-	int c, depth = 0, r;
+	int c, r;
 
 	while ((c = getopt_long(argc, argv, "c:k:h", opts, NULL)) != -1) {
 		switch (c) {
@@ -558,22 +557,9 @@ int cmd_verify(int argc, char **argv)
 	}
 	if (argc - optind == 2)
 		path = argv[optind + 1];
-	/* The path is checked first: a wrong one is a usage error whatever
-	 * the datastore (a missing one made it status 1). */
-	if (!*path) {
-		what = ROOT;
-	} else if (ds_parse_snapshot_path(path, true, ns, type, id, time) == 0 &&
-		   ds_snapshot_relpath(ns, type, id, time, rel, sizeof(rel)) == 0) {
-		what = SNAPSHOT;
-	} else if (ds_parse_snapshot_path(path, false, ns, type, id, NULL) == 0) {
-		what = GROUP;
-	} else if (cli_parse_ns_path(path, ns) == 0) {
-		what = NS;
-		ds_name_namespace(ns, &depth);
-	} else {
-		fprintf(stderr, "dsfs: %s: not a namespace, group or snapshot path\n", path);
+	if (cli_parse_path(path, &cp) < 0)
 		return DS_EXIT_USAGE;
-	}
+	path = cp.text;
 	if (keyfile && cli_load_key(keyfile, &crypt) < 0)
 		return DS_EXIT_FAIL;
 	r = cli_store_open(argv[optind], config, &s);
@@ -594,23 +580,23 @@ int cmd_verify(int argc, char **argv)
 		r = -ENOMEM;
 		goto out;
 	}
-	switch (what) {
-	case ROOT:
+	switch (cp.kind) {
+	case CLI_PATH_ROOT:
 		r = collect(&v, "", 0, NULL, NULL, &snaps);
 		break;
-	case SNAPSHOT:
-		r = add_named(rd, rel, &snaps);
+	case CLI_PATH_SNAPSHOT:
+		r = add_named(rd, cp.rel, &snaps);
 		break;
-	case GROUP:
-		r = collect(&v, ns, 0, type, id, &snaps);
+	case CLI_PATH_GROUP:
+		r = collect(&v, cp.ns, 0, cp.type, cp.id, &snaps);
 		break;
-	case NS:
+	case CLI_PATH_NS:
 		/* A namespace run, as PBS verifies a namespace: everything
 		 * below it (no deeper than 7 levels in all), host/benchmark
 		 * left out. A missing namespace fails here, as a missing
 		 * group does (only what is below it is reported and
 		 * skipped). */
-		r = collect(&v, ns, depth, NULL, NULL, &snaps);
+		r = collect(&v, cp.ns, cp.depth, NULL, NULL, &snaps);
 		break;
 	}
 	if (r < 0) {
