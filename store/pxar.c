@@ -363,15 +363,15 @@ static int open_dir(struct ds_pxar *px, struct ds_pxar_entry *e, uint64_t end, u
 		return pxar_bad(g, "goodbye tail does not match the GOODBYE item");
 	if (ds_le64(t + 8) != g - start)
 		return pxar_bad(g, "goodbye tail does not lead back to the directory entry");
-	if (h.size > PXAR_GOODBYE_MAX)
-		return pxar_bad(g, "goodbye table of %llu bytes is too large",
-				(unsigned long long)h.size);
 	e->goodbye_off = g;
 	e->end = end;
 	return 0;
 }
 
-/* Directory sanity (the struct may come from a caller) and child count. */
+/* Directory sanity (the struct may come from a caller) and child count.
+ * Like PBS, no limit on the number of children: the table lies inside the
+ * metadata stream, so a listing's copy of it (ds_pxar_dir_open) is never
+ * larger than the stream. */
 static int dir_records(struct ds_pxar *px, const struct ds_pxar_entry *dir, uint64_t *ret_n)
 {
 	uint64_t g = dir->goodbye_off, end = dir->end;
@@ -379,8 +379,7 @@ static int dir_records(struct ds_pxar *px, const struct ds_pxar_entry *dir, uint
 	if (!S_ISDIR(dir->mode))
 		return -ENOTDIR;
 	if (end > px->meta.size || g < dir->attrs_end || g > end ||
-	    end - g < PXAR_HDR + PXAR_GB_REC || (end - g - PXAR_HDR) % PXAR_GB_REC != 0 ||
-	    end - g - PXAR_HDR > PXAR_GOODBYE_MAX)
+	    end - g < PXAR_HDR + PXAR_GB_REC || (end - g - PXAR_HDR) % PXAR_GB_REC != 0)
 		return pxar_bad(g, "not a directory's goodbye table");
 	*ret_n = (end - g - PXAR_HDR) / PXAR_GB_REC - 1;
 	return 0;
@@ -621,8 +620,8 @@ int ds_pxar_lookup(struct ds_pxar *px, const struct ds_pxar_entry *dir, const ch
 		   size_t len, struct ds_pxar_entry *ret)
 {
 	/* Holds right subtrees still to search after an equal hash whose name
-	 * differed; one per tree level at most, and a table of at most
-	 * PXAR_GOODBYE_MAX bytes has fewer than 32 levels. */
+	 * differed; one per tree level at most, and a table of fewer than
+	 * 2^64 / 24 < 2^60 records has at most 60 levels. */
 	uint64_t stack[64], n = 0, i, hash = 0;
 	uint8_t rec[PXAR_GB_REC];
 	struct ds_pxar_entry e;
@@ -703,7 +702,7 @@ static void advise_child(struct ds_pxar *px, const struct ds_pxar_entry *dir, co
  * (advise) so it can load it meanwhile. In hash order every child is a jump
  * to a random place in the span, and a directory larger than the chunk
  * cache loads a chunk per child (twice with READDIRPLUS). The records are
- * copied whole (24 bytes a child; the table is at most PXAR_GOODBYE_MAX). */
+ * copied whole (24 bytes a child, no more than the table's own size). */
 struct ds_pxar_dir {
 	struct ds_pxar_entry dir;
 	size_t n;
@@ -720,6 +719,8 @@ int ds_pxar_dir_open(struct ds_pxar *px, const struct ds_pxar_entry *dir,
 	r = dir_records(px, dir, &n);
 	if (r < 0)
 		return r;
+	if (n > (SIZE_MAX - sizeof(*d)) / sizeof(d->kids[0]))
+		return -ENOMEM;
 	d = malloc(sizeof(*d) + (size_t)n * sizeof(d->kids[0]));
 	if (!d)
 		return -ENOMEM;

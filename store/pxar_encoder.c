@@ -316,9 +316,9 @@ static int list_dir(int fd, struct listing *l)
 /* ---- goodbye table (spec §2.3-§2.5) ---- */
 
 /* A directory whose goodbye table (24 bytes a child and the tail) would
- * exceed what the decoder accepts fails the archive: the reader would
- * refuse the directory, for the root the whole archive. PBS's client
- * stops at 1,048,576 entries (--entries-max). */
+ * exceed PXAR_GOODBYE_MAX fails the archive. Readers (PBS's and ours)
+ * take wider ones; PBS's client stops at 1,048,576 entries by default
+ * (--entries-max). */
 static int check_width(const char *path, const struct listing *l)
 {
 	if ((uint64_t)l->n + 1 <= PXAR_GOODBYE_MAX / 24)

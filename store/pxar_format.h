@@ -30,8 +30,9 @@
 #define PXAR_PAYLOAD_START_MARKER UINT64_C(0x834c68c2194a4ed2)
 #define PXAR_PAYLOAD_TAIL_MARKER UINT64_C(0x6c72b78b984c81b5)
 
-/* The decoder refuses larger GOODBYE contents (about 2.8 million
- * children); the encoder refuses wider directories. */
+/* The encoder refuses directories whose GOODBYE contents would be larger
+ * (about 2.8 million children). The decoder, like PBS's, has no such
+ * limit: a table only has to lie inside the metadata stream. */
 #define PXAR_GOODBYE_MAX (UINT64_C(64) << 20)
 
 #endif

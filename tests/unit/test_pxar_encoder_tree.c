@@ -697,8 +697,8 @@ static void test_deep_tree(void **state)
 	free(t);
 }
 
-/* A directory one entry wider than the decoder's goodbye limit (2,796,202
- * entries) is refused: it was encoded, and the reader refused the archive.
+/* A directory one entry wider than the encoder's goodbye limit
+ * (PXAR_GOODBYE_MAX: 2,796,202 entries) is refused.
  * Slow (2.8 million files, about 2 GiB of tmpfs inodes): runs only with
  * DSFS_TEST_WIDE=1, in /dev/shm when there is one. */
 static void test_too_wide_dir(void **state)
