@@ -137,29 +137,15 @@ int pxar_read_hdr(struct ds_pxar *px, uint64_t off, uint64_t bound, struct pxar_
 	return pxar_parse_hdr(b, off, bound, ret);
 }
 
-static int check_stat(uint64_t off, uint64_t mode, uint64_t nsec)
-{
-	if (mode & ~(uint64_t)(S_IFMT | 07777))
-		return pxar_bad(off, "mode %llo", (unsigned long long)mode);
-	switch (mode & S_IFMT) {
-	case S_IFREG:
-	case S_IFDIR:
-	case S_IFLNK:
-	case S_IFBLK:
-	case S_IFCHR:
-	case S_IFIFO:
-	case S_IFSOCK:
-		break;
-	default:
-		return pxar_bad(off, "mode %llo: unknown file type", (unsigned long long)mode);
-	}
-	if (nsec >= NSEC_PER_SEC)
-		return pxar_bad(off, "mtime nanoseconds %llu", (unsigned long long)nsec);
-	return 0;
-}
-
-static int parse_stat(const uint8_t *b, uint64_t off, const struct pxar_hdr *h,
-		      struct ds_pxar_entry *e)
+/* The stat fields PBS does not check either (spec §1.3): PBS's decoder takes
+ * any mode and nanoseconds. Mode bits outside S_IFMT | 07777 mean nothing
+ * to Linux (PBS passes them on; the kernel and PBS's restore drop them):
+ * dropped. Nanoseconds are below 1e9 in every archive PBS writes; a larger
+ * value is clamped to 999999999, as struct timespec must be below 1e9 and
+ * a copy of the time (cp -p, rsync -t, PBS's own restore) would fail with
+ * EINVAL. An unknown file type is settled by decode_entry. */
+static void parse_stat(const uint8_t *b, uint64_t off, const struct pxar_hdr *h,
+		       struct ds_pxar_entry *e)
 {
 	const uint8_t *s = b + PXAR_HDR;
 	uint64_t mode = ds_le64(s), nsec;
@@ -176,9 +162,29 @@ static int parse_stat(const uint8_t *b, uint64_t off, const struct pxar_hdr *h,
 		e->mtime_sec = (int64_t)(ns / NSEC_PER_SEC);
 		nsec = ns % NSEC_PER_SEC;
 	}
+	if (nsec >= NSEC_PER_SEC) {
+		ds_debug("pxar: offset %llu: mtime nanoseconds %llu taken as 999999999",
+			 (unsigned long long)off, (unsigned long long)nsec);
+		nsec = NSEC_PER_SEC - 1;
+	}
 	e->mtime_nsec = (uint32_t)nsec;
-	e->mode = (mode_t)mode;
-	return check_stat(off, mode, nsec);
+	e->mode = (mode_t)(mode & (S_IFMT | 07777));
+}
+
+static bool known_type(mode_t mode)
+{
+	switch (mode & S_IFMT) {
+	case S_IFREG:
+	case S_IFDIR:
+	case S_IFLNK:
+	case S_IFBLK:
+	case S_IFCHR:
+	case S_IFIFO:
+	case S_IFSOCK:
+		return true;
+	default:
+		return false;
+	}
 }
 
 enum terminal { T_NONE, T_PAYLOAD, T_SYMLINK, T_DEVICE };
@@ -286,9 +292,7 @@ static int decode_entry(struct ds_pxar *px, uint64_t off, uint64_t bound,
 				(unsigned long long)h.type);
 	memset(e, 0, sizeof(*e));
 	e->entry_off = off;
-	r = parse_stat(b, off, &h, e);
-	if (r < 0)
-		return r;
+	parse_stat(b, off, &h, e);
 	pos = off + PXAR_HDR + h.size;
 	e->attrs_off = pos;
 	while (pos < bound) {
@@ -316,6 +320,23 @@ static int decode_entry(struct ds_pxar *px, uint64_t off, uint64_t bound,
 	e->attrs_end = pos;
 	e->end = t == T_NONE ? pos : pos + PXAR_HDR + h.size;
 
+	/* An unknown file type (no PBS client writes one): like PBS's
+	 * decoder, the item that ends the entry tells what it is, and an
+	 * entry without one is a directory (open_dir then wants its goodbye
+	 * table). A device cannot tell block from character: refused. */
+	if (!known_type(e->mode)) {
+		mode_t type = t == T_PAYLOAD ? S_IFREG : t == T_SYMLINK ? S_IFLNK
+			    : t == T_NONE ? S_IFDIR : 0;
+
+		if (!type)
+			return pxar_bad(off, "device of mode %llo: unknown file type",
+					(unsigned long long)e->mode);
+		ds_warn("pxar: offset %llu: mode %llo: unknown file type, taken as %s",
+			(unsigned long long)off, (unsigned long long)e->mode,
+			type == S_IFREG ? "a file" : type == S_IFLNK ? "a symlink"
+					: "a directory");
+		e->mode = (e->mode & ~(mode_t)S_IFMT) | type;
+	}
 	switch (e->mode & S_IFMT) {
 	case S_IFREG:
 		r = t == T_PAYLOAD ? 0 : -EIO;
