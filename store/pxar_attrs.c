@@ -107,26 +107,25 @@ struct acl_state {
 	bool has_default;
 };
 
-static int acl_perm(uint64_t off, uint64_t p, uint16_t *ret)
+/* Permission words: PBS's decoder takes any value and its restore sets
+ * only the read, write and execute bits of it (libacl permset); so here. */
+static uint16_t acl_perm(uint64_t p)
 {
-	if (p > 7)
-		return pxar_bad(off, "ACL permissions %llx", (unsigned long long)p);
-	*ret = (uint16_t)p;
-	return 0;
+	return (uint16_t)(p & 7);
 }
 
+/* A named entry whose id is no Linux id (above 32 bits) is left out, with
+ * a log line: the others are shown. */
 static int acl_add(struct acl_list *l, uint64_t off, const uint8_t *b)
 {
 	uint64_t id = ds_le64(b);
 	struct acl_ent *v;
-	uint16_t perm = 0;
-	int r;
 
-	r = acl_perm(off, ds_le64(b + 8), &perm);
-	if (r < 0)
-		return r;
-	if (id > UINT32_MAX)
-		return pxar_bad(off, "ACL id %llu", (unsigned long long)id);
+	if (id > UINT32_MAX) {
+		ds_warn("pxar: offset %llu: ACL entry for id %llu left out", (unsigned long long)off,
+			(unsigned long long)id);
+		return 0;
+	}
 	if (l->n == l->cap) {
 		size_t cap = l->cap ? 2 * l->cap : 8;
 
@@ -139,7 +138,7 @@ static int acl_add(struct acl_list *l, uint64_t off, const uint8_t *b)
 		l->cap = cap;
 	}
 	l->v[l->n].id = (uint32_t)id;
-	l->v[l->n].perm = perm;
+	l->v[l->n].perm = acl_perm(ds_le64(b + 8));
 	l->n++;
 	return 0;
 }
@@ -218,7 +217,6 @@ static int acl_item(struct acl_state *a, struct ds_pxar *px, uint64_t pos, uint6
 		    const struct pxar_hdr *h)
 {
 	uint8_t b[32];
-	uint16_t perm = 0;
 	int r;
 
 	r = pxar_read(px, b, (size_t)h->size, pos + PXAR_HDR, bound, "ACL item");
@@ -236,17 +234,16 @@ static int acl_item(struct acl_state *a, struct ds_pxar *px, uint64_t pos, uint6
 	case PXAR_ACL_GROUP_OBJ:
 		if (a->group_obj != PXAR_NO_MASK)
 			return pxar_bad(pos, "second ACL_GROUP_OBJ");
-		r = acl_perm(pos, ds_le64(b), &perm);
-		a->group_obj = perm;
-		return r;
+		a->group_obj = acl_perm(ds_le64(b));
+		return 0;
 	default: /* PXAR_ACL_DEFAULT */
 		if (a->has_default)
 			return pxar_bad(pos, "second ACL_DEFAULT");
 		a->has_default = true;
 		for (int i = 0; i < 4; i++) {
 			a->def[i] = ds_le64(b + 8 * i);
-			if (a->def[i] != PXAR_NO_MASK && (r = acl_perm(pos, a->def[i], &perm)) < 0)
-				return r;
+			if (a->def[i] != PXAR_NO_MASK)
+				a->def[i] = acl_perm(a->def[i]);
 		}
 		return 0;
 	}
@@ -325,9 +322,18 @@ int ds_pxar_xattrs(struct ds_pxar *px, const struct ds_pxar_entry *e, ds_pxar_xa
 			if (h.type == PXAR_XATTR) {
 				uint8_t *nul = memchr(buf, 0, (size_t)h.size);
 
-				if (!nul || nul == buf) {
+				if (!nul) {
 					r = pxar_bad(pos, "XATTR without a name");
 					goto out;
+				}
+				/* PBS's decoder takes it, its restore skips
+				 * it ("invalid xattr"): so here, the others
+				 * are shown. */
+				if (nul == buf) {
+					ds_warn("pxar: offset %llu: XATTR with an empty name "
+						"left out", (unsigned long long)pos);
+					pos += PXAR_HDR + h.size;
+					continue;
 				}
 				name = (const char *)buf;
 				skip = (size_t)(nul - buf) + 1;

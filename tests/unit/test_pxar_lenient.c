@@ -1,9 +1,10 @@
 /* Suite for store/pxar on archives that PBS's own reader takes although no
  * PBS client writes them (spec pxar-format.md): a directory wider than
  * 2.8 million entries, mode bits outside S_IFMT | 07777 and unknown file
- * types, mtime nanoseconds of 1e9 and more. PBS's decoder checks none of
- * these (§1.3); a restore from dsfs must not fail where one from PBS
- * works. The archives are built here item by item. */
+ * types, mtime nanoseconds of 1e9 and more, ACL permission words with more
+ * than rwx, an ACL id above 32 bits, an XATTR with an empty name. PBS's
+ * decoder checks none of these (§1.3); a restore from dsfs must not fail
+ * where one from PBS works. The archives are built here item by item. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -377,12 +378,138 @@ static void test_mtime_nsec(void **state)
 	free(m.b);
 }
 
+/* --- ACLs and xattrs --- */
+
+struct xl {
+	char names[8][64];
+	uint8_t values[8][128];
+	size_t lens[8];
+	int n;
+};
+
+static int xl_fn(void *ud, const char *name, const void *value, size_t len)
+{
+	struct xl *x = ud;
+
+	assert_true(x->n < 8 && strlen(name) < 64 && len <= 128);
+	strcpy(x->names[x->n], name);
+	memcpy(x->values[x->n], value, len);
+	x->lens[x->n++] = len;
+	return 0;
+}
+
+static int find(const struct xl *x, const char *name)
+{
+	for (int i = 0; i < x->n; i++)
+		if (strcmp(x->names[i], name) == 0)
+			return i;
+	return -1;
+}
+
+/* One Linux ACL xattr entry (<linux/posix_acl_xattr.h>): le16 tag, le16
+ * perm, le32 id. */
+static uint8_t *ace(uint8_t *p, uint16_t tag, uint16_t perm, uint32_t id)
+{
+	p[0] = (uint8_t)tag;
+	p[1] = (uint8_t)(tag >> 8);
+	p[2] = (uint8_t)perm;
+	p[3] = (uint8_t)(perm >> 8);
+	ds_put_le32(p + 4, id);
+	return p + 8;
+}
+
+static void u64s(uint8_t *b, uint64_t a, uint64_t c)
+{
+	ds_put_le64(b, a);
+	ds_put_le64(b + 8, c);
+}
+
+/* PBS's restore sets only the rwx bits of a permission word (libacl
+ * permset) and skips an XATTR with an empty name ("skipping invalid
+ * xattr"): a listing shows the rest instead of failing whole. */
+static void test_acl_xattr(void **state)
+{
+	uint8_t user[16], user_big[16], group[16], group_obj[8], def[32], want[64], *p;
+	const struct raw fattrs[] = {
+		{ PXAR_XATTR, "user.a\0x", 8 },
+		{ PXAR_XATTR, "\0no name", 8 },
+		{ PXAR_XATTR, "user.b\0y", 8 },
+		{ PXAR_ACL_USER, user, 16 },
+		{ PXAR_ACL_USER, user_big, 16 },
+		{ PXAR_ACL_GROUP, group, 16 },
+		{ PXAR_ACL_GROUP_OBJ, group_obj, 8 },
+	};
+	const struct raw dattrs[] = { { PXAR_ACL_DEFAULT, def, 32 } };
+	const struct kid kids[] = {
+		{ .name = "f", .mode = S_IFREG | 0640, .attrs = fattrs,
+		  .nattrs = DS_ARRAY_SIZE(fattrs), .data = "" },
+		{ .name = "d", .mode = S_IFDIR | 0755, .attrs = dattrs,
+		  .nattrs = DS_ARRAY_SIZE(dattrs), .dir = true },
+	};
+	struct ds_pxar_entry e;
+	struct xl x = { 0 };
+	struct out m;
+	struct arch a;
+	int i;
+
+	(void)state;
+	u64s(user, 1000, 0x0e);              /* rw- plus an unknown bit */
+	u64s(user_big, UINT64_C(1) << 32, 7); /* no Linux uid */
+	u64s(group, 100, 0xff05);            /* r-x */
+	ds_put_le64(group_obj, 0x1f);        /* rwx */
+	u64s(def, 0xf7, 5);                  /* user_obj rwx, group_obj r-x */
+	u64s(def + 16, 0x104, UINT64_MAX);   /* other r--, no mask */
+	build(0, kids, DS_ARRAY_SIZE(kids), &m);
+	assert_int_equal(arch_open(&a, m.b, m.len), 0);
+
+	warnings = 0;
+	ds_log_set_sink(count_log, NULL);
+	assert_int_equal(lookup(a.px, "f", &e), 0);
+	assert_int_equal(ds_pxar_xattrs(a.px, &e, xl_fn, &x), 0);
+	assert_int_equal(x.n, 3);
+	assert_int_equal(warnings, 2); /* the empty name, the id */
+	i = find(&x, "user.a");
+	assert_true(i >= 0);
+	assert_int_equal(x.lens[i], 1);
+	assert_memory_equal(x.values[i], "x", 1);
+	i = find(&x, "user.b");
+	assert_true(i >= 0);
+	assert_memory_equal(x.values[i], "y", 1);
+	/* Mode 0640 with ACL_GROUP_OBJ: the group bits (r--) are the mask. */
+	ds_put_le32(want, 2);
+	p = ace(want + 4, 0x01, 6, UINT32_MAX);
+	p = ace(p, 0x02, 6, 1000);
+	p = ace(p, 0x04, 7, UINT32_MAX);
+	p = ace(p, 0x08, 5, 100);
+	p = ace(p, 0x10, 4, UINT32_MAX);
+	p = ace(p, 0x20, 0, UINT32_MAX);
+	i = find(&x, "system.posix_acl_access");
+	assert_true(i >= 0);
+	assert_int_equal(x.lens[i], (size_t)(p - want));
+	assert_memory_equal(x.values[i], want, (size_t)(p - want));
+
+	memset(&x, 0, sizeof(x));
+	assert_int_equal(lookup(a.px, "d", &e), 0);
+	assert_int_equal(ds_pxar_xattrs(a.px, &e, xl_fn, &x), 0);
+	assert_int_equal(x.n, 1);
+	p = ace(want + 4, 0x01, 7, UINT32_MAX);
+	p = ace(p, 0x04, 5, UINT32_MAX);
+	p = ace(p, 0x20, 4, UINT32_MAX);
+	assert_string_equal(x.names[0], "system.posix_acl_default");
+	assert_int_equal(x.lens[0], (size_t)(p - want));
+	assert_memory_equal(x.values[0], want, (size_t)(p - want));
+	ds_log_set_sink(NULL, NULL);
+	ds_pxar_free(a.px);
+	free(m.b);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_wide_dir),
 		cmocka_unit_test(test_modes),
 		cmocka_unit_test(test_mtime_nsec),
+		cmocka_unit_test(test_acl_xattr),
 	};
 
 	return tu_run_group("pxar_lenient", tests, NULL, NULL);
