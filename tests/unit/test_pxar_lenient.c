@@ -21,37 +21,8 @@
 #include "store/pxar.h"
 #include "store/pxar_format.h"
 #include "store/util.h"
+#include "pxar_build.h"
 #include "testutil.h"
-
-/* --- a source over a buffer --- */
-
-struct mem {
-	const uint8_t *b;
-	size_t len;
-};
-
-static int mem_pread(void *ctx, void *buf, size_t len, uint64_t off)
-{
-	struct mem *m = ctx;
-
-	assert_true(off <= m->len && len <= m->len - off);
-	memcpy(buf, m->b + off, len);
-	return 0;
-}
-
-struct arch {
-	struct mem m;
-	struct ds_pxar_source ms;
-	struct ds_pxar *px;
-};
-
-static int arch_open(struct arch *a, const uint8_t *b, size_t len)
-{
-	memset(a, 0, sizeof(*a));
-	a->m = (struct mem){ b, len };
-	a->ms = (struct ds_pxar_source){ mem_pread, len, &a->m, NULL };
-	return ds_pxar_open(&a->ms, NULL, &a->px);
-}
 
 /* Counts the log lines (the skipped items must say so). */
 static int warnings;
@@ -64,50 +35,6 @@ static void count_log(enum ds_log_level level, const char *msg, void *userdata)
 }
 
 /* --- building a v1 archive: a root holding kids --- */
-
-struct out {
-	uint8_t *b;
-	size_t len, cap;
-};
-
-static void put(struct out *o, const void *p, size_t n)
-{
-	if (o->len + n > o->cap) {
-		o->cap = 2 * (o->len + n) + 256;
-		o->b = realloc(o->b, o->cap);
-		assert_non_null(o->b);
-	}
-	if (n)
-		memcpy(o->b + o->len, p, n);
-	o->len += n;
-}
-
-static void put64(struct out *o, uint64_t v)
-{
-	uint8_t b[8];
-
-	ds_put_le64(b, v);
-	put(o, b, 8);
-}
-
-static void item(struct out *o, uint64_t type, const void *p, size_t n)
-{
-	put64(o, type);
-	put64(o, 16 + n);
-	put(o, p, n);
-}
-
-static void entry(struct out *o, uint64_t mode, int64_t sec, uint32_t nsec)
-{
-	uint8_t st[40] = { 0 };
-
-	ds_put_le64(st, mode);
-	ds_put_le32(st + 16, 1000);
-	ds_put_le32(st + 20, 100);
-	ds_put_le64(st + 24, (uint64_t)sec);
-	ds_put_le32(st + 32, nsec);
-	item(o, PXAR_ENTRY, st, sizeof(st));
-}
 
 struct raw {
 	uint64_t type;
@@ -129,98 +56,38 @@ struct kid {
 	bool dir;         /* an empty goodbye table */
 };
 
-/* The tail record, then the GOODBYE item; records are n * 24 bytes. */
-static void goodbye(struct out *o, uint8_t *recs, size_t n, uint64_t entry_off)
+static void build(uint32_t root_nsec, const struct kid *kids, size_t n, struct pb_out *m)
 {
-	uint64_t g = o->len;
-
-	recs = realloc(recs, 24 * (n + 1));
-	assert_non_null(recs);
-	ds_put_le64(recs + 24 * n, PXAR_GOODBYE_TAIL_MARKER);
-	ds_put_le64(recs + 24 * n + 8, g - entry_off);
-	ds_put_le64(recs + 24 * n + 16, 16 + 24 * (n + 1));
-	item(o, PXAR_GOODBYE, recs, 24 * (n + 1));
-	free(recs);
-}
-
-struct rec {
-	uint64_t hash, f, end;
-};
-
-static int rec_cmp(const void *a, const void *b)
-{
-	const struct rec *x = a, *y = b;
-
-	return x->hash < y->hash ? -1 : x->hash > y->hash;
-}
-
-/* The in-order walk of the heap-shaped tree gives slot -> sorted index (§2.5). */
-static void bst(size_t *slot_of, size_t n, size_t i, size_t *k)
-{
-	if (i >= n)
-		return;
-	bst(slot_of, n, 2 * i + 1, k);
-	slot_of[(*k)++] = i;
-	bst(slot_of, n, 2 * i + 2, k);
-}
-
-static void build(uint32_t root_nsec, const struct kid *kids, size_t n, struct out *m)
-{
-	struct rec *recs = calloc(n + 1, sizeof(*recs));
-	size_t *slot_of = calloc(n + 1, sizeof(*slot_of)), k = 0;
-	uint8_t *table = calloc(n + 1, 24);
-	uint64_t g;
+	struct pb_child *recs = calloc(n + 1, sizeof(*recs));
 
 	assert_non_null(recs);
-	assert_non_null(slot_of);
-	assert_non_null(table);
 	memset(m, 0, sizeof(*m));
-	entry(m, S_IFDIR | 0755, 1700000000, root_nsec);
+	pb_entry(m, S_IFDIR | 0755, 1700000000, root_nsec);
 	for (size_t i = 0; i < n; i++) {
 		const struct kid *c = &kids[i];
 		uint64_t e;
 
-		recs[i].hash = ds_pxar_hash(c->name, strlen(c->name));
-		recs[i].f = m->len;
-		item(m, PXAR_FILENAME, c->name, strlen(c->name) + 1);
+		pb_child_begin(m, &recs[i], c->name);
+		pb_item(m, PXAR_FILENAME, c->name, strlen(c->name) + 1);
 		e = m->len;
-		entry(m, c->mode, 1700000000, c->nsec);
+		pb_entry(m, c->mode, 1700000000, c->nsec);
 		for (size_t j = 0; j < c->nattrs; j++)
-			item(m, c->attrs[j].type, c->attrs[j].data, c->attrs[j].len);
+			pb_item(m, c->attrs[j].type, c->attrs[j].data, c->attrs[j].len);
 		if (c->data)
-			item(m, PXAR_PAYLOAD, c->data, strlen(c->data));
+			pb_item(m, PXAR_PAYLOAD, c->data, strlen(c->data));
 		if (c->link)
-			item(m, PXAR_SYMLINK, c->link, strlen(c->link) + 1);
+			pb_item(m, PXAR_SYMLINK, c->link, strlen(c->link) + 1);
 		if (c->dev) {
 			uint8_t d[16] = { 8, 0, 0, 0, 0, 0, 0, 0, 1 };
 
-			item(m, PXAR_DEVICE, d, sizeof(d));
+			pb_item(m, PXAR_DEVICE, d, sizeof(d));
 		}
 		if (c->dir)
-			goodbye(m, NULL, 0, e);
+			pb_goodbye(m, NULL, 0, e);
 		recs[i].end = m->len;
 	}
-	g = m->len;
-	qsort(recs, n, sizeof(*recs), rec_cmp);
-	bst(slot_of, n, 0, &k);
-	for (size_t i = 0; i < n; i++) {
-		uint8_t *r = table + 24 * slot_of[i];
-
-		ds_put_le64(r, recs[i].hash);
-		ds_put_le64(r + 8, g - recs[i].f);
-		ds_put_le64(r + 16, recs[i].end - recs[i].f);
-	}
-	goodbye(m, table, n, 0);
-	free(slot_of);
+	pb_goodbye(m, recs, n, 0);
 	free(recs);
-}
-
-static int lookup(struct ds_pxar *px, const char *name, struct ds_pxar_entry *ret)
-{
-	struct ds_pxar_entry root;
-
-	ds_pxar_root(px, &root);
-	return ds_pxar_lookup(px, &root, name, strlen(name), ret);
 }
 
 /* --- a directory wider than 2.8 million entries --- */
@@ -237,18 +104,18 @@ static void test_wide_dir(void **state)
 	struct ds_pxar_dir *d;
 	uint64_t f, end, g, hash = ds_pxar_hash("a", 1);
 	uint8_t *table;
-	struct out m = { 0 };
-	struct arch a;
+	struct pb_out m = { 0 };
+	struct pb_arch a;
 	char name[8], buf[4];
 	size_t len, cnt = 0;
 
 	(void)state;
 	assert_true((n + 1) * 24 > PXAR_GOODBYE_MAX);
-	entry(&m, S_IFDIR | 0755, 0, 0);
+	pb_entry(&m, S_IFDIR | 0755, 0, 0);
 	f = m.len;
-	item(&m, PXAR_FILENAME, "a", 2);
-	entry(&m, S_IFREG | 0644, 0, 0);
-	item(&m, PXAR_PAYLOAD, "xyz", 3);
+	pb_item(&m, PXAR_FILENAME, "a", 2);
+	pb_entry(&m, S_IFREG | 0644, 0, 0);
+	pb_item(&m, PXAR_PAYLOAD, "xyz", 3);
 	end = m.len;
 	g = m.len;
 	table = malloc(24 * (n + 1));
@@ -258,16 +125,16 @@ static void test_wide_dir(void **state)
 		ds_put_le64(table + 24 * i + 8, g - f);
 		ds_put_le64(table + 24 * i + 16, end - f);
 	}
-	goodbye(&m, table, n, 0);
+	pb_goodbye_raw(&m, table, n, 0);
 
-	assert_int_equal(arch_open(&a, m.b, m.len), 0);
+	assert_int_equal(pb_open(&a, m.b, m.len, NULL, 0), 0);
 	ds_pxar_root(a.px, &root);
 	assert_int_equal(ds_pxar_child_count(a.px, &root, &cnt), 0);
 	assert_int_equal(cnt, n);
-	assert_int_equal(lookup(a.px, "a", &e), 0);
+	assert_int_equal(pb_lookup(a.px, "a", &e), 0);
 	assert_int_equal(ds_pxar_read(a.px, &e, buf, sizeof(buf), 0), 3);
 	assert_memory_equal(buf, "xyz", 3);
-	assert_int_equal(lookup(a.px, "b", &e), -ENOENT);
+	assert_int_equal(pb_lookup(a.px, "b", &e), -ENOENT);
 	assert_int_equal(ds_pxar_dir_open(a.px, &root, &d), 0);
 	assert_int_equal(ds_pxar_dir_count(d), n);
 	assert_int_equal(ds_pxar_dir_child(a.px, d, 0, 0, name, &len, &e), 0);
@@ -301,34 +168,34 @@ static void test_modes(void **state)
 		{ .name = "fifo", .mode = S_IFIFO | 0644 },
 	};
 	struct ds_pxar_entry e;
-	struct out m;
-	struct arch a;
+	struct pb_out m;
+	struct pb_arch a;
 	char buf[32];
 	size_t cnt;
 
 	(void)state;
 	build(0, kids, DS_ARRAY_SIZE(kids), &m);
-	assert_int_equal(arch_open(&a, m.b, m.len), 0);
+	assert_int_equal(pb_open(&a, m.b, m.len, NULL, 0), 0);
 
 	warnings = 0;
 	ds_log_set_sink(count_log, NULL);
-	assert_int_equal(lookup(a.px, "high", &e), 0);
+	assert_int_equal(pb_lookup(a.px, "high", &e), 0);
 	assert_int_equal(e.mode, S_IFREG | 0644);
 	assert_int_equal(ds_pxar_read(a.px, &e, buf, sizeof(buf), 0), 9);
 	assert_memory_equal(buf, "high data", 9);
-	assert_int_equal(lookup(a.px, "high-dir", &e), 0);
+	assert_int_equal(pb_lookup(a.px, "high-dir", &e), 0);
 	assert_int_equal(e.mode, S_IFDIR | 0750);
 	assert_int_equal(warnings, 0); /* silent, like PBS */
 
-	assert_int_equal(lookup(a.px, "unk-file", &e), 0);
+	assert_int_equal(pb_lookup(a.px, "unk-file", &e), 0);
 	assert_int_equal(e.mode, S_IFREG | 0640);
 	assert_int_equal(ds_pxar_read(a.px, &e, buf, sizeof(buf), 0), 7);
 	assert_memory_equal(buf, "unknown", 7);
-	assert_int_equal(lookup(a.px, "unk-link", &e), 0);
+	assert_int_equal(pb_lookup(a.px, "unk-link", &e), 0);
 	assert_int_equal(e.mode, S_IFLNK | 0777);
 	assert_int_equal(ds_pxar_readlink(a.px, &e, buf, sizeof(buf)), 8);
 	assert_string_equal(buf, "unk-file");
-	assert_int_equal(lookup(a.px, "unk-dir", &e), 0);
+	assert_int_equal(pb_lookup(a.px, "unk-dir", &e), 0);
 	assert_int_equal(e.mode, S_IFDIR | 0755);
 	assert_int_equal(ds_pxar_child_count(a.px, &e, &cnt), 0);
 	assert_int_equal(cnt, 0);
@@ -336,9 +203,9 @@ static void test_modes(void **state)
 
 	/* A device of unknown type (block or char?) and an entry taken as a
 	 * directory without a goodbye table stay refused, the others not. */
-	assert_int_equal(lookup(a.px, "unk-dev", &e), -EIO);
-	assert_int_equal(lookup(a.px, "unk-none", &e), -EIO);
-	assert_int_equal(lookup(a.px, "fifo", &e), 0);
+	assert_int_equal(pb_lookup(a.px, "unk-dev", &e), -EIO);
+	assert_int_equal(pb_lookup(a.px, "unk-none", &e), -EIO);
+	assert_int_equal(pb_lookup(a.px, "fifo", &e), 0);
 	assert_int_equal(e.mode, S_IFIFO | 0644);
 	ds_log_set_sink(NULL, NULL);
 	ds_pxar_free(a.px);
@@ -359,18 +226,18 @@ static void test_mtime_nsec(void **state)
 	};
 	static const uint32_t want[] = { 999999999, 999999999, 999999999, 999999999 };
 	struct ds_pxar_entry e, root;
-	struct out m;
-	struct arch a;
+	struct pb_out m;
+	struct pb_arch a;
 
 	(void)state;
 	/* The root too: before, the whole archive did not open. */
 	build(1500000000, kids, DS_ARRAY_SIZE(kids), &m);
-	assert_int_equal(arch_open(&a, m.b, m.len), 0);
+	assert_int_equal(pb_open(&a, m.b, m.len, NULL, 0), 0);
 	ds_pxar_root(a.px, &root);
 	assert_int_equal(root.mtime_sec, 1700000000);
 	assert_int_equal(root.mtime_nsec, 999999999);
 	for (size_t i = 0; i < DS_ARRAY_SIZE(kids); i++) {
-		assert_int_equal(lookup(a.px, kids[i].name, &e), 0);
+		assert_int_equal(pb_lookup(a.px, kids[i].name, &e), 0);
 		assert_int_equal(e.mtime_sec, 1700000000);
 		assert_int_equal(e.mtime_nsec, want[i]);
 	}
@@ -448,8 +315,8 @@ static void test_acl_xattr(void **state)
 	};
 	struct ds_pxar_entry e;
 	struct xl x = { 0 };
-	struct out m;
-	struct arch a;
+	struct pb_out m;
+	struct pb_arch a;
 	int i;
 
 	(void)state;
@@ -460,11 +327,11 @@ static void test_acl_xattr(void **state)
 	u64s(def, 0xf7, 5);                  /* user_obj rwx, group_obj r-x */
 	u64s(def + 16, 0x104, UINT64_MAX);   /* other r--, no mask */
 	build(0, kids, DS_ARRAY_SIZE(kids), &m);
-	assert_int_equal(arch_open(&a, m.b, m.len), 0);
+	assert_int_equal(pb_open(&a, m.b, m.len, NULL, 0), 0);
 
 	warnings = 0;
 	ds_log_set_sink(count_log, NULL);
-	assert_int_equal(lookup(a.px, "f", &e), 0);
+	assert_int_equal(pb_lookup(a.px, "f", &e), 0);
 	assert_int_equal(ds_pxar_xattrs(a.px, &e, xl_fn, &x), 0);
 	assert_int_equal(x.n, 3);
 	assert_int_equal(warnings, 2); /* the empty name, the id */
@@ -489,7 +356,7 @@ static void test_acl_xattr(void **state)
 	assert_memory_equal(x.values[i], want, (size_t)(p - want));
 
 	memset(&x, 0, sizeof(x));
-	assert_int_equal(lookup(a.px, "d", &e), 0);
+	assert_int_equal(pb_lookup(a.px, "d", &e), 0);
 	assert_int_equal(ds_pxar_xattrs(a.px, &e, xl_fn, &x), 0);
 	assert_int_equal(x.n, 1);
 	p = ace(want + 4, 0x01, 7, UINT32_MAX);

@@ -20,42 +20,8 @@
 #include "store/pxar.h"
 #include "store/pxar_format.h"
 #include "store/util.h"
+#include "pxar_build.h"
 #include "testutil.h"
-
-/* --- sources --- */
-
-struct mem {
-	const uint8_t *b;
-	size_t len;
-	uint64_t fail_below, fail_from; /* reads touching [0, below) or [from, len) fail */
-};
-
-static int mem_pread(void *ctx, void *buf, size_t len, uint64_t off)
-{
-	struct mem *m = ctx;
-
-	assert_true(off <= m->len && len <= m->len - off);
-	if (off < m->fail_below || off + len > m->fail_from)
-		return -EIO;
-	memcpy(buf, m->b + off, len);
-	return 0;
-}
-
-struct arch {
-	struct mem m, p;
-	struct ds_pxar_source ms, ps;
-	struct ds_pxar *px;
-};
-
-static int arch_open(struct arch *a, const uint8_t *b, size_t len, const uint8_t *pb, size_t plen)
-{
-	memset(a, 0, sizeof(*a));
-	a->m = (struct mem){ b, len, 0, UINT64_MAX };
-	a->p = (struct mem){ pb, plen, 0, UINT64_MAX };
-	a->ms = (struct ds_pxar_source){ mem_pread, len, &a->m, NULL };
-	a->ps = (struct ds_pxar_source){ mem_pread, plen, &a->p, NULL };
-	return ds_pxar_open(&a->ms, pb ? &a->ps : NULL, &a->px);
-}
 
 static void quiet(enum ds_log_level level, const char *msg, void *userdata)
 {
@@ -65,46 +31,6 @@ static void quiet(enum ds_log_level level, const char *msg, void *userdata)
 }
 
 /* --- building an archive: a root holding files and fifos --- */
-
-struct out {
-	uint8_t *b;
-	size_t len, cap;
-};
-
-static void put(struct out *o, const void *p, size_t n)
-{
-	if (o->len + n > o->cap) {
-		o->cap = 2 * (o->len + n) + 256;
-		o->b = realloc(o->b, o->cap);
-		assert_non_null(o->b);
-	}
-	if (n)
-		memcpy(o->b + o->len, p, n);
-	o->len += n;
-}
-
-static void put64(struct out *o, uint64_t v)
-{
-	uint8_t b[8];
-
-	ds_put_le64(b, v);
-	put(o, b, 8);
-}
-
-static void item(struct out *o, uint64_t type, const void *p, size_t n)
-{
-	put64(o, type);
-	put64(o, 16 + n);
-	put(o, p, n);
-}
-
-static void entry(struct out *o, uint64_t mode)
-{
-	uint8_t st[40] = { 0 };
-
-	ds_put_le64(st, mode);
-	item(o, PXAR_ENTRY, st, sizeof(st));
-}
 
 /* An attribute item: type and content. */
 struct raw {
@@ -121,60 +47,34 @@ struct kid {
 	const char *data;      /* regular files */
 };
 
-struct rec {
-	uint64_t hash, f, end;
-};
-
-static int rec_cmp(const void *a, const void *b)
-{
-	const struct rec *x = a, *y = b;
-
-	return x->hash < y->hash ? -1 : x->hash > y->hash;
-}
-
-/* The in-order walk of the heap-shaped tree gives slot -> sorted index (§2.5). */
-static void bst(size_t *slot_of, size_t n, size_t i, size_t *k)
-{
-	if (i >= n)
-		return;
-	bst(slot_of, n, 2 * i + 1, k);
-	slot_of[(*k)++] = i;
-	bst(slot_of, n, 2 * i + 2, k);
-}
-
-static void put_attrs(struct out *m, const struct raw *a, size_t n)
+static void put_attrs(struct pb_out *m, const struct raw *a, size_t n)
 {
 	for (size_t i = 0; i < n; i++)
-		item(m, a[i].type, a[i].data, a[i].len);
+		pb_item(m, a[i].type, a[i].data, a[i].len);
 }
 
 /* v1 (pay NULL) or v2 split archive of a root with root_attrs and kids. */
 static void build(const struct raw *root_attrs, size_t nroot, const struct kid *kids, size_t n,
-		  struct out *m, struct out *pay)
+		  struct pb_out *m, struct pb_out *pay)
 {
-	struct rec *recs = calloc(n + 1, sizeof(*recs));
-	size_t *slot_of = calloc(n + 1, sizeof(*slot_of)), k = 0;
-	uint8_t *table;
-	uint64_t g;
+	struct pb_child *recs = calloc(n + 1, sizeof(*recs));
 
 	assert_non_null(recs);
-	assert_non_null(slot_of);
 	memset(m, 0, sizeof(*m));
 	if (pay) {
 		uint8_t v[8];
 
 		memset(pay, 0, sizeof(*pay));
 		ds_put_le64(v, 2);
-		item(m, PXAR_FORMAT_VERSION, v, 8);
-		item(pay, PXAR_PAYLOAD_START_MARKER, NULL, 0);
+		pb_item(m, PXAR_FORMAT_VERSION, v, 8);
+		pb_item(pay, PXAR_PAYLOAD_START_MARKER, NULL, 0);
 	}
-	entry(m, S_IFDIR | 0755);
+	pb_entry(m, S_IFDIR | 0755, 0, 0);
 	put_attrs(m, root_attrs, nroot);
 	for (size_t i = 0; i < n; i++) {
-		recs[i].hash = ds_pxar_hash(kids[i].name, strlen(kids[i].name));
-		recs[i].f = m->len;
-		item(m, PXAR_FILENAME, kids[i].name, strlen(kids[i].name) + 1);
-		entry(m, kids[i].mode);
+		pb_child_begin(m, &recs[i], kids[i].name);
+		pb_item(m, PXAR_FILENAME, kids[i].name, strlen(kids[i].name) + 1);
+		pb_entry(m, kids[i].mode, 0, 0);
 		put_attrs(m, kids[i].attrs, kids[i].nattrs);
 		if (S_ISREG(kids[i].mode)) {
 			size_t dl = strlen(kids[i].data);
@@ -184,34 +84,17 @@ static void build(const struct raw *root_attrs, size_t nroot, const struct kid *
 
 				ds_put_le64(ref, pay->len);
 				ds_put_le64(ref + 8, dl);
-				item(pay, PXAR_PAYLOAD, kids[i].data, dl);
-				item(m, PXAR_PAYLOAD_REF, ref, sizeof(ref));
+				pb_item(pay, PXAR_PAYLOAD, kids[i].data, dl);
+				pb_item(m, PXAR_PAYLOAD_REF, ref, sizeof(ref));
 			} else {
-				item(m, PXAR_PAYLOAD, kids[i].data, dl);
+				pb_item(m, PXAR_PAYLOAD, kids[i].data, dl);
 			}
 		}
 		recs[i].end = m->len;
 	}
-	g = m->len;
-	qsort(recs, n, sizeof(*recs), rec_cmp);
-	bst(slot_of, n, 0, &k);
-	table = calloc(n + 1, 24);
-	assert_non_null(table);
-	for (size_t i = 0; i < n; i++) {
-		uint8_t *r = table + 24 * slot_of[i];
-
-		ds_put_le64(r, recs[i].hash);
-		ds_put_le64(r + 8, g - recs[i].f);
-		ds_put_le64(r + 16, recs[i].end - recs[i].f);
-	}
-	ds_put_le64(table + 24 * n, PXAR_GOODBYE_TAIL_MARKER);
-	ds_put_le64(table + 24 * n + 8, g);
-	ds_put_le64(table + 24 * n + 16, 16 + 24 * (n + 1));
-	item(m, PXAR_GOODBYE, table, 24 * (n + 1));
+	pb_goodbye(m, recs, n, 0);
 	if (pay)
-		item(pay, PXAR_PAYLOAD_TAIL_MARKER, NULL, 0);
-	free(table);
-	free(slot_of);
+		pb_item(pay, PXAR_PAYLOAD_TAIL_MARKER, NULL, 0);
 	free(recs);
 }
 
@@ -241,14 +124,6 @@ static int count_fn(void *ud, const char *name, size_t len, const struct ds_pxar
 	return 0;
 }
 
-static int lookup(struct ds_pxar *px, const char *name, struct ds_pxar_entry *ret)
-{
-	struct ds_pxar_entry root;
-
-	ds_pxar_root(px, &root);
-	return ds_pxar_lookup(px, &root, name, strlen(name), ret);
-}
-
 static const char acl_default[32] = { 7, 0, 0, 0, 0, 0, 0, 0, 5, 0, 0, 0, 0, 0, 0, 0,
 				      5, 0, 0, 0, 0, 0, 0, 0, 7, 0, 0, 0, 0, 0, 0, 0 };
 static const char u64_5[8] = { 5 };
@@ -275,8 +150,8 @@ static void once_only_case(uint64_t twice, bool v2, bool in_root)
 		{ "good", S_IFREG | 0644, attrs, na, "good data" },
 	};
 	struct ds_pxar_entry e, root;
-	struct out m, p;
-	struct arch a;
+	struct pb_out m, p;
+	struct pb_arch a;
 	struct xa x = { 0 };
 	size_t nkids = 0;
 	char buf[16];
@@ -290,24 +165,24 @@ static void once_only_case(uint64_t twice, bool v2, bool in_root)
 	      v2 ? &p : NULL);
 	if (in_root) {
 		/* upstream: the root entry itself does not decode */
-		assert_int_equal(arch_open(&a, m.b, m.len, v2 ? p.b : NULL, v2 ? p.len : 0),
+		assert_int_equal(pb_open(&a, m.b, m.len, v2 ? p.b : NULL, v2 ? p.len : 0),
 				 twice ? -EIO : 0);
 		ds_pxar_free(a.px);
 		goto out;
 	}
-	assert_int_equal(arch_open(&a, m.b, m.len, v2 ? p.b : NULL, v2 ? p.len : 0), 0);
+	assert_int_equal(pb_open(&a, m.b, m.len, v2 ? p.b : NULL, v2 ? p.len : 0), 0);
 	/* The others read, their once-only items once. */
-	assert_int_equal(lookup(a.px, "good", &e), 0);
+	assert_int_equal(pb_lookup(a.px, "good", &e), 0);
 	assert_int_equal(ds_pxar_xattrs(a.px, &e, xa_fn, &x), 0);
 	assert_int_equal(x.fcaps, 1);
 	assert_int_equal(x.n, 2 + 1 + 2); /* 2 XATTR, FCAPS, access + default ACL */
 	assert_int_equal(ds_pxar_read(a.px, &e, buf, sizeof(buf), 0), 9);
 	assert_memory_equal(buf, "good data", 9);
-	assert_int_equal(lookup(a.px, "fifo", &e), 0);
+	assert_int_equal(pb_lookup(a.px, "fifo", &e), 0);
 	assert_true(S_ISFIFO(e.mode));
 	/* The one with a second once-only item is refused like other
 	 * malformed entries: EIO, on lookup and on listing. */
-	assert_int_equal(lookup(a.px, "bad", &e), twice ? -EIO : 0);
+	assert_int_equal(pb_lookup(a.px, "bad", &e), twice ? -EIO : 0);
 	ds_pxar_root(a.px, &root);
 	assert_int_equal(ds_pxar_readdir(a.px, &root, 0, count_fn, &nkids), twice ? -EIO : 0);
 	if (!twice) {
@@ -339,22 +214,18 @@ static void test_once_only_items(void **state)
 
 /* Opens meta + a payload copy of plen bytes (pay's bytes, then zeros),
  * with reads below fail_below failing; reads file "f" whole into buf. */
-static int open_split(const struct out *m, const uint8_t *pay, size_t plen, uint64_t fail_below,
+static int open_split(const struct pb_out *m, const uint8_t *pay, size_t plen, uint64_t fail_below,
 		      char *buf, size_t len)
 {
+	struct pb_mem p = { pay, plen, fail_below, UINT64_MAX };
 	struct ds_pxar_entry e;
-	struct arch a;
+	struct pb_arch a;
 	int r;
 
-	memset(&a, 0, sizeof(a));
-	a.m = (struct mem){ m->b, m->len, 0, UINT64_MAX };
-	a.p = (struct mem){ pay, plen, fail_below, UINT64_MAX };
-	a.ms = (struct ds_pxar_source){ mem_pread, m->len, &a.m, NULL };
-	a.ps = (struct ds_pxar_source){ mem_pread, plen, &a.p, NULL };
-	r = ds_pxar_open(&a.ms, &a.ps, &a.px);
+	r = pb_open_mem(&a, (struct pb_mem){ m->b, m->len, 0, UINT64_MAX }, &p);
 	if (r < 0)
 		return r;
-	r = lookup(a.px, "f", &e);
+	r = pb_lookup(a.px, "f", &e);
 	if (r == 0)
 		r = (int)ds_pxar_read(a.px, &e, buf, len, 0);
 	ds_pxar_free(a.px);
@@ -364,7 +235,7 @@ static int open_split(const struct out *m, const uint8_t *pay, size_t plen, uint
 static void test_payload_markers(void **state)
 {
 	struct kid kids[] = { { "f", S_IFREG | 0644, NULL, 0, "file data" } };
-	struct out m, p;
+	struct pb_out m, p;
 	uint8_t *c;
 	char buf[32];
 	size_t pl;
