@@ -1250,7 +1250,9 @@ void vfs_node_publish(struct vfs *v, struct vnode *n, struct vfs_entry *ret)
 		old->size = n->size;
 		old->blocks = n->blocks;
 		old->mtime = n->mtime;
-		old->gen = n->gen;
+		/* Not gen: it is part of the node id, so the same node has
+		 * the same one for its life, and lookups below the node read
+		 * it without the lock (vfs_child_new). */
 		{
 			char *k = old->other_key;
 
