@@ -1249,10 +1249,14 @@ void vfs_node_publish(struct vfs *v, struct vnode *n, struct vfs_entry *ret)
 		}
 		old->size = n->size;
 		old->blocks = n->blocks;
-		old->mtime = n->mtime;
-		/* Not gen: it is part of the node id, so the same node has
-		 * the same one for its life, and lookups below the node read
-		 * it without the lock (vfs_child_new). */
+		/* A snapshot's mtime is its time and never changes, and
+		 * lookups in the snapshot read it without the lock
+		 * (lookup_snapshot, vpxar_lookup_root): written only when
+		 * it changed. Nor gen: it is part of the node id, so the
+		 * same node has the same one for its life, and lookups below
+		 * the node read it without the lock too (vfs_child_new). */
+		if (old->mtime != n->mtime)
+			old->mtime = n->mtime;
 		{
 			char *k = old->other_key;
 
