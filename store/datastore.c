@@ -45,6 +45,12 @@ struct ds_datastore {
 	char *maintenance_message; /* as shown: ds_maintenance_message_display */
 	char *backing_device;
 	bool device_mounted; /* cached ds_backing_device_mounted() result */
+	/* The configured path when it cannot be used (ds_datastore_cfg_base
+	 * failed: not absolute), and that errno: readers and writers are
+	 * refused with it until the path is fixed. bad_path may be NULL
+	 * (out of memory) while path_err is set. */
+	int path_err;
+	char *bad_path;
 	bool sync_each;
 	bool read_only;
 	bool track_ops;
@@ -136,6 +142,7 @@ void ds_datastore_free(struct ds_datastore *ds)
 	base_unref(ds->base);
 	free(ds->maintenance_message);
 	free(ds->backing_device);
+	free(ds->bad_path);
 	free(ds->ops_dir);
 	pthread_mutex_destroy(&ds->lock);
 	free(ds);
@@ -229,6 +236,10 @@ static int read_refusal_locked(struct ds_datastore *ds)
 	case DS_MAINT_READ_ONLY:
 		break;
 	}
+	/* After the maintenance mode, as PBS checks it before opening the
+	 * chunk store (whose open refuses a relative path). */
+	if (ds->path_err < 0)
+		return ds->path_err;
 	if (ds->backing_device && !ds->device_mounted)
 		return -ENOMEDIUM;
 	return 0;
@@ -249,6 +260,8 @@ static const char *refusal_reason(struct ds_datastore *ds, int err)
 {
 	if (err == -ENOMEDIUM)
 		return "backing device not mounted";
+	if (err == ds->path_err)
+		return "path not usable";
 	if (err == -EROFS && ds->maintenance != DS_MAINT_READ_ONLY)
 		return "mounted read-only";
 	return ds_maintenance_name(ds->maintenance);
@@ -366,6 +379,26 @@ static void put_store_locked(struct ds_datastore *ds, struct ds_chunkstore *cs, 
 	free(old);
 }
 
+/* A path that cannot be used (err from ds_datastore_cfg_base): readers
+ * and writers are refused with err until it is fixed, as PBS refuses to
+ * open the store; the old directory is not served on. Logged once per
+ * path. Lock held. */
+static void refuse_path_locked(struct ds_datastore *ds, const char *cfg_path, int err)
+{
+	if (ds->path_err == err && ds->bad_path && strcmp(ds->bad_path, cfg_path) == 0)
+		return;
+	ds->path_err = err;
+	if (replace_str(cfg_path, &ds->bad_path) < 0)
+		ds_err("datastore %s: out of memory applying config", ds->name);
+	if (err == -EINVAL)
+		ds_err("datastore %s: path '%s' is not absolute (PBS refuses it too): "
+		       "reads and writes refused until it is",
+		       ds->name, cfg_path);
+	else
+		ds_err("datastore %s: path '%s': %s: reads and writes refused until it is fixed",
+		       ds->name, cfg_path, strerror(-err));
+}
+
 /* Follows a change of the store's directory in cfg (its path, or a backing
  * device added or removed). Lock held. Returns whether it changed. */
 static bool follow_path_locked(struct ds_datastore *ds, const struct ds_datastore_cfg *cfg)
@@ -373,11 +406,24 @@ static bool follow_path_locked(struct ds_datastore *ds, const struct ds_datastor
 	char path[4096];
 	struct retired *rec = NULL;
 	struct base *b;
+	int r;
 
 	/* Only a section that names a path can move the store (tests and
 	 * the mount's "gone" stand-in have none). */
-	if (!cfg || !cfg->path || ds_datastore_cfg_base(cfg, path, sizeof(path)) < 0 ||
-	    path[0] != '/' || strcmp(path, ds->base->path) == 0)
+	if (!cfg || !cfg->path)
+		return false;
+	r = ds_datastore_cfg_base(cfg, path, sizeof(path));
+	if (r < 0) {
+		refuse_path_locked(ds, cfg->path, r);
+		return false;
+	}
+	if (ds->path_err < 0) {
+		ds_info("datastore %s: path %s usable again", ds->name, path);
+		ds->path_err = 0;
+		free(ds->bad_path);
+		ds->bad_path = NULL;
+	}
+	if (strcmp(path, ds->base->path) == 0)
 		return false;
 	b = base_new(path);
 	if (b && ds->cs && ds->cs_users > 0 && !(rec = calloc(1, sizeof(*rec)))) {
@@ -403,9 +449,9 @@ unsigned ds_datastore_configure(struct ds_datastore *ds, const struct ds_datasto
 	bool was_removable, mounted, moved;
 
 	pthread_mutex_lock(&ds->lock);
-	moved = follow_path_locked(ds, cfg);
 	before_r = read_refusal_locked(ds);
 	before_w = write_refusal_locked(ds);
+	moved = follow_path_locked(ds, cfg);
 	was_removable = ds->backing_device != NULL;
 	ds->maintenance = cfg ? cfg->maintenance : DS_MAINT_NONE;
 	free(ds->maintenance_message);
@@ -586,6 +632,16 @@ static void unretire_store_locked(struct ds_datastore *ds)
 /* Logs a refusal with its reason and the maintenance message. Lock held. */
 static void log_refusal_locked(struct ds_datastore *ds, int refusal, const char *what)
 {
+	if (refusal == ds->path_err && refusal == -EINVAL) {
+		ds_err("datastore %s: %s refused: path '%s' is not absolute (PBS refuses it too)",
+		       ds->name, what, ds->bad_path ? ds->bad_path : "?");
+		return;
+	}
+	if (refusal == ds->path_err) {
+		ds_err("datastore %s: %s refused: path '%s': %s", ds->name, what,
+		       ds->bad_path ? ds->bad_path : "?", strerror(-refusal));
+		return;
+	}
 	ds_err("datastore %s: %s refused: %s%s%s", ds->name, what, refusal_reason(ds, refusal),
 	       ds->maintenance_message ? ": " : "",
 	       ds->maintenance_message ? ds->maintenance_message : "");

@@ -67,6 +67,10 @@ enum {
  * no handle is open, its descriptors are closed at once. A new directory is
  * used by the handles acquired from then on; handles already held go on
  * with the old one (and its chunk store, closed when the last goes).
+ * A path that cannot be used (not absolute: ds_datastore_cfg_base fails)
+ * refuses new readers and writers with that errno (-EINVAL), after the
+ * maintenance mode's refusals, until a section names a usable one; lookups
+ * are granted from the config only (ds_lookup_check_io). Logged once.
  * Returns DS_CONFIGURE_* bits (callers invalidate caches when not 0). */
 unsigned ds_datastore_configure(struct ds_datastore *ds, const struct ds_datastore_cfg *cfg);
 /* Re-checks whether a removable store's backing device is mounted (the

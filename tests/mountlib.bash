@@ -135,6 +135,13 @@ try:
         os.rename(path, sys.argv[3])
     elif op == "truncate":
         os.truncate(path, 0)
+    elif op == "stat":
+        os.stat(path)
+    elif op == "list":
+        os.listdir(path)
+    elif op == "read":
+        with open(path, "rb") as f:
+            f.read()
     print("OK")
 except OSError as e:
     print(errno.errorcode[e.errno])

@@ -680,6 +680,67 @@ static void test_path_back(void **state)
 	free(b);
 }
 
+/* A path that turns relative while the store is in use: PBS refuses to
+ * open such a store, so new readers and writers are refused with EINVAL
+ * (after the maintenance mode's refusals) and lookups are granted from the
+ * config only, rather than the old directory being served on. A handle held
+ * across keeps working; the chunk store closes with it. The path made
+ * absolute again, the store is served again. */
+static void test_path_relative(void **state)
+{
+	char *a = mini_store();
+	struct ds_datastore_cfg cfg;
+	struct ds_datastore *ds;
+	struct ds_lookup *lk;
+	struct ds_reader *rd, *rd2;
+	struct ds_writer *w;
+	int fd;
+
+	(void)state;
+	assert_int_equal(ds_datastore_new("store1", a, &ds), 0);
+	set_cfg(&cfg, DS_MAINT_NONE, NULL);
+	cfg.name = (char *)"store1";
+	cfg.path = a;
+	assert_int_equal(ds_datastore_configure(ds, &cfg), 0);
+	assert_int_equal(ds_reader_acquire(ds, &rd), 0);
+
+	cfg.path = a + 1;
+	assert_int_equal(ds_datastore_configure(ds, &cfg), DS_CONFIGURE_ACCESS);
+	assert_int_equal(ds_datastore_configure(ds, &cfg), 0);
+	assert_int_equal(ds_datastore_read_refusal(ds), -EINVAL);
+	assert_int_equal(ds_reader_acquire(ds, &rd2), -EINVAL);
+	assert_int_equal(ds_writer_acquire(ds, &w), -EINVAL);
+	assert_int_equal(ds_lookup_acquire(ds, &lk), 0);
+	assert_int_equal(ds_lookup_check_io(lk), -EINVAL);
+	assert_int_equal(ds_lookup_open_dir(lk, ""), -EINVAL);
+	ds_lookup_release(lk);
+	/* The maintenance mode's refusal comes first, as in PBS. */
+	cfg.maintenance = DS_MAINT_OFFLINE;
+	assert_int_equal(ds_datastore_configure(ds, &cfg), DS_CONFIGURE_ACCESS);
+	assert_int_equal(ds_datastore_read_refusal(ds), -ENXIO);
+	cfg.maintenance = DS_MAINT_NONE;
+	assert_int_equal(ds_datastore_configure(ds, &cfg), DS_CONFIGURE_ACCESS);
+	assert_int_equal(ds_datastore_read_refusal(ds), -EINVAL);
+	/* The handle held across still reads; its release closes a. */
+	assert_true(fds_under(a) > 0);
+	ds_reader_release(rd);
+	assert_int_equal(fds_under(a), 0);
+
+	cfg.path = a;
+	assert_int_equal(ds_datastore_configure(ds, &cfg), DS_CONFIGURE_ACCESS);
+	assert_int_equal(ds_datastore_read_refusal(ds), 0);
+	assert_int_equal(ds_lookup_acquire(ds, &lk), 0);
+	fd = ds_lookup_open_dir(lk, "");
+	assert_true(same_dir(fd, a));
+	close(fd);
+	ds_lookup_release(lk);
+	assert_int_equal(ds_writer_acquire(ds, &w), 0);
+	ds_writer_release(w);
+	ds_datastore_free(ds);
+	tu_rmtree(a);
+	free(a);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -691,6 +752,7 @@ int main(void)
 		cmocka_unit_test(test_track_operations),
 		cmocka_unit_test(test_path_change),
 		cmocka_unit_test(test_path_back),
+		cmocka_unit_test(test_path_relative),
 	};
 
 	tu_fixtures();
