@@ -91,7 +91,10 @@ int cli_store_open(const char *arg, const char *config_path, struct cli_store *r
 	}
 	r = ds_config_load(config_path, &s.cfg);
 	if (r < 0) {
-		fprintf(stderr, "dsfs: %s: cannot load: %s\n", config_path, strerror(-r));
+		/* A parse error and a file too large are logged with their
+		 * reason (the former with its line): once is enough. */
+		if (r != -EINVAL && r != -EFBIG)
+			fprintf(stderr, "dsfs: %s: cannot load: %s\n", config_path, strerror(-r));
 		return r;
 	}
 	dc = ds_config_find(s.cfg, arg);

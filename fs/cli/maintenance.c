@@ -315,7 +315,9 @@ int cmd_maintenance(int argc, char **argv)
 		return DS_EXIT_FAIL;
 	r = ds_config_load(config, &cfg);
 	if (r < 0) {
-		if (r != -EINVAL) /* a parse error is logged with its line */
+		/* A parse error (with its line) and a file too large are
+		 * logged with their reason. */
+		if (r != -EINVAL && r != -EFBIG)
 			fprintf(stderr, "dsfs: %s: cannot load: %s\n", config, strerror(-r));
 		goto out;
 	}

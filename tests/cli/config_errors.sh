@@ -17,8 +17,21 @@ for cmd in "ls store-a" "cat store-a $snap qemu-server.conf" "verify store-a" \
 	"backup --time 2025-01-01T00:00:00Z store-a vm/1 f.conf=$T/f.conf"; do
 	# shellcheck disable=SC2086 # the words of $cmd are the arguments
 	expect_status 1 "$DSFS" $cmd --config "$cfg"
-	grep -q "datastore.cfg:4" "$T/err" || { cat "$T/err"; fail "$cmd: line not named"; }
+	grep -q "datastore.cfg:4: invalid datastore name 'n2'" "$T/err" ||
+		{ cat "$T/err"; fail "$cmd: line not named"; }
+	# The reason once: no "cannot load: Invalid argument" after it.
+	[ "$(wc -l <"$T/err")" = 1 ] || { cat "$T/err"; fail "$cmd: more than one line"; }
 done
 [ -d "$T/store/vm/1" ] && fail "backup wrote with a broken config"
 grep -q maintenance "$cfg" && fail "maintenance changed a broken config"
+
+# a file too large to be a datastore.cfg: said once too
+big=$T/big.cfg
+head -c $((16 * 1024 * 1024 + 1)) /dev/zero >"$big"
+for cmd in "ls store-a" "maintenance store-a offline"; do
+	# shellcheck disable=SC2086 # the words of $cmd are the arguments
+	expect_status 1 "$DSFS" $cmd --config "$big"
+	grep -q "big.cfg: larger than" "$T/err" || { cat "$T/err"; fail "$cmd: reason"; }
+	[ "$(wc -l <"$T/err")" = 1 ] || { cat "$T/err"; fail "$cmd: big: more than one line"; }
+done
 echo "broken datastore.cfg: status 1 everywhere"
