@@ -149,15 +149,28 @@ static int stream_archive(struct ds_backup *b, const char *name, const char *src
 	return r;
 }
 
-static int aw_sink_write(void *ctx, const void *buf, size_t len)
+/* A sink of the pxar encoder: an archive writer, and the first error
+ * writing to it. The encoder logs the reasons of its own failures, not
+ * those of its sinks: backup_pxar_dir tells them apart by it. */
+struct pxar_out {
+	struct ds_archive_writer *aw;
+	int err;
+};
+
+static int pxar_out_write(void *ctx, const void *buf, size_t len)
 {
-	return ds_archive_write(ctx, buf, len);
+	struct pxar_out *o = ctx;
+	int r = ds_archive_write(o->aw, buf, len);
+
+	if (r < 0 && !o->err)
+		o->err = r;
+	return r;
 }
 
 /* The snapshot's catalog.pcat1.didx: one for all v1 pxar archives of a
  * backup (its root block lists each archive), written at the end. */
 struct pxar_catalog_out {
-	struct ds_archive_writer *aw;
+	struct pxar_out out;
 	struct ds_pxar_catalog *cat;
 	struct ds_pxar_sink sink;
 };
@@ -175,21 +188,21 @@ static int pxar_catalog_finish(struct pxar_catalog_out *co)
 	ds_pxar_catalog_free(co->cat);
 	co->cat = NULL;
 	if (r < 0) {
-		ds_archive_abort(co->aw);
-		co->aw = NULL;
+		ds_archive_abort(co->out.aw);
+		co->out.aw = NULL;
 		return r;
 	}
-	r = ds_archive_finish(co->aw, 0);
-	co->aw = NULL;
+	r = ds_archive_finish(co->out.aw, 0);
+	co->out.aw = NULL;
 	return r;
 }
 
 static void pxar_catalog_abort(struct pxar_catalog_out *co)
 {
 	ds_pxar_catalog_free(co->cat);
-	ds_archive_abort(co->aw);
+	ds_archive_abort(co->out.aw);
 	co->cat = NULL;
-	co->aw = NULL;
+	co->out.aw = NULL;
 }
 
 /* NAME=FILE: NAME copied into name (size bytes), *file pointing at FILE in
@@ -245,10 +258,11 @@ static int backup_pxar_dir(struct ds_backup *b, const char *name, const char *di
 			   size_t avg, const struct ds_pxar_encode_opts *opts,
 			   struct pxar_catalog_out *co)
 {
-	struct ds_archive_writer *meta = NULL, *pay = NULL;
+	struct pxar_out meta = { 0 }, pay = { 0 };
 	struct ds_pxar_sink msink, psink;
 	struct ds_pxar_encode_stats st;
 	char mname[300], pname[300];
+	bool logged = false;
 	int r;
 
 	r = pxar_names(name, split, mname, pname);
@@ -257,31 +271,32 @@ static int backup_pxar_dir(struct ds_backup *b, const char *name, const char *di
 		return r;
 	}
 	if (!split && !co->cat) {
-		co->sink = (struct ds_pxar_sink){ aw_sink_write, NULL };
-		r = ds_backup_dynamic_begin(b, PXAR_CATALOG_NAME, PXAR_CATALOG_AVG, &co->aw);
-		if (r == 0) {
-			co->sink.ctx = co->aw;
+		co->sink = (struct ds_pxar_sink){ pxar_out_write, &co->out };
+		r = ds_backup_dynamic_begin(b, PXAR_CATALOG_NAME, PXAR_CATALOG_AVG, &co->out.aw);
+		if (r == 0)
 			r = ds_pxar_catalog_new(&co->sink, &co->cat);
-		}
 		if (r < 0)
 			goto fail;
 	}
-	r = ds_backup_dynamic_begin(b, mname, avg, &meta);
+	r = ds_backup_dynamic_begin(b, mname, avg, &meta.aw);
 	if (r == 0 && split)
-		r = ds_backup_dynamic_begin(b, pname, avg, &pay);
+		r = ds_backup_dynamic_begin(b, pname, avg, &pay.aw);
 	if (r < 0)
 		goto fail;
-	msink = (struct ds_pxar_sink){ aw_sink_write, meta };
-	psink = (struct ds_pxar_sink){ aw_sink_write, pay };
+	msink = (struct ds_pxar_sink){ pxar_out_write, &meta };
+	psink = (struct ds_pxar_sink){ pxar_out_write, &pay };
 	r = ds_pxar_encode_dir_cat(dir, &msink, split ? &psink : NULL, split ? NULL : co->cat,
 				   mname, opts, &st);
+	/* The encoder said why (the tree refused, a pattern, a file that
+	 * cannot be read), except when a sink failed or memory ran out. */
+	logged = r < 0 && r != -ENOMEM && !meta.err && !pay.err && !co->out.err;
 	if (r < 0)
 		goto fail;
-	r = ds_archive_finish(meta, 0);
-	meta = NULL;
-	if (r == 0 && pay)
-		r = ds_archive_finish(pay, 0);
-	pay = NULL;
+	r = ds_archive_finish(meta.aw, 0);
+	meta.aw = NULL;
+	if (r == 0 && pay.aw)
+		r = ds_archive_finish(pay.aw, 0);
+	pay.aw = NULL;
 	if (r < 0)
 		goto fail;
 	printf("%s: %llu files, %llu dirs, %llu symlinks, %llu hardlinks, %llu devices, "
@@ -293,9 +308,10 @@ static int backup_pxar_dir(struct ds_backup *b, const char *name, const char *di
 	       (unsigned long long)st.skipped, (unsigned long long)st.excluded);
 	return 0;
 fail:
-	fprintf(stderr, "dsfs: %s: %s\n", dir, strerror(-r));
-	ds_archive_abort(meta);
-	ds_archive_abort(pay);
+	if (!logged)
+		fprintf(stderr, "dsfs: %s: %s\n", dir, strerror(-r));
+	ds_archive_abort(meta.aw);
+	ds_archive_abort(pay.aw);
 	return r;
 }
 

@@ -70,6 +70,20 @@ grep -q "$T/fifo: empty: an image" "$T/err" || fail "empty FIFO: $(cat "$T/err")
 if [ -d /proc/self ]; then
 	expect_status 1 "$DSFS" backup "$S" vm/2 --time 2025-01-01T00:00:04Z root.pxar=/proc
 	grep -q "virtual file system" "$T/err" || fail "/proc: $(cat "$T/err")"
+	# The encoder's reason alone: no "dsfs: /proc: Invalid argument" after it.
+	[ "$(wc -l <"$T/err")" = 1 ] || fail "/proc: more than one line: $(cat "$T/err")"
+fi
+# A tree whose archive cannot be written (a full disk): the CLI's line
+# names the tree, as the encoder does not log its sink's failures.
+if [ "$(id -u)" = 0 ] && mkdir "$T/small" && mount -t tmpfs -o size=1m tmpfs "$T/small"; then
+	cleanup_hooks+=("umount '$T/small'")
+	bare_store "$T/small/s"
+	mkdir "$T/tree"
+	head -c 3000000 /dev/urandom >"$T/tree/f"
+	expect_status 1 "$DSFS" backup "$T/small/s" host/x --time 2025-01-01T00:00:04Z \
+		root.pxar="$T/tree"
+	grep -qxF "dsfs: $T/tree: No space left on device" "$T/err" ||
+		fail "full disk: $(cat "$T/err")"
 fi
 # A source that is missing.
 expect_status 1 "$DSFS" backup "$S" vm/2 --time 2025-01-01T00:00:05Z a.conf="$T/nothing"
