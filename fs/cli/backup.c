@@ -520,22 +520,28 @@ static void usage_backup(FILE *f)
 }
 
 /* --include-dev PATH: the st_dev of PATH's file system (as PBS's client,
- * following a symlink) into *ret; a usage error otherwise. */
+ * following a symlink) into *ret. A PATH that is missing or cannot be
+ * reached is a failure (status 1), as a missing --keyfile or source is,
+ * not a mistake of the command line: -errno, said. */
 static int include_dev(const char *path, uint64_t *ret)
 {
 	struct stat sb;
 
 	if (stat(path, &sb) < 0) {
+		int r = -errno;
+
 		fprintf(stderr, "dsfs: --include-dev %s: %s\n", path, strerror(errno));
-		return -EINVAL;
+		return r;
 	}
 	*ret = (uint64_t)sb.st_dev;
 	return 0;
 }
 
-/* cmd_backup with room for the --exclude and --include-dev values in excl
- * and devs (argc slots each). */
-static int backup_run(int argc, char **argv, const char **excl, uint64_t *devs)
+/* cmd_backup with room for the --exclude values in excl, the
+ * --include-dev paths in incl and their devices in devs (argc slots
+ * each). */
+static int backup_run(int argc, char **argv, const char **excl, const char **incl,
+		      uint64_t *devs)
 {
 	static const struct option opts[] = {
 		{ "ns", required_argument, NULL, 'n' },
@@ -602,9 +608,7 @@ static int backup_run(int argc, char **argv, const char **excl, uint64_t *devs)
 			excl[popts.n_exclude++] = optarg;
 			break;
 		case 'I':
-			if (include_dev(optarg, &devs[popts.n_include_dev]) < 0)
-				return DS_EXIT_USAGE;
-			popts.n_include_dev++;
+			incl[popts.n_include_dev++] = optarg; /* resolved below */
 			break;
 		case 'A':
 			popts.all_file_systems = true;
@@ -654,6 +658,9 @@ static int backup_run(int argc, char **argv, const char **excl, uint64_t *devs)
 	/* The command line is right: from here on, any failure is status 1,
 	 * -EINVAL too (an empty pipe given as an image, a datastore.cfg that
 	 * does not parse, a tree the encoder refuses). */
+	for (size_t i = 0; i < popts.n_include_dev; i++)
+		if (include_dev(incl[i], &devs[i]) < 0)
+			return DS_EXIT_FAIL;
 	if (keyfile && cli_load_key(keyfile, &crypt) < 0)
 		return DS_EXIT_FAIL;
 	r = cli_store_open(argv[optind], config, &s);
@@ -799,14 +806,16 @@ int cmd_backup(int argc, char **argv)
 	/* --exclude values point into argv: at most one per argument, as
 	 * --include-dev values */
 	const char **excl = calloc((size_t)argc, sizeof(*excl));
+	const char **incl = calloc((size_t)argc, sizeof(*incl));
 	uint64_t *devs = calloc((size_t)argc, sizeof(*devs));
 	int r = DS_EXIT_FAIL;
 
-	if (!excl || !devs)
+	if (!excl || !incl || !devs)
 		fputs("dsfs: out of memory\n", stderr);
 	else
-		r = backup_run(argc, argv, excl, devs);
+		r = backup_run(argc, argv, excl, incl, devs);
 	free(excl);
+	free(incl);
 	free(devs);
 	return r;
 }
@@ -862,10 +871,12 @@ int cmd_key(int argc, char **argv)
 		return DS_EXIT_USAGE;
 	}
 	file = argv[optind + 1];
+	/* The environment is not the command line: a failure, as a
+	 * password-protected --keyfile without the password is. */
 	if (kdf != DS_KDF_NONE && (!pw || strlen(pw) < 5)) {
 		fputs("dsfs: set DSFS_KEY_PASSWORD (at least 5 characters), or use --kdf none\n",
 		      stderr);
-		return DS_EXIT_USAGE;
+		return DS_EXIT_FAIL;
 	}
 	r = ds_crypt_random_key(key);
 	if (r == 0)

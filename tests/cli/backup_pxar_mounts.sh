@@ -91,13 +91,20 @@ names other 2025-01-04T00:00:00Z >"$T/got"
 printf '%s\n' sub sub/file >"$T/want"
 diff -u "$T/want" "$T/got" || fail "backup of a mount's root"
 
-# The options conflict, as in PBS; a missing --include-dev path fails.
+# The options conflict, as in PBS: a usage error. A missing --include-dev
+# path is a failure (status 1), as a missing --keyfile or source is: the
+# command line is right (it was status 2). Checked after the command line,
+# whose errors come first.
 expect_status 2 "$DSFS" backup "$S" host/m --time 2025-01-05T00:00:00Z --all-file-systems \
 	--include-dev "$D" root.pxar="$D"
 grep -q "conflicts" "$T/err" || { cat "$T/err"; fail "conflict not explained"; }
-expect_status 2 "$DSFS" backup "$S" host/m --time 2025-01-05T00:00:00Z \
+expect_status 1 "$DSFS" backup "$S" host/m --time 2025-01-05T00:00:00Z \
 	--include-dev "$T/nonexistent" root.pxar="$D"
-grep -q "nonexistent" "$T/err" || { cat "$T/err"; fail "bad --include-dev not explained"; }
+grep -qxF "dsfs: --include-dev $T/nonexistent: No such file or directory" "$T/err" ||
+	{ cat "$T/err"; fail "bad --include-dev not explained"; }
+expect_status 2 "$DSFS" backup "$S" host/m --include-dev "$T/nonexistent" --time bogus \
+	root.pxar="$D"
+grep -q -- "--time bogus" "$T/err" || { cat "$T/err"; fail "the usage error is not the one said"; }
 [ ! -e "$S/host/m/2025-01-05T00:00:00Z" ] || fail "refused backup left a snapshot"
 expect_status 0 "$DSFS" verify "$S"
 echo "backup pxar mounts ok"

@@ -53,6 +53,21 @@ done
 expect_status 1 "$DSFS" maintenance --config "$T/etc/missing.cfg" store offline --message ok
 grep -q "missing.cfg" "$T/err" || fail "maintenance, no config: '$(cat "$T/err")'"
 
+# key create: a DSFS_KEY_PASSWORD missing or too short is a failure, as a
+# password-protected --keyfile without it is: the environment is not the
+# command line (it was status 2). A wrong command line stays 2.
+for pw in unset "" abcd; do
+	if [ "$pw" = unset ]; then
+		expect_status 1 env -u DSFS_KEY_PASSWORD "$DSFS" key create "$T/k.json"
+	else
+		expect_status 1 env DSFS_KEY_PASSWORD="$pw" "$DSFS" key create "$T/k.json" --kdf pbkdf2
+	fi
+	grep -q "set DSFS_KEY_PASSWORD" "$T/err" || fail "key create, password '$pw': $(cat "$T/err")"
+	[ ! -e "$T/k.json" ] || fail "key create, password '$pw': a key was written"
+done
+expect_status 2 env -u DSFS_KEY_PASSWORD "$DSFS" key create "$T/k.json" --kdf bogus
+expect_status 0 env -u DSFS_KEY_PASSWORD "$DSFS" key create "$T/k.json" --kdf none
+
 # Access denied, as user nobody (the backup made its directories user
 # backup's).
 as_nobody() { setpriv --reuid=nobody --regid="$(id -g nobody)" --clear-groups "$@"; }
