@@ -246,14 +246,17 @@ static bool drops_store(const struct ds_config *old, const struct ds_config *new
 }
 
 /* A config dropping stores is not confirmed yet: the current one stays,
- * and the next refresh reads the file again even if it looks the same. */
+ * and the next refresh reads the file again even if it looks the same.
+ * What was read is a valid config, a change not taken yet: 0, not the
+ * error of an earlier refresh (a bad edit before it). */
 static int drop_wait(struct ds_config_cache *cc)
 {
 	ds_debug("%s: stores missing from it: keeping the current config for %llu ms, "
 		 "in case it is being rewritten",
 		 cc->path, (unsigned long long)(DROP_CONFIRM_NS / 1000000));
 	cc->ident.valid = false;
-	return cc->last_err;
+	cc->last_err = 0;
+	return 0;
 }
 
 /* Whether content (digest, read from the file as id says) that drops

@@ -772,6 +772,32 @@ static void test_store_removal_rewritten(void **state)
 	ds_config_cache_free(cc);
 }
 
+/* A removal waiting for its second after a bad edit: the file now read is
+ * a valid config, so the refresh says 0 (a change not taken yet), not the
+ * bad edit's -EINVAL, which it used to go on returning. The bad content
+ * back, its error is back (unlogged: it was logged). */
+static void test_store_removal_after_bad_edit(void **state)
+{
+	struct env *e = *state;
+	struct ds_config_cache *cc = open_cache(e, cfg_pair_a);
+
+	write_rename(e->cfg, cfg_bad);
+	assert_int_equal(ds_config_cache_refresh(cc), -EINVAL);
+	assert_int_equal(logs.count, 1);
+	write_rename(e->cfg, cfg_one);
+	assert_int_equal(ds_config_cache_refresh(cc), 0);
+	assert_int_equal(ds_config_cache_refresh(cc), 0);
+	expect_pair(cc, "one");
+	write_rename(e->cfg, cfg_bad);
+	assert_int_equal(ds_config_cache_refresh(cc), -EINVAL);
+	write_rename(e->cfg, cfg_one);
+	assert_int_equal(ds_config_cache_refresh(cc), 0);
+	expect_removal_confirmed(cc);
+	assert_int_equal(ds_config_cache_refresh(cc), 0);
+	assert_int_equal(logs.count, 1);
+	ds_config_cache_free(cc);
+}
+
 struct rewriter {
 	const char *path;
 	int stop; /* atomic */
@@ -859,6 +885,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_inplace_rewrite_race, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_store_removal_confirmed, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_store_removal_rewritten, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_store_removal_after_bad_edit, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_fifo_refused, setup, teardown),
 	};
 
