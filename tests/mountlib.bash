@@ -9,16 +9,35 @@ need_fuse() {
 	fi
 }
 
+# remove_after_unmount PATTERN...: files (globs allowed) removed at cleanup
+# once each mount's daemon has exited: the active-operations files a
+# daemon writes on its way out. A removal registered as a plain hook
+# before mount_dsfs ran before that mount's unmount hook (hooks run in
+# order), and one registered after the first mount still ran before a
+# later mount's: a failing run left the files behind. Call it any time.
+after_unmount=()
+remove_after_unmount() {
+	after_unmount+=("$@")
+	cleanup_hooks+=(remove_registered_files)
+}
+remove_registered_files() {
+	local p f
+	for p in "${after_unmount[@]}"; do
+		while IFS= read -r f; do rm -f -- "$f" 2>/dev/null || true; done < <(compgen -G "$p" || true)
+	done
+}
+
 # mount_dsfs SOURCE DIR [ARGS...]: runs mount.dsfs in the foreground (log in
 # $T/mount.log), waits up to 10 s ($DSFS_MOUNT_TIMEOUT: under valgrind) for
-# the mount to appear, and registers the unmount for cleanup. Sets MOUNT_PID.
+# the mount to appear, and registers the unmount for cleanup (and then the
+# removal of the files of remove_after_unmount). Sets MOUNT_PID.
 mount_dsfs() {
 	local src=$1 dir=$2
 	shift 2
 	mkdir -p "$dir"
 	"$MOUNT_DSFS" "$src" "$dir" -f "$@" >>"$T/mount.log" 2>&1 &
 	MOUNT_PID=$!
-	cleanup_hooks+=("fusermount3 -u '$dir' 2>/dev/null; kill $MOUNT_PID 2>/dev/null; wait $MOUNT_PID 2>/dev/null")
+	cleanup_hooks+=("fusermount3 -u '$dir' 2>/dev/null; kill $MOUNT_PID 2>/dev/null; wait $MOUNT_PID 2>/dev/null; remove_registered_files")
 	local i
 	for i in $(seq $((${DSFS_MOUNT_TIMEOUT:-10} * 10))); do
 		if mountpoint -q "$dir"; then return 0; fi

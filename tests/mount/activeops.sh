@@ -14,7 +14,7 @@ need_fuse
 NAME=teststore-$$ # directory mode: the datastore's name is its basename
 STORE=$T/$NAME
 OPS=/run/proxmox-backup/active-operations
-cleanup_hooks+=("rm -f '$OPS/$NAME' '$OPS/$NAME.lock'")
+remove_after_unmount "$OPS/$NAME" "$OPS/$NAME.lock"
 fixture_copy pbs-store-a "$STORE"
 printf 'datastore: %s\n\tpath %s\n' "$NAME" "$STORE" >"$T/datastore.cfg"
 M=$T/m

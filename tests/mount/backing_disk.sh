@@ -36,6 +36,7 @@ disk_cleanup() {
 	rm -f "$OPS/$NAME" "$OPS/$NAME.lock"
 }
 cleanup_hooks+=(disk_cleanup)
+remove_after_unmount "$OPS/$NAME" "$OPS/$NAME.lock"
 
 # 64 MiB of ext4 with a fixed UUID. `dsfs init` makes 65536 directories:
 # inline_data keeps empty ones inside their inodes, so they fit.

@@ -34,9 +34,8 @@ within() {
 }
 root_empty() { [ -z "$(ls -A "$M")" ]; }
 
+remove_after_unmount "$OPS/$NAME" "$OPS/$NAME.lock"
 mount_dsfs "$CFG" "$M"
-# After the unmount that mount_dsfs registered: the daemon writes them.
-cleanup_hooks+=("rm -f '$OPS/$NAME' '$OPS/$NAME.lock'")
 [ -z "$(ls -A "$M")" ] || fail "root of a missing config not empty: $(ls -A "$M")"
 grep -q "$CFG does not exist" "$T/mount.log" || fail "log: $(cat "$T/mount.log")"
 

@@ -62,9 +62,8 @@ check() {
 
 set_path "$STORE"
 M=$T/m
+remove_after_unmount "$OPS/$NAME" "$OPS/$NAME.lock"
 mount_dsfs "$NAME" "$M" -o "config=$CFG"
-# After the unmount that mount_dsfs registered: the daemon writes them.
-cleanup_hooks+=("rm -f '$OPS/$NAME' '$OPS/$NAME.lock'")
 check "$M"
 unmount_dsfs "$M"
 

@@ -20,9 +20,8 @@ printf 'datastore: rel-%s\n\tpath %s\n\ndatastore: %s\n\tpath %s\n' \
 	"$NAME" "$REL" "$NAME" "$STORE" >"$CFG"
 M=$T/m
 
+remove_after_unmount "$OPS/$NAME" "$OPS/$NAME.lock" "$OPS/rel-$NAME" "$OPS/rel-$NAME.lock"
 mount_dsfs "$CFG" "$M"
-# After the unmount that mount_dsfs registered: the daemon writes them.
-cleanup_hooks+=("rm -f '$OPS/$NAME' '$OPS/$NAME.lock' '$OPS/rel-$NAME' '$OPS/rel-$NAME.lock'")
 listed "$M" "rel-$NAME" || fail "the store is not listed: $(ls "$M")"
 [ -f "$M/$NAME/vm/101/2024-03-02T08:02:17Z/qemu-server.conf" ] || fail "the other store"
 got=$(python3 -c 'import errno, os, sys

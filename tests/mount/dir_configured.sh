@@ -12,7 +12,7 @@
 need_fuse
 NAME=pbsname-$$
 OPS=/run/proxmox-backup/active-operations
-cleanup_hooks+=("rm -f $OPS/$NAME $OPS/$NAME.lock $OPS/$NAME~*")
+remove_after_unmount "$OPS/$NAME" "$OPS/$NAME.lock" "$OPS/$NAME~*"
 "$DSFS" init "$T/disk1" >/dev/null
 mkdir "$T/copy"
 "$DSFS" init "$T/copy/$NAME" >/dev/null

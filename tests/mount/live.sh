@@ -17,7 +17,7 @@ DIRNAME=dsfs-live-$$  # the store by directory (its name is the basename)
 fixture_copy pbs-store-a "$T/$DIRNAME"
 STORE=$(realpath "$T/$DIRNAME")
 OPS=/run/proxmox-backup/active-operations
-cleanup_hooks+=("rm -f '$OPS/$NAME' '$OPS/$NAME.lock' '$OPS/$DIRNAME' '$OPS/$DIRNAME.lock'")
+remove_after_unmount "$OPS/$NAME" "$OPS/$NAME.lock" "$OPS/$DIRNAME" "$OPS/$DIRNAME.lock"
 M=$T/m
 G=$M/vm/101
 

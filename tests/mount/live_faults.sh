@@ -47,6 +47,10 @@ faults_cleanup() {
 	done
 }
 cleanup_hooks+=(faults_cleanup)
+for d in "$A" "$L" "$E" "$B"; do
+	remove_after_unmount "/run/proxmox-backup/active-operations/$d" \
+		"/run/proxmox-backup/active-operations/$d.lock"
+done
 mount -t tmpfs -o size=1200M tmpfs "$R"
 
 # --- helpers ---

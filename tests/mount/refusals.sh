@@ -17,7 +17,7 @@ fixture_copy pbs-store-a "$T/store"
 STORE=$(realpath "$T/store")
 CFG=$T/datastore.cfg
 OPS=/run/proxmox-backup/active-operations
-cleanup_hooks+=("rm -f '$OPS/$NAME' '$OPS/$NAME.lock'")
+remove_after_unmount "$OPS/$NAME" "$OPS/$NAME.lock"
 M=$T/m
 SNAP=vm/101/2024-03-02T08:02:17Z
 FILE=$M/$SNAP/qemu-server.conf

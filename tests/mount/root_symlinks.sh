@@ -14,7 +14,7 @@ need_fuse
 [ "$(id -u)" = 0 ] || { echo "SKIP: needs root" >&2; exit 77; }
 NAME=rootlinks-$$
 OPS=/run/proxmox-backup/active-operations
-cleanup_hooks+=("rm -f $OPS/$NAME $OPS/$NAME.lock")
+remove_after_unmount "$OPS/$NAME" "$OPS/$NAME.lock"
 mkdir -p "$OPS"
 victim() { # NAME: a root-only file with known content
 	printf 'root secret\n' >"$T/$1"

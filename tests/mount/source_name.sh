@@ -7,7 +7,7 @@
 need_fuse
 NAME=dsfs-srcname-$$
 OPS=/run/proxmox-backup/active-operations
-cleanup_hooks+=("rm -f '$OPS/$NAME' '$OPS/$NAME.lock'")
+remove_after_unmount "$OPS/$NAME" "$OPS/$NAME.lock"
 bare_store "$T/real" "$T/cwd/$NAME"
 printf 'x\n' >"$T/x.conf"
 "$DSFS" backup --time 2026-01-01T00:00:00Z "$T/cwd/$NAME" vm/7 x.conf="$T/x.conf" >/dev/null ||

@@ -6,7 +6,7 @@
 # the store's path.
 NAME=dsfs-test-$$
 OPS=/run/proxmox-backup/active-operations
-cleanup_hooks+=("rm -f '$OPS/$NAME' '$OPS/$NAME.lock'")
+remove_after_unmount "$OPS/$NAME" "$OPS/$NAME.lock"
 cp -r "$FIX/pbs-store-a" "$T/a"
 chmod -R u+w "$T/a"
 A=$(realpath "$T/a")
