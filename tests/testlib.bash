@@ -153,6 +153,18 @@ expect_status() {
 	[ "$got" = "$want" ] || { cat "$T/err" >&2; fail "'$*' exited $got, want $want"; }
 }
 
+# fails_once "DSFS ARGS" GREP_ARGS...: `$DSFS ARGS` (word-split) exits 1
+# with exactly one line on stderr, which grep -q GREP_ARGS matches: the
+# reason once, not followed by a second line saying it again.
+fails_once() {
+	local cmd=$1
+	shift
+	# shellcheck disable=SC2086 # the words of $cmd are the arguments
+	expect_status 1 "$DSFS" $cmd
+	grep -q "$@" "$T/err" || { cat "$T/err"; fail "$cmd: message"; }
+	[ "$(wc -l <"$T/err")" = 1 ] || { cat "$T/err"; fail "$cmd: more than one line"; }
+}
+
 # fixture_copy NAME DEST: a writable copy of fixture datastore NAME.
 fixture_copy() {
 	cp -r "$FIX/$1" "$2" && chmod -R u+w "$2"

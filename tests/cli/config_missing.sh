@@ -19,11 +19,8 @@ for cfg in "$T/etc/datastore.cfg" "$T/noetc/datastore.cfg"; do
 	for cmd in "ls store-a" "cat store-a $snap qemu-server.conf" "verify store-a" \
 		"status store-a" "maintenance store-a offline" "maintenance store-a clear" \
 		"backup --time 2025-01-01T00:00:00Z store-a vm/1 f.conf=$T/f.conf"; do
-		# shellcheck disable=SC2086 # the words of $cmd are the arguments
-		expect_status 1 "$DSFS" $cmd --config "$cfg"
-		grep -qxF "dsfs: datastore 'store-a' not found: $cfg does not exist" "$T/err" ||
-			{ cat "$T/err"; fail "$cmd ($cfg): message"; }
-		[ "$(wc -l <"$T/err")" = 1 ] || { cat "$T/err"; fail "$cmd ($cfg): more than one line"; }
+		fails_once "$cmd --config $cfg" -xF \
+			"dsfs: datastore 'store-a' not found: $cfg does not exist"
 	done
 	[ ! -e "$cfg" ] || fail "a command made $cfg"
 done

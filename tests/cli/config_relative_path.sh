@@ -16,11 +16,8 @@ printf 'datastore: rel-store\n\tpath %s\n\ndatastore: good\n\tpath %s\n' "$rel" 
 cd /
 for cmd in "ls rel-store" "cat rel-store $snap qemu-server.conf" "verify rel-store" \
 	"status rel-store" "backup --time 2025-01-01T00:00:00Z rel-store vm/1 f.conf=$T/f.conf"; do
-	# shellcheck disable=SC2086 # the words of $cmd are the arguments
-	expect_status 1 "$DSFS" $cmd --config "$cfg"
-	grep -qxF "dsfs: datastore 'rel-store': path '$rel' is not absolute (PBS refuses it too)" \
-		"$T/err" || { cat "$T/err"; fail "$cmd: message"; }
-	[ "$(wc -l <"$T/err")" = 1 ] || { cat "$T/err"; fail "$cmd: more than one line"; }
+	fails_once "$cmd --config $cfg" -xF \
+		"dsfs: datastore 'rel-store': path '$rel' is not absolute (PBS refuses it too)"
 done
 [ -d "$T/store/vm/1" ] && fail "backup wrote through a relative path"
 "$DSFS" ls good vm/101 --config "$cfg" >"$T/out" || fail "the other store"

@@ -15,11 +15,10 @@ STORE=$(realpath "$T/store")
 CFG=$T/datastore.cfg
 M=$T/m
 AR=ns/prod/ct/301/2024-03-03T10:02:17Z/root.pxar
-KEY="ns/prod/ct/301/2024-03-03T10:02:17Z/root.pxar"
 
 printf 'datastore: %s\n\tpath %s\n' "$NAME" "$STORE" >"$CFG"
 mount_dsfs "$NAME" "$M" -o "config=$CFG" -d
-opened() { grep -c "$KEY: archive opened" "$T/mount.log" || true; }
+opened() { grep -c "$AR: archive opened" "$T/mount.log" || true; }
 ls "$M/$AR" >/dev/null || fail "cannot list $AR"
 [ "$(opened)" = 1 ] || fail "no log line for the archive's first opening"
 
