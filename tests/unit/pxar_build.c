@@ -149,3 +149,22 @@ int pb_lookup(struct ds_pxar *px, const char *name, struct ds_pxar_entry *ret)
 	ds_pxar_root(px, &root);
 	return ds_pxar_lookup(px, &root, name, strlen(name), ret);
 }
+
+int pb_xattr_fn(void *ud, const char *name, const void *value, size_t len)
+{
+	struct pb_xattrs *x = ud;
+
+	assert_true(x->n < 8 && len <= 128 && strlen(name) < 64);
+	strcpy(x->names[x->n], name);
+	memcpy(x->values[x->n], value, len);
+	x->lens[x->n++] = len;
+	return 0;
+}
+
+int pb_xattr_find(const struct pb_xattrs *x, const char *name)
+{
+	for (int i = 0; i < x->n; i++)
+		if (strcmp(x->names[i], name) == 0)
+			return i;
+	return -1;
+}

@@ -58,4 +58,17 @@ int pb_open_mem(struct pb_arch *a, struct pb_mem m, const struct pb_mem *p);
 /* ds_pxar_lookup of name in the root. */
 int pb_lookup(struct ds_pxar *px, const char *name, struct ds_pxar_entry *ret);
 
+/* The xattrs ds_pxar_xattrs hands out, collected (at most 8, names under
+ * 64 bytes, values up to 128 bytes, else the test fails). */
+struct pb_xattrs {
+	char names[8][64];
+	uint8_t values[8][128];
+	size_t lens[8];
+	int n;
+};
+/* The ds_pxar_xattrs callback; ud is a struct pb_xattrs. */
+int pb_xattr_fn(void *ud, const char *name, const void *value, size_t len);
+/* The index of name in x, or -1. */
+int pb_xattr_find(const struct pb_xattrs *x, const char *name);
+
 #endif

@@ -18,6 +18,7 @@
 
 #include "store/pxar.h"
 #include "store/util.h"
+#include "pxar_build.h"
 #include "testutil.h"
 
 /* --- in-memory sources; a read outside the buffer is counted, never done --- */
@@ -388,25 +389,7 @@ static void check_content(struct ds_pxar *px, const char *path, const char *want
 	}
 }
 
-struct xa {
-	char names[8][64];
-	uint8_t values[8][128];
-	size_t lens[8];
-	int n;
-};
-
-static int xa_fn(void *ud, const char *name, const void *value, size_t len)
-{
-	struct xa *x = ud;
-
-	assert_true(x->n < 8 && len <= 128 && strlen(name) < 64);
-	strcpy(x->names[x->n], name);
-	memcpy(x->values[x->n], value, len);
-	x->lens[x->n++] = len;
-	return 0;
-}
-
-static void check_xattr(const struct xa *x, int i, const char *name, const char *hex)
+static void check_xattr(const struct pb_xattrs *x, int i, const char *name, const char *hex)
 {
 	uint8_t want[128];
 	size_t n = strlen(hex) / 2;
@@ -431,7 +414,7 @@ static void check_all_kinds(struct ds_pxar *px, int version)
 					     "hardlink", "many", "rich", "shared", "sock", "symlink" };
 	struct ds_pxar_entry root, e, f;
 	struct kids k = { 0 };
-	struct xa x = { 0 };
+	struct pb_xattrs x = { 0 };
 	char buf[32];
 	size_t n;
 
@@ -530,7 +513,7 @@ static void check_all_kinds(struct ds_pxar *px, int version)
 	assert_int_equal(e.mtime_sec, -1);
 	assert_int_equal(e.mtime_nsec, 500000000);
 	check_content(px, "rich", "rich");
-	assert_int_equal(ds_pxar_xattrs(px, &e, xa_fn, &x), 0);
+	assert_int_equal(ds_pxar_xattrs(px, &e, pb_xattr_fn, &x), 0);
 	assert_int_equal(x.n, 4);
 	check_xattr(&x, 0, "user.comment", "707861722074657374"); /* "pxar test" */
 	check_xattr(&x, 1, "user.empty", "");
@@ -539,13 +522,13 @@ static void check_all_kinds(struct ds_pxar *px, int version)
 
 	get(px, "shared", &e);
 	assert_int_equal(e.mode, S_IFDIR | 0775);
-	x = (struct xa){ 0 };
-	assert_int_equal(ds_pxar_xattrs(px, &e, xa_fn, &x), 0);
+	x = (struct pb_xattrs){ 0 };
+	assert_int_equal(ds_pxar_xattrs(px, &e, pb_xattr_fn, &x), 0);
 	assert_int_equal(x.n, 1);
 	check_xattr(&x, 0, "system.posix_acl_default", SHARED_ACL);
-	x = (struct xa){ 0 };
+	x = (struct pb_xattrs){ 0 };
 	get(px, "a-file", &e);
-	assert_int_equal(ds_pxar_xattrs(px, &e, xa_fn, &x), 0);
+	assert_int_equal(ds_pxar_xattrs(px, &e, pb_xattr_fn, &x), 0);
 	assert_int_equal(x.n, 0);
 
 	get(px, "symlink", &e);

@@ -247,32 +247,6 @@ static void test_mtime_nsec(void **state)
 
 /* --- ACLs and xattrs --- */
 
-struct xl {
-	char names[8][64];
-	uint8_t values[8][128];
-	size_t lens[8];
-	int n;
-};
-
-static int xl_fn(void *ud, const char *name, const void *value, size_t len)
-{
-	struct xl *x = ud;
-
-	assert_true(x->n < 8 && strlen(name) < 64 && len <= 128);
-	strcpy(x->names[x->n], name);
-	memcpy(x->values[x->n], value, len);
-	x->lens[x->n++] = len;
-	return 0;
-}
-
-static int find(const struct xl *x, const char *name)
-{
-	for (int i = 0; i < x->n; i++)
-		if (strcmp(x->names[i], name) == 0)
-			return i;
-	return -1;
-}
-
 /* One Linux ACL xattr entry (<linux/posix_acl_xattr.h>): le16 tag, le16
  * perm, le32 id. */
 static uint8_t *ace(uint8_t *p, uint16_t tag, uint16_t perm, uint32_t id)
@@ -314,7 +288,7 @@ static void test_acl_xattr(void **state)
 		  .nattrs = DS_ARRAY_SIZE(dattrs), .dir = true },
 	};
 	struct ds_pxar_entry e;
-	struct xl x = { 0 };
+	struct pb_xattrs x = { 0 };
 	struct pb_out m;
 	struct pb_arch a;
 	int i;
@@ -332,14 +306,14 @@ static void test_acl_xattr(void **state)
 	warnings = 0;
 	ds_log_set_sink(count_log, NULL);
 	assert_int_equal(pb_lookup(a.px, "f", &e), 0);
-	assert_int_equal(ds_pxar_xattrs(a.px, &e, xl_fn, &x), 0);
+	assert_int_equal(ds_pxar_xattrs(a.px, &e, pb_xattr_fn, &x), 0);
 	assert_int_equal(x.n, 3);
 	assert_int_equal(warnings, 2); /* the empty name, the id */
-	i = find(&x, "user.a");
+	i = pb_xattr_find(&x, "user.a");
 	assert_true(i >= 0);
 	assert_int_equal(x.lens[i], 1);
 	assert_memory_equal(x.values[i], "x", 1);
-	i = find(&x, "user.b");
+	i = pb_xattr_find(&x, "user.b");
 	assert_true(i >= 0);
 	assert_memory_equal(x.values[i], "y", 1);
 	/* Mode 0640 with ACL_GROUP_OBJ: the group bits (r--) are the mask. */
@@ -350,14 +324,14 @@ static void test_acl_xattr(void **state)
 	p = ace(p, 0x08, 5, 100);
 	p = ace(p, 0x10, 4, UINT32_MAX);
 	p = ace(p, 0x20, 0, UINT32_MAX);
-	i = find(&x, "system.posix_acl_access");
+	i = pb_xattr_find(&x, "system.posix_acl_access");
 	assert_true(i >= 0);
 	assert_int_equal(x.lens[i], (size_t)(p - want));
 	assert_memory_equal(x.values[i], want, (size_t)(p - want));
 
 	memset(&x, 0, sizeof(x));
 	assert_int_equal(pb_lookup(a.px, "d", &e), 0);
-	assert_int_equal(ds_pxar_xattrs(a.px, &e, xl_fn, &x), 0);
+	assert_int_equal(ds_pxar_xattrs(a.px, &e, pb_xattr_fn, &x), 0);
 	assert_int_equal(x.n, 1);
 	p = ace(want + 4, 0x01, 7, UINT32_MAX);
 	p = ace(p, 0x04, 5, UINT32_MAX);
