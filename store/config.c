@@ -462,6 +462,11 @@ int ds_datastore_cfg_base(const struct ds_datastore_cfg *ds, char *out, size_t o
 	return ds_path_fmt(out, outlen, "%s", ds->path);
 }
 
+const char *ds_datastore_cfg_base_why(int err)
+{
+	return err == -EINVAL ? "is not absolute (PBS refuses it too)" : strerror(-err);
+}
+
 /* --- writer --- */
 
 struct sbuf {

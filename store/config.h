@@ -115,6 +115,9 @@ const struct ds_datastore_cfg *ds_config_find(const struct ds_config *cfg, const
  * or -EINVAL for a path that is not absolute (of a store that is not
  * removable): PBS reads such a section but refuses to open the store. */
 int ds_datastore_cfg_base(const struct ds_datastore_cfg *ds, char *out, size_t outlen);
+/* What is wrong with the section's path, given the -errno of
+ * ds_datastore_cfg_base, for a message "path 'P' <this>". */
+const char *ds_datastore_cfg_base_why(int err);
 
 /* Sets or clears (mode NONE) the maintenance mode of store name in cfg:
  * the maintenance fields and the "maintenance-mode" entry of props, so

@@ -390,13 +390,8 @@ static void refuse_path_locked(struct ds_datastore *ds, const char *cfg_path, in
 	ds->path_err = err;
 	if (replace_str(cfg_path, &ds->bad_path) < 0)
 		ds_err("datastore %s: out of memory applying config", ds->name);
-	if (err == -EINVAL)
-		ds_err("datastore %s: path '%s' is not absolute (PBS refuses it too): "
-		       "reads and writes refused until it is",
-		       ds->name, cfg_path);
-	else
-		ds_err("datastore %s: path '%s': %s: reads and writes refused until it is fixed",
-		       ds->name, cfg_path, strerror(-err));
+	ds_err("datastore %s: path '%s' %s: reads and writes refused until it is fixed", ds->name,
+	       cfg_path, ds_datastore_cfg_base_why(err));
 }
 
 /* Follows a change of the store's directory in cfg (its path, or a backing
@@ -632,14 +627,9 @@ static void unretire_store_locked(struct ds_datastore *ds)
 /* Logs a refusal with its reason and the maintenance message. Lock held. */
 static void log_refusal_locked(struct ds_datastore *ds, int refusal, const char *what)
 {
-	if (refusal == ds->path_err && refusal == -EINVAL) {
-		ds_err("datastore %s: %s refused: path '%s' is not absolute (PBS refuses it too)",
-		       ds->name, what, ds->bad_path ? ds->bad_path : "?");
-		return;
-	}
 	if (refusal == ds->path_err) {
-		ds_err("datastore %s: %s refused: path '%s': %s", ds->name, what,
-		       ds->bad_path ? ds->bad_path : "?", strerror(-refusal));
+		ds_err("datastore %s: %s refused: path '%s' %s", ds->name, what,
+		       ds->bad_path ? ds->bad_path : "?", ds_datastore_cfg_base_why(refusal));
 		return;
 	}
 	ds_err("datastore %s: %s refused: %s%s%s", ds->name, what, refusal_reason(ds, refusal),

@@ -104,11 +104,9 @@ int cli_store_open(const char *arg, const char *config_path, struct cli_store *r
 		return -ENOENT;
 	}
 	r = ds_datastore_cfg_base(dc, base, sizeof(base));
-	if (r == -EINVAL)
-		fprintf(stderr, "dsfs: datastore '%s': path '%s' is not absolute (PBS refuses it too)\n",
-			dc->name, dc->path);
-	else if (r < 0)
-		fprintf(stderr, "dsfs: datastore '%s': %s\n", dc->name, strerror(-r));
+	if (r < 0)
+		fprintf(stderr, "dsfs: datastore '%s': path '%s' %s\n", dc->name,
+			dc->path ? dc->path : "", ds_datastore_cfg_base_why(r));
 	if (r == 0) {
 		r = ds_datastore_new(dc->name, base, &s.ds);
 		if (r < 0)

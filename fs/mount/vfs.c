@@ -182,11 +182,8 @@ static struct vstore *store_get(struct vfs *v, const char *name, const struct ds
 	if (dir) {
 		snprintf(base, sizeof(base), "%s", dir);
 	} else if ((r = ds_datastore_cfg_base(dc, base, sizeof(base))) < 0) {
-		if (r == -EINVAL)
-			ds_err("datastore %s: path '%s' in %s is not absolute (PBS refuses it too)",
-			       name, dc->path, v->opt.config_path);
-		else
-			ds_err("datastore %s: path: %s", name, strerror(-r));
+		ds_err("datastore %s: path '%s' in %s %s", name, dc->path ? dc->path : "",
+		       v->opt.config_path, ds_datastore_cfg_base_why(r));
 		*ret_err = r;
 		return NULL;
 	}
